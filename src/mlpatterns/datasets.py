@@ -51,7 +51,11 @@ def load_natality(path: str | Path | None = None) -> pd.DataFrame:
     """US natality sample (65,137 births): weight_pounds and what is known before birth.
 
     Read from the copy of the book's companion data that ships in the package
-    (``mlpatterns/_datasets/babyweight_eval.csv.gz``) unless ``path`` is given.
+    (``mlpatterns/_datasets/babyweight_eval.csv.gz``) unless ``path`` is given. Adds
+    ``row_id``, the row's position in the file, as a stable key for repeatable
+    splitting (the sample has no date or other natural key).
     """
     path = Path(path) if path is not None else SHIPPED_DATA / "babyweight_eval.csv.gz"
-    return pd.read_csv(path)
+    frame = pd.read_csv(path)
+    frame.insert(0, "row_id", range(len(frame)))
+    return frame

@@ -1,0 +1,321 @@
+"""Transform (pattern 21): one fitted transformation from raw columns to model features.
+
+Problem: preprocessing written for training is re-implemented, or forgotten, at
+serving time, and the two drift apart (training-serving skew).
+
+Solution: declare the features once; fit every learned parameter (medians, means,
+quantile boundaries) on the training split only; save the fitted parameters as
+JSON inside the model bundle; apply exactly the same object at serving time.
+:class:`FeatureTransform` is that object. It builds on the representation
+patterns of chapter 2: numeric columns are imputed and standardized, categorical
+columns become hashed buckets (1), numeric columns can be bucketized and any
+columns crossed (3), and dates are split into calendar parts. Its output keeps
+dense numbers and categorical indices apart, so a gradient-boosted model can take
+both as a matrix and a neural model can embed the indices (2).
+
+Examples
+--------
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"distance": [100.0, 200.0, None, 400.0],
+...                       "carrier": ["UA", "AA", "UA", None]})
+>>> transform = FeatureTransform(numeric=["distance"], categorical={"carrier": 8}).fit(frame)
+>>> features = transform.transform(frame)
+>>> features.numeric.shape, features.categorical.shape, features.cardinalities
+((4, 2), (4, 1), [9])
+>>> restored = FeatureTransform.from_json(transform.to_json())
+>>> bool((restored.transform(frame).categorical == features.categorical).all())
+True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpatterns._json_state import decode_value, encode_value
+
+__all__ = ["DATE_PARTS", "FeatureTransform", "TransformedFeatures"]
+
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")
+_FORMAT = "mlpatterns.FeatureTransform/1"
+
+
+@dataclass
+class TransformedFeatures:
+    """Model-ready features: dense numbers and categorical indices, row-aligned."""
+
+    numeric: np.ndarray  # float32 [n, n_numeric]
+    categorical: np.ndarray  # int64 [n, n_categorical], each column in [0, cardinality)
+    numeric_names: list[str] = field(default_factory=list)
+    categorical_names: list[str] = field(default_factory=list)
+    cardinalities: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+    def matrix(self) -> np.ndarray:
+        """One float32 matrix, numbers then category indices (for tree models)."""
+        return np.hstack([self.numeric, self.categorical.astype(np.float32)]).astype(np.float32)
+
+    @property
+    def names(self) -> list[str]:
+        return self.numeric_names + self.categorical_names
+
+    def take(self, rows: np.ndarray) -> TransformedFeatures:
+        return TransformedFeatures(
+            self.numeric[rows], self.categorical[rows], self.numeric_names,
+            self.categorical_names, self.cardinalities,
+        )
+
+
+def _as_bucket_count(column: str, value: Any) -> int:
+    count = value.get("buckets") if isinstance(value, Mapping) else value
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(
+            f"categorical.{column}: expected a positive bucket count, got {count!r}"
+        )
+    return count
+
+
+class FeatureTransform:
+    """Declared features, fitted on training data, applied identically at serving.
+
+    Parameters
+    ----------
+    numeric : list of str
+        Numeric columns: missing values take the training median (and get a
+        ``<name>_missing`` indicator when the training data had any), then the
+        column is standardized with the training mean and standard deviation.
+    categorical : dict of str to int
+        Categorical columns and their hash bucket counts (Hashed Feature, 1):
+        values never seen in training still land in a bucket; nulls get a bucket
+        of their own.
+    bucketize : dict of str to dict
+        Numeric columns turned into bins (Feature Cross, 3): ``{"quantiles": n}``
+        learns ``n`` quantile bins on the training data, ``{"boundaries": [...]}``
+        uses explicit split points. The bin index becomes a categorical feature,
+        and the bin name can be crossed.
+    crosses : list of dict
+        ``{"columns": [a, b, ...], "buckets": n}``: the crossed values of 2-4
+        categorical or bucketized columns, hashed into ``n`` buckets.
+    date_parts : dict of str to list of str
+        Calendar parts of date or datetime columns (``DATE_PARTS``), used as
+        categorical features, e.g. ``{"date": ["dayofweek", "month"]}``.
+    convention : {"bigquery", "keras"}
+        Hash bucket convention (see :mod:`mlpatterns.hashing`).
+    """
+
+    def __init__(
+        self,
+        numeric: Sequence[str] = (),
+        categorical: Mapping[str, Any] | None = None,
+        bucketize: Mapping[str, Mapping[str, Any]] | None = None,
+        crosses: Sequence[Mapping[str, Any]] = (),
+        date_parts: Mapping[str, Sequence[str]] | None = None,
+        convention: str = "bigquery",
+    ) -> None:
+        self.numeric = list(numeric)
+        self.categorical = {c: _as_bucket_count(c, v) for c, v in (categorical or {}).items()}
+        self.bucketize = {c: dict(v) for c, v in (bucketize or {}).items()}
+        self.crosses = [dict(c) for c in crosses]
+        self.date_parts = {c: list(p) for c, p in (date_parts or {}).items()}
+        self.convention = convention
+        self._validate_declaration()
+        self.state_: dict[str, Any] | None = None
+
+    # -- declaration ---------------------------------------------------------------------------
+    def _validate_declaration(self) -> None:
+        for column, parts in self.date_parts.items():
+            unknown = sorted(set(parts) - set(DATE_PARTS))
+            if unknown:
+                raise ValueError(
+                    f"date_parts.{column}: unknown part(s) {unknown}; expected some of {list(DATE_PARTS)}"
+                )
+        for column, how in self.bucketize.items():
+            if ("quantiles" in how) == ("boundaries" in how):
+                raise ValueError(
+                    f"bucketize.{column}: expected exactly one of 'quantiles' or 'boundaries', "
+                    f"got {sorted(how)}"
+                )
+        for i, cross in enumerate(self.crosses):
+            columns = cross.get("columns")
+            if not isinstance(columns, list) or not 2 <= len(columns) <= 4:
+                raise ValueError(f"crosses[{i}].columns: expected a list of 2 to 4 columns, got {columns!r}")
+            _as_bucket_count(f"crosses[{i}]", cross.get("buckets"))
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns the transform reads, in a stable order."""
+        columns: list[str] = []
+        for name in [*self.numeric, *self.categorical, *self.bucketize, *self.date_parts]:
+            if name not in columns:
+                columns.append(name)
+        for cross in self.crosses:
+            for name in cross["columns"]:
+                if name not in columns and name not in self._derived_names():
+                    columns.append(name)
+        return columns
+
+    def _derived_names(self) -> set[str]:
+        return {f"{c}_{p}" for c, parts in self.date_parts.items() for p in parts}
+
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        """Raise a clear error when ``frame`` lacks a column the transform reads."""
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise KeyError(
+                f"missing input column(s) {missing}; the transform reads {self.input_columns}"
+            )
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> FeatureTransform:
+        """Learn medians, means, scales and quantile boundaries from the training rows."""
+        from mlpatterns.data.bucketize import quantile_boundaries
+
+        self.check_columns(frame)
+        numeric_state = {}
+        for column in self.numeric:
+            values = _numeric_column(frame, column)
+            finite = values[~np.isnan(values)]
+            if len(finite) == 0:
+                raise ValueError(f"numeric.{column}: the training data has no non-null value")
+            median = float(np.median(finite))
+            filled = np.where(np.isnan(values), median, values)
+            std = float(filled.std())
+            numeric_state[column] = {
+                "median": median, "mean": float(filled.mean()), "std": std if std > 0 else 1.0,
+                "indicator": bool(np.isnan(values).any()),
+            }
+        boundaries = {}
+        for column, how in self.bucketize.items():
+            if "boundaries" in how:
+                boundaries[column] = [float(b) for b in how["boundaries"]]
+            else:
+                values = _numeric_column(frame, column)
+                boundaries[column] = [
+                    float(b) for b in quantile_boundaries(values[~np.isnan(values)], int(how["quantiles"]))
+                ]
+        self.state_ = {"numeric": numeric_state, "boundaries": boundaries}
+        return self
+
+    # -- applying ------------------------------------------------------------------------------
+    def _check_fitted(self) -> dict[str, Any]:
+        if self.state_ is None:
+            raise RuntimeError("this FeatureTransform is not fitted yet; call fit() on training data")
+        return self.state_
+
+    def transform(self, frame: pd.DataFrame) -> TransformedFeatures:
+        """Apply the fitted transform; the same code runs in training and in serving."""
+        from mlpatterns.data.bucketize import bucketize
+        from mlpatterns.data.feature_cross import cross_values
+        from mlpatterns.hashing import hash_bucket
+
+        state = self._check_fitted()
+        self.check_columns(frame)
+        n = len(frame)
+        numeric_blocks, numeric_names = [], []
+        for column in self.numeric:
+            params = state["numeric"][column]
+            values = _numeric_column(frame, column)
+            missing = np.isnan(values)
+            filled = np.where(missing, params["median"], values)
+            numeric_blocks.append((filled - params["mean"]) / params["std"])
+            numeric_names.append(column)
+            if params["indicator"]:
+                numeric_blocks.append(missing.astype(np.float64))
+                numeric_names.append(f"{column}_missing")
+
+        text_columns: dict[str, np.ndarray] = {}
+        index_blocks, index_names, cardinalities = [], [], []
+
+        def add_hashed(name: str, values: Any, buckets: int) -> None:
+            index_blocks.append(
+                hash_bucket(values, buckets, convention=self.convention, null_bucket=buckets)
+            )
+            index_names.append(name)
+            cardinalities.append(buckets + 1)
+
+        for column, buckets in self.categorical.items():
+            add_hashed(column, frame[column], buckets)
+            text_columns[column] = frame[column]
+        for column, edges in state["boundaries"].items():
+            names = bucketize(_numeric_column(frame, column), edges)
+            text_columns[column] = names
+            index = np.array([-1 if v is None else int(v[4:]) for v in names], dtype=np.int64)
+            index_blocks.append(np.where(index < 0, len(edges) + 2, index))
+            index_names.append(f"{column}_bin")
+            cardinalities.append(len(edges) + 3)
+        for column, parts in self.date_parts.items():
+            stamps = pd.to_datetime(pd.Series(frame[column]).astype(object), errors="coerce")
+            for part in parts:
+                values = getattr(stamps.dt, part).to_numpy(dtype=np.float64, na_value=np.nan)
+                text = np.array([None if np.isnan(v) else str(int(v)) for v in values], dtype=object)
+                text_columns[f"{column}_{part}"] = text
+                add_hashed(f"{column}_{part}", text, _DATE_PART_BUCKETS[part])
+        for cross in self.crosses:
+            columns = cross["columns"]
+            crossed = cross_values(*(text_columns.get(c, frame[c] if c in frame else None) for c in columns))
+            add_hashed("_".join(columns), crossed, int(cross["buckets"]))
+
+        numeric = np.column_stack(numeric_blocks) if numeric_blocks else np.zeros((n, 0))
+        categorical = np.column_stack(index_blocks) if index_blocks else np.zeros((n, 0))
+        return TransformedFeatures(
+            numeric.astype(np.float32), categorical.astype(np.int64), numeric_names,
+            index_names, cardinalities,
+        )
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "declaration": {
+                "numeric": self.numeric, "categorical": self.categorical,
+                "bucketize": self.bucketize, "crosses": self.crosses,
+                "date_parts": self.date_parts, "convention": self.convention,
+            },
+            "state": encode_value(self._check_fitted()),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> FeatureTransform:
+        if not isinstance(payload, Mapping) or payload.get("format") != _FORMAT:
+            raise ValueError(f"not a fitted FeatureTransform: expected format {_FORMAT!r}")
+        transform = cls(**payload["declaration"])
+        transform.state_ = decode_value(payload["state"])
+        return transform
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureTransform:
+        return cls.from_dict(json.loads(text))
+
+
+_DATE_PART_BUCKETS = {"year": 64, "month": 16, "day": 64, "dayofweek": 8, "dayofyear": 512, "hour": 32}
+
+
+def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    series = frame[column]
+    if isinstance(series.dtype, pd.StringDtype) or series.dtype == object:
+        converted = pd.to_numeric(series, errors="coerce")
+        bad = converted.isna() & series.notna()
+        if bad.any():
+            first = series[bad].iloc[0]
+            raise ValueError(
+                f"column {column!r}: expected numbers, got {int(bad.sum())} non-numeric value(s) "
+                f"such as {first!r}"
+            )
+        series = converted
+    if isinstance(series.dtype, pd.BooleanDtype) or series.dtype == bool:
+        series = series.astype("float64")
+    try:
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"column {column!r}: expected numbers ({error})") from error
+

@@ -1,0 +1,178 @@
+"""The model bundle: a directory of data that is the stateless serving function (16).
+
+A bundle holds everything needed to serve a model and nothing that executes on
+load: the fitted transform (21) as JSON, the model as ONNX (and, for networks,
+the weights as safetensors), and ``manifest.json`` with the signature (input
+columns, key columns passed through, outputs), the versions of the libraries that
+wrote it, lineage, metrics and the sha256 of every file. Loading never unpickles.
+
+:func:`read_bundle` refuses a bundle that is not exactly what its manifest says:
+a missing manifest or file (incomplete), a file whose digest differs (tampered or
+truncated), a file the manifest does not list, a name that leaves the directory,
+or an unknown format version. The error says which file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleError", "read_bundle", "write_bundle"]
+
+BUNDLE_FORMAT = "mlpatterns-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_REQUIRED_FIELDS = ("format", "format_version", "name", "task", "model", "transform", "signature", "files")
+_VERSIONED = ("mlpatterns", "numpy", "pandas", "scikit-learn", "onnx", "onnxruntime", "skl2onnx", "torch")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted or used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its manifest and the bytes of every file it lists."""
+
+    path: Path
+    manifest: dict[str, Any]
+    files: dict[str, bytes]
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.files[name])
+        except json.JSONDecodeError as error:
+            raise BundleError(f"{self.path / name}: not valid JSON ({error})") from error
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _check_name(name: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name == MANIFEST:
+        raise BundleError(f"invalid file name {name!r} in a bundle: expected a plain file name")
+
+
+def write_bundle(
+    directory: str | os.PathLike[str],
+    files: Mapping[str, bytes],
+    manifest: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle atomically: into a temporary directory, then renamed into place.
+
+    ``files`` maps plain file names to their bytes; ``manifest`` gives the fields
+    of ``manifest.json`` (the format, versions, creation time and digests are added).
+    A reader never sees a half-written bundle.
+    """
+    target = Path(directory)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
+    for name in files:
+        _check_name(name)
+    full = {
+        "format": BUNDLE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **manifest,
+        "files": {name: _sha256(data) for name, data in sorted(files.items())},
+    }
+    missing = [f for f in _REQUIRED_FIELDS if f not in full]
+    if missing:
+        raise ValueError(f"bundle manifest is missing field(s) {missing}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            staging.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
+    """Read and verify a bundle; raise :class:`BundleError` saying what is wrong."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise BundleError(f"{path}: not a bundle directory (it does not exist or is a file)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: incomplete bundle, {MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"{manifest_path}: not valid JSON ({error}); the bundle is damaged") from error
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: expected a JSON object")
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{manifest_path}: format is {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{manifest_path}: format_version {manifest.get('format_version')!r} is not supported "
+            f"(this mlpatterns reads version {FORMAT_VERSION})"
+        )
+    missing = [f for f in _REQUIRED_FIELDS if f not in manifest]
+    if missing:
+        raise BundleError(f"{manifest_path}: missing field(s) {missing}")
+    listed = manifest["files"]
+    if not isinstance(listed, dict) or not listed:
+        raise BundleError(f"{manifest_path}: 'files' must map file names to sha256 digests")
+    files: dict[str, bytes] = {}
+    for name, digest in listed.items():
+        try:
+            _check_name(name)
+        except BundleError as error:
+            raise BundleError(f"{manifest_path}: {error}") from None
+        file_path = path / name
+        if not file_path.is_file():
+            raise BundleError(f"{path}: incomplete bundle, {name} is listed in the manifest but missing")
+        data = file_path.read_bytes()
+        if _sha256(data) != digest:
+            raise BundleError(
+                f"{file_path}: sha256 does not match the manifest; the file was modified or "
+                f"truncated ({len(data)} bytes now)"
+            )
+        files[name] = data
+    extra = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and p.name not in listed)
+    if extra:
+        raise BundleError(f"{path}: file(s) {extra} are not listed in the manifest; refusing the bundle")
+    for field_name in ("transform",):
+        if manifest[field_name] not in files:
+            raise BundleError(f"{manifest_path}: {field_name} names {manifest[field_name]!r}, which is not in 'files'")
+    model_file = manifest["model"].get("file") if isinstance(manifest["model"], dict) else None
+    if model_file not in files:
+        raise BundleError(f"{manifest_path}: model.file names {model_file!r}, which is not in 'files'")
+    return Bundle(path=path, manifest=manifest, files=files)
