@@ -60,7 +60,11 @@ def load_data(spec: Spec) -> pd.DataFrame:
     if fraction is not None:
         from mlpatterns.reproducibility.repeatable_splitting import repeatable_sample
 
-        frame = repeatable_sample(frame, spec.split["key"], fraction).reset_index(drop=True)
+        # Sample on a finer bucketing than the split's (a multiple of it), so the sampled
+        # keys still spread evenly over the split's buckets.
+        buckets = spec.split.get("num_buckets", 100) * 100
+        frame = repeatable_sample(frame, spec.split["key"], fraction, num_buckets=buckets)
+        frame = frame.reset_index(drop=True)
     return frame
 
 
@@ -200,7 +204,8 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
 
     clock = time.perf_counter()
     split = hash_split(frame, key=spec.split["key"], fractions=spec.split["fractions"],
-                       num_buckets=spec.split.get("num_buckets", 100)).to_numpy()
+                       num_buckets=spec.split.get("num_buckets", 100),
+                       separator=spec.split.get("separator", "")).to_numpy()
     rows = {s: int((split == s).sum()) for s in SPLITS}
     for s in SPLITS:
         if rows[s] == 0:

@@ -201,6 +201,10 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     _expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
     if "dataset" in data:
         _expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
+    if "sample_fraction" in data:
+        fraction = data["sample_fraction"]
+        _expect(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1,
+                "data.sample_fraction", f"expected a number in (0, 1], got {fraction!r}")
     keys = _string_list(spec.get("keys", []), "keys")
     baseline = _mapping(spec.get("baseline", {}) or {}, "baseline", ("levels", "min_count", "statistic"))
     if "levels" in baseline:

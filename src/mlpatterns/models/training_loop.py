@@ -80,7 +80,7 @@ def train_network(
             loss = loss_fn(model(numeric, categorical), target)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(rows)
+            total += float(loss.detach()) * len(rows)
             if progress is not None:
                 progress.advance(task_id)
         valid_loss = evaluate_loss(model, valid_tensors, loss_fn)

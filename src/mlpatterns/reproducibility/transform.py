@@ -243,23 +243,27 @@ class FeatureTransform:
         for column, buckets in self.categorical.items():
             add_hashed(column, frame[column], buckets)
             text_columns[column] = frame[column]
-        for column, edges in state["boundaries"].items():
+        for column in self.bucketize:  # declaration order, not the JSON's key order
+            edges = state["boundaries"][column]
             names = bucketize(_numeric_column(frame, column), edges)
             text_columns[column] = names
-            index = np.array([-1 if v is None else int(v[4:]) for v in names], dtype=np.int64)
-            index_blocks.append(np.where(index < 0, len(edges) + 2, index))
+            # 'bin_1'..'bin_{k+1}' become indices 0..k; a null gets index k+1.
+            index = np.array([len(edges) + 1 if v is None else int(v[4:]) - 1 for v in names], dtype=np.int64)
+            index_blocks.append(index)
             index_names.append(f"{column}_bin")
-            cardinalities.append(len(edges) + 3)
+            cardinalities.append(len(edges) + 2)
         for column, parts in self.date_parts.items():
             stamps = pd.to_datetime(pd.Series(frame[column]).astype(object), errors="coerce")
             for part in parts:
-                values = getattr(stamps.dt, part).to_numpy(dtype=np.float64, na_value=np.nan)
+                values = getattr(stamps.dt, _PANDAS_DATE_PART.get(part, part)).to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
                 text = np.array([None if np.isnan(v) else str(int(v)) for v in values], dtype=object)
                 text_columns[f"{column}_{part}"] = text
                 add_hashed(f"{column}_{part}", text, _DATE_PART_BUCKETS[part])
         for cross in self.crosses:
             columns = cross["columns"]
-            crossed = cross_values(*(text_columns.get(c, frame[c] if c in frame else None) for c in columns))
+            crossed = cross_values(*(text_columns[c] if c in text_columns else frame[c] for c in columns))
             add_hashed("_".join(columns), crossed, int(cross["buckets"]))
 
         numeric = np.column_stack(numeric_blocks) if numeric_blocks else np.zeros((n, 0))
@@ -282,7 +286,8 @@ class FeatureTransform:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+        # No sort_keys: the declaration order is the order of the output columns.
+        return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> FeatureTransform:
@@ -297,6 +302,7 @@ class FeatureTransform:
         return cls.from_dict(json.loads(text))
 
 
+_PANDAS_DATE_PART = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}
 _DATE_PART_BUCKETS = {"year": 64, "month": 16, "day": 64, "dayofweek": 8, "dayofyear": 512, "hour": 32}
 
 

@@ -44,7 +44,7 @@ def _batches(path: Path, chunk_rows: int):
     else:
         raise ValueError(f"{path}: expected a .csv, .csv.gz or .parquet input file")
     total = relation.shape[0]
-    reader = relation.fetch_record_batch(chunk_rows)
+    reader = relation.to_arrow_reader(chunk_rows)
     return total, reader
 
 

@@ -11,6 +11,7 @@ never a bundle.
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,13 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
 
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     options = {id(model): {"zipmap": False}} if task == "classification" else None
-    proto = convert_sklearn(
-        model, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))], options=options
-    )
+    with warnings.catch_warnings():
+        # skl2onnx writes numpy booleans into integer attributes; protobuf 6 converts them
+        # with a DeprecationWarning (protobuf 7 refuses them, hence the pin in pyproject).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        proto = convert_sklearn(
+            model, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))], options=options
+        )
     onnx_bytes = proto.SerializeToString()
     if task == "classification":
         _verify(onnx_bytes, {"features": sample}, model.predict_proba(sample)[:, 1], lambda out: out[1][:, 1])
@@ -57,8 +62,6 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
 
 def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task: str) -> bytes:
     """Export a network taking ``(numeric, categorical)``; classification outputs probabilities."""
-    import warnings
-
     import torch
 
     class _Serving(torch.nn.Module):

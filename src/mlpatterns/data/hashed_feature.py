@@ -1,0 +1,282 @@
+"""Hashed Feature (pattern 1): categorical inputs hashed into a fixed number of buckets.
+
+Problem: a categorical input whose vocabulary is incomplete (new aircraft, airports
+and routes appear after training: cold start), huge (one weight per value makes the
+model large) or unknown ahead of time. A vocabulary built on the training data must
+send every value it has not seen to one "unknown" slot, and has to be stored and
+shipped with the model.
+
+Solution: hash the text form of each value deterministically with FarmHash
+Fingerprint64 into ``num_buckets`` buckets, as BigQuery's
+``ABS(MOD(FARM_FINGERPRINT(x), N))`` does. Nothing is learned per value, a value never
+seen in training still lands in a bucket, and SQL, Python and the serving process agree
+bit for bit. The price is collisions: unrelated values share a bucket.
+:class:`HashedFeature` measures them on the training data (``collisions_``) so that the
+bucket count is chosen knowingly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mlpatterns._json_state import JSONStateMixin, register_json_state
+from mlpatterns.hashing import BUCKET_CONVENTIONS, hash_bucket, to_bigquery_strings
+
+__all__ = ["HashedFeature"]
+
+_CAST_ERROR = (
+    "argument must be a string, bytes, bool, number, date or datetime, the types that "
+    "FARM_FINGERPRINT(CAST(x AS STRING)) accepts"
+)
+
+
+def _is_dataframe(X: Any) -> bool:
+    return hasattr(X, "columns") and hasattr(X, "iloc") and hasattr(X, "dtypes")
+
+
+def _validated_columns(
+    estimator: BaseEstimator, X: Any, *, reset: bool, dtype: Any = None
+) -> tuple[list[str], list[Any]]:
+    """Check ``X`` as scikit-learn does and return its column names and 1-D columns.
+
+    A pandas DataFrame keeps its columns as they are (string, categorical, Arrow or
+    nullable dtypes), so nothing is converted to a wide object array; anything else
+    goes through ``validate_data``. Both paths record or check ``n_features_in_``
+    and ``feature_names_in_``.
+    """
+    name = type(estimator).__name__
+    if _is_dataframe(X):
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(
+                f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
+                f"(shape={X.shape}) while a minimum of 1 of each is required by {name}."
+            )
+        columns: list[Any] = [X.iloc[:, j] for j in range(X.shape[1])]
+    else:
+        array = validate_data(estimator, X, reset=reset, dtype=dtype, ensure_all_finite="allow-nan")
+        columns = [array[:, j] for j in range(array.shape[1])]
+    return list(_feature_names_in(estimator, None)), columns
+
+
+def _feature_names_in(estimator: BaseEstimator, input_features: Any) -> np.ndarray:
+    """The input feature names, checked against what ``fit`` saw (``x0, x1, ...`` for arrays)."""
+    check_is_fitted(estimator, "n_features_in_")
+    seen = getattr(estimator, "feature_names_in_", None)
+    if input_features is None:
+        if seen is not None:
+            return np.asarray(seen, dtype=object)
+        return np.asarray([f"x{i}" for i in range(estimator.n_features_in_)], dtype=object)
+    names = np.asarray(input_features, dtype=object)
+    if seen is not None and not np.array_equal(names, seen):
+        raise ValueError(
+            f"input_features is not equal to feature_names_in_: got {list(names)}, "
+            f"fitted on {list(seen)}"
+        )
+    if len(names) != estimator.n_features_in_:
+        raise ValueError(
+            f"input_features should have length equal to number of features "
+            f"({estimator.n_features_in_}), got {len(names)}"
+        )
+    return names
+
+
+def _check_choice(parameter: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{parameter} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_bucket_count(parameter: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{parameter} must be a positive integer, got {value!r}")
+
+
+def _hash_column(name: str, values: Any, num_buckets: int, convention: str) -> np.ndarray:
+    """Buckets of one column, nulls in bucket ``num_buckets``; a clear error names the column."""
+    try:
+        return hash_bucket(values, num_buckets, convention=convention, null_bucket=num_buckets)
+    except TypeError as error:
+        raise TypeError(f"column {name!r}: {_CAST_ERROR} ({error})") from error
+
+
+def _null_error(name: str, count: int, first: int) -> ValueError:
+    return ValueError(
+        f"column {name!r}: {count} null value(s), the first at row {first}, and "
+        "handle_null='error'; use handle_null='bucket' to give nulls a bucket of their "
+        "own (index num_buckets), or drop or fill them first"
+    )
+
+
+@register_json_state
+class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
+    """Hash every input column into ``num_buckets`` buckets with FarmHash Fingerprint64.
+
+    Each value is cast to text as BigQuery's ``CAST(x AS STRING)`` does and hashed
+    with :func:`mlpatterns.hashing.hash_bucket`, so the buckets are bit-exact with
+    ``ABS(MOD(FARM_FINGERPRINT(x), num_buckets))`` (or Keras ``Hashing``). Values
+    never seen in training (cold start) hash like any other; ``fit`` only records
+    the column names and a collision report.
+
+    Parameters
+    ----------
+    num_buckets : int, default=100
+        Buckets per column. More buckets, fewer collisions, more weights downstream.
+    convention : {"bigquery", "keras"}, default="bigquery"
+        ``ABS(MOD(fingerprint, n))`` or ``uint64(fingerprint) % n``; they differ for
+        negative fingerprints (see :mod:`mlpatterns.hashing`).
+    handle_null : {"bucket", "error"}, default="bucket"
+        ``"bucket"`` sends nulls (None, NaN, NA, NaT) to an extra bucket, index
+        ``num_buckets``; ``"error"`` raises, naming the column.
+    output : {"index", "onehot"}, default="index"
+        ``"index"``: an int64 array ``[n_samples, n_columns]`` of bucket indices (for
+        embeddings or trees). ``"onehot"``: a SciPy CSR matrix with one column per
+        bucket of every input column (for linear models).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` was a DataFrame with string column names.
+    collisions_ : dict of str to dict
+        Per column, on the training data: ``distinct_values`` (non-null),
+        ``buckets_used``, ``values_sharing_a_bucket`` (values whose bucket holds
+        another value too), ``share_of_rows_in_shared_buckets`` (of all rows) and
+        ``null_rows``.
+    cardinalities_ : list of int
+        Number of possible indices per output column (``num_buckets``, plus one for
+        the null bucket), to size an embedding or a one-hot block.
+
+    See Also
+    --------
+    mlpatterns.hashing.hash_bucket : The hash behind this transformer.
+    sklearn.feature_extraction.FeatureHasher : Hashes feature names into one shared space,
+        with MurmurHash3, not bit-exact with BigQuery.
+    sklearn.preprocessing.OneHotEncoder : The vocabulary baseline; unseen values are unknown.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> train = pd.DataFrame({"carrier": ["UA", "AA", "B6", None], "dest": ["IAH", "MIA", "BQN", "ATL"]})
+    >>> hasher = HashedFeature(num_buckets=8).fit(train)
+    >>> hasher.transform(train)  # the null carrier goes to bucket 8; MIA and BQN collide
+    array([[3, 1],
+           [1, 4],
+           [6, 4],
+           [8, 6]])
+    >>> hasher.transform(pd.DataFrame({"carrier": ["ZZ"], "dest": ["LEX"]}))  # never seen
+    array([[2, 6]])
+    >>> hasher.cardinalities_
+    [9, 9]
+    >>> hasher.collisions_["dest"]
+    {'distinct_values': 4, 'buckets_used': 3, 'values_sharing_a_bucket': 2, 'share_of_rows_in_shared_buckets': 0.5, 'null_rows': 0}
+    >>> HashedFeature(num_buckets=8, output="onehot").fit(train).transform(train).shape
+    (4, 18)
+    """
+
+    def __init__(
+        self,
+        *,
+        num_buckets: int = 100,
+        convention: str = "bigquery",
+        handle_null: str = "bucket",
+        output: str = "index",
+    ) -> None:
+        self.num_buckets = num_buckets
+        self.convention = convention
+        self.handle_null = handle_null
+        self.output = output
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.input_tags.allow_nan = self.handle_null == "bucket"
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    @classmethod
+    def _estimator_check_instances(cls) -> list[HashedFeature]:
+        return [cls(), cls(num_buckets=20, convention="keras", output="onehot")]
+
+    def _check_params(self) -> None:
+        _check_bucket_count("num_buckets", self.num_buckets)
+        _check_choice("convention", self.convention, BUCKET_CONVENTIONS)
+        _check_choice("handle_null", self.handle_null, ("bucket", "error"))
+        _check_choice("output", self.output, ("index", "onehot"))
+
+    def fit(self, X: Any, y: Any = None) -> HashedFeature:
+        """Record the columns and measure bucket collisions on the training data."""
+        self._check_params()
+        names, columns = _validated_columns(self, X, reset=True)
+        self.collisions_ = {
+            name: self._collisions(name, col) for name, col in zip(names, columns, strict=True)
+        }
+        extra = 1 if self.handle_null == "bucket" else 0
+        self.cardinalities_ = [int(self.num_buckets) + extra] * len(names)
+        return self
+
+    def _collisions(self, name: str, values: Any) -> dict[str, Any]:
+        try:
+            text = to_bigquery_strings(values)
+        except TypeError as error:
+            raise TypeError(f"column {name!r}: {_CAST_ERROR} ({error})") from error
+        codes, uniques = pd.factorize(text)
+        nulls = codes < 0
+        if nulls.any() and self.handle_null == "error":
+            raise _null_error(name, int(nulls.sum()), int(np.argmax(nulls)))
+        buckets = hash_bucket(uniques, int(self.num_buckets), convention=self.convention)
+        values_per_bucket = np.bincount(buckets, minlength=int(self.num_buckets))
+        shared = values_per_bucket[buckets] > 1
+        rows_per_value = np.bincount(codes[~nulls], minlength=len(uniques))
+        return {
+            "distinct_values": len(uniques),
+            "buckets_used": int(np.count_nonzero(values_per_bucket)),
+            "values_sharing_a_bucket": int(shared.sum()),
+            "share_of_rows_in_shared_buckets": float(rows_per_value[shared].sum() / len(codes)),
+            "null_rows": int(nulls.sum()),
+        }
+
+    def transform(self, X: Any) -> np.ndarray | sp.csr_matrix:
+        """Bucket indices (int64 ``[n, n_columns]``) or their one-hot CSR matrix."""
+        check_is_fitted(self)
+        self._check_params()
+        names, columns = _validated_columns(self, X, reset=False)
+        n_buckets = int(self.num_buckets)
+        indices = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
+        for j, (name, values) in enumerate(zip(names, columns, strict=True)):
+            indices[:, j] = _hash_column(name, values, n_buckets, self.convention)
+            if self.handle_null == "error":
+                nulls = np.flatnonzero(indices[:, j] == n_buckets)
+                if nulls.size:
+                    raise _null_error(name, nulls.size, int(nulls[0]))
+        if self.output == "onehot":
+            return _one_hot(indices, self.cardinalities_)
+        return indices
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Input names for ``output="index"``; ``<name>_<bucket>`` and ``<name>_null`` for one-hot."""
+        names = _feature_names_in(self, input_features)
+        if self.output != "onehot":
+            return names
+        out = []
+        for name, cardinality in zip(names, self.cardinalities_, strict=True):
+            out.extend(f"{name}_{k}" for k in range(int(self.num_buckets)))
+            if cardinality > self.num_buckets:
+                out.append(f"{name}_null")
+        return np.asarray(out, dtype=object)
+
+
+def _one_hot(indices: np.ndarray, cardinalities: list[int]) -> sp.csr_matrix:
+    """One 1 per row and column block: column ``offset_j + indices[:, j]``."""
+    n_rows, n_columns = indices.shape
+    offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(np.int64)
+    columns = (indices + offsets).ravel()
+    indptr = np.arange(0, n_rows * n_columns + 1, n_columns, dtype=np.int64)
+    data = np.ones(n_rows * n_columns, dtype=np.float64)
+    return sp.csr_matrix((data, columns, indptr), shape=(n_rows, int(sum(cardinalities))))

@@ -1,0 +1,130 @@
+"""End to end: `mlpatterns run` on real data, then `mlpatterns predict` with the bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlpatterns.cli import main
+from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def small_spec(tmp_path: Path, name: str, **changes) -> Path:
+    spec = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    spec["output"] = {"dir": str(tmp_path / "run")}
+    for model in spec["models"].values():
+        if model["type"] == "gradient_boosting":
+            model["params"] = {"max_iter": 30}
+        else:
+            model["params"] = {"epochs": 1, "batch_size": 1024, "hidden": [16]}
+    spec.update(changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def flights_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("flights")
+    spec = yaml.safe_load(small_spec(tmp_path, "flights").read_text())
+    spec["data"]["sample_fraction"] = 0.15  # a repeatable 15 % of the days
+    path = tmp_path / "flights.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path)]) == 0
+    return tmp_path / "run"
+
+
+def test_run_writes_bundles_report_and_test_rows(flights_run):
+    report = json.loads((flights_run / "report.json").read_text())
+    assert set(report["metrics"]) == {"heuristic_benchmark", "gradient_boosting", "wide_and_deep"}
+    for name in ("gradient_boosting", "wide_and_deep"):
+        assert (flights_run / "bundles" / name / "manifest.json").is_file()
+        assert report["skew"][name]["features_identical"] == 1.0
+        assert report["skew"][name]["max_score_difference"] < 1e-4
+        assert 0.5 < report["metrics"][name]["roc_auc"] <= 1
+    assert report["rows"]["train"] > report["rows"]["test"] > 0
+
+
+def test_split_keeps_each_day_in_one_split(flights_run):
+    test_days = set(pd.read_parquet(flights_run / "test.parquet")["date"].astype(str))
+    bundle = ServingFunction.load(flights_run / "bundles" / "gradient_boosting")
+    assert bundle.bundle.manifest["lineage"]["split"]["key"] == ["date"]
+    assert 0 < len(test_days) < 40
+
+
+def test_predict_passes_keys_through(flights_run, tmp_path):
+    out = tmp_path / "predictions.parquet"
+    assert main(["predict", str(flights_run / "bundles" / "gradient_boosting"),
+                 str(flights_run / "test.parquet"), str(out), "--chunk-rows", "500"]) == 0
+    test = pd.read_parquet(flights_run / "test.parquet")
+    predictions = pd.read_parquet(out)
+    keys = ["year", "month", "day", "carrier", "flight", "origin"]
+    assert list(predictions.columns) == [*keys, "probability", "prediction"]
+    pd.testing.assert_frame_equal(predictions[keys], test[keys], check_dtype=False)
+    assert predictions["probability"].between(0, 1).all()
+
+
+def test_predict_reports_bad_rows_and_scores_the_rest(flights_run, tmp_path):
+    rows = pd.read_parquet(flights_run / "test.parquet").head(50).astype({"distance": object})
+    rows.loc[[3, 17], "distance"] = ["far", "?"]
+    source = tmp_path / "rows.csv"
+    rows.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(flights_run / "bundles" / "wide_and_deep"), str(source), str(out)]) == 1
+    assert len(pd.read_csv(out)) == 48
+    errors = pd.read_csv(tmp_path / "out.csv.errors.csv")
+    assert errors["row"].tolist() == [3, 17]
+    assert set(errors["column"]) == {"distance"}
+
+
+def test_predict_names_a_missing_column(flights_run, tmp_path, capsys):
+    rows = pd.read_parquet(flights_run / "test.parquet").head(5).drop(columns=["tailnum"])
+    source = tmp_path / "rows.parquet"
+    rows.to_parquet(source)
+    assert main(["predict", str(flights_run / "bundles" / "gradient_boosting"), str(source),
+                 str(tmp_path / "o.csv")]) == 2
+    assert "missing column(s) ['tailnum']" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_tampered_bundle(flights_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(flights_run / "bundles" / "gradient_boosting", copy)
+    transform = json.loads((copy / "transform.json").read_text())
+    transform["state"]["numeric"]["distance"]["mean"] += 1
+    (copy / "transform.json").write_text(json.dumps(transform))
+    assert main(["predict", str(copy), str(flights_run / "test.parquet"), str(tmp_path / "o.csv")]) == 2
+    assert "transform.json: sha256 does not match" in capsys.readouterr().err
+
+
+def test_served_predictions_equal_in_memory_ones(flights_run):
+    serving = ServingFunction.load(flights_run / "bundles" / "gradient_boosting")
+    rows = pd.read_parquet(flights_run / "test.parquet").head(200)
+    once = serving.predict(rows)
+    shuffled = serving.predict(rows.sample(frac=1, random_state=1))
+    merged = once.merge(shuffled, on=serving.key_columns, suffixes=("", "_shuffled"))
+    assert len(merged) == len(once)
+    assert np.allclose(merged["probability"], merged["probability_shuffled"])
+
+
+def test_bad_spec_exits_with_the_field(tmp_path, capsys):
+    path = small_spec(tmp_path, "flights")
+    spec = yaml.safe_load(path.read_text())
+    spec["features"]["categorical"]["tailnumber"] = 16
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path)]) == 2
+    assert "features.categorical.tailnumber: unknown column 'tailnumber'" in capsys.readouterr().err
+
+
+def test_natality_regression_runs(tmp_path):
+    assert main(["run", str(small_spec(tmp_path, "natality"))]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["metrics"]["gradient_boosting"]["rmse"] < report["metrics"]["heuristic_benchmark"]["rmse"]
