@@ -175,6 +175,8 @@ def test_bucketize_matches_python(con):
             r"feature_cross_2\(VARCHAR, VARCHAR\)",
         ),
         ("SELECT feature_cross('a')", duckdb.BinderException, "feature_cross"),
+        ("SELECT bucketize(1.0, [2.0, 1.0])", duckdb.InvalidInputException, "strictly increasing"),
+        ("SELECT bucketize('a', [1.0])", duckdb.ConversionException, "'a' to DOUBLE"),
     ],
 )
 def test_wrong_arguments_give_clear_errors(con, query, error, message):

@@ -156,19 +156,25 @@ def _train_model(name: str, model_spec: dict[str, Any], task: str, data: dict[st
 
         estimator_cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
         params.setdefault("random_state", seed)
-        params.setdefault("early_stopping", False)
+        # Early stopping watches the hash-split validation rows (whole days), not a
+        # random slice of the training rows, which would leak same-day information.
+        params.setdefault("early_stopping", True)
         task_id = progress.add_task(f"{name}: gradient boosting", total=None) if progress else None
         try:
             model = estimator_cls(**params)
         except TypeError as error:
             raise SpecError(f"models.{name}.params: {error}") from error
-        model.fit(train.matrix(), y_train)
+        if model.early_stopping:
+            model.fit(train.matrix(), y_train, X_val=valid.matrix(), y_val=y_valid)
+        else:
+            model.fit(train.matrix(), y_train)
         if progress is not None:
             progress.update(task_id, total=1, completed=1)
         scores = model.predict_proba(test.matrix())[:, 1] if task == "classification" else model.predict(test.matrix())
         onnx_bytes = sklearn_to_onnx(model, test.matrix()[:2000], task)
         info = {"type": "gradient_boosting", "framework": "scikit-learn", "estimator": type(model).__name__,
                 "params": {k: v for k, v in model.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))},
+                "iterations": int(model.n_iter_),
                 "output": "probabilities" if task == "classification" else "value"}
         return model, scores, onnx_bytes, info
     from mlpatterns.models.training_loop import predict_network, train_network
