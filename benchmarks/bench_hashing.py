@@ -86,25 +86,37 @@ def _reset_peak() -> bool:
     return True
 
 
-def measure(function: Callable[[], Any]) -> tuple[float, float | None]:
-    """Best wall time of up to REPEATS runs, and the extra peak memory (MB) of the best."""
-    best, extra_mb, spent = float("inf"), None, 0.0
+def _timed(function: Callable[[], Any]) -> tuple[float, float | None]:
+    """Wall time of one run and its extra peak memory in MB (None where unknown)."""
+    gc.collect()
+    before = _status_kb("VmRSS") if _reset_peak() else None
+    started = time.perf_counter()
+    result = function()
+    seconds = time.perf_counter() - started
+    peak = _status_kb("VmHWM")
+    del result
+    extra_mb = None if before is None or peak is None else max(0, peak - before) / 1024
+    return seconds, extra_mb
+
+
+def measure_all(functions: list[Callable[[], Any]]) -> list[tuple[float, float | None]]:
+    """Best time (and its extra peak memory) of each function over up to REPEATS rounds.
+
+    The rounds interleave the functions, so a burst of load from other processes slows
+    every function alike instead of one; a function stops repeating once its runs took
+    REPEAT_BUDGET_S in all.
+    """
+    best: list[tuple[float, float | None]] = [(float("inf"), None)] * len(functions)
+    spent = [0.0] * len(functions)
     for _ in range(REPEATS):
-        gc.collect()
-        before = _status_kb("VmRSS") if _reset_peak() else None
-        started = time.perf_counter()
-        result = function()
-        seconds = time.perf_counter() - started
-        peak = _status_kb("VmHWM")
-        del result
-        if seconds < best:
-            best = seconds
-            if before is not None and peak is not None:
-                extra_mb = max(0, peak - before) / 1024
-        spent += seconds
-        if spent > REPEAT_BUDGET_S:
-            break
-    return best, extra_mb
+        for i, function in enumerate(functions):
+            if spent[i] > REPEAT_BUDGET_S:
+                continue
+            seconds, extra_mb = _timed(function)
+            spent[i] += seconds
+            if seconds < best[i][0]:
+                best[i] = (seconds, extra_mb)
+    return best
 
 
 def raw_loop(strings: list[str]) -> None:
@@ -152,8 +164,8 @@ def _bench_dataset(name: str, column: pa.Array) -> list[dict]:
         ("pandas hash_pandas_object % n", "Series 'str'", lambda: pandas_hash(series)),
     ]
     rows = []
-    for method, given, function in cases:
-        seconds, extra_mb = measure(function)
+    timings = measure_all([function for _, _, function in cases])
+    for (method, given, _), (seconds, extra_mb) in zip(cases, timings, strict=True):
         _log(f"{name}: {method} on {given}: {seconds:.2f} s")
         rows.append(
             {

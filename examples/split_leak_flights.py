@@ -15,11 +15,14 @@ the last 20 % is an unseen period, kept for the end. On the development data:
 * **by date**: train on the first 60 % of days, report on the 20 % of days held out.
 
 Both models train on about the same number of rows, and both are then scored on the
-unseen days. Run ``python examples/split_leak_flights.py`` (about a minute on 2 cores).
+unseen days. Run ``OMP_NUM_THREADS=1 python examples/split_leak_flights.py``: 9 s on a
+shared 2-core CPU (41 s with OpenMP's 2 threads competing for busy cores);
+``--max-rows`` subsamples.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import pandas as pd
@@ -92,7 +95,7 @@ def compare_splits(
     return results
 
 
-def main(max_rows: int | None = None) -> None:
+def main(max_rows: int | None = None, max_iter: int = 100) -> None:
     start = time.perf_counter()
     frame = prepare(load_flights())
     if max_rows is not None and max_rows < len(frame):
@@ -100,7 +103,7 @@ def main(max_rows: int | None = None) -> None:
     groups = hash_split(frame, "date", DATE_GROUPS)
     print(f"{len(frame):,} flights, {frame['late'].mean():.1%} late by more than 30 min")
     print("days per group:", frame.groupby(groups, observed=False)["date"].nunique().to_dict())
-    results = compare_splits(frame)
+    results = compare_splits(frame, max_iter=max_iter)
     print(
         f"{'split':<12} {'train rows':>10} {'test ROC-AUC':>13} {'test PR-AUC':>12}"
         f" {'unseen ROC-AUC':>15} {'unseen PR-AUC':>14}"
@@ -118,4 +121,8 @@ def main(max_rows: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-rows", type=int, default=None, help="subsample the flights")
+    parser.add_argument("--max-iter", type=int, default=100, help="boosting iterations")
+    arguments = parser.parse_args()
+    main(arguments.max_rows, arguments.max_iter)

@@ -20,15 +20,15 @@ value                     text that is hashed
 ``bytes``                 the bytes themselves
 ``bool``                  ``"true"`` / ``"false"``
 integers                  decimal digits, ``"-12"``
-floats                    ``"1"`` for 1.0, ``"0.1"``, ``"1e+20"``, ``"inf"``, ``"-inf"``,
-                          ``"nan"`` (shortest round-trip digits; integral values below
-                          1e15 drop the ``.0``). BigQuery documents float casts as
-                          approximate: hash a float key only if you cast it the same
-                          way on both sides, or better, key on an integer or string.
+floats                    ZetaSQL's round-trip form: ``%.15g``, or ``%.17g`` when 15
+                          digits do not give the value back: ``"1"`` for 1.0,
+                          ``"0.1"``, ``"1e+15"``, ``"1e-05"``, ``"inf"``, ``"-inf"``
+                          (NaN is a null, below). Prefer integer or string keys: a
+                          float key hashes the same only if both sides cast alike.
 ``datetime.date``,        ``"2013-01-01"`` (a BigQuery DATE)
 Arrow ``date32``
-naive ``datetime``,       ``"2013-01-01 05:00:00"``, with ``.ffffff`` when there are
-``datetime64``            microseconds (a BigQuery DATETIME)
+naive ``datetime``,       ``"2013-01-01 05:00:00"``, with ``.fff`` for whole
+``datetime64``            milliseconds and ``.ffffff`` otherwise (a BigQuery DATETIME)
 aware ``datetime``        converted to UTC, ``"2013-01-01 05:00:00+00"`` (a BigQuery
                           TIMESTAMP)
 ========================  ===========================================================
@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import farmhash
@@ -86,6 +86,7 @@ BucketConvention = Literal["bigquery", "keras"]
 BUCKET_CONVENTIONS: tuple[str, ...] = ("bigquery", "keras")
 
 _UINT64_TO_INT64 = 1 << 64
+_UINT64_MAX = (1 << 64) - 1
 _INT64_MAX = (1 << 63) - 1
 
 
@@ -107,21 +108,14 @@ def is_null(value: Any) -> bool:
 
 
 def _float_to_string(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
+    # ZetaSQL's RoundTripDoubleToString: %.15g, or %.17g when 15 digits do not round-trip.
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     if value == 0:
         return "0"  # BigQuery does not sign a zero
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    text = repr(float(value))
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        if mantissa.endswith(".0"):
-            mantissa = mantissa[:-2]
-        sign = "-" if exponent.startswith("-") else "+"
-        text = f"{mantissa}e{sign}{exponent.lstrip('+-').zfill(2)}"
+    text = f"{value:.15g}"
+    if float(text) != value:
+        text = f"{value:.17g}"
     return text
 
 
@@ -132,8 +126,10 @@ def _datetime_to_string(value: _dt.datetime) -> str:
     else:
         suffix = ""
     text = value.strftime("%Y-%m-%d %H:%M:%S")
-    if value.microsecond:
+    if value.microsecond % 1000:
         text += f".{value.microsecond:06d}"
+    elif value.microsecond:  # whole milliseconds print 3 digits (ZetaSQL narrows them)
+        text += f".{value.microsecond // 1000:03d}"
     return text + suffix
 
 
@@ -154,8 +150,8 @@ def to_bigquery_string(value: Any) -> str | bytes | None:
         return _float_to_string(float(value))
     if isinstance(value, np.datetime64):
         value = value.astype("datetime64[us]").item()
-    if hasattr(value, "to_pydatetime"):  # pandas Timestamp
-        value = value.to_pydatetime()
+    if hasattr(value, "to_pydatetime"):  # pandas Timestamp; BigQuery has microseconds at most
+        value = value.to_pydatetime(warn=False)
     if isinstance(value, _dt.datetime):
         return _datetime_to_string(value)
     if isinstance(value, _dt.date):
@@ -184,6 +180,7 @@ def fingerprint64(value: Any) -> int | None:
     return _unsigned_to_signed(farmhash.fingerprint64(text))
 
 
+_PLAIN_TEXT = {str, bytes}
 _CHUNK_ROWS = 16_384  # small enough that the strings of a chunk stay in cache
 
 
@@ -192,6 +189,11 @@ def _as_column(values: Any) -> Any:
     import pandas as pd
     import pyarrow as pa
 
+    if isinstance(values, Mapping) or type(values).__name__ == "DataFrame":
+        raise TypeError(
+            f"expected one column of values, got a {type(values).__name__}; "
+            "hash each column separately"
+        )
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     if isinstance(values, pa.Array):
@@ -232,32 +234,52 @@ def _is_text(column: Any) -> bool:
     return column.dtype.kind in ("U", "S")
 
 
-def _text_chunks(values: Any) -> tuple[int, Iterable[np.ndarray]]:
-    """The row count and an iterator of object arrays of str/bytes/None, chunk by chunk."""
+def _cast_chunk(piece: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(to_bigquery_string, piece), dtype=object, count=len(piece))
+
+
+def _raw_chunks(values: Any) -> tuple[int, bool, bool, Iterable[np.ndarray]]:
+    """Row count, whether every value is text, whether nulls are possible, and object chunks.
+
+    Chunks of a column that is not known to be text are not cast yet: most object
+    columns hold strings only, which hash as they are (see :func:`_hash_column`).
+    """
     column = _as_column(values)
     text = _is_text(column)
     n = len(column)
+    is_arrow = not isinstance(column, np.ndarray)
+    if not is_arrow and column.dtype.kind == "M":
+        # datetime64[ns] would become integers through astype(object); microseconds
+        # (BigQuery's precision) become datetime objects, datetime64[D] and coarser dates.
+        date_like = np.datetime_data(column.dtype)[0] in ("D", "W", "M", "Y")
+        column = column.astype("datetime64[D]" if date_like else "datetime64[us]")
+    may_be_null = column.null_count > 0 if is_arrow else column.dtype.kind in ("O", "f", "M", "m")
+
+    def to_objects(piece: Any) -> np.ndarray:
+        if is_arrow:
+            if text:
+                return piece.to_numpy(zero_copy_only=False).astype(object, copy=False)
+            # to_pylist keeps int64 exact, dates as dates and time zones on timestamps
+            items = piece.to_pylist()
+            array = np.empty(len(items), dtype=object)
+            array[:] = items
+            return array
+        return piece.astype(object, copy=False)
 
     def chunks() -> Iterable[np.ndarray]:
         for start in range(0, n, _CHUNK_ROWS):
-            piece = column[start : start + _CHUNK_ROWS]
-            if hasattr(piece, "to_numpy") and not isinstance(piece, np.ndarray):
-                piece = piece.to_numpy(zero_copy_only=False)
-            piece = piece.astype(object, copy=False)
-            if not text:
-                piece = np.fromiter(map(to_bigquery_string, piece), dtype=object, count=len(piece))
-            yield piece
+            yield to_objects(column[start : start + _CHUNK_ROWS])
 
-    return n, chunks()
+    return n, text, may_be_null, chunks()
 
 
 def to_bigquery_strings(values: Any) -> np.ndarray:
     """Cast a column to an object array of str/bytes (None for nulls), as BigQuery casts."""
-    n, chunks = _text_chunks(values)
+    n, text, _, chunks = _raw_chunks(values)
     out = np.empty(n, dtype=object)
     start = 0
     for piece in chunks:
-        out[start : start + len(piece)] = piece
+        out[start : start + len(piece)] = piece if text else _cast_chunk(piece)
         start += len(piece)
     return out
 
@@ -273,31 +295,43 @@ def _nulls_error(what: str, count: int, first: int, argument: str) -> ValueError
 def _hash_column(values: Any, finish: Any, null_result: int | None, what: str, argument: str) -> np.ndarray:
     """Fingerprint a column chunk by chunk, apply ``finish`` to each chunk's int64 fingerprints.
 
-    Converting an Arrow column to Python strings and hashing them in cache-sized
-    chunks runs faster than hashing a ready-made list of 10 million strings (see
-    BENCHMARKS.md): the strings of a chunk are still in cache when they are hashed.
+    Arrow text is converted to Python strings and hashed in cache-sized chunks, so the
+    strings of a chunk are still in cache when they are hashed. A chunk of an object
+    column that holds only str and bytes is hashed as it is; any other chunk is cast
+    first. (pyfarmhash would also hash the raw buffer of a NumPy scalar, which is not
+    what BigQuery hashes, so the type check is exact, not a try/except.)
     """
-    n, chunks = _text_chunks(values)
+    n, text, may_be_null, chunks = _raw_chunks(values)
     out = np.empty(n, dtype=np.int64)
     fingerprint = farmhash.fingerprint64
     start = 0
     null_count, first_null = 0, -1
     for piece in chunks:
-        nulls = np.equal(piece, None)
-        if nulls.any():
-            if null_count == 0:
-                first_null = start + int(np.argmax(nulls))
-            null_count += int(nulls.sum())
-            if null_result is None:
-                start += len(piece)
-                continue
-            piece = np.where(nulls, "", piece).astype(object, copy=False)
-        hashed = np.fromiter(map(fingerprint, piece), dtype=np.uint64, count=len(piece))
+        size = len(piece)
+        hashed = None
+        if text and not may_be_null or not text and set(map(type, piece)) <= _PLAIN_TEXT:
+            hashed = np.fromiter(map(fingerprint, piece), dtype=np.uint64, count=size)
+        nulls = None
+        if hashed is None:
+            if not text:
+                piece = _cast_chunk(piece)
+            nulls = np.equal(piece, None)
+            if nulls.any():
+                if null_count == 0:
+                    first_null = start + int(np.argmax(nulls))
+                null_count += int(nulls.sum())
+                if null_result is None:
+                    start += size
+                    continue
+                piece = np.where(nulls, "", piece).astype(object, copy=False)
+            else:
+                nulls = None
+            hashed = np.fromiter(map(fingerprint, piece), dtype=np.uint64, count=size)
         result = finish(hashed.view(np.int64))
-        if nulls.any():
+        if nulls is not None:
             result[nulls] = null_result
-        out[start : start + len(piece)] = result
-        start += len(piece)
+        out[start : start + size] = result
+        start += size
     if null_count and null_result is None:
         raise _nulls_error(what, null_count, first_null, argument)
     return out
@@ -346,6 +380,8 @@ def _check_num_buckets(num_buckets: int) -> None:
         raise TypeError(f"num_buckets must be an integer, got {type(num_buckets).__name__}")
     if num_buckets < 1:
         raise ValueError(f"num_buckets must be at least 1, got {num_buckets}")
+    if num_buckets > _UINT64_MAX:
+        raise ValueError(f"num_buckets must be at most 2**64 - 1, got {num_buckets}")
 
 
 def hash_bucket(
