@@ -10,9 +10,12 @@ Each column is given to :func:`mlpatterns.hashing.hash_bucket` as a pandas Serie
 the default pandas 3 ``str`` dtype (Arrow-backed) and as a pyarrow array. The baselines
 run on the same strings in the same process:
 
-* ``raw loop``: ``farmhash.fingerprint64`` called in a tight Python loop over a list
-  of the strings built beforehand (its cost is not counted): the ceiling for anything
-  that calls pyfarmhash once per value, and the reference of the ``vs_raw_loop`` ratio;
+* ``raw loop, results kept``: ``[farmhash.fingerprint64(s) for s in strings]`` over a
+  list of the strings built beforehand (its cost is not counted): the plain Python way
+  to get the fingerprints, and the reference of the ``vs_raw_loop`` ratio (the issue's
+  target: at least 0.8 of it);
+* ``raw loop, results dropped``: the same calls with nothing kept, the strictest
+  ceiling for anything that calls pyfarmhash once per value (``vs_bare_calls``);
 * scikit-learn ``FeatureHasher(n_features=1000, input_type="string")``;
 * ``pandas.util.hash_pandas_object(series, index=False) % 1000`` (not FarmHash: shown
   for the speed of a vectorized hash that pandas users reach for).
@@ -119,6 +122,12 @@ def measure_all(functions: list[Callable[[], Any]]) -> list[tuple[float, float |
     return best
 
 
+def raw_loop_kept(strings: list[str]) -> list[int]:
+    """The fingerprints as a list: what a user writing the loop by hand gets."""
+    fingerprint = farmhash.fingerprint64
+    return [fingerprint(s) for s in strings]
+
+
 def raw_loop(strings: list[str]) -> None:
     """Only the calls: no result is kept, so this is the strictest reference."""
     fingerprint = farmhash.fingerprint64
@@ -151,7 +160,8 @@ def _bench_dataset(name: str, column: pa.Array) -> list[dict]:
     assert np.array_equal(hash_bucket(series, NUM_BUCKETS), expected)
 
     cases: list[tuple[str, str, Callable[[], Any]]] = [
-        ("raw loop: farmhash.fingerprint64", "ready list", lambda: raw_loop(strings)),
+        ("raw loop, results kept", "ready list", lambda: raw_loop_kept(strings)),
+        ("raw loop, results dropped", "ready list", lambda: raw_loop(strings)),
         ("mlpatterns hash_bucket", "Series 'str'", lambda: hash_bucket(series, NUM_BUCKETS)),
         ("mlpatterns hash_bucket", "pyarrow Array", lambda: hash_bucket(column, NUM_BUCKETS)),
         (
@@ -177,12 +187,14 @@ def _bench_dataset(name: str, column: pa.Array) -> list[dict]:
                 "best_s": seconds,
                 "Mrows_per_s": n / seconds / 1e6,
                 "vs_raw_loop": None,
+                "vs_bare_calls": None,
                 "extra_peak_mb": extra_mb,
             }
         )
-    raw_rate = rows[0]["Mrows_per_s"]
+    kept_rate, bare_rate = rows[0]["Mrows_per_s"], rows[1]["Mrows_per_s"]
     for row in rows:
-        row["vs_raw_loop"] = row["Mrows_per_s"] / raw_rate
+        row["vs_raw_loop"] = row["Mrows_per_s"] / kept_rate
+        row["vs_bare_calls"] = row["Mrows_per_s"] / bare_rate
     return rows
 
 

@@ -106,8 +106,7 @@ def predict_file(
     try:
         for batch in reader:
             frame = batch.to_pandas()
-            problems = serving.check_input(frame)
-            result = serving.predict(frame, bad_rows="skip")
+            result, problems = serving.predict_good_rows(frame)
             if add_row_key:
                 good = sorted(set(range(len(frame))) - {p.row for p in problems})
                 result.insert(0, "row", [position + i for i in good])

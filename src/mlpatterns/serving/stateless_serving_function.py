@@ -146,13 +146,20 @@ class ServingFunction:
         """Predict every row; keys pass through unchanged, in the input order.
 
         ``bad_rows="raise"`` (default) raises :class:`InputError` listing every bad
-        row; ``"skip"`` predicts the good rows only (the caller reports the others
-        from :meth:`check_input`).
+        row; ``"skip"`` predicts the good rows only (:meth:`predict_good_rows` also
+        returns the problems of the others).
         """
+        if bad_rows not in ("raise", "skip"):
+            raise ValueError(f"bad_rows must be 'raise' or 'skip', got {bad_rows!r}")
+        result, problems = self.predict_good_rows(frame)
+        if problems and bad_rows == "raise":
+            raise InputError(f"{len({p.row for p in problems})} bad row(s)", problems)
+        return result
+
+    def predict_good_rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
+        """Predictions for the rows that pass :meth:`check_input`, and the problems of the rest."""
         problems = self.check_input(frame)
         if problems:
-            if bad_rows == "raise":
-                raise InputError(f"{len({p.row for p in problems})} bad row(s)", problems)
             keep = np.ones(len(frame), dtype=bool)
             keep[[p.row for p in problems]] = False
             frame = frame.iloc[keep]
@@ -163,4 +170,4 @@ class ServingFunction:
             result["prediction"] = (scores >= self.threshold).astype(np.int64)
         else:
             result["prediction"] = scores
-        return result
+        return result, problems
