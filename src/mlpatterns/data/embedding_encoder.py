@@ -97,7 +97,8 @@ class EmbeddingEncoder(JSONStateMixin, TransformerMixin, BaseEstimator):
         Hidden layers between the embeddings and the output; ``()`` is a linear head.
     epochs, batch_size, learning_rate, weight_decay : training settings (AdamW).
     random_state : int, RandomState or None
-        Seeds initialization and shuffling; an int gives identical vectors run to run.
+        Seeds initialization (normal, standard deviation 0.1) and shuffling; an int
+        gives identical vectors run to run.
 
     Attributes
     ----------
@@ -205,7 +206,7 @@ class EmbeddingEncoder(JSONStateMixin, TransformerMixin, BaseEstimator):
         self.categories_ = [cats for cats, _ in vocabularies]
         self.embeddings_ = [
             _fill_unreached(table, counts, codes[:, j])
-            for j, (table, (_, counts)) in enumerate(zip(vectors, vocabularies))
+            for j, (table, (_, counts)) in enumerate(zip(vectors, vocabularies, strict=True))
         ]
         self.dims_ = dims
         self.task_ = task
@@ -217,7 +218,7 @@ class EmbeddingEncoder(JSONStateMixin, TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
         parts = [
             table[encode_categories(X[:, j], cats)]
-            for j, (cats, table) in enumerate(zip(self.categories_, self.embeddings_))
+            for j, (cats, table) in enumerate(zip(self.categories_, self.embeddings_, strict=True))
         ]
         return np.hstack(parts) if parts else np.zeros((len(X), 0))
 
@@ -232,10 +233,16 @@ class EmbeddingEncoder(JSONStateMixin, TransformerMixin, BaseEstimator):
             if len(input_features) != self.n_features_in_ or (
                 hasattr(self, "feature_names_in_") and not np.array_equal(input_features, names)
             ):
-                raise ValueError(f"input_features must be {list(names)}, got {list(input_features)}")
+                raise ValueError(
+                    f"input_features must be {list(names)}, got {list(input_features)}"
+                )
             names = input_features
         return np.array(
-            [f"{name}_emb{k}" for name, dim in zip(names, self.dims_) for k in range(dim)],
+            [
+                f"{name}_emb{k}"
+                for name, dim in zip(names, self.dims_, strict=True)
+                for k in range(dim)
+            ],
             dtype=object,
         )
 
@@ -270,6 +277,8 @@ def _train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         embeddings = CategoricalEmbeddings(cardinalities, dims)
+        for table in embeddings.embeddings:  # small start: the learned signal dominates soon
+            nn.init.normal_(table.weight, std=0.1)
         layers: list[nn.Module] = []
         width = embeddings.output_dim
         for units in encoder.hidden_units:

@@ -67,7 +67,9 @@ class EmbeddingTable:
             raise ValueError("vectors contain NaN or infinite values")
         labels = [_plain_label(label, i) for i, label in enumerate(labels)]
         if len(labels) != len(vectors):
-            raise ValueError(f"got {len(labels)} labels for {len(vectors)} vectors; need one per row")
+            raise ValueError(
+                f"got {len(labels)} labels for {len(vectors)} vectors; need one per row"
+            )
         index = {label: i for i, label in enumerate(labels)}
         if len(index) != len(labels):
             duplicated = sorted({str(x) for x in labels if labels.count(x) > 1})
@@ -120,7 +122,9 @@ class EmbeddingTable:
         except (KeyError, TypeError):
             shown = ", ".join(map(repr, self._labels[:10]))
             more = ", ..." if len(self) > 10 else ""
-            raise KeyError(f"label {label!r} is not in the table; labels are [{shown}{more}]") from None
+            raise KeyError(
+                f"label {label!r} is not in the table; labels are [{shown}{more}]"
+            ) from None
 
     def similarities(self, label: Any, metric: str = "cosine") -> np.ndarray:
         """Similarity of ``label``'s vector to every row (higher is closer).
@@ -179,7 +183,9 @@ class EmbeddingTable:
             raise ValueError(f"{labels_path}: 'labels' must be a list")
         tensors = load_file(vectors_path)
         if set(tensors) != {"vectors"}:
-            raise ValueError(f"{vectors_path}: expected one tensor named 'vectors', got {sorted(tensors)}")
+            raise ValueError(
+                f"{vectors_path}: expected one tensor named 'vectors', got {sorted(tensors)}"
+            )
         vectors = tensors["vectors"]
         if vectors.ndim != 2 or len(vectors) != len(payload["labels"]):
             raise ValueError(

@@ -119,15 +119,21 @@ class CategoricalEmbeddings(nn.Module):
         self.cardinalities = cardinalities
         self.dims = dims
         self.output_dim = int(sum(dims))
-        self.embeddings = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cardinalities, dims))
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(c, d) for c, d in zip(cardinalities, dims, strict=True)
+        )
 
     def _position(self, name: str) -> int:
         try:
             return self.names.index(name)
         except ValueError:
-            raise KeyError(f"no embedding column named {name!r}; columns are {list(self.names)}") from None
+            raise KeyError(
+                f"no embedding column named {name!r}; columns are {list(self.names)}"
+            ) from None
 
     def _check_indices(self, x: torch.Tensor) -> None:
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return  # data-dependent checks cannot be traced; exported graphs skip them
         if x.dim() != 2 or x.shape[1] != len(self.names):
             raise ValueError(
                 f"expected indices of shape [batch, {len(self.names)}] for columns "
@@ -135,8 +141,6 @@ class CategoricalEmbeddings(nn.Module):
             )
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
             raise TypeError(f"expected integer (LongTensor) indices, got {x.dtype}")
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return  # a data-dependent check cannot be traced; exported graphs skip it
         limits = torch.as_tensor(self.cardinalities, device=x.device)
         bad = (x < 0) | (x >= limits)
         if bool(bad.any()):
@@ -162,7 +166,9 @@ class CategoricalEmbeddings(nn.Module):
         weight = self.embeddings[self._position(name)].weight
         return weight.detach().cpu().numpy().copy()
 
-    def load_vectors(self, name: str, vectors: np.ndarray | torch.Tensor, freeze: bool = False) -> None:
+    def load_vectors(
+        self, name: str, vectors: np.ndarray | torch.Tensor, freeze: bool = False
+    ) -> None:
         """Replace column ``name``'s vectors, for example with those another model learned.
 
         With ``freeze=True`` the vectors stop receiving gradients (their
@@ -170,7 +176,10 @@ class CategoricalEmbeddings(nn.Module):
         """
         position = self._position(name)
         table = self.embeddings[position]
-        vectors = torch.as_tensor(np.asarray(vectors), dtype=table.weight.dtype)
+        if isinstance(vectors, torch.Tensor):
+            vectors = vectors.detach().to(dtype=table.weight.dtype, device=table.weight.device)
+        else:
+            vectors = torch.tensor(np.array(vectors, dtype=np.float32), dtype=table.weight.dtype)
         expected = (self.cardinalities[position], self.dims[position])
         if tuple(vectors.shape) != expected:
             raise ValueError(
@@ -185,6 +194,7 @@ class CategoricalEmbeddings(nn.Module):
 
     def extra_repr(self) -> str:
         columns = ", ".join(
-            f"{n}: {c}x{d}" for n, c, d in zip(self.names, self.cardinalities, self.dims)
+            f"{n}: {c}x{d}"
+            for n, c, d in zip(self.names, self.cardinalities, self.dims, strict=True)
         )
         return f"columns=[{columns}], output_dim={self.output_dim}"
