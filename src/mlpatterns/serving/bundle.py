@@ -105,6 +105,9 @@ def write_bundle(
         raise ValueError(f"bundle manifest is missing field(s) {missing}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary directory
     try:
         for name, data in files.items():
             (staging / name).write_bytes(data)
