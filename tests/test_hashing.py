@@ -906,3 +906,23 @@ def test_docs_page_examples_run():
     result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted >= 10
+
+
+@pytest.mark.parametrize("with_nulls", [False, True])
+def test_repetitive_text_columns_hash_per_distinct_value_identically(with_nulls):
+    # Long Arrow/pandas text columns that repeat their values take the dictionary path;
+    # lists take the row-by-row path: both must agree bit for bit.
+    rng = np.random.default_rng(11)
+    vocabulary = np.array([f"airport-{i}" for i in range(500)], dtype=object)
+    values = vocabulary[rng.integers(0, 500, 200_000)]
+    if with_nulls:
+        values[rng.integers(0, 200_000, 300)] = None
+    rows = list(values)
+    for column in (pa.array(rows, pa.string()), pd.Series(rows, dtype="str")):
+        for convention in BUCKET_CONVENTIONS:
+            got = hash_bucket(column, 1000, convention=convention, null_bucket=1000)
+            assert np.array_equal(got, hash_bucket(rows, 1000, convention=convention, null_bucket=1000))
+        assert np.array_equal(fingerprint64_column(column, null_value=0), fingerprint64_column(rows, null_value=0))
+    if with_nulls:
+        with pytest.raises(ValueError, match="300 null value|null value"):
+            hash_bucket(pa.array(rows, pa.string()), 10)
