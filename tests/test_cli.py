@@ -91,6 +91,7 @@ def test_predict_names_a_missing_column(flights_run, tmp_path, capsys):
     assert main(["predict", str(flights_run / "bundles" / "gradient_boosting"), str(source),
                  str(tmp_path / "o.csv")]) == 2
     assert "missing column(s) ['tailnum']" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()  # nothing half-written is left behind
 
 
 def test_predict_refuses_a_tampered_bundle(flights_run, tmp_path, capsys):
@@ -124,10 +125,85 @@ def test_bad_spec_exits_with_the_field(tmp_path, capsys):
     assert "features.categorical.tailnumber: unknown column 'tailnumber'" in capsys.readouterr().err
 
 
-def test_natality_regression_runs(tmp_path):
+def test_natality_regression_runs_and_reads_booleans_as_text(tmp_path):
     assert main(["run", str(small_spec(tmp_path, "natality"))]) == 0
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
     assert report["metrics"]["gradient_boosting"]["rmse"] < report["metrics"]["heuristic_benchmark"]["rmse"]
+    rows = pd.read_parquet(run / "test.parquet").head(500)
+    bundle = str(run / "bundles" / "gradient_boosting")
+    assert main(["predict", bundle, str(run / "test.parquet"), str(tmp_path / "a.parquet")]) == 0
+    text_rows = rows.astype({"is_male": object})
+    text_rows["is_male"] = rows["is_male"].map({True: "True", False: "false"})
+    text_rows.loc[7, "is_male"] = "maybe"
+    text_rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["predict", bundle, str(tmp_path / "rows.csv"), str(tmp_path / "b.parquet")]) == 1
+    a = pd.read_parquet(tmp_path / "a.parquet").head(500).drop(index=7)
+    b = pd.read_parquet(tmp_path / "b.parquet")
+    assert np.allclose(a["prediction"].to_numpy(), b["prediction"].to_numpy(), rtol=0, atol=1e-6)
+    errors = pd.read_csv(tmp_path / "b.parquet.errors.csv")
+    assert errors[["row", "column"]].values.tolist() == [[7, "is_male"]]
+
+
+def test_csv_and_parquet_input_give_identical_predictions(flights_run, tmp_path):
+    bundle = str(flights_run / "bundles" / "gradient_boosting")
+    rows = pd.read_parquet(flights_run / "test.parquet").head(3000)
+    rows["flight"] = rows["flight"].astype("Int64")
+    rows.loc[[5, 9], "flight"] = pd.NA  # integer keys with nulls must pass through unchanged
+    rows.to_parquet(tmp_path / "rows.parquet")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["predict", bundle, str(tmp_path / "rows.parquet"), str(tmp_path / "a.parquet")]) == 1
+    assert main(["predict", bundle, str(tmp_path / "rows.csv"), str(tmp_path / "b.parquet")]) == 1
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    assert len(a) == len(b) == len(rows) - 2  # the two rows without their key are reported, not scored
+    assert np.array_equal(a["probability"].to_numpy(), b["probability"].to_numpy())
+    assert a["flight"].astype(str).tolist() == b["flight"].astype(str).tolist()
+    assert "." not in "".join(a["flight"].astype(str)) + "".join(b["flight"].astype(str))
+
+
+def test_invalid_dates_are_bad_rows_not_nulls(flights_run, tmp_path):
+    rows = pd.read_parquet(flights_run / "test.parquet").head(20).astype({"date": object})
+    rows.loc[4, "date"] = "2013-02-30"
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(flights_run / "bundles" / "gradient_boosting"), str(tmp_path / "rows.csv"), str(out)]) == 1
+    errors = pd.read_csv(tmp_path / "out.csv.errors.csv")
+    assert errors[["row", "column"]].values.tolist() == [[4, "date"]]
+
+
+def test_chunk_rows_must_be_positive(flights_run, tmp_path, capsys):
+    assert main(["predict", str(flights_run / "bundles" / "gradient_boosting"),
+                 str(flights_run / "test.parquet"), str(tmp_path / "o.csv"), "--chunk-rows", "0"]) == 2
+    assert "chunk_rows must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_symlinked_file_is_refused(flights_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(flights_run / "bundles" / "gradient_boosting", copy)
+    (tmp_path / "model.onnx").write_bytes((copy / "model.onnx").read_bytes())
+    (copy / "model.onnx").unlink()
+    (copy / "model.onnx").symlink_to(tmp_path / "model.onnx")
+    assert main(["predict", str(copy), str(flights_run / "test.parquet"), str(tmp_path / "o.csv")]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+
+
+def test_a_malformed_transform_with_a_valid_digest_is_refused(flights_run, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(flights_run / "bundles" / "gradient_boosting", copy)
+    transform = json.loads((copy / "transform.json").read_text())
+    transform["state"]["numeric"]["distance"]["std"] = 0
+    data = json.dumps(transform).encode()
+    (copy / "transform.json").write_bytes(data)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["transform.json"] = hashlib.sha256(data).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["predict", str(copy), str(flights_run / "test.parquet"), str(tmp_path / "o.csv")]) == 2
+    assert "the transform cannot be rebuilt" in capsys.readouterr().err
 
 
 @pytest.mark.slow

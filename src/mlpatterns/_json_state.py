@@ -21,6 +21,9 @@ _REGISTRY: dict[str, type] = {}
 
 def register_json_state(cls: type) -> type:
     """Class decorator: allow ``cls`` to be rebuilt from JSON by :func:`estimator_from_json`."""
+    known = _REGISTRY.get(cls.__name__)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"two JSON-state classes are named {cls.__name__!r}: {known.__module__} and {cls.__module__}")
     _REGISTRY[cls.__name__] = cls
     return cls
 
@@ -97,6 +100,8 @@ class JSONStateMixin:
         """Rebuild an estimator written by :meth:`to_json_dict`."""
         estimator = cls(**decode_value(payload.get("params", {})))
         for name, value in payload.get("state", {}).items():
+            if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
+                raise ValueError(f"{cls.__name__}: {name!r} is not a learned attribute (name_)")
             setattr(estimator, name, decode_value(value))
         return estimator
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.spec import _COMPARISONS, Spec, SpecError
+from mlpatterns.tables import read_frame
 
 __all__ = ["RunResult", "evaluate", "load_data", "make_target", "run_spec"]
 
@@ -55,7 +56,7 @@ def load_data(spec: Spec) -> pd.DataFrame:
             path = spec.source.parent / path
         if not path.is_file():
             raise SpecError(f"data.path: no such file {str(path)!r}")
-        frame = read_table(path)
+        frame = read_frame(path)
     fraction = spec.data.get("sample_fraction")
     if fraction is not None:
         from mlpatterns.reproducibility.repeatable_splitting import repeatable_sample
@@ -66,20 +67,6 @@ def load_data(spec: Spec) -> pd.DataFrame:
         frame = repeatable_sample(frame, spec.split["key"], fraction, num_buckets=buckets)
         frame = frame.reset_index(drop=True)
     return frame
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file into pandas through DuckDB."""
-    import duckdb
-
-    suffix = "".join(path.suffixes[-2:]).lower()
-    if suffix.endswith(".parquet"):
-        relation = duckdb.read_parquet(str(path))
-    elif suffix.endswith((".csv", ".csv.gz", ".tsv")):
-        relation = duckdb.read_csv(str(path))
-    else:
-        raise SpecError(f"{path}: expected a .csv, .csv.gz or .parquet file")
-    return relation.df()
 
 
 def make_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
@@ -95,7 +82,13 @@ def make_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarr
         target = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                   "==": np.equal}[_COMPARISONS[rule]](values, threshold)
     elif "positive_label" in spec.target:
-        target = (column == spec.target["positive_label"]).to_numpy()
+        label = spec.target["positive_label"]
+        if not (column == label).any():
+            raise SpecError(
+                f"target.positive_label: {label!r} never occurs in {spec.target['column']!r}; "
+                f"values are e.g. {sorted(map(str, column.unique()[:10]))}"
+            )
+        target = (column == label).to_numpy()
     else:
         labels = sorted(column.unique().tolist())
         if len(labels) != 2:
@@ -103,6 +96,7 @@ def make_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarr
                 f"target.column: a classification target needs exactly two classes or a "
                 f"'positive_when'/'positive_label' rule; {spec.target['column']!r} has {len(labels)} values"
             )
+        spec.target["positive_label"] = labels[1]  # recorded in the manifest
         target = (column == labels[1]).to_numpy()
     return frame, target.astype(np.float64), int((~known).sum())
 
@@ -128,16 +122,19 @@ def evaluate(task: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 
 
 def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform) -> dict[str, Any]:
-    numeric = set(spec.features.get("numeric", [])) | set(spec.features.get("bucketize", {}))
+    """Inputs with the kind of value each was trained on; keys; outputs."""
     inputs = []
     for column in transform.input_columns:
-        if column in numeric:
+        dtype = frame[column].dtype
+        if column in transform.date_parts:
+            kind = "date"
+        elif pd.api.types.is_bool_dtype(dtype):
+            kind = "boolean"
+        elif pd.api.types.is_numeric_dtype(dtype):
             kind = "number"
-        elif pd.api.types.is_numeric_dtype(frame[column].dtype):
-            kind = "number-or-text"
         else:
             kind = "text"
-        inputs.append({"name": column, "type": kind, "dtype": str(frame[column].dtype)})
+        inputs.append({"name": column, "type": kind, "dtype": str(dtype)})
     outputs = ([{"name": "probability", "type": "number"}, {"name": "prediction", "type": "integer"}]
                if spec.task == "classification" else [{"name": "prediction", "type": "number"}])
     return {"inputs": inputs, "keys": list(spec.keys), "outputs": outputs}
@@ -177,10 +174,13 @@ def _train_model(name: str, model_spec: dict[str, Any], task: str, data: dict[st
                 "iterations": int(model.n_iter_),
                 "output": "probabilities" if task == "classification" else "value"}
         return model, scores, onnx_bytes, info
+    import torch
+
     from mlpatterns.models.training_loop import predict_network, train_network
     from mlpatterns.models.wide_and_deep import WideAndDeep
 
     architecture = {k: params.pop(k) for k in ("hidden", "dropout") if k in params}
+    torch.manual_seed(seed)  # the initial weights depend on the seed alone
     try:
         network = WideAndDeep(n_numeric=train.numeric.shape[1], cardinalities=train.cardinalities, **architecture)
         result = train_network(network, train, y_train, valid, y_valid, task=task, seed=seed,
@@ -251,28 +251,44 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         manifest = {
             "name": f"{spec.name}/{name}", "task": spec.task, "model": {"file": "model.onnx", **info},
             "transform": "transform.json", "signature": signature, "threshold": 0.5,
+            "target": spec.target,
             "metrics": {"test": metrics[name], "heuristic_benchmark": metrics["heuristic_benchmark"]},
             "lineage": {"spec": str(spec.source) if spec.source else None, "data": spec.data,
                         "split": spec.split, "rows": rows, "seed": seed},
         }
         files = {"model.onnx": onnx_bytes, "transform.json": transform.to_json().encode()}
         bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
-        skew[name] = check_skew(ServingFunction.load(bundles[name]), parts["test"], data["test"][0], scores)
+        skew[name] = check_skew(ServingFunction.load(bundles[name]), test_path, data["test"][0], scores)
     result = RunResult(spec=spec, rows=rows, metrics=metrics, bundles=bundles, output_dir=output_dir,
                        dropped_target_rows=dropped, timings=timings, skew=skew)
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
     return result
 
 
-def check_skew(serving: Any, raw_rows: pd.DataFrame, training_features: TransformedFeatures,
+def check_skew(serving: Any, served_file: Path, training_features: TransformedFeatures,
                training_scores: np.ndarray) -> dict[str, float]:
-    """Compare training-time features and scores with what the loaded bundle computes."""
-    served = serving.features(raw_rows)
+    """Score the written test file as batch serving reads it; compare with training.
+
+    The rows go through the file (Parquet), the reader of :mod:`mlpatterns.tables`, the
+    serving function's type conversion and the bundle's transform and ONNX model, so
+    any difference between the training path and the serving path shows up here.
+    """
+    from mlpatterns.tables import iter_frames
+
+    _, frames = iter_frames(served_file, chunk_rows=1 << 30)
+    rows = pd.concat(list(frames), ignore_index=True)
+    rows, problems = serving.conform(rows)
+    if problems:
+        raise RuntimeError(f"training-serving skew: the bundle '{serving.name}' rejects {len(problems)} "
+                           f"test value(s), e.g. {problems[0]}")
+    served = serving.features(rows)
     identical = bool(np.array_equal(served.numeric, training_features.numeric)
                      and np.array_equal(served.categorical, training_features.categorical))
     if not identical:
         raise RuntimeError(f"training-serving skew: the bundle '{serving.name}' computes different features")
     served_scores = serving.predict_features(served)
+    if not np.allclose(served_scores, training_scores, rtol=1e-5, atol=1e-4):
+        raise RuntimeError(f"training-serving skew: the bundle '{serving.name}' scores differ from training")
     return {"features_identical": 1.0, "max_score_difference": float(np.max(np.abs(served_scores - training_scores)))}
 
 

@@ -19,6 +19,7 @@ import yaml
 __all__ = ["MODEL_TYPES", "Spec", "SpecError", "load_spec", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep")
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")  # as FeatureTransform
 DATASETS = ("flights", "natality", "movies")
 TASKS = ("classification", "regression")
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
@@ -161,8 +162,24 @@ def _parse_features(raw: Any) -> dict[str, Any]:
         _expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets > 0,
                 f"features.categorical.{column}", f"expected a positive number of hash buckets, got {buckets!r}")
     for column, how in features["bucketize"].items():
-        how = _mapping(how, f"features.bucketize.{column}", ("quantiles", "boundaries"))
-        _expect(len(how) == 1, f"features.bucketize.{column}", "expected 'quantiles: N' or 'boundaries: [...]'")
+        where = f"features.bucketize.{column}"
+        how = _mapping(how, where, ("quantiles", "boundaries"))
+        _expect(len(how) == 1, where, "expected 'quantiles: N' or 'boundaries: [...]'")
+        if "quantiles" in how:
+            n = how["quantiles"]
+            _expect(isinstance(n, int) and not isinstance(n, bool) and n >= 2, f"{where}.quantiles",
+                    f"expected a whole number of bins, at least 2, got {n!r}")
+        else:
+            edges = how["boundaries"]
+            _expect(isinstance(edges, list) and edges and all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                              for e in edges) and edges == sorted(set(edges)),
+                    f"{where}.boundaries", f"expected increasing numbers, got {edges!r}")
+    for column, parts in features["date_parts"].items():
+        _expect(isinstance(parts, list) and all(isinstance(p, str) for p in parts) and parts,
+                f"features.date_parts.{column}", f"expected a list of calendar parts, got {parts!r}")
+        unknown = sorted(set(parts) - set(DATE_PARTS))
+        _expect(not unknown, f"features.date_parts.{column}",
+                f"unknown part(s) {unknown}; expected some of {list(DATE_PARTS)}")
     crosses = features.get("crosses", []) or []
     _expect(isinstance(crosses, list), "features.crosses", "expected a list of crosses")
     for i, cross in enumerate(crosses):

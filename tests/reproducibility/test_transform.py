@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -106,3 +107,58 @@ def test_declaration_errors():
 def test_unfitted_transform_refuses(frame):
     with pytest.raises(RuntimeError, match="not fitted"):
         make().transform(frame)
+
+
+def test_calendar_parts_are_exact_indices_not_hashed():
+    days = pd.DataFrame({"date": [dt.date(2013, 1, d) for d in range(1, 8)] + [None]})
+    features = FeatureTransform(date_parts={"date": ["dayofweek", "month", "hour"]}).fit(days).transform(days)
+    assert features.cardinalities == [8, 13, 25]
+    assert features.categorical[:7, 0].tolist() == [1, 2, 3, 4, 5, 6, 0]  # 2013-01-01 was a Tuesday
+    assert features.categorical[7].tolist() == [7, 12, 24]  # nulls get the last index
+
+
+def test_dates_parse_alike_from_objects_text_and_time_zones():
+    as_dates = pd.DataFrame({"date": [dt.date(2013, 3, 4), dt.date(2013, 3, 5)]})
+    as_text = pd.DataFrame({"date": ["2013-03-04", "2013-03-05T00:00:00"]})
+    aware = pd.DataFrame({"date": pd.to_datetime(["2013-03-04 01:00", "2013-03-05 01:00"]).tz_localize("Etc/GMT-1")})
+    transform = FeatureTransform(date_parts={"date": ["dayofweek", "day"]}).fit(as_dates)
+    expected = transform.transform(as_dates).categorical
+    for frame in (as_text, aware):
+        assert np.array_equal(transform.transform(frame).categorical, expected)
+
+
+def test_values_treated_as_missing_are_reported(frame):
+    transform = make().fit(frame)
+    bad = frame.head(4).astype({"distance": object, "date": object})
+    bad.loc[1, "date"] = "2013-02-30"
+    bad.loc[2, "distance"] = "far"
+    assert transform.row_problems(bad) == [
+        (2, "distance", "expected a number, got 'far'"),
+        (1, "date", "expected an ISO 8601 date or timestamp, got '2013-02-30'"),
+    ]
+
+
+def test_infinities_count_as_missing(frame):
+    train = frame.assign(distance=frame["distance"].where(frame.index != 5, np.inf))
+    transform = FeatureTransform(numeric=["distance"]).fit(train)
+    assert np.isfinite(transform.state_["numeric"]["distance"]["mean"])
+    features = transform.transform(train.head(6))
+    assert np.isfinite(features.numeric).all() and features.numeric[5, 1] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["state"]["numeric"]["distance"].update(std=0), "std must be positive"),
+        (lambda d: d["state"]["numeric"].pop("distance"), r"state.numeric.distance must be an object"),
+        (lambda d: d["state"]["boundaries"].update(hour=[18, 9]), "increasing order"),
+        (lambda d: d["declaration"].update(numeric="distance"), "declaration.numeric must be a list"),
+        (lambda d: d["declaration"].update(convention="md5"), "convention must be one of"),
+        (lambda d: d.update(state=[]), "state must be an object"),
+    ],
+)
+def test_malformed_json_is_refused_with_the_field(frame, change, message):
+    payload = json.loads(make().fit(frame).to_json())
+    change(payload)
+    with pytest.raises(ValueError, match=message):
+        FeatureTransform.from_dict(payload)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TrainingResult", "train_network"]
+__all__ = ["TrainingResult", "evaluate_loss", "predict_network", "train_network"]
 
 
 @dataclass

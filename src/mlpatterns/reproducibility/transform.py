@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from mlpatterns._json_state import decode_value, encode_value
+from mlpatterns.hashing import BUCKET_CONVENTIONS
 
 __all__ = ["DATE_PARTS", "FeatureTransform", "TransformedFeatures"]
 
@@ -209,6 +211,24 @@ class FeatureTransform:
             raise RuntimeError("this FeatureTransform is not fitted yet; call fit() on training data")
         return self.state_
 
+    def row_problems(self, frame: pd.DataFrame) -> list[tuple[int, str, str]]:
+        """``(row, column, problem)`` for each value the transform could only treat as missing:
+        text in a numeric column, an unparseable date."""
+        problems = []
+        positions = np.arange(len(frame))
+        for column in dict.fromkeys([*self.numeric, *self.bucketize]):
+            series = frame[column]
+            if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+                continue
+            bad = (pd.to_numeric(series, errors="coerce").isna() & series.notna()).to_numpy()
+            problems += [(int(r), column, f"expected a number, got {series.iloc[r]!r}") for r in positions[bad]]
+        for column in self.date_parts:
+            series = frame[column]
+            bad = (parse_dates(series).isna() & series.notna()).to_numpy()
+            problems += [(int(r), column, f"expected an ISO 8601 date or timestamp, got {series.iloc[r]!r}")
+                         for r in positions[bad]]
+        return problems
+
     def transform(self, frame: pd.DataFrame) -> TransformedFeatures:
         """Apply the fitted transform; the same code runs in training and in serving."""
         from mlpatterns.data.bucketize import bucketize
@@ -253,14 +273,25 @@ class FeatureTransform:
             index_names.append(f"{column}_bin")
             cardinalities.append(len(edges) + 2)
         for column, parts in self.date_parts.items():
-            stamps = pd.to_datetime(pd.Series(frame[column]).astype(object), errors="coerce")
+            stamps = parse_dates(frame[column])
             for part in parts:
                 values = getattr(stamps.dt, _PANDAS_DATE_PART.get(part, part)).to_numpy(
                     dtype=np.float64, na_value=np.nan
                 )
-                text = np.array([None if np.isnan(v) else str(int(v)) for v in values], dtype=object)
-                text_columns[f"{column}_{part}"] = text
-                add_hashed(f"{column}_{part}", text, _DATE_PART_BUCKETS[part])
+                missing = np.isnan(values)
+                text = np.array([None if m else str(int(v)) for v, m in zip(values, missing, strict=True)],
+                                dtype=object)
+                name = f"{column}_{part}"
+                text_columns[name] = text
+                if part == "year":  # an open domain: hashed
+                    add_hashed(name, text, _YEAR_BUCKETS)
+                    continue
+                # A closed domain: the value itself is the index (no collisions), null last.
+                low, size = _DATE_PART_DOMAINS[part]
+                index = np.where(missing, size, np.nan_to_num(values) - low).astype(np.int64)
+                index_blocks.append(index)
+                index_names.append(name)
+                cardinalities.append(size + 1)
         for cross in self.crosses:
             columns = cross["columns"]
             crossed = cross_values(*(text_columns[c] if c in text_columns else frame[c] for c in columns))
@@ -291,10 +322,39 @@ class FeatureTransform:
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> FeatureTransform:
+        """Rebuild a fitted transform from :meth:`to_dict`, checking every field it will use."""
         if not isinstance(payload, Mapping) or payload.get("format") != _FORMAT:
             raise ValueError(f"not a fitted FeatureTransform: expected format {_FORMAT!r}")
-        transform = cls(**payload["declaration"])
-        transform.state_ = decode_value(payload["state"])
+        declaration = payload.get("declaration")
+        if not isinstance(declaration, Mapping) or set(declaration) - _DECLARATION_FIELDS:
+            raise ValueError(f"'declaration' must be an object with fields among {sorted(_DECLARATION_FIELDS)}")
+        _expect_type(declaration.get("numeric", []), list, "declaration.numeric")
+        for group in ("categorical", "bucketize", "date_parts"):
+            _expect_type(declaration.get(group, {}), Mapping, f"declaration.{group}")
+        _expect_type(declaration.get("crosses", []), list, "declaration.crosses")
+        if declaration.get("convention", "bigquery") not in BUCKET_CONVENTIONS:
+            raise ValueError(f"declaration.convention must be one of {BUCKET_CONVENTIONS}")
+        transform = cls(**declaration)
+        state = decode_value(payload.get("state"))
+        _expect_type(state, Mapping, "state")
+        numeric, boundaries = state.get("numeric"), state.get("boundaries")
+        _expect_type(numeric, Mapping, "state.numeric")
+        _expect_type(boundaries, Mapping, "state.boundaries")
+        for column in transform.numeric:
+            params = numeric.get(column)
+            _expect_type(params, Mapping, f"state.numeric.{column}")
+            for key in ("median", "mean", "std"):
+                value = params.get(key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                    raise ValueError(f"state.numeric.{column}.{key} must be a finite number, got {value!r}")
+            if params["std"] <= 0:
+                raise ValueError(f"state.numeric.{column}.std must be positive, got {params['std']!r}")
+        for column in transform.bucketize:
+            edges = boundaries.get(column)
+            _expect_type(edges, list, f"state.boundaries.{column}")
+            if not all(isinstance(e, (int, float)) and np.isfinite(e) for e in edges) or edges != sorted(set(edges)):
+                raise ValueError(f"state.boundaries.{column} must be finite numbers in increasing order")
+        transform.state_ = dict(state)
         return transform
 
     @classmethod
@@ -302,8 +362,36 @@ class FeatureTransform:
         return cls.from_dict(json.loads(text))
 
 
+_DECLARATION_FIELDS = {"numeric", "categorical", "bucketize", "crosses", "date_parts", "convention"}
+
+
+def _expect_type(value: Any, kind: Any, where: str) -> None:
+    if not isinstance(value, kind):
+        name = "a list" if kind is list else "an object"
+        raise ValueError(f"{where} must be {name}, got {type(value).__name__}")
+
+
 _PANDAS_DATE_PART = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}
-_DATE_PART_BUCKETS = {"year": 64, "month": 16, "day": 64, "dayofweek": 8, "dayofyear": 512, "hour": 32}
+# (lowest value, number of values) of each calendar part with a closed domain.
+_DATE_PART_DOMAINS = {"month": (1, 12), "day": (1, 31), "dayofweek": (0, 7), "dayofyear": (1, 366),
+                      "hour": (0, 24)}
+_YEAR_BUCKETS = 1024
+
+
+def parse_dates(values: Any) -> pd.Series:
+    """Dates and timestamps as UTC timestamps, the same way in training and in serving.
+
+    Strings must be ISO 8601 (``2013-01-01``, ``2013-01-01T05:00:00``, with or without
+    an offset); naive values are taken as UTC, aware ones converted to UTC, so the
+    calendar parts do not depend on the machine's time zone. Unparseable values give
+    NaT; :meth:`FeatureTransform.row_problems` reports them.
+    """
+    series = pd.Series(values).astype(object)
+    series = series.map(
+        lambda v: v if isinstance(v, (str, dt.date, np.datetime64)) else str(v),
+        na_action="ignore",
+    )
+    return pd.to_datetime(series, format="ISO8601", utc=True, errors="coerce")
 
 
 def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -321,7 +409,9 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     if isinstance(series.dtype, pd.BooleanDtype) or series.dtype == bool:
         series = series.astype("float64")
     try:
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as error:
         raise ValueError(f"column {column!r}: expected numbers ({error})") from error
+    # Infinities count as missing, in training and in serving alike.
+    return np.where(np.isinf(values), np.nan, values)
 

@@ -1,15 +1,16 @@
 """The model bundle: a directory of data that is the stateless serving function (16).
 
 A bundle holds everything needed to serve a model and nothing that executes on
-load: the fitted transform (21) as JSON, the model as ONNX (and, for networks,
-the weights as safetensors), and ``manifest.json`` with the signature (input
+load: the fitted transform (21) as JSON, the model as ONNX (networks too: they are
+exported to ONNX, so serving needs neither torch nor scikit-learn), and ``manifest.json`` with the signature (input
 columns, key columns passed through, outputs), the versions of the libraries that
 wrote it, lineage, metrics and the sha256 of every file. Loading never unpickles.
 
 :func:`read_bundle` refuses a bundle that is not exactly what its manifest says:
 a missing manifest or file (incomplete), a file whose digest differs (tampered or
 truncated), a file the manifest does not list, a name that leaves the directory,
-or an unknown format version. The error says which file and what is wrong.
+a symbolic link, or an unknown format version. The error says which file and what
+is wrong.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
         except BundleError as error:
             raise BundleError(f"{manifest_path}: {error}") from None
         file_path = path / name
+        if file_path.is_symlink():
+            raise BundleError(f"{file_path}: is a symbolic link; a bundle holds its own files")
         if not file_path.is_file():
             raise BundleError(f"{path}: incomplete bundle, {name} is listed in the manifest but missing")
         data = file_path.read_bytes()
@@ -172,9 +175,10 @@ def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
     extra = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and p.name not in listed)
     if extra:
         raise BundleError(f"{path}: file(s) {extra} are not listed in the manifest; refusing the bundle")
-    for field_name in ("transform",):
-        if manifest[field_name] not in files:
-            raise BundleError(f"{manifest_path}: {field_name} names {manifest[field_name]!r}, which is not in 'files'")
+    if not isinstance(manifest["transform"], str):
+        raise BundleError(f"{manifest_path}: transform must name a file, got {manifest['transform']!r}")
+    if manifest["transform"] not in files:
+        raise BundleError(f"{manifest_path}: transform names {manifest['transform']!r}, which is not in 'files'")
     model_file = manifest["model"].get("file") if isinstance(manifest["model"], dict) else None
     if model_file not in files:
         raise BundleError(f"{manifest_path}: model.file names {model_file!r}, which is not in 'files'")

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from mlpatterns.serving.stateless_serving_function import ServingFunction
+from mlpatterns.tables import iter_frames
 
 __all__ = ["PredictionSummary", "predict_file"]
 
@@ -31,21 +32,6 @@ class PredictionSummary:
     bad_rows: int
     output: Path
     errors: Path | None
-
-
-def _batches(path: Path, chunk_rows: int):
-    import duckdb
-
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        relation = duckdb.read_parquet(str(path))
-    elif name.endswith((".csv", ".csv.gz", ".tsv")):
-        relation = duckdb.read_csv(str(path))
-    else:
-        raise ValueError(f"{path}: expected a .csv, .csv.gz or .parquet input file")
-    total = relation.shape[0]
-    reader = relation.to_arrow_reader(chunk_rows)
-    return total, reader
 
 
 class _Writer:
@@ -76,6 +62,11 @@ class _Writer:
         if self._parquet is not None:
             self._parquet.close()
 
+    def abort(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self.path.unlink(missing_ok=True)
+
 
 def predict_file(
     bundle: str | os.PathLike[str] | ServingFunction,
@@ -89,23 +80,22 @@ def predict_file(
 
     The errors file (``<output>.errors.csv``) lists each bad row's position in the
     input (0-based), the column and the problem; it is only written when there
-    are bad rows. Missing input columns stop the run before anything is written.
+    are bad rows. Missing input columns, or any other error, stop the run and leave
+    no output file behind. CSV input is read as text and converted to the types the
+    model was trained on (see :meth:`ServingFunction.conform`).
     """
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle)
     input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
-        raise FileNotFoundError(f"{input_path}: no such input file")
+    total, frames = iter_frames(input_path, chunk_rows)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     errors_path = output_path.with_name(output_path.name + ".errors.csv")
     errors_path.unlink(missing_ok=True)
-    total, reader = _batches(input_path, chunk_rows)
     writer = _Writer(output_path)
     task_id = progress.add_task(f"scoring {input_path.name}", total=total) if progress else None
     position = predicted = bad = 0
     add_row_key = not serving.key_columns
     try:
-        for batch in reader:
-            frame = batch.to_pandas()
+        for frame in frames:
             result, problems = serving.predict_good_rows(frame)
             if add_row_key:
                 good = sorted(set(range(len(frame))) - {p.row for p in problems})
@@ -120,6 +110,9 @@ def predict_file(
             position += len(frame)
             if progress is not None:
                 progress.advance(task_id, len(frame))
-    finally:
         writer.close((["row"] if add_row_key else []) + serving.key_columns + serving.output_columns)
+    except BaseException:
+        writer.abort()  # no half-written output is left behind
+        errors_path.unlink(missing_ok=True)
+        raise
     return PredictionSummary(position, predicted, bad, output_path, errors_path if bad else None)

@@ -63,14 +63,26 @@ class ServingFunction:
 
         self.bundle = bundle
         manifest = bundle.manifest
-        self.name: str = manifest["name"]
+        self.name: str = str(manifest["name"])
         self.task: str = manifest["task"]
-        self.signature: dict[str, Any] = manifest["signature"]
-        self.threshold: float = float(manifest.get("threshold", 0.5))
+        if self.task not in ("classification", "regression"):
+            raise BundleError(f"{bundle.path}: task must be classification or regression, got {self.task!r}")
+        self.signature: dict[str, Any] = _checked_signature(bundle.path, manifest["signature"])
+        try:
+            self.threshold: float = float(manifest.get("threshold", 0.5))
+        except (TypeError, ValueError):
+            raise BundleError(f"{bundle.path}: threshold must be a number, got {manifest.get('threshold')!r}") from None
         try:
             self.transform = FeatureTransform.from_dict(bundle.json(manifest["transform"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise BundleError(f"{bundle.path}: the transform cannot be rebuilt ({error})") from error
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise BundleError(f"{bundle.path}: the transform cannot be rebuilt ({type(error).__name__}: {error})") from error
+        if self.input_columns != self.transform.input_columns:
+            raise BundleError(
+                f"{bundle.path}: the signature's inputs {self.input_columns} do not match the "
+                f"transform's {self.transform.input_columns}"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ.get("MLPATTERNS_ONNX_THREADS", "1"))
         try:
@@ -99,31 +111,50 @@ class ServingFunction:
         return [item["name"] for item in self.signature["outputs"]]
 
     # -- input checks ----------------------------------------------------------------------------
-    def check_input(self, frame: pd.DataFrame) -> list[RowProblem]:
-        """Return the problems of each bad row; raise :class:`InputError` for missing columns."""
+    def conform(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
+        """The input columns converted to the types the model was trained on, and the bad rows.
+
+        A boolean input accepts booleans, ``true``/``false`` in any case and ``1``/``0``
+        (as numbers or text); a numeric input accepts numbers and numeric text; a date
+        input accepts dates, timestamps and ISO 8601 text. Anything else is a
+        :class:`RowProblem`, never a silent null. Missing columns raise
+        :class:`InputError`.
+        """
         missing = [c for c in [*self.input_columns, *self.key_columns] if c not in frame.columns]
         if missing:
             raise InputError(
                 f"missing column(s) {missing}; the model '{self.name}' expects inputs "
                 f"{self.input_columns} and keys {self.key_columns}"
             )
+        frame = frame.copy()
         problems: list[RowProblem] = []
         positions = np.arange(len(frame))
         for item in self.signature["inputs"]:
-            if item["type"] != "number":
-                continue
-            column = frame[item["name"]]
-            if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-                continue
-            converted = pd.to_numeric(column, errors="coerce")
-            bad = (converted.isna() & column.notna()).to_numpy()
-            for row in positions[bad]:
-                problems.append(RowProblem(int(row), item["name"], f"expected a number, got {column.iloc[row]!r}"))
+            name, kind = item["name"], item["type"]
+            column = frame[name]
+            if kind == "boolean" and not pd.api.types.is_bool_dtype(column.dtype):
+                converted = column.map(_as_boolean, na_action="ignore")
+                bad = (converted.isna() & column.notna()).to_numpy()
+                frame[name] = converted.astype(object).where(converted.notna(), None)
+                problems += [RowProblem(int(r), name, f"expected true or false, got {column.iloc[r]!r}")
+                             for r in positions[bad]]
+            elif kind == "number" and not (pd.api.types.is_numeric_dtype(column.dtype)
+                                           or pd.api.types.is_bool_dtype(column.dtype)):
+                converted = pd.to_numeric(column, errors="coerce")
+                bad = (converted.isna() & column.notna()).to_numpy()
+                frame[name] = converted
+                problems += [RowProblem(int(r), name, f"expected a number, got {column.iloc[r]!r}")
+                             for r in positions[bad]]
+        problems += [RowProblem(*problem) for problem in self.transform.row_problems(frame)]
         for key in self.key_columns:
             bad = frame[key].isna().to_numpy()
-            for row in positions[bad]:
-                problems.append(RowProblem(int(row), key, "key is null; every row needs its key"))
-        return sorted(problems, key=lambda p: p.row)
+            problems += [RowProblem(int(r), key, "key is null; every row needs its key") for r in positions[bad]]
+        unique = {(p.row, p.column): p for p in problems}
+        return frame, sorted(unique.values(), key=lambda p: (p.row, p.column))
+
+    def check_input(self, frame: pd.DataFrame) -> list[RowProblem]:
+        """The problems of each bad row; raise :class:`InputError` for missing columns."""
+        return self.conform(frame)[1]
 
     # -- prediction ------------------------------------------------------------------------------
     def features(self, frame: pd.DataFrame) -> TransformedFeatures:
@@ -158,7 +189,7 @@ class ServingFunction:
 
     def predict_good_rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
         """Predictions for the rows that pass :meth:`check_input`, and the problems of the rest."""
-        problems = self.check_input(frame)
+        frame, problems = self.conform(frame)
         if problems:
             keep = np.ones(len(frame), dtype=bool)
             keep[[p.row for p in problems]] = False
@@ -171,3 +202,36 @@ class ServingFunction:
         else:
             result["prediction"] = scores
         return result, problems
+
+
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _as_boolean(value: object) -> bool | None:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _BOOLEANS.get(value.strip().lower())
+    return None
+
+
+def _checked_signature(path: Any, signature: Any) -> dict[str, Any]:
+    kinds = ("boolean", "number", "date", "text")
+    ok = (
+        isinstance(signature, dict)
+        and isinstance(signature.get("inputs"), list)
+        and all(isinstance(i, dict) and isinstance(i.get("name"), str) and i.get("type") in kinds
+                for i in signature["inputs"])
+        and isinstance(signature.get("keys", []), list)
+        and all(isinstance(k, str) for k in signature.get("keys", []))
+        and isinstance(signature.get("outputs"), list)
+        and all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in signature["outputs"])
+    )
+    if not ok:
+        raise BundleError(
+            f"{path}: the signature must hold 'inputs' (each a name and a type among {kinds}), "
+            "'keys' (column names) and 'outputs' (each a name)"
+        )
+    return signature
