@@ -98,3 +98,10 @@ def test_missing_file(tmp_path):
 def test_example_specs_are_valid():
     for name in ("flights", "natality"):
         assert load_spec(EXAMPLES / f"{name}.yaml").models
+
+
+def test_baseline_columns_are_checked_against_the_data():
+    spec = parse_spec({**VALID, "baseline": {"levels": [["carrier", "orign"]]}})
+    dtypes = pd.DataFrame({"arr_delay": [1.0], "flight": [1], "date": ["d"], "distance": [1.0], "carrier": ["x"]}).dtypes
+    with pytest.raises(SpecError, match=r"baseline.levels\[0\]: unknown column 'orign'"):
+        spec.check_columns(dtypes.to_dict())

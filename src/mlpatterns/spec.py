@@ -110,6 +110,9 @@ class Spec:
             known(key, f"split.key[{i}]")
         for column, where in self.feature_columns().items():
             known(column, where)
+        for i, level in enumerate(self.baseline.get("levels", [])):
+            for column in level:
+                known(column, f"baseline.levels[{i}]")
         numeric_needed = {c: f"features.numeric.{c}" for c in self.features.get("numeric", [])}
         numeric_needed.update({c: f"features.bucketize.{c}" for c in self.features.get("bucketize", {})})
         if self.task == "regression" or "positive_when" in self.target:
