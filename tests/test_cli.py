@@ -218,3 +218,34 @@ def test_full_flights_demo_beats_the_heuristic(tmp_path):
     for model in ("gradient_boosting", "wide_and_deep"):
         assert metrics[model]["roc_auc"] > metrics["heuristic_benchmark"]["roc_auc"]
         assert metrics[model]["pr_auc"] > metrics["heuristic_benchmark"]["pr_auc"]
+
+
+def test_reframed_regression_serves_a_distribution(tmp_path):
+    """Reframing (5) from the spec: bucket classifier in the bundle, quantiles in the output."""
+    path = small_spec(tmp_path, "natality")
+    spec = yaml.safe_load(path.read_text())
+    spec["target"]["reframe"] = {"buckets": 20, "quantiles": [0.1, 0.5, 0.9]}
+    spec["models"] = {"gbm": {"type": "gradient_boosting", "params": {"max_iter": 50}}}
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path)]) == 0
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert abs(report["metrics"]["gbm"]["coverage_q10_q90"] - 0.8) < 0.05
+    assert report["metrics"]["gbm"]["rmse"] < report["metrics"]["heuristic_benchmark"]["rmse"]
+    out = tmp_path / "p.parquet"
+    assert main(["predict", str(run / "bundles" / "gbm"), str(run / "test.parquet"), str(out)]) == 0
+    predictions = pd.read_parquet(out)
+    assert list(predictions.columns) == ["row_id", "prediction", "q10", "q50", "q90"]
+    assert (predictions["q10"] <= predictions["q50"]).all() and (predictions["q50"] <= predictions["q90"]).all()
+    truth = pd.read_parquet(run / "test.parquet")["weight_pounds"].to_numpy()
+    inside = np.mean((truth >= predictions["q10"]) & (truth <= predictions["q90"]))
+    assert inside == pytest.approx(report["metrics"]["gbm"]["coverage_q10_q90"], abs=1e-9)
+
+
+def test_reframing_needs_a_regression_target_and_a_supported_model(tmp_path, capsys):
+    path = small_spec(tmp_path, "natality")
+    spec = yaml.safe_load(path.read_text())
+    spec["target"]["reframe"] = {"buckets": 20}
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path)]) == 2
+    assert "target.reframe is supported for gradient_boosting" in capsys.readouterr().err

@@ -57,6 +57,7 @@ def test_valid_spec_parses_with_defaults():
         ("data", {"dataset": "flights", "path": "x.csv"}, "data: expected exactly one of"),
         ("features.colour", ["x"], r"features: unknown field\(s\) \['colour'\]"),
         ("name", "", "name: expected a non-empty string"),
+        ("target.reframe", {"buckets": 10}, "target.reframe: reframes a regression target"),
     ],
 )
 def test_errors_name_the_field(path, value, message):
@@ -105,3 +106,14 @@ def test_baseline_columns_are_checked_against_the_data():
     dtypes = pd.DataFrame({"arr_delay": [1.0], "flight": [1], "date": ["d"], "distance": [1.0], "carrier": ["x"]}).dtypes
     with pytest.raises(SpecError, match=r"baseline.levels\[0\]: unknown column 'orign'"):
         spec.check_columns(dtypes.to_dict())
+
+
+def test_reframe_fields_are_checked():
+    spec = {**VALID, "target": {"column": "arr_delay", "task": "regression", "reframe": {"buckets": 1}}}
+    with pytest.raises(SpecError, match="target.reframe.buckets: expected a whole number"):
+        parse_spec(spec)
+    spec["target"]["reframe"] = {"quantiles": [0.1, 1.5]}
+    with pytest.raises(SpecError, match="target.reframe.quantiles: expected numbers between 0 and 1"):
+        parse_spec(spec)
+    spec["target"]["reframe"] = {}
+    assert parse_spec(spec).target["reframe"] == {"buckets": 20, "strategy": "quantile", "quantiles": [0.1, 0.5, 0.9]}

@@ -40,13 +40,14 @@ def _run(args: argparse.Namespace) -> int:
     with _progress() as progress:
         result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print)
     names = list(result.metrics)
-    metric_names = list(result.metrics[names[0]])
+    metric_names = list(dict.fromkeys(m for name in names for m in result.metrics[name]))
     table = Table(title=f"{spec.name}: test split ({result.rows['test']:,} rows)")
     table.add_column("metric")
     for name in names:
         table.add_column(name.replace("_", " "), justify="right")
     for metric in metric_names:
-        table.add_row(metric, *(f"{result.metrics[n][metric]:.4f}" for n in names))
+        table.add_row(metric, *(f"{result.metrics[n][metric]:.4f}" if metric in result.metrics[n] else ""
+                                for n in names))
     console.print(table)
     baseline = result.metrics["heuristic_benchmark"]
     key = "roc_auc" if spec.task == "classification" else "rmse"

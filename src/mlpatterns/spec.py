@@ -124,7 +124,7 @@ class Spec:
 
 
 def _parse_target(raw: Any) -> dict[str, Any]:
-    target = _mapping(raw, "target", ("column", "task", "positive_when", "positive_label"))
+    target = _mapping(raw, "target", ("column", "task", "positive_when", "positive_label", "reframe"))
     _expect("column" in target, "target", "missing field 'column' (the column to predict)")
     _expect(isinstance(target["column"], str), "target.column", "expected a column name")
     task = target.setdefault("task", "classification" if "positive_when" in target else "regression")
@@ -136,6 +136,19 @@ def _parse_target(raw: Any) -> dict[str, Any]:
         (_, threshold), = rule.items()
         _expect(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
                 "target.positive_when", f"expected a number, got {threshold!r}")
+    if "reframe" in target:
+        _expect(task == "regression", "target.reframe", "reframes a regression target; the task is classification")
+        reframe = _mapping(target["reframe"], "target.reframe", ("buckets", "strategy", "quantiles"))
+        buckets = reframe.setdefault("buckets", 20)
+        _expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets >= 2,
+                "target.reframe.buckets", f"expected a whole number of buckets, at least 2, got {buckets!r}")
+        strategy = reframe.setdefault("strategy", "quantile")
+        _expect(strategy in ("quantile", "uniform"), "target.reframe.strategy",
+                f"expected 'quantile' or 'uniform', got {strategy!r}")
+        quantiles = reframe.setdefault("quantiles", [0.1, 0.5, 0.9])
+        _expect(isinstance(quantiles, list) and all(isinstance(q, (int, float)) and 0 < q < 1 for q in quantiles),
+                "target.reframe.quantiles", f"expected numbers between 0 and 1, got {quantiles!r}")
+        target["reframe"] = reframe
     return target
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-__all__ = ["ReframedRegressor"]
+__all__ = ["ReframedRegressor", "quantiles_from_bucket_proba"]
 
 
 class ReframedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
@@ -121,22 +121,7 @@ class ReframedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
 
         The distribution is read as uniform within each bucket between its edges.
         """
-        quantiles = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-        if np.any((quantiles < 0) | (quantiles > 1)):
-            raise ValueError("quantiles must lie in [0, 1]")
-        proba = self.predict_bucket_proba(X)
-        low = self.edges_[self.bucket_ids_]
-        high = self.edges_[np.minimum(self.bucket_ids_ + 1, len(self.edges_) - 1)]
-        cumulative = np.cumsum(proba, axis=1)
-        out = np.empty((len(proba), len(quantiles)))
-        for j, q in enumerate(quantiles):
-            index = np.minimum((cumulative < q).sum(axis=1), proba.shape[1] - 1)
-            rows = np.arange(len(proba))
-            before = np.where(index > 0, cumulative[rows, index - 1], 0.0)
-            mass = np.maximum(proba[rows, index], 1e-12)
-            share = np.clip((q - before) / mass, 0, 1)
-            out[:, j] = low[index] + share * (high[index] - low[index])
-        return out
+        return quantiles_from_bucket_proba(self.predict_bucket_proba(X), self.edges_, self.bucket_ids_, quantiles)
 
     def predict_interval(self, X, coverage: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """The central prediction interval of nominal ``coverage``: ``(low, high)``."""
@@ -144,3 +129,29 @@ class ReframedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"coverage must be between 0 and 1, got {coverage!r}")
         bounds = self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
         return bounds[:, 0], bounds[:, 1]
+
+
+def quantiles_from_bucket_proba(proba: np.ndarray, edges: np.ndarray, bucket_ids: np.ndarray,
+                                quantiles) -> np.ndarray:
+    """Quantiles of bucket distributions, each read as uniform between its bucket's edges.
+
+    ``proba`` has one column per bucket listed in ``bucket_ids`` (indices into the
+    ``edges`` intervals). The serving function calls this too, so training and serving
+    compute intervals the same way.
+    """
+    quantiles = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    if np.any((quantiles < 0) | (quantiles > 1)):
+        raise ValueError("quantiles must lie in [0, 1]")
+    edges, bucket_ids = np.asarray(edges, dtype=np.float64), np.asarray(bucket_ids, dtype=np.int64)
+    low = edges[bucket_ids]
+    high = edges[np.minimum(bucket_ids + 1, len(edges) - 1)]
+    cumulative = np.cumsum(proba, axis=1)
+    rows = np.arange(len(proba))
+    out = np.empty((len(proba), len(quantiles)))
+    for j, q in enumerate(quantiles):
+        index = np.minimum((cumulative < q).sum(axis=1), proba.shape[1] - 1)
+        before = np.where(index > 0, cumulative[rows, index - 1], 0.0)
+        mass = np.maximum(proba[rows, index], 1e-12)
+        share = np.clip((q - before) / mass, 0, 1)
+        out[:, j] = low[index] + share * (high[index] - low[index])
+    return out

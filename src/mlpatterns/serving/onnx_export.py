@@ -43,7 +43,11 @@ def _verify(onnx_bytes: bytes, feeds: dict[str, np.ndarray], expected: np.ndarra
 
 
 def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
-    """Convert a fitted scikit-learn model taking one float32 matrix; input named ``features``."""
+    """Convert a fitted scikit-learn model taking one float32 matrix; input named ``features``.
+
+    ``task="classification"`` exports a classifier (outputs: labels, then the
+    probability of every class); anything else a regressor.
+    """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -57,8 +61,8 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
             model, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))], options=options
         )
     onnx_bytes = proto.SerializeToString()
-    if task == "classification":
-        _verify(onnx_bytes, {"features": sample}, model.predict_proba(sample)[:, 1], lambda out: out[1][:, 1])
+    if task == "classification":  # every class's probability, binary or not
+        _verify(onnx_bytes, {"features": sample}, model.predict_proba(sample), lambda out: out[1])
     else:
         _verify(onnx_bytes, {"features": sample}, model.predict(sample), lambda out: out[0].reshape(-1))
     return onnx_bytes

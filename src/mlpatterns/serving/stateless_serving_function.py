@@ -171,7 +171,25 @@ class ServingFunction:
         kind = self.bundle.manifest["model"].get("output", "value")
         if kind == "probabilities":  # scikit-learn classifier: [labels, probabilities]
             return np.asarray(outputs[1], dtype=np.float64)[:, 1]
+        if kind == "bucket_probabilities":  # Reframing (5): the mean of the distribution
+            return self.bucket_probabilities(outputs) @ np.asarray(self.bundle.manifest["model"]["centers"])
         return np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+
+    @staticmethod
+    def bucket_probabilities(outputs: list[Any]) -> np.ndarray:
+        return np.asarray(outputs[1], dtype=np.float64)
+
+    def predict_quantiles(self, features: TransformedFeatures, quantiles: list[float]) -> np.ndarray:
+        """Quantiles of a reframed model's predictive distribution (Reframing, 5)."""
+        from mlpatterns.problem.reframing import quantiles_from_bucket_proba
+
+        model = self.bundle.manifest["model"]
+        if model.get("output") != "bucket_probabilities":
+            raise ValueError(f"the model '{self.name}' predicts a value, not a distribution")
+        outputs = self._session.run(None, {"features": features.matrix()})
+        return quantiles_from_bucket_proba(
+            self.bucket_probabilities(outputs), model["edges"], model["bucket_ids"], quantiles
+        )
 
     def predict(self, frame: pd.DataFrame, *, bad_rows: str = "raise") -> pd.DataFrame:
         """Predict every row; keys pass through unchanged, in the input order.
@@ -195,12 +213,18 @@ class ServingFunction:
             keep[[p.row for p in problems]] = False
             frame = frame.iloc[keep]
         result = frame[self.key_columns].reset_index(drop=True).copy()
-        scores = self.predict_features(self.features(frame))
+        features = self.features(frame)
+        scores = self.predict_features(features)
         if self.task == "classification":
             result["probability"] = scores
             result["prediction"] = (scores >= self.threshold).astype(np.int64)
         else:
             result["prediction"] = scores
+        quantiles = self.bundle.manifest["model"].get("quantiles_out", [])
+        if quantiles:
+            bounds = self.predict_quantiles(features, quantiles)
+            for j, q in enumerate(quantiles):
+                result[f"q{round(q * 100):02d}"] = bounds[:, j]
         return result, problems
 
 
