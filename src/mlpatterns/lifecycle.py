@@ -185,6 +185,16 @@ def _train_model(name: str, model_spec: dict[str, Any], task: str, data: dict[st
     from mlpatterns.models.wide_and_deep import WideAndDeep
 
     architecture = {k: params.pop(k) for k in ("hidden", "dropout") if k in params}
+    reframe, head = model_spec.get("reframe"), {}
+    if reframe is not None:  # Reframing (5): a softmax head over target buckets
+        from mlpatterns.problem.reframing import target_buckets
+
+        edges, bucket_ids, centers, y_train = target_buckets(y_train, reframe["buckets"], reframe["strategy"])
+        y_valid = np.clip(np.searchsorted(bucket_ids, np.searchsorted(edges[1:-1], y_valid, side="right")),
+                          0, len(bucket_ids) - 1)
+        task, architecture["n_outputs"] = "multiclass", len(bucket_ids)
+        head = {"output": "bucket_probabilities", "centers": centers.tolist(), "edges": edges.tolist(),
+                "bucket_ids": bucket_ids.tolist(), "quantiles_out": list(reframe["quantiles"])}
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
     try:
         network = WideAndDeep(n_numeric=train.numeric.shape[1], cardinalities=train.cardinalities, **architecture)
@@ -193,9 +203,11 @@ def _train_model(name: str, model_spec: dict[str, Any], task: str, data: dict[st
     except TypeError as error:
         raise SpecError(f"models.{name}.params: {error}") from error
     scores = predict_network(result.model, test, task)
+    if reframe is not None:
+        scores = scores @ np.asarray(head["centers"])
     onnx_bytes = torch_to_onnx(result.model, test.numeric[:2000], test.categorical[:2000], task)
     info = {"type": "wide_and_deep", "framework": "torch", "architecture": result.model.config,
-            "history": result.history, "best_epoch": result.best_epoch, "output": "value"}
+            "history": result.history, "best_epoch": result.best_epoch, "output": "value", **head}
     return result.model, scores, onnx_bytes, info
 
 
@@ -280,20 +292,10 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     for name, model_spec in spec.models.items():
         clock = time.perf_counter()
         if "reframe" in spec.target:
-            if model_spec["type"] != "gradient_boosting":
-                raise SpecError(f"models.{name}.type: target.reframe is supported for gradient_boosting "
-                                f"models; the reframed network head is not written yet")
             model_spec = {**model_spec, "reframe": spec.target["reframe"]}
-        model, scores, onnx_bytes, info = _train_model(name, model_spec, spec.task, data, progress, seed)
+        _, scores, onnx_bytes, info = _train_model(name, model_spec, spec.task, data, progress, seed)
         timings[name] = time.perf_counter() - clock
         metrics[name] = evaluate(spec.task, data["test"][1], scores)
-        if "reframe" in model_spec:  # how often the outer quantiles hold the truth
-            quantiles = sorted(spec.target["reframe"]["quantiles"])
-            bounds = model.predict_quantiles(data["test"][0].matrix(), [quantiles[0], quantiles[-1]])
-            y_test = data["test"][1]
-            metrics[name][f"coverage_q{round(quantiles[0] * 100):02d}_q{round(quantiles[-1] * 100):02d}"] = float(
-                np.mean((y_test >= bounds[:, 0]) & (y_test <= bounds[:, 1]))
-            )
         manifest = {
             "name": f"{spec.name}/{name}", "task": spec.task, "model": {"file": "model.onnx", **info},
             "transform": "transform.json", "signature": signature, "threshold": 0.5,
@@ -304,7 +306,15 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         }
         files = {"model.onnx": onnx_bytes, "transform.json": transform.to_json().encode()}
         bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
-        skew[name] = check_skew(ServingFunction.load(bundles[name]), test_path, data["test"][0], scores)
+        serving = ServingFunction.load(bundles[name])
+        skew[name] = check_skew(serving, test_path, data["test"][0], scores)
+        if "reframe" in model_spec:  # how often the served outer quantiles hold the truth
+            quantiles = sorted(spec.target["reframe"]["quantiles"])
+            bounds = serving.predict_quantiles(data["test"][0], [quantiles[0], quantiles[-1]])
+            y_test = data["test"][1]
+            metrics[name][f"coverage_q{round(quantiles[0] * 100):02d}_q{round(quantiles[-1] * 100):02d}"] = float(
+                np.mean((y_test >= bounds[:, 0]) & (y_test <= bounds[:, 1]))
+            )
     result = RunResult(spec=spec, rows=rows, metrics=metrics, bundles=bundles, output_dir=output_dir,
                        dropped_target_rows=dropped, timings=timings, skew=skew)
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")

@@ -25,13 +25,15 @@ class TrainingResult:
     best_epoch: int = 0
 
 
-def _tensors(features: Any, target: np.ndarray | None) -> tuple[Any, ...]:
+def _tensors(features: Any, target: np.ndarray | None, task: str = "classification") -> tuple[Any, ...]:
     import torch
 
     numeric = torch.as_tensor(features.numeric, dtype=torch.float32)
     categorical = torch.as_tensor(features.categorical, dtype=torch.long)
     if target is None:
         return numeric, categorical
+    if task == "multiclass":  # class indices for cross-entropy
+        return numeric, categorical, torch.as_tensor(target, dtype=torch.long).reshape(-1)
     return numeric, categorical, torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
 
 
@@ -53,18 +55,20 @@ def train_network(
 ) -> TrainingResult:
     """Train ``model`` on transformed features; keep the weights of the best validation epoch.
 
-    ``task`` is ``"classification"`` (binary, a logit output, BCE loss) or
-    ``"regression"`` (MSE). ``progress`` is an optional ``rich.progress.Progress``.
+    ``task`` is ``"classification"`` (binary, a logit output, BCE loss),
+    ``"regression"`` (MSE) or ``"multiclass"`` (one logit per class, cross-entropy;
+    the Reframing head over target buckets). ``progress`` is an optional ``rich.progress.Progress``.
     """
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    loss_fn = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
+    loss_fn = {"classification": nn.BCEWithLogitsLoss(), "regression": nn.MSELoss(),
+               "multiclass": nn.CrossEntropyLoss()}[task]
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    train_tensors = _tensors(train, y_train)
-    valid_tensors = _tensors(valid, y_valid)
+    train_tensors = _tensors(train, y_train, task)
+    valid_tensors = _tensors(valid, y_valid, task)
     n = len(y_train)
     steps = math.ceil(n / batch_size)
     task_id = progress.add_task("wide-and-deep", total=epochs * steps) if progress else None
@@ -113,7 +117,7 @@ def evaluate_loss(model: Any, tensors: tuple[Any, ...], loss_fn: Any, batch_size
 
 
 def predict_network(model: Any, features: Any, task: str, batch_size: int = 65536) -> np.ndarray:
-    """Probabilities of the positive class (classification) or values (regression)."""
+    """P(positive) (classification), values (regression) or class probabilities (multiclass)."""
     import torch
 
     numeric, categorical = _tensors(features, None)
@@ -123,5 +127,11 @@ def predict_network(model: Any, features: Any, task: str, batch_size: int = 6553
         for start in range(0, len(numeric), batch_size):
             sl = slice(start, start + batch_size)
             out = model(numeric[sl], categorical[sl])
-            outputs.append(torch.sigmoid(out) if task == "classification" else out)
-    return torch.cat(outputs).numpy().reshape(-1).astype(np.float64) if outputs else np.zeros(0)
+            if task == "multiclass":
+                outputs.append(torch.softmax(out, dim=1))
+            else:
+                outputs.append(torch.sigmoid(out) if task == "classification" else out)
+    if not outputs:
+        return np.zeros(0)
+    result = torch.cat(outputs).numpy().astype(np.float64)
+    return result if task == "multiclass" else result.reshape(-1)

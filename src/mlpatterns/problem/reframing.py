@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-__all__ = ["ReframedRegressor", "quantiles_from_bucket_proba"]
+__all__ = ["ReframedRegressor", "quantiles_from_bucket_proba", "target_buckets"]
 
 
 class ReframedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
@@ -77,19 +77,8 @@ class ReframedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         y = column_or_1d(y, warn=True).astype(np.float64)
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity; the target must be finite")
-        if self.strategy == "quantile":
-            edges = np.quantile(y, np.linspace(0, 1, self.n_buckets + 1))
-        else:
-            edges = np.linspace(y.min(), y.max(), self.n_buckets + 1)
-        edges = np.unique(edges)
-        if len(edges) < 2:  # a constant target: one bucket
-            edges = np.array([y[0], y[0]])
-        self.edges_ = edges
-        buckets = self._bucket(y)
-        used = np.unique(buckets)
-        self.centers_ = np.array([y[buckets == b].mean() for b in used])
-        self.bucket_ids_ = used
-        self.n_buckets_ = len(used)
+        self.edges_, self.bucket_ids_, self.centers_, classes = target_buckets(y, self.n_buckets, self.strategy)
+        self.n_buckets_ = len(self.bucket_ids_)
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         base = self.estimator if self.estimator is not None else HistGradientBoostingClassifier()
@@ -97,12 +86,8 @@ class ReframedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         if self.n_buckets_ == 1:
             self.estimator_ = None
         else:
-            self.estimator_.fit(X, np.searchsorted(used, buckets))
+            self.estimator_.fit(X, classes)
         return self
-
-    def _bucket(self, y: np.ndarray) -> np.ndarray:
-        inner = self.edges_[1:-1]
-        return np.searchsorted(inner, y, side="right")
 
     def predict_bucket_proba(self, X) -> np.ndarray:
         """Probability of each bucket (columns follow :attr:`centers_`)."""
@@ -155,3 +140,25 @@ def quantiles_from_bucket_proba(proba: np.ndarray, edges: np.ndarray, bucket_ids
         share = np.clip((q - before) / mass, 0, 1)
         out[:, j] = low[index] + share * (high[index] - low[index])
     return out
+
+
+def target_buckets(y: np.ndarray, n_buckets: int, strategy: str = "quantile"):
+    """Buckets of a regression target: ``(edges, bucket_ids, centers, classes)``.
+
+    ``edges`` cut the target into at most ``n_buckets`` intervals (quantile or
+    uniform; repeated edges merged); ``bucket_ids`` are the intervals that hold
+    training rows, ``centers`` their mean targets, and ``classes`` the class index
+    (into ``bucket_ids``) of every row: what a classifier over buckets learns.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if strategy == "quantile":
+        edges = np.quantile(y, np.linspace(0, 1, n_buckets + 1))
+    else:
+        edges = np.linspace(y.min(), y.max(), n_buckets + 1)
+    edges = np.unique(edges)
+    if len(edges) < 2:  # a constant target: one bucket
+        edges = np.array([y[0], y[0]])
+    buckets = np.searchsorted(edges[1:-1], y, side="right")
+    bucket_ids = np.unique(buckets)
+    centers = np.array([y[buckets == b].mean() for b in bucket_ids])
+    return edges, bucket_ids, centers, np.searchsorted(bucket_ids, buckets)

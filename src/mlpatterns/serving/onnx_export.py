@@ -69,7 +69,11 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
 
 
 def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task: str) -> bytes:
-    """Export a network taking ``(numeric, categorical)``; classification outputs probabilities."""
+    """Export a network taking ``(numeric, categorical)``.
+
+    The output is P(positive) for ``task="classification"``, class probabilities for
+    ``"multiclass"`` and the value for ``"regression"``.
+    """
     import torch
 
     class _Serving(torch.nn.Module):
@@ -79,6 +83,8 @@ def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task
 
         def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
             out = self.inner(numeric, categorical)
+            if task == "multiclass":
+                return torch.softmax(out, dim=1)
             return torch.sigmoid(out) if task == "classification" else out
 
     wrapper = _Serving(model).eval()
@@ -94,9 +100,9 @@ def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task
         )
     onnx_bytes = buffer.getvalue()
     with torch.no_grad():
-        expected = wrapper(numeric_t, categorical_t).numpy().reshape(-1).astype(np.float64)
+        expected = wrapper(numeric_t, categorical_t).numpy().astype(np.float64)
     _verify(
         onnx_bytes, {"numeric": numeric_t.numpy(), "categorical": categorical_t.numpy()},
-        expected, lambda out: out[0].reshape(-1),
+        expected, lambda out: out[0].reshape(expected.shape),
     )
     return onnx_bytes

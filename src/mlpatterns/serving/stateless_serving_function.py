@@ -161,13 +161,14 @@ class ServingFunction:
         """The model inputs the bundle computes from raw rows (used by the skew test)."""
         return self.transform.transform(frame)
 
+    def _feeds(self, features: TransformedFeatures) -> dict[str, np.ndarray]:
+        if self._input_names == ["features"]:
+            return {"features": features.matrix()}
+        return {"numeric": features.numeric, "categorical": features.categorical}
+
     def predict_features(self, features: TransformedFeatures) -> np.ndarray:
         """Model output for transformed features: P(positive) or the predicted value."""
-        if self._input_names == ["features"]:
-            feeds = {"features": features.matrix()}
-        else:
-            feeds = {"numeric": features.numeric, "categorical": features.categorical}
-        outputs = self._session.run(None, feeds)
+        outputs = self._session.run(None, self._feeds(features))
         kind = self.bundle.manifest["model"].get("output", "value")
         if kind == "probabilities":  # scikit-learn classifier: [labels, probabilities]
             return np.asarray(outputs[1], dtype=np.float64)[:, 1]
@@ -177,7 +178,8 @@ class ServingFunction:
 
     @staticmethod
     def bucket_probabilities(outputs: list[Any]) -> np.ndarray:
-        return np.asarray(outputs[1], dtype=np.float64)
+        # scikit-learn classifiers output [labels, probabilities]; networks [probabilities]
+        return np.asarray(outputs[-1], dtype=np.float64)
 
     def predict_quantiles(self, features: TransformedFeatures, quantiles: list[float]) -> np.ndarray:
         """Quantiles of a reframed model's predictive distribution (Reframing, 5)."""
@@ -186,7 +188,7 @@ class ServingFunction:
         model = self.bundle.manifest["model"]
         if model.get("output") != "bucket_probabilities":
             raise ValueError(f"the model '{self.name}' predicts a value, not a distribution")
-        outputs = self._session.run(None, {"features": features.matrix()})
+        outputs = self._session.run(None, self._feeds(features))
         return quantiles_from_bucket_proba(
             self.bucket_probabilities(outputs), model["edges"], model["bucket_ids"], quantiles
         )
