@@ -324,6 +324,7 @@ def _make_head_class() -> type:
             return (self.proba(x) >= cut).long()
 
     MultilabelHead.__module__ = __name__
+    MultilabelHead.__qualname__ = "MultilabelHead"
     return MultilabelHead
 
 

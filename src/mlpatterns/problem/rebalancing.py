@@ -24,13 +24,15 @@ Resampling happens only on the rows given to ``fit``; prediction never resamples
 Examples
 --------
 >>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(1000, 2))
 >>> y = (X[:, 0] + rng.normal(size=1000) > 2.3).astype(int)
->>> model = ResampledClassifier(sampler="downsample", random_state=0).fit(X, y)
->>> report = imbalance_report(y, model.predict_proba(X)[:, 1], min_precision=0.3)
->>> sorted(report)[:4]
-['f1', 'positive_rate', 'pr_auc', 'precision']
+>>> plain = LogisticRegression().fit(X, y)
+>>> downsampled = ResampledClassifier(LogisticRegression(), random_state=0).fit(X, y)
+>>> recall = lambda model: imbalance_report(y, model.predict_proba(X)[:, 1])["recall"]
+>>> bool(recall(downsampled) > recall(plain))
+True
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mlpatterns.problem.rebalancing_anomaly import AnomalyClassifier
+from mlpatterns.problem.rebalancing_bias import init_output_bias
 from mlpatterns.problem.rebalancing_metrics import (
     imbalance_report,
     recall_at_precision,
@@ -91,7 +94,9 @@ def _inner_has(method):
     """Whether the inner (fitted, else given, else default) classifier has ``method``."""
 
     def check(self):
-        inner = getattr(self, "estimator_", None) or self.estimator or _default_classifier()
+        inner = getattr(self, "estimator_", None)
+        if inner is None:
+            inner = self.estimator if self.estimator is not None else _default_classifier()
         return hasattr(inner, method)
 
     return check
@@ -144,8 +149,9 @@ class ResampledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     >>> X = rng.normal(size=(600, 2))
     >>> y = (X[:, 0] > 1.6).astype(int)
     >>> model = ResampledClassifier(sampler="upsample", random_state=0).fit(X, y)
-    >>> np.bincount(y).tolist(), model.predict(X).mean() > y.mean() * 0.9
-    ([566, 34], True)
+    >>> _, y_resampled = model.sampler_.fit_resample(X, y)
+    >>> np.bincount(y).tolist(), np.bincount(y_resampled).tolist()
+    ([573, 27], [573, 573])
     """
 
     def __init__(self, estimator=None, sampler="downsample", sampling_strategy="auto",
@@ -276,53 +282,3 @@ class DownsampledEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEst
         """The members' probabilities, averaged (columns follow ``classes_``)."""
         X = self._checked(X)
         return self.ensemble_.predict_proba(X)
-
-
-def init_output_bias(linear_layer, positive_rate):
-    """Start a network's output bias at the log prior, so its first predictions match the base rate.
-
-    With one output (sigmoid), the bias becomes ``log(p / (1 - p))``; with one output per
-    class (softmax), ``positive_rate`` holds the class frequencies and the bias becomes
-    ``log(p_k)``. An untrained network then predicts the prior rather than 0.5, which saves
-    the first epochs from learning only the imbalance and gives a loss near its floor.
-
-    Parameters
-    ----------
-    linear_layer : torch.nn.Linear
-        The output layer; changed in place.
-    positive_rate : float or array-like
-        The positive-class rate in ``(0, 1)``, or the class frequencies (summing to 1)
-        for a layer with one output per class.
-
-    Returns
-    -------
-    torch.nn.Linear
-        The same layer.
-
-    Examples
-    --------
-    >>> import torch
-    >>> layer = init_output_bias(torch.nn.Linear(4, 1), 0.2)
-    >>> round(float(torch.sigmoid(layer.bias)[0]), 6)
-    0.2
-    """
-    import torch
-
-    if getattr(linear_layer, "bias", None) is None:
-        raise ValueError("linear_layer must have a bias (torch.nn.Linear(..., bias=True))")
-    rates = np.atleast_1d(np.asarray(positive_rate, dtype=np.float64))
-    if np.any((rates <= 0) | (rates >= 1)):
-        raise ValueError(f"positive_rate must lie strictly between 0 and 1, got {positive_rate!r}")
-    n_outputs = linear_layer.bias.shape[0]
-    if len(rates) == 1 and n_outputs == 1:
-        bias = np.log(rates / (1 - rates))
-    elif len(rates) == n_outputs and n_outputs > 1:
-        if not np.isclose(rates.sum(), 1.0):
-            raise ValueError("positive_rate must sum to 1 when it gives one rate per output")
-        bias = np.log(rates)
-    else:
-        raise ValueError(f"positive_rate has {len(rates)} value(s) for a layer with {n_outputs} "
-                         "output(s): give one rate for one output, or one per output")
-    with torch.no_grad():
-        linear_layer.bias.copy_(torch.as_tensor(bias, dtype=linear_layer.bias.dtype))
-    return linear_layer

@@ -97,6 +97,9 @@ class AnomalyClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             raise ValueError("Only binary classification is supported. The type of the target "
                              f"is {target_type}.")
         self.classes_, counts = np.unique(y, return_counts=True)
+        if len(self.classes_) != 2:
+            raise ValueError("AnomalyClassifier needs 2 classes in y to choose a threshold, "
+                             f"got 1 class ({self.classes_[0]!r})")
         if self.pos_label is None:
             self.pos_label_ = self.classes_[1] if counts[0] >= counts[1] else self.classes_[0]
         elif self.pos_label in self.classes_:
