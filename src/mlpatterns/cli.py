@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-_HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2"}
+_HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2", "macro_roc_auc"}
 
 
 def _progress():
@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
                                 for n in names))
     console.print(table)
     baseline = result.metrics["heuristic_benchmark"]
-    key = "roc_auc" if spec.task == "classification" else "rmse"
+    key = {"classification": "roc_auc", "multilabel": "macro_roc_auc"}.get(spec.task, "rmse")
     for name in names[1:]:
         gain = result.metrics[name][key] - baseline[key]
         better = gain > 0 if key in _HIGHER_IS_BETTER else gain < 0

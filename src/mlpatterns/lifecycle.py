@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.models.spec_models import NEUTRAL_CLASSES, served_task, train_model
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.spec import _COMPARISONS, Spec, SpecError
 from mlpatterns.tables import read_frame
 
-__all__ = ["RunResult", "evaluate", "load_data", "make_target", "run_spec"]
+__all__ = ["RunResult", "evaluate", "evaluate_multilabel", "evaluate_neutral", "load_data", "make_target",
+           "neutral_mask", "run_spec"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -70,7 +72,12 @@ def load_data(spec: Spec) -> pd.DataFrame:
 
 
 def make_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """Rows with a known target, and the target as numbers (0/1 for classification)."""
+    """Rows with a known target, and the target as numbers (0/1 for classification).
+
+    A multilabel target is a matrix, one 0/1 column per label (Multilabel, 6).
+    """
+    if spec.task == "multilabel":
+        return _multilabel_target(spec, frame)
     column = frame[spec.target["column"]]
     known = column.notna().to_numpy()
     frame, column = frame.loc[known].reset_index(drop=True), column[known].reset_index(drop=True)
@@ -101,23 +108,108 @@ def make_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarr
     return frame, target.astype(np.float64), int((~known).sum())
 
 
-def evaluate(task: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Test metrics: ranking and calibration for classification, errors for regression."""
+def _multilabel_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
+    columns = spec.target["columns"]
+    known = frame[columns].notna().all(axis=1).to_numpy()
+    frame = frame.loc[known].reset_index(drop=True)
+    labels = frame[columns].to_numpy(dtype=np.float64)
+    for j, column in enumerate(columns):
+        values = np.unique(labels[:, j])
+        if not np.isin(values, (0.0, 1.0)).all():
+            raise SpecError(f"target.columns[{j}]: expected 0/1 or true/false values in {column!r}, "
+                            f"got e.g. {values[~np.isin(values, (0.0, 1.0))][:5].tolist()}")
+    return frame, labels, int((~known).sum())
+
+
+def neutral_mask(spec: Spec, frame: pd.DataFrame) -> np.ndarray | None:
+    """Neutral Class (9): the rows whose binary label is arbitrary, or None without a neutral rule."""
+    rule = spec.target.get("neutral")
+    if rule is None:
+        return None
+    if "band" in rule:
+        low, high = rule["band"]
+        values = frame[spec.target["column"]].to_numpy(dtype=np.float64)
+        return (values >= low) & (values <= high)
+    column = frame[rule["column"]]
+    values = column.map(lambda v: {"true": True, "false": False, "1": True, "0": False}.get(str(v).strip().lower()),
+                        na_action="ignore")
+    bad = values.isna() & column.notna()
+    if bad.any():
+        raise SpecError(f"target.neutral.column: expected true/false values in {rule['column']!r}, "
+                        f"got e.g. {column[bad].iloc[0]!r}")
+    return values.fillna(False).to_numpy(dtype=bool)
+
+
+def evaluate(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict[str, float]:
+    """Test metrics: ranking and calibration for classification, errors for regression.
+
+    With a ``threshold`` (the served decision threshold), classification adds the
+    precision, recall and F1 of the decisions it makes.
+    """
     from sklearn import metrics
 
     if task == "classification":
         clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-        return {
+        result = {
             "roc_auc": float(metrics.roc_auc_score(y, scores)),
             "pr_auc": float(metrics.average_precision_score(y, scores)),
             "log_loss": float(metrics.log_loss(y, clipped, labels=[0, 1])),
             "brier": float(metrics.brier_score_loss(y, scores)),
             "positive_rate": float(np.mean(y)),
         }
+        if threshold is not None:
+            decided = scores >= threshold
+            result.update({
+                "threshold": float(threshold),
+                "precision": float(metrics.precision_score(y, decided, zero_division=0)),
+                "recall": float(metrics.recall_score(y, decided, zero_division=0)),
+                "f1": float(metrics.f1_score(y, decided, zero_division=0)),
+            })
+        return result
     return {
         "rmse": float(np.sqrt(metrics.mean_squared_error(y, scores))),
         "mae": float(metrics.mean_absolute_error(y, scores)),
         "r2": float(metrics.r2_score(y, scores)),
+    }
+
+
+def evaluate_multilabel(Y: np.ndarray, proba: np.ndarray, labels: list[str],
+                        thresholds: np.ndarray | None = None) -> dict[str, float]:
+    """Multilabel (6) test metrics: macro ROC-AUC; with thresholds, F1s, Hamming loss, subset accuracy."""
+    from sklearn.metrics import roc_auc_score
+
+    from mlpatterns.problem.multilabel import multilabel_report
+
+    aucs = [roc_auc_score(Y[:, j], proba[:, j]) for j in range(Y.shape[1]) if len(np.unique(Y[:, j])) == 2]
+    result = {"macro_roc_auc": float(np.mean(aucs)) if aucs else float("nan")}
+    if thresholds is not None:
+        report = multilabel_report(Y.astype(int), (proba >= thresholds).astype(int), labels=labels)
+        result.update({k: report[k] for k in ("macro_f1", "micro_f1", "hamming_loss", "subset_accuracy")})
+        result.update({f"f1_{name}": values["f1"] for name, values in report["labels"].items()})
+    return result
+
+
+def evaluate_neutral(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Neutral Class (9) test metrics on the binary truth: decisive precision and the undecided share.
+
+    ``proba`` holds P(negative), P(neutral), P(positive); the ranking metrics use
+    P(positive | decisive) = P(positive) / (P(negative) + P(positive)).
+    """
+    from sklearn import metrics
+
+    from mlpatterns.problem.neutral_class import decisive_report
+
+    decided = np.array([-1, 0, 1])[np.argmax(proba, axis=1)]
+    report = decisive_report(np.where(y > 0.5, 1, -1), decided)
+    score = proba[:, 2] / np.maximum(proba[:, 0] + proba[:, 2], 1e-12)
+    return {
+        "roc_auc": float(metrics.roc_auc_score(y, score)),
+        "pr_auc": float(metrics.average_precision_score(y, score)),
+        "decisive_accuracy": report["accuracy"],
+        "precision_positive": report["precision"].get(1, float("nan")),
+        "precision_negative": report["precision"].get(-1, float("nan")),
+        "undecided_share": report["undecided_share"],
+        "positive_rate": float(np.mean(y)),
     }
 
 
@@ -135,115 +227,24 @@ def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform) -> 
         else:
             kind = "text"
         inputs.append({"name": column, "type": kind, "dtype": str(dtype)})
-    outputs = ([{"name": "probability", "type": "number"}, {"name": "prediction", "type": "integer"}]
-               if spec.task == "classification" else [{"name": "prediction", "type": "number"}])
+    if "neutral" in spec.target:  # Neutral Class (9): three classes
+        outputs = [{"name": f"probability_{c}", "type": "number"} for c in NEUTRAL_CLASSES]
+        outputs.append({"name": "prediction", "type": "text", "values": list(NEUTRAL_CLASSES)})
+    elif spec.task == "multilabel":  # Multilabel (6): a probability and a decision per label
+        outputs = [{"name": f"probability_{c}", "type": "number"} for c in spec.target["columns"]]
+        outputs += [{"name": f"prediction_{c}", "type": "integer"} for c in spec.target["columns"]]
+    elif spec.task == "classification":
+        outputs = [{"name": "probability", "type": "number"}, {"name": "prediction", "type": "integer"}]
+    else:
+        outputs = [{"name": "prediction", "type": "number"}]
     for q in spec.target.get("reframe", {}).get("quantiles", []):
         outputs.append({"name": f"q{round(q * 100):02d}", "type": "number"})
     return {"inputs": inputs, "keys": list(spec.keys), "outputs": outputs}
 
 
-def _train_model(name: str, model_spec: dict[str, Any], task: str, data: dict[str, Any],
-                 progress: Any, seed: int) -> tuple[Any, np.ndarray, bytes, dict[str, Any]]:
-    """Train one model; return it, its test scores, its verified ONNX bytes and manifest info."""
-    from mlpatterns.serving.onnx_export import sklearn_to_onnx, torch_to_onnx
-
-    train, valid, test = (data[s][0] for s in SPLITS)
-    y_train, y_valid = data["train"][1], data["valid"][1]
-    params = dict(model_spec["params"])
-    if model_spec["type"] == "gradient_boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        reframe = model_spec.get("reframe")
-        if reframe is not None:
-            return _train_reframed(name, params, reframe, data, progress, seed)
-        estimator_cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-        params.setdefault("random_state", seed)
-        # Early stopping watches the hash-split validation rows (whole days), not a
-        # random slice of the training rows, which would leak same-day information.
-        params.setdefault("early_stopping", True)
-        task_id = progress.add_task(f"{name}: gradient boosting", total=None) if progress else None
-        try:
-            model = estimator_cls(**params)
-        except TypeError as error:
-            raise SpecError(f"models.{name}.params: {error}") from error
-        if model.early_stopping:
-            model.fit(train.matrix(), y_train, X_val=valid.matrix(), y_val=y_valid)
-        else:
-            model.fit(train.matrix(), y_train)
-        if progress is not None:
-            progress.update(task_id, total=1, completed=1)
-        scores = model.predict_proba(test.matrix())[:, 1] if task == "classification" else model.predict(test.matrix())
-        onnx_bytes = sklearn_to_onnx(model, test.matrix()[:2000], task)
-        info = {"type": "gradient_boosting", "framework": "scikit-learn", "estimator": type(model).__name__,
-                "params": {k: v for k, v in model.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))},
-                "iterations": int(model.n_iter_),
-                "output": "probabilities" if task == "classification" else "value"}
-        return model, scores, onnx_bytes, info
-    import torch
-
-    from mlpatterns.models.training_loop import predict_network, train_network
-    from mlpatterns.models.wide_and_deep import WideAndDeep
-
-    architecture = {k: params.pop(k) for k in ("hidden", "dropout") if k in params}
-    reframe, head = model_spec.get("reframe"), {}
-    if reframe is not None:  # Reframing (5): a softmax head over target buckets
-        from mlpatterns.problem.reframing import target_buckets
-
-        edges, bucket_ids, centers, y_train = target_buckets(y_train, reframe["buckets"], reframe["strategy"])
-        y_valid = np.clip(np.searchsorted(bucket_ids, np.searchsorted(edges[1:-1], y_valid, side="right")),
-                          0, len(bucket_ids) - 1)
-        task, architecture["n_outputs"] = "multiclass", len(bucket_ids)
-        head = {"output": "bucket_probabilities", "centers": centers.tolist(), "edges": edges.tolist(),
-                "bucket_ids": bucket_ids.tolist(), "quantiles_out": list(reframe["quantiles"])}
-    torch.manual_seed(seed)  # the initial weights depend on the seed alone
-    try:
-        network = WideAndDeep(n_numeric=train.numeric.shape[1], cardinalities=train.cardinalities, **architecture)
-        result = train_network(network, train, y_train, valid, y_valid, task=task, seed=seed,
-                               progress=progress, **params)
-    except TypeError as error:
-        raise SpecError(f"models.{name}.params: {error}") from error
-    scores = predict_network(result.model, test, task)
-    if reframe is not None:
-        scores = scores @ np.asarray(head["centers"])
-    onnx_bytes = torch_to_onnx(result.model, test.numeric[:2000], test.categorical[:2000], task)
-    info = {"type": "wide_and_deep", "framework": "torch", "architecture": result.model.config,
-            "history": result.history, "best_epoch": result.best_epoch, "output": "value", **head}
-    return result.model, scores, onnx_bytes, info
-
-
-def _train_reframed(name: str, params: dict[str, Any], reframe: dict[str, Any], data: dict[str, Any],
-                    progress: Any, seed: int) -> tuple[Any, np.ndarray, bytes, dict[str, Any]]:
-    """Reframing (5): a gradient-boosted classifier over target buckets."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from mlpatterns.problem.reframing import ReframedRegressor
-    from mlpatterns.serving.onnx_export import sklearn_to_onnx
-
-    train, test = data["train"][0], data["test"][0]
-    params.setdefault("random_state", seed)
-    task_id = progress.add_task(f"{name}: reframed gradient boosting", total=None) if progress else None
-    try:
-        model = ReframedRegressor(HistGradientBoostingClassifier(**params), n_buckets=reframe["buckets"],
-                                  strategy=reframe["strategy"])
-    except TypeError as error:
-        raise SpecError(f"models.{name}.params: {error}") from error
-    model.fit(train.matrix(), data["train"][1])
-    if progress is not None:
-        progress.update(task_id, total=1, completed=1)
-    if model.estimator_ is None:
-        raise SpecError("target.reframe: the training target is constant; there is nothing to reframe")
-    onnx_bytes = sklearn_to_onnx(model.estimator_, test.matrix()[:2000], "classification")
-    info = {"type": "gradient_boosting", "framework": "scikit-learn", "estimator": "ReframedRegressor",
-            "output": "bucket_probabilities", "centers": model.centers_.tolist(),
-            "edges": model.edges_.tolist(), "bucket_ids": model.bucket_ids_.tolist(),
-            "quantiles_out": list(reframe["quantiles"])}
-    return model, model.predict(test.matrix()), onnx_bytes, info
-
-
 def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = print) -> RunResult:
     """Run the whole lifecycle of a spec and write one bundle per model."""
-    from mlpatterns.reproducibility.repeatable_splitting import hash_split
-    from mlpatterns.responsible.heuristic_benchmark import HeuristicBenchmark
+    from mlpatterns.reproducibility.repeatable_splitting import hash_split, key_text
     from mlpatterns.serving.bundle import write_bundle
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
@@ -269,18 +270,19 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     ).fit(frame.loc[split == "train"])
     parts = {s: frame.loc[split == s].reset_index(drop=True) for s in SPLITS}
     data = {s: (transform.transform(parts[s]), target[split == s]) for s in SPLITS}
+    neutral = neutral_mask(spec, frame)
+    context = {  # the split key of each row, for keyed out-of-fold folds (Ensembles, Cascade)
+        "groups": {s: key_text(parts[s], spec.split["key"], separator=spec.split.get("separator", ""))
+                   for s in SPLITS},
+        "neutral": None if neutral is None else {s: neutral[split == s] for s in SPLITS},
+    }
     timings["split_and_transform"] = time.perf_counter() - clock
     log(f"{spec.name}: {len(frame):,} rows with a target ({dropped:,} dropped without one); "
         f"split by hash of {spec.split['key']}: " + ", ".join(f"{s} {rows[s]:,}" for s in SPLITS))
 
     metrics: dict[str, dict[str, float]] = {}
     clock = time.perf_counter()
-    levels = spec.baseline.get("levels") or [[c] for c in list(spec.features["categorical"])[:1]] or None
-    baseline = HeuristicBenchmark(levels=levels, min_count=spec.baseline.get("min_count", 20),
-                                  statistic=spec.baseline.get("statistic", "mean"))
-    baseline_columns = sorted({c for level in (levels or []) for c in level}) or transform.input_columns
-    baseline.fit(parts["train"][baseline_columns], data["train"][1])
-    metrics["heuristic_benchmark"] = evaluate(spec.task, data["test"][1], baseline.predict(parts["test"][baseline_columns]))
+    metrics["heuristic_benchmark"] = _heuristic_benchmark(spec, transform, parts, data)
     timings["heuristic_benchmark"] = time.perf_counter() - clock
 
     output_dir = spec.output_dir
@@ -291,24 +293,22 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     signature = _signature(spec, frame, transform)
     for name, model_spec in spec.models.items():
         clock = time.perf_counter()
-        if "reframe" in spec.target:
-            model_spec = {**model_spec, "reframe": spec.target["reframe"]}
-        _, scores, onnx_bytes, info = _train_model(name, model_spec, spec.task, data, progress, seed)
+        trained = train_model(name, model_spec, spec, data, context, progress, seed)
         timings[name] = time.perf_counter() - clock
-        metrics[name] = evaluate(spec.task, data["test"][1], scores)
+        metrics[name] = _evaluate_model(spec, data["test"][1], trained)
         manifest = {
-            "name": f"{spec.name}/{name}", "task": spec.task, "model": {"file": "model.onnx", **info},
-            "transform": "transform.json", "signature": signature, "threshold": 0.5,
+            "name": f"{spec.name}/{name}", "task": served_task(spec), "model": trained.model,
+            "transform": "transform.json", "signature": signature, **trained.serving,
             "target": spec.target,
             "metrics": {"test": metrics[name], "heuristic_benchmark": metrics["heuristic_benchmark"]},
             "lineage": {"spec": str(spec.source) if spec.source else None, "data": spec.data,
                         "split": spec.split, "rows": rows, "seed": seed},
         }
-        files = {"model.onnx": onnx_bytes, "transform.json": transform.to_json().encode()}
+        files = {**trained.files, "transform.json": transform.to_json().encode()}
         bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
         serving = ServingFunction.load(bundles[name])
-        skew[name] = check_skew(serving, test_path, data["test"][0], scores)
-        if "reframe" in model_spec:  # how often the served outer quantiles hold the truth
+        skew[name] = check_skew(serving, test_path, data["test"][0], trained.test_output)
+        if "reframe" in spec.target:  # how often the served outer quantiles hold the truth
             quantiles = sorted(spec.target["reframe"]["quantiles"])
             bounds = serving.predict_quantiles(data["test"][0], [quantiles[0], quantiles[-1]])
             y_test = data["test"][1]
@@ -319,6 +319,36 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
                        dropped_target_rows=dropped, timings=timings, skew=skew)
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
     return result
+
+
+def _heuristic_benchmark(spec: Spec, transform: FeatureTransform, parts: dict[str, pd.DataFrame],
+                         data: dict[str, Any]) -> dict[str, float]:
+    """Heuristic Benchmark (28): historical rates or means by the declared levels."""
+    from mlpatterns.responsible.heuristic_benchmark import HeuristicBenchmark
+
+    levels = spec.baseline.get("levels") or [[c] for c in list(spec.features["categorical"])[:1]] or None
+    columns = sorted({c for level in (levels or []) for c in level}) or transform.input_columns
+    (_, y_train), (_, y_test) = data["train"], data["test"]
+
+    def predict(y: np.ndarray) -> np.ndarray:
+        baseline = HeuristicBenchmark(levels=levels, min_count=spec.baseline.get("min_count", 20),
+                                      statistic=spec.baseline.get("statistic", "mean"))
+        return baseline.fit(parts["train"][columns], y).predict(parts["test"][columns])
+
+    if spec.task == "multilabel":
+        proba = np.column_stack([predict(y_train[:, j]) for j in range(y_train.shape[1])])
+        return evaluate_multilabel(y_test, proba, spec.target["columns"])
+    return evaluate(spec.task, y_test, predict(y_train))
+
+
+def _evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, float]:
+    task = served_task(spec)
+    if task == "multilabel":
+        return evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],
+                                   np.asarray(trained.serving["thresholds"]))
+    if task == "multiclass":
+        return evaluate_neutral(y_test, trained.test_output)
+    return evaluate(task, y_test, trained.test_output, trained.serving.get("threshold"))
 
 
 def check_skew(serving: Any, served_file: Path, training_features: TransformedFeatures,

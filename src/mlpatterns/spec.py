@@ -16,12 +16,18 @@ from typing import Any
 
 import yaml
 
-__all__ = ["MODEL_TYPES", "Spec", "SpecError", "load_spec", "parse_spec"]
+__all__ = ["MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "load_spec", "parse_spec"]
 
-MODEL_TYPES = ("gradient_boosting", "wide_and_deep")
+MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
+               "anomaly_detector")
+# Models that a stack or a cascade can hold: scikit-learn estimators exported to ONNX
+# (wide_and_deep as mlpatterns.models.WideAndDeepClassifier/Regressor).
+MEMBER_TYPES = ("gradient_boosting", "random_forest", "linear", "wide_and_deep")
+REBALANCE_METHODS = ("downsample", "upsample", "smote", "class_weight", "downsampled_ensemble", "output_bias")
+NETWORK_REBALANCE_METHODS = ("downsample", "upsample", "class_weight", "output_bias")
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")  # as FeatureTransform
-DATASETS = ("flights", "natality", "movies")
-TASKS = ("classification", "regression")
+DATASETS = ("flights", "natality", "movies", "taxi")
+TASKS = ("classification", "regression", "multilabel")
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
               "baseline", "output")
 _COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
@@ -79,6 +85,11 @@ class Spec:
             directory = self.source.parent / directory
         return directory
 
+    @property
+    def label_columns(self) -> list[str]:
+        """The target column(s): one, or a multilabel target's label columns."""
+        return list(self.target["columns"]) if self.task == "multilabel" else [self.target["column"]]
+
     def feature_columns(self) -> dict[str, str]:
         """Every raw column a feature reads, with where it is declared."""
         columns: dict[str, str] = {}
@@ -103,7 +114,10 @@ class Spec:
         def known(column: str, where: str) -> None:
             _expect(column in columns, where, f"unknown column {column!r}; the data has {available}")
 
-        known(self.target["column"], "target.column")
+        for i, column in enumerate(self.label_columns):
+            known(column, f"target.columns[{i}]" if self.task == "multilabel" else "target.column")
+        if "column" in self.target.get("neutral", {}):
+            known(self.target["neutral"]["column"], "target.neutral.column")
         for i, key in enumerate(self.keys):
             known(key, f"keys[{i}]")
         for i, key in enumerate(self.split["key"]):
@@ -117,6 +131,8 @@ class Spec:
         numeric_needed.update({c: f"features.bucketize.{c}" for c in self.features.get("bucketize", {})})
         if self.task == "regression" or "positive_when" in self.target:
             numeric_needed[self.target["column"]] = "target.column"
+        for i, column in enumerate(self.target.get("columns", [])):
+            numeric_needed[column] = f"target.columns[{i}]"
         for column, where in numeric_needed.items():
             dtype = columns[column]
             _expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
@@ -124,11 +140,26 @@ class Spec:
 
 
 def _parse_target(raw: Any) -> dict[str, Any]:
-    target = _mapping(raw, "target", ("column", "task", "positive_when", "positive_label", "reframe"))
+    target = _mapping(raw, "target", ("column", "columns", "task", "positive_when", "positive_label", "reframe",
+                                      "neutral"))
+    if "columns" in target:  # Multilabel (6): one 0/1 column per label
+        _expect("column" not in target, "target", "expected 'column' (one target) or 'columns' (labels), not both")
+        columns = _string_list(target["columns"], "target.columns")
+        _expect(len(columns) >= 2 and len(set(columns)) == len(columns), "target.columns",
+                f"expected at least two distinct label columns, got {columns!r}")
+        target["columns"] = columns
+        task = target.setdefault("task", "multilabel")
+        _expect(task == "multilabel", "target.task", f"label 'columns' make a multilabel task, got {task!r}")
+        for field_name in ("positive_when", "positive_label", "reframe", "neutral"):
+            _expect(field_name not in target, f"target.{field_name}", "does not apply to a multilabel target")
+        return target
     _expect("column" in target, "target", "missing field 'column' (the column to predict)")
     _expect(isinstance(target["column"], str), "target.column", "expected a column name")
     task = target.setdefault("task", "classification" if "positive_when" in target else "regression")
     _expect(task in TASKS, "target.task", f"expected one of {list(TASKS)}, got {task!r}")
+    _expect(task != "multilabel", "target.task", "a multilabel task takes its labels from 'columns'")
+    if "neutral" in target:  # Neutral Class (9)
+        target["neutral"] = _parse_neutral(target)
     if "positive_when" in target:
         _expect(task == "classification", "target.positive_when", "only applies to classification")
         rule = _mapping(target["positive_when"], "target.positive_when", tuple(_COMPARISONS))
@@ -150,6 +181,27 @@ def _parse_target(raw: Any) -> dict[str, Any]:
                 "target.reframe.quantiles", f"expected numbers between 0 and 1, got {quantiles!r}")
         target["reframe"] = reframe
     return target
+
+
+def _parse_neutral(target: dict[str, Any]) -> dict[str, Any]:
+    where = "target.neutral"
+    _expect(target["task"] == "classification", where, "applies to a classification target")
+    neutral = _mapping(target["neutral"], where, ("band", "column"))
+    _expect(len(neutral) == 1, where, "expected 'band: [low, high]' (of the target column) or 'column: NAME' "
+            "(a true/false column marking ambiguous rows)")
+    if "band" in neutral:
+        band = neutral["band"]
+        _expect(isinstance(band, list) and len(band) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band)
+                and band[0] <= band[1], f"{where}.band", f"expected [low, high] with low <= high, got {band!r}")
+        _expect("positive_when" in target, f"{where}.band",
+                "a band of the target column needs 'positive_when' (the cut that the band surrounds)")
+        (_, cut), = target["positive_when"].items()
+        _expect(band[0] <= cut <= band[1], f"{where}.band",
+                f"expected a band around the positive_when cut {cut}, got {band!r}")
+    else:
+        _expect(isinstance(neutral["column"], str), f"{where}.column", "expected a column name")
+    return neutral
 
 
 def _parse_split(raw: Any) -> dict[str, Any]:
@@ -212,15 +264,106 @@ def _parse_features(raw: Any) -> dict[str, Any]:
     return features
 
 
-def _parse_models(raw: Any) -> dict[str, dict[str, Any]]:
+def _positive_int(value: Any, where: str, least: int = 1) -> None:
+    _expect(isinstance(value, int) and not isinstance(value, bool) and value >= least, where,
+            f"expected a whole number of at least {least}, got {value!r}")
+
+
+def _member(raw: Any, where: str) -> dict[str, Any]:
+    """A model inside a stack or a cascade: a scikit-learn type and its parameters."""
+    member = _mapping(raw, where, ("type", "params"))
+    _expect(member.get("type") in MEMBER_TYPES, f"{where}.type",
+            f"expected one of {list(MEMBER_TYPES)}, got {member.get('type')!r}")
+    member["params"] = _mapping(member.get("params", {}) or {}, f"{where}.params")
+    return member
+
+
+_MODEL_FIELDS = ("type", "params", "rebalance", "threshold", "members", "final", "n_splits", "router",
+                 "typical", "extreme", "extreme_above")
+
+
+def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
+    where = f"models.{name}"
+    model = _mapping(raw, where, _MODEL_FIELDS)
+    kind = model.get("type")
+    _expect(kind in MODEL_TYPES, f"{where}.type", f"expected one of {list(MODEL_TYPES)}, got {kind!r}")
+    model["params"] = _mapping(model.get("params", {}) or {}, f"{where}.params")
+    task = target["task"]
+    if kind == "stacking":  # Ensembles (7)
+        members = _mapping(model.get("members"), f"{where}.members")
+        _expect(len(members) >= 2, f"{where}.members", "expected at least two members")
+        for member_name in members:
+            _expect("__" not in member_name, f"{where}.members.{member_name}", "a member name cannot contain '__'")
+        model["members"] = {k: _member(v, f"{where}.members.{k}") for k, v in members.items()}
+        if "final" in model:
+            model["final"] = _member(model["final"], f"{where}.final")
+        _expect(task in ("classification", "regression") and "neutral" not in target and "reframe" not in target,
+                where, "a stack predicts a binary class or a value")
+    if kind == "cascade":  # Cascade (8)
+        _expect(task == "regression" and "reframe" not in target, where,
+                "a cascade routes a regression target (typical and extreme values)")
+        for part in ("router", "typical", "extreme"):
+            if part in model:
+                model[part] = _member(model[part], f"{where}.{part}")
+        if "extreme_above" in model:
+            value = model["extreme_above"]
+            _expect(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}.extreme_above",
+                    f"expected the target value above which a row is extreme, got {value!r}")
+    if kind in ("stacking", "cascade"):
+        _positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
+    for part in ("members", "final", "router", "typical", "extreme", "extreme_above", "n_splits"):
+        _expect(part not in model or kind in ("stacking", "cascade"), f"{where}.{part}",
+                "only applies to a stacking or cascade model")
+    _expect(kind != "anomaly_detector" or (task == "classification" and "neutral" not in target), where,
+            "an anomaly detector scores a rare class of a binary classification target")
+    _expect(task != "multilabel" or kind in ("gradient_boosting", "random_forest", "linear", "wide_and_deep"),
+            f"{where}.type", f"a multilabel target takes a gradient_boosting, random_forest, linear or "
+            f"wide_and_deep model, got {kind!r}")
+    _expect("reframe" not in target or kind in ("gradient_boosting", "wide_and_deep"), f"{where}.type",
+            f"a reframed target takes a gradient_boosting or wide_and_deep model, got {kind!r}")
+    if "rebalance" in model:  # Rebalancing (10)
+        rebalance = _mapping(model["rebalance"], f"{where}.rebalance", ("method", "sampling_strategy", "n_estimators"))
+        _expect(task == "classification" and "neutral" not in target, f"{where}.rebalance",
+                "applies to a binary classification target")
+        allowed = NETWORK_REBALANCE_METHODS if kind == "wide_and_deep" else tuple(
+            m for m in REBALANCE_METHODS if m != "output_bias")
+        _expect(rebalance.get("method") in allowed, f"{where}.rebalance.method",
+                f"expected one of {list(allowed)} for a {kind} model, got {rebalance.get('method')!r}")
+        _expect(kind in ("gradient_boosting", "random_forest", "linear", "wide_and_deep"), f"{where}.rebalance",
+                f"applies to a single model, not to a {kind} model")
+        if "sampling_strategy" in rebalance:
+            ratio = rebalance["sampling_strategy"]
+            _expect(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1,
+                    f"{where}.rebalance.sampling_strategy",
+                    f"expected the minority/majority ratio after resampling, in (0, 1], got {ratio!r}")
+        if "n_estimators" in rebalance:
+            _positive_int(rebalance["n_estimators"], f"{where}.rebalance.n_estimators")
+        model["rebalance"] = rebalance
+    if "threshold" in model:  # threshold moving, tuned on the validation split
+        threshold = model["threshold"]
+        _expect(task in ("classification", "multilabel") and "neutral" not in target, f"{where}.threshold",
+                "applies to a binary or multilabel classification target")
+        if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+            _expect(0 < threshold < 1, f"{where}.threshold", f"expected a number in (0, 1), got {threshold!r}")
+        else:
+            threshold = _mapping(threshold, f"{where}.threshold", ("strategy", "min_precision"))
+            _expect(len(threshold) == 1 and threshold.get("strategy", "f1") == "f1", f"{where}.threshold",
+                    "expected a number, 'strategy: f1' or 'min_precision: P'")
+            if "min_precision" in threshold:
+                value = threshold["min_precision"]
+                _expect(task == "classification", f"{where}.threshold.min_precision",
+                        "applies to a binary target; a multilabel target uses 'strategy: f1' or a number")
+                _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1,
+                        f"{where}.threshold.min_precision", f"expected a number in (0, 1), got {value!r}")
+            model["threshold"] = threshold
+    return model
+
+
+def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]:
     models = _mapping(raw, "models")
     _expect(bool(models), "models", "expected at least one model")
     for name, model in models.items():
-        model = _mapping(model, f"models.{name}", ("type", "params"))
-        _expect(model.get("type") in MODEL_TYPES, f"models.{name}.type",
-                f"expected one of {list(MODEL_TYPES)}, got {model.get('type')!r}")
-        _mapping(model.setdefault("params", {}), f"models.{name}.params")
-        models[name] = model
+        models[name] = _parse_model(name, model, target)
     return models
 
 
@@ -243,10 +386,11 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     if "levels" in baseline:
         _expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
         baseline["levels"] = [_string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
+    target = _parse_target(spec["target"])
     return Spec(
         name=spec["name"], description=spec.get("description", ""), data=data,
-        target=_parse_target(spec["target"]), split=_parse_split(spec["split"]),
-        features=_parse_features(spec["features"]), models=_parse_models(spec["models"]), keys=keys,
+        target=target, split=_parse_split(spec["split"]),
+        features=_parse_features(spec["features"]), models=_parse_models(spec["models"], target), keys=keys,
         baseline=baseline, output=_mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),
         source=Path(source) if source is not None else None,
     )

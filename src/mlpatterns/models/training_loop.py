@@ -34,6 +34,8 @@ def _tensors(features: Any, target: np.ndarray | None, task: str = "classificati
         return numeric, categorical
     if task == "multiclass":  # class indices for cross-entropy
         return numeric, categorical, torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    if task == "multilabel":  # one 0/1 column per label
+        return numeric, categorical, torch.as_tensor(target, dtype=torch.float32).reshape(len(target), -1)
     return numeric, categorical, torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
 
 
@@ -42,7 +44,7 @@ def train_network(
     train: Any,
     y_train: np.ndarray,
     valid: Any,
-    y_valid: np.ndarray,
+    y_valid: np.ndarray | None,
     *,
     task: str,
     epochs: int = 5,
@@ -52,23 +54,29 @@ def train_network(
     patience: int = 2,
     seed: int = 0,
     progress: Any = None,
+    pos_weight: float | None = None,
 ) -> TrainingResult:
     """Train ``model`` on transformed features; keep the weights of the best validation epoch.
 
     ``task`` is ``"classification"`` (binary, a logit output, BCE loss),
-    ``"regression"`` (MSE) or ``"multiclass"`` (one logit per class, cross-entropy;
-    the Reframing head over target buckets). ``progress`` is an optional ``rich.progress.Progress``.
+    ``"regression"`` (MSE), ``"multiclass"`` (one logit per class, cross-entropy;
+    the Reframing head over target buckets, the Neutral Class head) or
+    ``"multilabel"`` (one logit per label, binary cross-entropy each). ``pos_weight``
+    weighs the positive rows of a binary task in the loss (Rebalancing's class
+    weights). ``valid=None`` trains all ``epochs`` and keeps the last weights (no
+    early stopping). ``progress`` is an optional ``rich.progress.Progress``.
     """
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    loss_fn = {"classification": nn.BCEWithLogitsLoss(), "regression": nn.MSELoss(),
-               "multiclass": nn.CrossEntropyLoss()}[task]
+    weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
+    loss_fn = {"classification": nn.BCEWithLogitsLoss(pos_weight=weight), "regression": nn.MSELoss(),
+               "multiclass": nn.CrossEntropyLoss(), "multilabel": nn.BCEWithLogitsLoss()}[task]
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     train_tensors = _tensors(train, y_train, task)
-    valid_tensors = _tensors(valid, y_valid, task)
+    valid_tensors = None if valid is None else _tensors(valid, y_valid, task)
     n = len(y_train)
     steps = math.ceil(n / batch_size)
     task_id = progress.add_task("wide-and-deep", total=epochs * steps) if progress else None
@@ -87,8 +95,12 @@ def train_network(
             total += float(loss.detach()) * len(rows)
             if progress is not None:
                 progress.advance(task_id)
+        history.append({"epoch": epoch, "train_loss": total / n})
+        if valid_tensors is None:
+            best_epoch = epoch
+            continue
         valid_loss = evaluate_loss(model, valid_tensors, loss_fn)
-        history.append({"epoch": epoch, "train_loss": total / n, "valid_loss": valid_loss})
+        history[-1]["valid_loss"] = valid_loss
         if valid_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch, waited = valid_loss, copy.deepcopy(model.state_dict()), epoch, 0
         else:
@@ -117,7 +129,8 @@ def evaluate_loss(model: Any, tensors: tuple[Any, ...], loss_fn: Any, batch_size
 
 
 def predict_network(model: Any, features: Any, task: str, batch_size: int = 65536) -> np.ndarray:
-    """P(positive) (classification), values (regression) or class probabilities (multiclass)."""
+    """P(positive) (classification), values (regression), class probabilities (multiclass)
+    or label probabilities (multilabel)."""
     import torch
 
     numeric, categorical = _tensors(features, None)
@@ -130,8 +143,8 @@ def predict_network(model: Any, features: Any, task: str, batch_size: int = 6553
             if task == "multiclass":
                 outputs.append(torch.softmax(out, dim=1))
             else:
-                outputs.append(torch.sigmoid(out) if task == "classification" else out)
+                outputs.append(torch.sigmoid(out) if task in ("classification", "multilabel") else out)
     if not outputs:
         return np.zeros(0)
     result = torch.cat(outputs).numpy().astype(np.float64)
-    return result if task == "multiclass" else result.reshape(-1)
+    return result if task in ("multiclass", "multilabel") else result.reshape(-1)

@@ -21,7 +21,7 @@ from torch import nn
 
 from mlpatterns.data.embeddings import CategoricalEmbeddings
 
-__all__ = ["WideAndDeep"]
+__all__ = ["StandardisedInputs", "WideAndDeep"]
 
 
 class WideAndDeep(nn.Module):
@@ -93,3 +93,22 @@ class WideAndDeep(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> WideAndDeep:
         """Rebuild the architecture from :attr:`config` (weights are loaded separately)."""
         return cls(**config)
+
+
+class StandardisedInputs(nn.Module):
+    """Standardise the numeric inputs with training statistics, then run ``inner``.
+
+    Categorical indices above a column's last bucket (``cardinalities - 1``) share
+    that bucket. Keeping both steps inside the network means its ONNX export takes
+    the raw inputs (used by :mod:`mlpatterns.models.wide_and_deep_estimators`).
+    """
+
+    def __init__(self, inner: nn.Module, mean: Any, scale: Any, cardinalities: Sequence[int]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.register_buffer("last_index", torch.as_tensor(list(cardinalities), dtype=torch.long) - 1)
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        return self.inner((numeric - self.mean) / self.scale, torch.minimum(categorical, self.last_index))

@@ -41,6 +41,7 @@ __all__ = [
     "hash_split",
     "hash_split_frames",
     "key_buckets",
+    "key_text",
     "repeatable_sample",
     "split_sql_condition",
 ]
@@ -94,6 +95,19 @@ def _key_text(frame: pd.DataFrame, columns: list[str], separator: str) -> np.nda
         joined = joined + separator + text
     joined[nulls] = None
     return joined
+
+
+def key_text(frame: pd.DataFrame, key: str | Sequence[str], *, separator: str = "") -> np.ndarray:
+    """The text each row's key hashes as: ``CAST(key AS STRING)`` or the ``CONCAT`` of several.
+
+    Pass it as ``groups`` to :class:`HashKFold` (or to the out-of-fold estimators of
+    :mod:`mlpatterns.problem`) to fold rows by the same key the split used.
+
+    >>> import pandas as pd
+    >>> key_text(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), ["a", "b"], separator="-").tolist()
+    ['1-x', '2-y']
+    """
+    return _key_text(frame, _key_columns(frame, key), separator)
 
 
 def key_buckets(

@@ -179,7 +179,17 @@ def read_bundle(directory: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{manifest_path}: transform must name a file, got {manifest['transform']!r}")
     if manifest["transform"] not in files:
         raise BundleError(f"{manifest_path}: transform names {manifest['transform']!r}, which is not in 'files'")
-    model_file = manifest["model"].get("file") if isinstance(manifest["model"], dict) else None
-    if model_file not in files:
-        raise BundleError(f"{manifest_path}: model.file names {model_file!r}, which is not in 'files'")
+    model = manifest["model"] if isinstance(manifest["model"], dict) else {}
+    if "graph" in model:  # several ONNX models composed (see mlpatterns.serving.model_graph)
+        from mlpatterns.serving.model_graph import GraphError, leaf_files
+
+        try:
+            model_files = leaf_files(model["graph"], "model.graph")
+        except GraphError as error:
+            raise BundleError(f"{manifest_path}: {error}") from None
+    else:
+        model_files = [model.get("file")]
+    for model_file in model_files:
+        if model_file not in files:
+            raise BundleError(f"{manifest_path}: the model names {model_file!r}, which is not in 'files'")
     return Bundle(path=path, manifest=manifest, files=files)

@@ -72,7 +72,7 @@ def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task
     """Export a network taking ``(numeric, categorical)``.
 
     The output is P(positive) for ``task="classification"``, class probabilities for
-    ``"multiclass"`` and the value for ``"regression"``.
+    ``"multiclass"``, label probabilities for ``"multilabel"`` and the value for ``"regression"``.
     """
     import torch
 
@@ -85,7 +85,7 @@ def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task
             out = self.inner(numeric, categorical)
             if task == "multiclass":
                 return torch.softmax(out, dim=1)
-            return torch.sigmoid(out) if task == "classification" else out
+            return torch.sigmoid(out) if task in ("classification", "multilabel") else out
 
     wrapper = _Serving(model).eval()
     numeric_t = torch.as_tensor(np.ascontiguousarray(numeric, dtype=np.float32))

@@ -22,8 +22,11 @@ import pandas as pd
 
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.serving.bundle import Bundle, BundleError, read_bundle
+from mlpatterns.serving.model_graph import GraphError, ModelGraph
 
 __all__ = ["InputError", "RowProblem", "ServingFunction"]
+
+TASKS = ("classification", "regression", "multiclass", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,12 @@ class ServingFunction:
     """
 
     def __init__(self, bundle: Bundle) -> None:
-        import onnxruntime as ort
-
         self.bundle = bundle
         manifest = bundle.manifest
         self.name: str = str(manifest["name"])
         self.task: str = manifest["task"]
-        if self.task not in ("classification", "regression"):
-            raise BundleError(f"{bundle.path}: task must be classification or regression, got {self.task!r}")
+        if self.task not in TASKS:
+            raise BundleError(f"{bundle.path}: task must be one of {list(TASKS)}, got {self.task!r}")
         self.signature: dict[str, Any] = _checked_signature(bundle.path, manifest["signature"])
         try:
             self.threshold: float = float(manifest.get("threshold", 0.5))
@@ -83,15 +84,11 @@ class ServingFunction:
                 f"{bundle.path}: the signature's inputs {self.input_columns} do not match the "
                 f"transform's {self.transform.input_columns}"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("MLPATTERNS_ONNX_THREADS", "1"))
+        self._read_outputs(bundle.path, manifest)
         try:
-            self._session = ort.InferenceSession(
-                bundle.files[manifest["model"]["file"]], options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # onnxruntime raises its own exception types
-            raise BundleError(f"{bundle.path}: the model file is not a loadable ONNX model ({error})") from error
-        self._input_names = [i.name for i in self._session.get_inputs()]
+            self._graph = ModelGraph(_model_graph(manifest["model"]), bundle.files)
+        except GraphError as error:
+            raise BundleError(f"{bundle.path}: model.{error}") from error
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ServingFunction:
@@ -161,25 +158,45 @@ class ServingFunction:
         """The model inputs the bundle computes from raw rows (used by the skew test)."""
         return self.transform.transform(frame)
 
-    def _feeds(self, features: TransformedFeatures) -> dict[str, np.ndarray]:
-        if self._input_names == ["features"]:
-            return {"features": features.matrix()}
-        return {"numeric": features.numeric, "categorical": features.categorical}
+    def _read_outputs(self, path: Any, manifest: dict[str, Any]) -> None:
+        """What the task's outputs are named after: classes (multiclass) or labels (multilabel)."""
+        self.classes: list[str] = []
+        self.labels: list[str] = []
+        self.thresholds: np.ndarray = np.zeros(0)
+        if self.task == "multiclass":
+            self.classes = manifest.get("classes")
+            if not (isinstance(self.classes, list) and len(self.classes) >= 2
+                    and all(isinstance(c, str) for c in self.classes)):
+                raise BundleError(f"{path}: a multiclass bundle needs 'classes', a list of class names")
+        if self.task == "multilabel":
+            self.labels = manifest.get("labels")
+            thresholds = manifest.get("thresholds")
+            if not (isinstance(self.labels, list) and self.labels and all(isinstance(c, str) for c in self.labels)
+                    and isinstance(thresholds, list) and len(thresholds) == len(self.labels)
+                    and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
+                raise BundleError(f"{path}: a multilabel bundle needs 'labels' (names) and "
+                                  "'thresholds' (one number per label)")
+            self.thresholds = np.asarray(thresholds, dtype=np.float64)
+
+    def model_output(self, features: TransformedFeatures) -> np.ndarray:
+        """The model graph's raw output matrix (probabilities, values or bucket probabilities)."""
+        return self._graph.run(features.matrix(), numeric_columns=features.numeric.shape[1])
 
     def predict_features(self, features: TransformedFeatures) -> np.ndarray:
-        """Model output for transformed features: P(positive) or the predicted value."""
-        outputs = self._session.run(None, self._feeds(features))
-        kind = self.bundle.manifest["model"].get("output", "value")
-        if kind == "probabilities":  # scikit-learn classifier: [labels, probabilities]
-            return np.asarray(outputs[1], dtype=np.float64)[:, 1]
-        if kind == "bucket_probabilities":  # Reframing (5): the mean of the distribution
-            return self.bucket_probabilities(outputs) @ np.asarray(self.bundle.manifest["model"]["centers"])
-        return np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        """Model output for transformed features.
 
-    @staticmethod
-    def bucket_probabilities(outputs: list[Any]) -> np.ndarray:
-        # scikit-learn classifiers output [labels, probabilities]; networks [probabilities]
-        return np.asarray(outputs[-1], dtype=np.float64)
+        P(positive) for classification and the value for regression (the mean of the
+        predictive distribution of a reframed model), one entry per row; the class
+        probabilities (multiclass) or label probabilities (multilabel), one column each.
+        """
+        output = self.model_output(features)
+        if self.task == "classification":  # [P(negative), P(positive)] or a network's [P(positive)]
+            return output[:, -1]
+        if self.task == "regression":
+            if self.bundle.manifest["model"].get("output") == "bucket_probabilities":  # Reframing (5)
+                return output @ np.asarray(self.bundle.manifest["model"]["centers"])
+            return output[:, 0]
+        return output
 
     def predict_quantiles(self, features: TransformedFeatures, quantiles: list[float]) -> np.ndarray:
         """Quantiles of a reframed model's predictive distribution (Reframing, 5)."""
@@ -188,10 +205,7 @@ class ServingFunction:
         model = self.bundle.manifest["model"]
         if model.get("output") != "bucket_probabilities":
             raise ValueError(f"the model '{self.name}' predicts a value, not a distribution")
-        outputs = self._session.run(None, self._feeds(features))
-        return quantiles_from_bucket_proba(
-            self.bucket_probabilities(outputs), model["edges"], model["bucket_ids"], quantiles
-        )
+        return quantiles_from_bucket_proba(self.model_output(features), model["edges"], model["bucket_ids"], quantiles)
 
     def predict(self, frame: pd.DataFrame, *, bad_rows: str = "raise") -> pd.DataFrame:
         """Predict every row; keys pass through unchanged, in the input order.
@@ -220,6 +234,16 @@ class ServingFunction:
         if self.task == "classification":
             result["probability"] = scores
             result["prediction"] = (scores >= self.threshold).astype(np.int64)
+        elif self.task == "multiclass":
+            for j, name in enumerate(self.classes):
+                result[f"probability_{name}"] = scores[:, j]
+            result["prediction"] = np.asarray(self.classes, dtype=object)[np.argmax(scores, axis=1)] \
+                if len(scores) else np.zeros(0, dtype=object)
+        elif self.task == "multilabel":
+            for j, name in enumerate(self.labels):
+                result[f"probability_{name}"] = scores[:, j]
+            for j, name in enumerate(self.labels):
+                result[f"prediction_{name}"] = (scores[:, j] >= self.thresholds[j]).astype(np.int64)
         else:
             result["prediction"] = scores
         quantiles = self.bundle.manifest["model"].get("quantiles_out", [])
@@ -241,6 +265,19 @@ def _as_boolean(value: object) -> bool | None:
     if isinstance(value, str):
         return _BOOLEANS.get(value.strip().lower())
     return None
+
+
+def _model_graph(model: Any) -> Any:
+    """The manifest's model graph; a single-file model is a graph of one leaf."""
+    if not isinstance(model, dict):
+        raise GraphError(f"expected a mapping, got {type(model).__name__}")
+    if "graph" in model:
+        return model["graph"]
+    if not isinstance(model.get("file"), str):
+        raise GraphError("file: expected the model's file name, or a 'graph'")
+    # scikit-learn classifiers output [labels, probabilities]; networks one output
+    kind = "probabilities" if model.get("output") in ("probabilities", "bucket_probabilities") else "value"
+    return {"onnx": model["file"], "output": kind}
 
 
 def _checked_signature(path: Any, signature: Any) -> dict[str, Any]:

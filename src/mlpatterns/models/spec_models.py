@@ -1,0 +1,406 @@
+"""Build, train and export the model that one ``models.<name>`` section of a spec declares.
+
+The spec's ``target:`` picks the problem representation (chapter 3): a binary class,
+a value, a value reframed as buckets (Reframing, 5), several labels (Multilabel, 6)
+or a binary class with a neutral band (Neutral Class, 9). The model section picks the
+model: a single scikit-learn or torch model, a stack (Ensembles, 7), a cascade
+(Cascade, 8) or an anomaly detector, optionally rebalanced and with its decision
+threshold moved on the validation split (Rebalancing, 10). Whatever the
+combination, the result is a :class:`TrainedModel`: the test-split output that the
+served bundle must reproduce, the ONNX files and the manifest fields that compose
+them (:mod:`mlpatterns.serving.model_graph`).
+
+The gradient-boosted single model stops early on the hash-split validation rows; a
+meta-estimator's inner models cannot see them, so they train for ``max_iter``
+rounds (scikit-learn's early stopping on a random slice of the training rows would
+leak same-key information and is switched off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mlpatterns.spec import Spec, SpecError
+
+__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "train_model", "tune_threshold"]
+
+NEUTRAL_CLASSES = ["negative", "neutral", "positive"]
+SAMPLE_ROWS = 2000  # rows every export is verified on
+
+
+@dataclass
+class TrainedModel:
+    """A trained model as the lifecycle bundles it."""
+
+    test_output: np.ndarray  # what the served bundle's predict_features must give on the test split
+    files: dict[str, bytes]
+    model: dict[str, Any]  # the manifest's "model" section
+    serving: dict[str, Any] = field(default_factory=dict)  # threshold(s), classes, labels
+    valid_output: np.ndarray | None = None
+
+
+def served_task(spec: Spec) -> str:
+    """The bundle's task: a neutral band turns a binary target into three classes."""
+    return "multiclass" if "neutral" in spec.target else spec.task
+
+
+# -- scikit-learn models ---------------------------------------------------------------------------
+def _sklearn_model(kind: str, params: dict[str, Any], classification: bool, seed: int, where: str,
+                   layout: tuple[int, list[int]], *, inner: bool) -> Any:
+    """A scikit-learn model over the feature matrix; ``layout`` is (numeric columns, cardinalities)."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    params = dict(params)
+    try:
+        if kind == "gradient_boosting":
+            cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+            defaults: dict[str, Any] = {"random_state": seed}
+            if inner:  # see the module docstring: no early stopping on random training rows
+                defaults["early_stopping"] = False
+                params.pop("n_iter_no_change", None)
+            return cls(**{**defaults, **params})
+        if kind == "random_forest":
+            cls = RandomForestClassifier if classification else RandomForestRegressor
+            return cls(**{"n_estimators": 100, "min_samples_leaf": 5, "random_state": seed, **params})
+        if kind == "wide_and_deep":  # a torch network as a scikit-learn member
+            from mlpatterns.models import WideAndDeepClassifier, WideAndDeepRegressor
+
+            cls = WideAndDeepClassifier if classification else WideAndDeepRegressor
+            return cls(**{"n_numeric": layout[0], "cardinalities": layout[1], "random_state": seed, **params})
+        return _linear_model(params, classification, layout[0], layout[0] + len(layout[1]))
+    except TypeError as error:
+        raise SpecError(f"{where}.params: {error}") from error
+
+
+def _linear_model(params: dict[str, Any], classification: bool, n_numeric: int, n_columns: int) -> Any:
+    """Standardised numbers and one-hot hashed categories into a logistic or ridge regression."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = ColumnTransformer([
+        ("numeric", StandardScaler(), list(range(n_numeric))),
+        ("categorical", OneHotEncoder(handle_unknown="ignore"), list(range(n_numeric, n_columns))),
+    ])
+    final = LogisticRegression(**{"max_iter": 1000, **params}) if classification else Ridge(**params)
+    return make_pipeline(columns, final)
+
+
+def build_estimator(name: str, model_spec: dict[str, Any], spec: Spec, seed: int,
+                    layout: tuple[int, list[int]]) -> Any:
+    """The scikit-learn (meta-)estimator of a model section, unfitted.
+
+    ``layout`` is the feature matrix's number of numeric columns and the
+    cardinality of each categorical column after them.
+    """
+    from mlpatterns.problem import (
+        AnomalyClassifier,
+        CascadeRegressor,
+        DownsampledEnsembleClassifier,
+        KeyedStackingClassifier,
+        KeyedStackingRegressor,
+        MultilabelClassifier,
+        NeutralClassClassifier,
+        ResampledClassifier,
+    )
+
+    where, kind = f"models.{name}", model_spec["type"]
+    classification = spec.task != "regression"
+
+    def member(section: dict[str, Any], at: str, is_classifier: bool = classification) -> Any:
+        return _sklearn_model(section["type"], section["params"], is_classifier, seed, at, layout, inner=True)
+
+    if kind == "stacking":
+        members = [(n, member(m, f"{where}.members.{n}")) for n, m in model_spec["members"].items()]
+        final = member(model_spec["final"], f"{where}.final") if "final" in model_spec else None
+        cls = KeyedStackingClassifier if classification else KeyedStackingRegressor
+        return cls(members, final_estimator=final, n_splits=model_spec["n_splits"])
+    if kind == "cascade":
+        parts = {part: member(model_spec[part], f"{where}.{part}", part == "router")
+                 for part in ("router", "typical", "extreme") if part in model_spec}
+        return CascadeRegressor(**parts, threshold=model_spec.get("extreme_above"), n_splits=model_spec["n_splits"])
+    if kind == "anomaly_detector":
+        from sklearn.ensemble import IsolationForest
+
+        try:
+            detector = IsolationForest(**{"random_state": seed, **model_spec["params"]})
+        except TypeError as error:
+            raise SpecError(f"{where}.params: {error}") from error
+        return AnomalyClassifier(detector, threshold="f1", pos_label=1.0, random_state=seed)
+    rebalance = model_spec.get("rebalance", {})
+    params = dict(model_spec["params"])
+    if rebalance.get("method") == "class_weight":
+        params.setdefault("class_weight", "balanced")
+    estimator = _sklearn_model(kind, params, classification, seed, where, layout, inner=True)
+    method = rebalance.get("method")
+    ratio = rebalance.get("sampling_strategy", "auto")
+    if method in ("downsample", "upsample", "smote"):
+        estimator = ResampledClassifier(estimator, sampler=method, sampling_strategy=ratio, random_state=seed)
+    elif method == "downsampled_ensemble":
+        estimator = DownsampledEnsembleClassifier(estimator, n_estimators=rebalance.get("n_estimators", 10),
+                                                  sampling_strategy=ratio, random_state=seed)
+    if "neutral" in spec.target:
+        estimator = NeutralClassClassifier(estimator)
+    if spec.task == "multilabel":
+        estimator = MultilabelClassifier(estimator, threshold_strategy=0.5)  # thresholds tuned on valid below
+    return estimator
+
+
+# -- thresholds ------------------------------------------------------------------------------------
+def tune_threshold(rule: Any, y_valid: np.ndarray, scores: np.ndarray) -> float:
+    """Threshold moving on the validation split: a fixed number, best F1, or most recall at a precision."""
+    from sklearn.metrics import precision_recall_curve
+
+    from mlpatterns.problem.multilabel import best_f1_threshold
+
+    if isinstance(rule, (int, float)):
+        return float(rule)
+    if len(np.unique(y_valid)) < 2:
+        return 0.5
+    if "min_precision" not in rule:
+        return best_f1_threshold(y_valid, scores)
+    precision, recall, thresholds = precision_recall_curve(y_valid, scores)
+    ok = precision[:-1] >= rule["min_precision"]
+    if not ok.any():  # no cut reaches the precision: take the most precise one
+        return float(thresholds[int(np.argmax(precision[:-1]))])
+    return float(thresholds[ok][int(np.argmax(recall[:-1][ok]))])
+
+
+def _serving_fields(model_spec: dict[str, Any], spec: Spec, y_valid: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+    task = served_task(spec)
+    if task == "multiclass":
+        return {"classes": list(NEUTRAL_CLASSES)}
+    if task == "multilabel":
+        rule = model_spec.get("threshold", {"strategy": "f1"})
+        thresholds = [tune_threshold(rule, y_valid[:, j], valid[:, j]) for j in range(y_valid.shape[1])]
+        return {"labels": list(spec.target["columns"]), "thresholds": thresholds}
+    if task == "classification":
+        rule = model_spec.get("threshold", 0.5)
+        return {"threshold": tune_threshold(rule, y_valid, valid), "threshold_rule": rule}
+    return {}
+
+
+# -- training --------------------------------------------------------------------------------------
+def train_model(name: str, model_spec: dict[str, Any], spec: Spec, data: dict[str, Any], context: dict[str, Any],
+                progress: Any, seed: int) -> TrainedModel:
+    """Train the model of ``models.<name>`` on the split data; export and describe it.
+
+    ``data[split]`` is ``(TransformedFeatures, target)``; ``context`` holds each split's
+    ``groups`` (the split key, for keyed out-of-fold folds) and ``neutral`` mask.
+    """
+    kind = model_spec["type"]
+    if kind == "wide_and_deep":
+        return _train_network(name, model_spec, spec, data, context, progress, seed)
+    if "reframe" in spec.target:
+        return _train_reframed(name, model_spec, spec, data, progress, seed)
+    simple = kind == "gradient_boosting" and spec.task != "multilabel" and "neutral" not in spec.target \
+        and model_spec.get("rebalance", {}).get("method") in (None, "class_weight")
+    if simple:
+        return _train_boosting(name, model_spec, spec, data, progress, seed)
+    return _train_estimator(name, model_spec, spec, data, context, progress, seed)
+
+
+def _output(estimator: Any, X: np.ndarray, task: str) -> np.ndarray:
+    if task == "classification":
+        return estimator.predict_proba(X)[:, -1]
+    if task == "regression":
+        return np.asarray(estimator.predict(X), dtype=np.float64)
+    return np.asarray(estimator.predict_proba(X), dtype=np.float64)
+
+
+def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> TrainedModel:
+    from mlpatterns.problem import CascadeRegressor, KeyedStackingClassifier, KeyedStackingRegressor
+    from mlpatterns.serving.graph_export import export_graph
+
+    (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
+    X = train.matrix()
+    estimator = build_estimator(name, model_spec, spec, seed, (train.numeric.shape[1], list(train.cardinalities)))
+    task_id = progress.add_task(f"{name}: {model_spec['type']}", total=None) if progress else None
+    fit_params: dict[str, Any] = {}
+    if isinstance(estimator, (KeyedStackingClassifier, KeyedStackingRegressor, CascadeRegressor)):
+        fit_params["groups"] = context["groups"]["train"]  # keyed out-of-fold folds
+    if "neutral" in spec.target:
+        fit_params["neutral_mask"] = context["neutral"]["train"]
+    try:
+        estimator.fit(X, y_train, **fit_params)
+    except ValueError as error:
+        raise SpecError(f"models.{name}: {error}") from error
+    if progress is not None:
+        progress.update(task_id, total=1, completed=1)
+    task = served_task(spec)
+    files, graph = export_graph(estimator, test.matrix()[:SAMPLE_ROWS])
+    info: dict[str, Any] = {"type": model_spec["type"], "framework": "scikit-learn",
+                            "estimator": type(estimator).__name__, "graph": graph,
+                            "params": _plain_params(estimator)}
+    for attribute in ("report_", "routing_accuracy_", "threshold_"):
+        value = getattr(estimator, attribute, None)
+        if value is not None:
+            info[attribute.rstrip("_")] = _jsonable(value)
+    valid_output = _output(estimator, valid.matrix(), task)
+    serving = _serving_fields(model_spec, spec, y_valid, valid_output)
+    return TrainedModel(_output(estimator, test.matrix(), task), files, info, serving, valid_output)
+
+
+def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedModel:
+    """A single gradient-boosted model that stops early on the hash-split validation rows."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from mlpatterns.serving.onnx_export import sklearn_to_onnx
+
+    (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
+    classification = spec.task == "classification"
+    params = {"random_state": seed, "early_stopping": True, **model_spec["params"]}
+    if model_spec.get("rebalance", {}).get("method") == "class_weight":
+        params.setdefault("class_weight", "balanced")
+    task_id = progress.add_task(f"{name}: gradient boosting", total=None) if progress else None
+    try:
+        model = (HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor)(**params)
+    except TypeError as error:
+        raise SpecError(f"models.{name}.params: {error}") from error
+    # Early stopping watches the hash-split validation rows (whole keys), not a random
+    # slice of the training rows, which would leak same-key information.
+    if model.early_stopping:
+        model.fit(train.matrix(), y_train, X_val=valid.matrix(), y_val=y_valid)
+    else:
+        model.fit(train.matrix(), y_train)
+    if progress is not None:
+        progress.update(task_id, total=1, completed=1)
+    task = "classification" if classification else "regression"
+    onnx_bytes = sklearn_to_onnx(model, test.matrix()[:SAMPLE_ROWS], task)
+    info = {"type": "gradient_boosting", "framework": "scikit-learn", "estimator": type(model).__name__,
+            "file": "model.onnx", "params": _plain_params(model), "iterations": int(model.n_iter_),
+            "output": "probabilities" if classification else "value"}
+    valid_output = _output(model, valid.matrix(), task)
+    serving = _serving_fields(model_spec, spec, y_valid, valid_output)
+    return TrainedModel(_output(model, test.matrix(), task), {"model.onnx": onnx_bytes}, info, serving,
+                        valid_output)
+
+
+def _train_reframed(name, model_spec, spec, data, progress, seed) -> TrainedModel:
+    """Reframing (5): a gradient-boosted classifier over target buckets."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlpatterns.problem.reframing import ReframedRegressor
+    from mlpatterns.serving.onnx_export import sklearn_to_onnx
+
+    reframe = spec.target["reframe"]
+    (train, y_train), (test, _) = data["train"], data["test"]
+    task_id = progress.add_task(f"{name}: reframed gradient boosting", total=None) if progress else None
+    try:
+        model = ReframedRegressor(HistGradientBoostingClassifier(**{"random_state": seed, **model_spec["params"]}),
+                                  n_buckets=reframe["buckets"], strategy=reframe["strategy"])
+    except TypeError as error:
+        raise SpecError(f"models.{name}.params: {error}") from error
+    model.fit(train.matrix(), y_train)
+    if progress is not None:
+        progress.update(task_id, total=1, completed=1)
+    if model.estimator_ is None:
+        raise SpecError("target.reframe: the training target is constant; there is nothing to reframe")
+    onnx_bytes = sklearn_to_onnx(model.estimator_, test.matrix()[:SAMPLE_ROWS], "classification")
+    info = {"type": "gradient_boosting", "framework": "scikit-learn", "estimator": "ReframedRegressor",
+            "file": "model.onnx", "output": "bucket_probabilities", "centers": model.centers_.tolist(),
+            "edges": model.edges_.tolist(), "bucket_ids": model.bucket_ids_.tolist(),
+            "quantiles_out": list(reframe["quantiles"])}
+    return TrainedModel(model.predict(test.matrix()), {"model.onnx": onnx_bytes}, info)
+
+
+def _network_target(spec: Spec, y: np.ndarray, neutral: np.ndarray | None) -> np.ndarray:
+    if neutral is None:
+        return y
+    return np.where(neutral, 1, np.where(y > 0.5, 2, 0))  # NEUTRAL_CLASSES order
+
+
+def _train_network(name, model_spec, spec, data, context, progress, seed) -> TrainedModel:
+    """A torch wide-and-deep network whose output layer fits the problem representation."""
+    import torch
+
+    from mlpatterns.models.training_loop import predict_network, train_network
+    from mlpatterns.models.wide_and_deep import WideAndDeep
+    from mlpatterns.serving.onnx_export import torch_to_onnx
+
+    (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
+    params = dict(model_spec["params"])
+    architecture = {k: params.pop(k) for k in ("hidden", "dropout") if k in params}
+    task, head = spec.task, {"output": "probabilities" if spec.task != "regression" else "value"}
+    reframe, neutral = spec.target.get("reframe"), "neutral" in spec.target
+    fit_train, fit_valid = y_train, y_valid
+    if reframe is not None:  # Reframing (5): a softmax head over target buckets
+        from mlpatterns.problem.reframing import target_buckets
+
+        edges, bucket_ids, centers, fit_train = target_buckets(y_train, reframe["buckets"], reframe["strategy"])
+        fit_valid = np.clip(np.searchsorted(bucket_ids, np.searchsorted(edges[1:-1], y_valid, side="right")),
+                            0, len(bucket_ids) - 1)
+        task, architecture["n_outputs"] = "multiclass", len(bucket_ids)
+        head = {"output": "bucket_probabilities", "centers": centers.tolist(), "edges": edges.tolist(),
+                "bucket_ids": bucket_ids.tolist(), "quantiles_out": list(reframe["quantiles"])}
+    elif neutral:  # Neutral Class (9): a three-class softmax head
+        fit_train = _network_target(spec, y_train, context["neutral"]["train"])
+        fit_valid = _network_target(spec, y_valid, context["neutral"]["valid"])
+        task, architecture["n_outputs"] = "multiclass", len(NEUTRAL_CLASSES)
+    elif task == "multilabel":  # Multilabel (6): one sigmoid per label
+        architecture["n_outputs"] = y_train.shape[1]
+    rows, rebalance = np.arange(len(fit_train)), model_spec.get("rebalance", {})
+    method = rebalance.get("method")
+    if method in ("downsample", "upsample"):  # Rebalancing (10) by resampling the training rows
+        from mlpatterns.problem.rebalancing import _make_sampler
+
+        sampler = _make_sampler(method, rebalance.get("sampling_strategy", "auto"), seed)
+        rows, _ = sampler.fit_resample(rows.reshape(-1, 1), fit_train)
+        rows = np.sort(rows.ravel())
+    pos_weight = None
+    if method == "class_weight":  # the positive rows weigh as much as the negative ones
+        rate = float(np.mean(fit_train))
+        pos_weight = (1 - rate) / max(rate, 1e-6)
+    torch.manual_seed(seed)  # the initial weights depend on the seed alone
+    try:
+        network = WideAndDeep(n_numeric=train.numeric.shape[1], cardinalities=train.cardinalities, **architecture)
+        if method == "output_bias":  # the first predictions start at the training positive rate
+            from mlpatterns.problem.rebalancing_bias import init_output_bias
+
+            init_output_bias(network, float(np.clip(np.mean(fit_train), 1e-4, 1 - 1e-4)))
+        fit_rows = train if len(rows) == len(fit_train) else replace(
+            train, numeric=train.numeric[rows], categorical=train.categorical[rows])
+        result = train_network(network, fit_rows, fit_train[rows], valid, fit_valid, task=task, seed=seed,
+                               progress=progress, pos_weight=pos_weight, **params)
+    except TypeError as error:
+        raise SpecError(f"models.{name}.params: {error}") from error
+    test_output = predict_network(result.model, test, task)
+    valid_output = predict_network(result.model, valid, task)
+    if reframe is not None:
+        test_output = test_output @ np.asarray(head["centers"])
+    onnx_bytes = torch_to_onnx(result.model, test.numeric[:SAMPLE_ROWS], test.categorical[:SAMPLE_ROWS], task)
+    info = {"type": "wide_and_deep", "framework": "torch", "file": "model.onnx",
+            "architecture": result.model.config, "history": result.history, "best_epoch": result.best_epoch,
+            "rebalance": rebalance or None, **head}
+    serving = _serving_fields(model_spec, spec, y_valid, valid_output) if reframe is None else {}
+    return TrainedModel(test_output, {"model.onnx": onnx_bytes}, info, serving, valid_output)
+
+
+def _plain_params(estimator: Any) -> dict[str, Any]:
+    return {k: v for k, v in estimator.get_params(deep=False).items()
+            if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def _jsonable(value: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, pd.DataFrame):
+        return {str(k): _jsonable(v) for k, v in value.to_dict().items()}
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    return value

@@ -1,0 +1,148 @@
+"""Export a fitted (meta-)estimator as ONNX files and the model graph that composes them.
+
+:func:`export_graph` walks the chapter-3 meta-estimators of :mod:`mlpatterns.problem`
+down to plain scikit-learn models, converts each with the verified
+:func:`~mlpatterns.serving.onnx_export.sklearn_to_onnx`, and returns the node of
+:mod:`mlpatterns.serving.model_graph` that recombines them as the estimator does.
+What exists only at training time (a resampler, out-of-fold predictions, the
+threshold search) is left behind; what prediction needs is in the graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlpatterns.serving.onnx_export import sklearn_to_onnx
+
+__all__ = ["export_graph"]
+
+
+def export_graph(estimator: Any, sample: np.ndarray, stem: str = "model") -> tuple[dict[str, bytes], dict[str, Any]]:
+    """ONNX files (name -> bytes) and the graph node computing ``estimator``'s output.
+
+    A classifier's node yields its class probabilities (``predict_proba``), a
+    regressor's its prediction (one column); :class:`MultilabelClassifier` one
+    probability per label. ``sample`` (float32 rows of the training matrix) is what
+    every conversion is verified on.
+    """
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    files: dict[str, bytes] = {}
+    node = _export(estimator, sample, stem, files)
+    rows = sample.astype(np.float64)
+    expected = estimator.predict_proba(rows) if _is_classifier(estimator) else estimator.predict(rows)
+    _verify_node(node, files, sample, np.asarray(expected, dtype=np.float64).reshape(len(sample), -1))
+    return files, node
+
+
+def _is_classifier(estimator: Any) -> bool:
+    from sklearn.base import is_classifier
+
+    return bool(is_classifier(estimator))
+
+
+def _leaf(estimator: Any, sample: np.ndarray, name: str, files: dict[str, bytes], column: int | None = None) -> dict[str, Any]:
+    classifier = _is_classifier(estimator)
+    files[name] = sklearn_to_onnx(estimator, sample, "classification" if classifier else "regression")
+    node: dict[str, Any] = {"onnx": name, "output": "probabilities" if classifier else "value"}
+    if column is not None:
+        node["column"] = column
+    return node
+
+
+def _export(estimator: Any, sample: np.ndarray, stem: str, files: dict[str, bytes]) -> dict[str, Any]:
+    from mlpatterns.models import WideAndDeepClassifier, WideAndDeepRegressor
+    from mlpatterns.problem.cascade import CascadeRegressor
+    from mlpatterns.problem.ensembles import KeyedStackingClassifier, KeyedStackingRegressor
+    from mlpatterns.problem.multilabel import MultilabelClassifier
+    from mlpatterns.problem.neutral_class import NeutralClassClassifier
+    from mlpatterns.problem.rebalancing import DownsampledEnsembleClassifier, ResampledClassifier
+    from mlpatterns.problem.rebalancing_anomaly import AnomalyClassifier
+    from mlpatterns.problem.reframing import ReframedRegressor
+
+    if isinstance(estimator, (ResampledClassifier, NeutralClassClassifier, ReframedRegressor)):
+        return _leaf(estimator.estimator_, sample, f"{stem}.onnx", files)
+    if isinstance(estimator, DownsampledEnsembleClassifier):
+        ensemble = estimator.ensemble_
+        if any(not np.array_equal(f, np.arange(sample.shape[1])) for f in ensemble.estimators_features_):
+            raise ValueError("only downsampled ensembles whose members see every feature are exported")
+        # each member is an imbalanced-learn pipeline (sampler, model); the sampler only acts in fit
+        members = [member.steps[-1][1] for member in ensemble.estimators_]
+        return {"mean": [_export(member, sample, f"{stem}-member{i}", files) for i, member in enumerate(members)]}
+    if isinstance(estimator, (KeyedStackingRegressor, KeyedStackingClassifier)):
+        names = list(estimator.named_estimators_)
+        members = [_export(m, sample, f"{stem}-{name}", files) for name, m in zip(names, estimator.estimators_, strict=True)]
+        if isinstance(estimator, KeyedStackingRegressor):
+            members = [{**m, "column": 0} if "onnx" in m else m for m in members]
+        meta_sample = estimator._stack_features(sample.astype(np.float64)).astype(np.float32)
+        meta = _leaf(estimator.final_estimator_, meta_sample, f"{stem}-meta.onnx", files)
+        return {"stack": members, "meta": meta,
+                "meta_input": "log" if isinstance(estimator, KeyedStackingClassifier) else "identity"}
+    if isinstance(estimator, CascadeRegressor):
+        if not _is_classifier(estimator.router_) or len(estimator.router_.classes_) != 2:
+            raise ValueError("a cascade whose training rows fall in one regime only cannot be exported; "
+                             "choose a threshold inside the range of the target")
+        return {"route": _export(estimator.router_, sample, f"{stem}-router", files),
+                "branches": [_export(estimator.typical_, sample, f"{stem}-typical", files),
+                             _export(estimator.extreme_, sample, f"{stem}-extreme", files)]}
+    if isinstance(estimator, MultilabelClassifier):
+        if not estimator.multilabel_ or any(m is None for m in estimator.estimators_):
+            raise ValueError("only a multilabel model whose every label has both values in training is exported")
+        return {"concat": [_leaf(m, sample, f"{stem}-label{j}.onnx", files, column=list(m.classes_).index(1))
+                           for j, m in enumerate(estimator.estimators_)]}
+    if isinstance(estimator, AnomalyClassifier):
+        return _export_anomaly(estimator, sample, stem, files)
+    if isinstance(estimator, (WideAndDeepClassifier, WideAndDeepRegressor)):
+        return _export_network(estimator, sample, f"{stem}.onnx", files)
+    return _leaf(estimator, sample, f"{stem}.onnx", files)
+
+
+def _export_network(estimator: Any, sample: np.ndarray, name: str, files: dict[str, bytes]) -> dict[str, Any]:
+    """A wide-and-deep estimator: its network takes the matrix split into (numeric, categorical)."""
+    from mlpatterns.models import WideAndDeepClassifier
+    from mlpatterns.serving.onnx_export import torch_to_onnx
+
+    numeric, categorical = estimator.onnx_inputs(sample)
+    classifier = isinstance(estimator, WideAndDeepClassifier)
+    files[name] = torch_to_onnx(estimator.network_, numeric, categorical,
+                                "multiclass" if classifier else "regression")
+    node: dict[str, Any] = {"onnx": name, "output": "probabilities" if classifier else "value",
+                            "numeric_columns": int(estimator.n_numeric_)}
+    if classifier and len(estimator.classes_) == 1:
+        node["column"] = 0
+    return node
+
+
+def _export_anomaly(estimator: Any, sample: np.ndarray, stem: str, files: dict[str, bytes]) -> dict[str, Any]:
+    """An anomaly detector's score, turned into P(rare class) as AnomalyClassifier does."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.ensemble import IsolationForest
+
+    detector = estimator.detector_
+    if not isinstance(detector, IsolationForest):
+        raise ValueError(f"only an IsolationForest anomaly detector is exported, got {type(detector).__name__}")
+    name = f"{stem}-detector.onnx"
+    files[name] = to_onnx(detector, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))],
+                          target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString()
+    # The ONNX model's second output is decision_function = score_samples - offset_;
+    # AnomalyClassifier's anomaly score is -score_samples, so
+    # anomaly = -(decision + offset) and the logit is (anomaly - threshold) / scale.
+    sign = 1.0 if estimator.pos_label_ == estimator.classes_[1] else -1.0
+    scale = sign * -1.0 / estimator.scale_
+    shift = sign * (-float(detector.offset_) - estimator.threshold_) / estimator.scale_
+    node = {"logistic": {"onnx": name, "output": "probabilities", "column": 0}, "scale": scale, "shift": shift}
+    _verify_node(node, files, sample, estimator.predict_proba(sample.astype(np.float64)))
+    return node
+
+
+def _verify_node(node: dict[str, Any], files: dict[str, bytes], sample: np.ndarray, expected: np.ndarray) -> None:
+    from mlpatterns.serving.model_graph import ModelGraph
+    from mlpatterns.serving.onnx_export import RELATIVE_TOLERANCE, TOLERANCE, ExportMismatchError
+
+    got = ModelGraph(node, files).run(sample)
+    if not np.allclose(got, expected, rtol=RELATIVE_TOLERANCE, atol=TOLERANCE):
+        raise ExportMismatchError(
+            f"the exported graph differs from the trained model by up to {np.max(np.abs(got - expected)):.3g}"
+        )
