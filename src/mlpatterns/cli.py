@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -28,7 +29,6 @@ def _progress():
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from mlpatterns.lifecycle import run_spec
     from mlpatterns.spec import load_spec
@@ -40,15 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     with _progress() as progress:
         result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print)
     names = list(result.metrics)
-    metric_names = list(dict.fromkeys(m for name in names for m in result.metrics[name]))
-    table = Table(title=f"{spec.name}: test split ({result.rows['test']:,} rows)")
-    table.add_column("metric")
-    for name in names:
-        table.add_column(name.replace("_", " "), justify="right")
-    for metric in metric_names:
-        table.add_row(metric, *(f"{result.metrics[n][metric]:.4f}" if metric in result.metrics[n] else ""
-                                for n in names))
-    console.print(table)
+    _print_metrics(console, f"{spec.name}: test split ({result.rows['test']:,} rows)", result.metrics)
     baseline = result.metrics["heuristic_benchmark"]
     key = {"classification": "roc_auc", "multilabel": "macro_roc_auc"}.get(spec.task, "rmse")
     for name in names[1:]:
@@ -61,6 +53,37 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"report: {result.output_dir / 'report.json'}; test rows for batch scoring: "
                   f"{result.output_dir / 'test.parquet'}")
     return 0
+
+
+def _print_metrics(console: Any, title: str, metrics: dict[str, dict[str, float]]) -> None:
+    """Metrics as rows and models as columns; with many models, models as rows, a few metrics a table."""
+    from rich.table import Table
+
+    names = list(metrics)
+    metric_names = list(dict.fromkeys(m for name in names for m in metrics[name]))
+
+    def cell(name: str, metric: str) -> str:
+        return f"{metrics[name][metric]:.4f}" if metric in metrics[name] else ""
+
+    if len(names) <= 4:
+        table = Table(title=title)
+        table.add_column("metric")
+        for name in names:
+            table.add_column(name.replace("_", " "), justify="right")
+        for metric in metric_names:
+            table.add_row(metric, *(cell(n, metric) for n in names))
+        console.print(table)
+        return
+    per_table = 5
+    for start in range(0, len(metric_names), per_table):
+        chunk = metric_names[start:start + per_table]
+        table = Table(title=title if start == 0 else None)
+        table.add_column("model")
+        for metric in chunk:
+            table.add_column(metric, justify="right")
+        for name in names:
+            table.add_row(name, *(cell(name, metric) for metric in chunk))
+        console.print(table)
 
 
 def _predict(args: argparse.Namespace) -> int:

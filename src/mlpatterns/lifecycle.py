@@ -344,11 +344,13 @@ def _heuristic_benchmark(spec: Spec, transform: FeatureTransform, parts: dict[st
 def _evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, float]:
     task = served_task(spec)
     if task == "multilabel":
-        return evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],
-                                   np.asarray(trained.serving["thresholds"]))
-    if task == "multiclass":
-        return evaluate_neutral(y_test, trained.test_output)
-    return evaluate(task, y_test, trained.test_output, trained.serving.get("threshold"))
+        result = evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],
+                                     np.asarray(trained.serving["thresholds"]))
+    elif task == "multiclass":
+        result = evaluate_neutral(y_test, trained.test_output)
+    else:
+        result = evaluate(task, y_test, trained.test_output, trained.serving.get("threshold"))
+    return {**result, **trained.test_metrics}
 
 
 def check_skew(serving: Any, served_file: Path, training_features: TransformedFeatures,

@@ -40,6 +40,7 @@ class TrainedModel:
     model: dict[str, Any]  # the manifest's "model" section
     serving: dict[str, Any] = field(default_factory=dict)  # threshold(s), classes, labels
     valid_output: np.ndarray | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)  # what only this kind of model reports
 
 
 def served_task(spec: Spec) -> str:
@@ -247,7 +248,8 @@ def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> T
             info[attribute.rstrip("_")] = _jsonable(value)
     valid_output = _output(estimator, valid.matrix(), task)
     serving = _serving_fields(model_spec, spec, y_valid, valid_output)
-    return TrainedModel(_output(estimator, test.matrix(), task), files, info, serving, valid_output)
+    return TrainedModel(_output(estimator, test.matrix(), task), files, info, serving, valid_output,
+                        _composite_metrics(estimator, test.matrix(), data["test"][1]))
 
 
 def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedModel:
@@ -383,6 +385,28 @@ def _train_network(name, model_spec, spec, data, context, progress, seed) -> Tra
             "rebalance": rebalance or None, **head}
     serving = _serving_fields(model_spec, spec, y_valid, valid_output) if reframe is None else {}
     return TrainedModel(test_output, {"model.onnx": onnx_bytes}, info, serving, valid_output)
+
+
+def _composite_metrics(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Test metrics of a stack's members (Ensembles, 7) and of a cascade's regimes (Cascade, 8)."""
+    from sklearn.metrics import roc_auc_score, root_mean_squared_error
+
+    from mlpatterns.problem import CascadeRegressor, KeyedStackingClassifier, KeyedStackingRegressor
+
+    result: dict[str, float] = {}
+    if isinstance(estimator, CascadeRegressor):
+        table = estimator.evaluate(X, y)
+        for regime in ("typical", "extreme"):
+            result[f"rmse_{regime}"] = float(table.loc[regime, "rmse"])
+            result[f"routing_accuracy_{regime}"] = float(table.loc[regime, "routing_accuracy"])
+        result["extreme_share"] = float(table.loc["extreme", "n"] / table.loc["all", "n"])
+    elif isinstance(estimator, KeyedStackingRegressor):
+        for name, member in estimator.named_estimators_.items():
+            result[f"rmse_{name}"] = float(root_mean_squared_error(y, member.predict(X)))
+    elif isinstance(estimator, KeyedStackingClassifier) and len(np.unique(y)) == 2:
+        for name, member in estimator.named_estimators_.items():
+            result[f"roc_auc_{name}"] = float(roc_auc_score(y, member.predict_proba(X)[:, -1]))
+    return result
 
 
 def _plain_params(estimator: Any) -> dict[str, Any]:

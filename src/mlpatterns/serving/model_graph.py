@@ -150,7 +150,7 @@ class ModelGraph:
             except Exception as error:  # onnxruntime raises its own exception types
                 raise GraphError(f"graph: {name} is not a loadable ONNX model ({error})") from error
             inputs = [i.name for i in self._sessions[name].get_inputs()]
-            if inputs not in (["features"], ["numeric", "categorical"]):
+            if not (inputs == ["features"] or (inputs and set(inputs) <= {"numeric", "categorical"})):
                 raise GraphError(f"graph: {name} takes inputs {inputs}; expected ['features'] or "
                                  "['numeric', 'categorical']")
 
@@ -163,13 +163,15 @@ class ModelGraph:
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
 
         def feeds(node: dict[str, Any]) -> dict[str, np.ndarray]:
-            session = self._sessions[node["onnx"]]
-            if len(session.get_inputs()) == 1:
+            names = [i.name for i in self._sessions[node["onnx"]].get_inputs()]
+            if names == ["features"]:
                 return {"features": matrix}
             n = node.get("numeric_columns", numeric_columns)
             if n is None or n > matrix.shape[1]:
                 raise GraphError(f"graph: {node['onnx']} needs to know how many columns are numbers")
-            return {"numeric": matrix[:, :n], "categorical": matrix[:, n:].astype(np.int64)}
+            # a network without categorical columns has no 'categorical' input in ONNX
+            parts = {"numeric": matrix[:, :n], "categorical": matrix[:, n:].astype(np.int64)}
+            return {name: parts[name] for name in names}
 
         return self._evaluate(self.graph, feeds)
 
