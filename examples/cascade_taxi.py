@@ -7,38 +7,26 @@ pickup date. Run: ``python examples/cascade_taxi.py``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-import mlpatterns
-from mlpatterns.problem.cascade import CascadeRegressor, regime_errors
+from mlpatterns.datasets import load_taxi
+from mlpatterns.problem import CascadeRegressor, regime_errors
 from mlpatterns.reproducibility import hash_split
 
-DATA = Path(mlpatterns.__file__).parent / "_datasets" / "taxi_train.csv.gz"
-COLUMNS = ["fare_amount", "pickup_datetime", "pickup_longitude", "pickup_latitude",
-           "dropoff_longitude", "dropoff_latitude", "passenger_count", "taxi_id"]
+FEATURES = ["distance_km", "pickup_hour", "pickup_dayofweek", "pickup_longitude", "pickup_latitude",
+            "dropoff_longitude", "dropoff_latitude", "passenger_count"]
 THRESHOLD = 40.0
 
 
 def taxi_data(n_rows: int | None = None):
-    frame = pd.read_csv(DATA, header=None, names=COLUMNS)
+    frame = load_taxi()
     if n_rows is not None:
         frame = frame.sample(n=n_rows, random_state=0)
-    when = pd.to_datetime(frame["pickup_datetime"])
-    dlon = (frame["dropoff_longitude"] - frame["pickup_longitude"]) * 0.76
-    dlat = frame["dropoff_latitude"] - frame["pickup_latitude"]
-    X = pd.DataFrame({
-        "distance": np.hypot(dlon, dlat) * 111.0, "hour": when.dt.hour,
-        "weekday": when.dt.day_of_week,
-        "pickup_longitude": frame["pickup_longitude"], "pickup_latitude": frame["pickup_latitude"],
-        "dropoff_longitude": frame["dropoff_longitude"],
-        "dropoff_latitude": frame["dropoff_latitude"], "passengers": frame["passenger_count"],
-    }).to_numpy(dtype=float)
+    X = frame[FEATURES].to_numpy(dtype=float)
     y = frame["fare_amount"].to_numpy(dtype=float)
-    keys = when.dt.date.astype(str).to_numpy()
+    keys = frame["pickup_date"].to_numpy()
     split = hash_split(pd.DataFrame({"date": keys}), "date", {"train": 0.8, "test": 0.2})
     return X, y, keys, split.to_numpy() == "train"
 

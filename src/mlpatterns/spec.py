@@ -316,9 +316,6 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
                 "only applies to a stacking or cascade model")
     _expect(kind != "anomaly_detector" or (task == "classification" and "neutral" not in target), where,
             "an anomaly detector scores a rare class of a binary classification target")
-    _expect(task != "multilabel" or kind in ("gradient_boosting", "random_forest", "linear", "wide_and_deep"),
-            f"{where}.type", f"a multilabel target takes a gradient_boosting, random_forest, linear or "
-            f"wide_and_deep model, got {kind!r}")
     _expect("reframe" not in target or kind in ("gradient_boosting", "wide_and_deep"), f"{where}.type",
             f"a reframed target takes a gradient_boosting or wide_and_deep model, got {kind!r}")
     if "rebalance" in model:  # Rebalancing (10)

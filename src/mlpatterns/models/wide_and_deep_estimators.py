@@ -82,7 +82,8 @@ class _WideAndDeepEstimator(BaseEstimator):
         if categorical.size and (np.any(categorical < 0) or np.any(categorical != np.floor(categorical))):
             raise ValueError(f"columns {self.n_numeric_} and after of X must be categorical indices "
                              "(whole numbers, 0 or more)")
-        return numeric, categorical.astype(np.int64)
+        # past the last bucket shares it (the network clamps); keep the cast to int64 in range
+        return numeric, np.minimum(categorical, 2.0**62).astype(np.int64)
 
     def _fit_network(self, X: np.ndarray, y: np.ndarray, n_outputs: int, task: str) -> None:
         import torch

@@ -103,14 +103,14 @@ def _export_network(estimator: Any, sample: np.ndarray, name: str, files: dict[s
     from mlpatterns.models import WideAndDeepClassifier
     from mlpatterns.serving.onnx_export import torch_to_onnx
 
-    numeric, categorical = estimator.onnx_inputs(sample)
     classifier = isinstance(estimator, WideAndDeepClassifier)
+    if classifier and len(estimator.classes_) < 2:
+        raise ValueError("a classifier fitted on one class has nothing to serve; its training rows need two classes")
+    numeric, categorical = estimator.onnx_inputs(sample)
     files[name] = torch_to_onnx(estimator.network_, numeric, categorical,
                                 "multiclass" if classifier else "regression")
     node: dict[str, Any] = {"onnx": name, "output": "probabilities" if classifier else "value",
                             "numeric_columns": int(estimator.n_numeric_)}
-    if classifier and len(estimator.classes_) == 1:
-        node["column"] = 0
     return node
 
 

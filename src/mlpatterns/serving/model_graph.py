@@ -170,7 +170,11 @@ class ModelGraph:
             if n is None or n > matrix.shape[1]:
                 raise GraphError(f"graph: {node['onnx']} needs to know how many columns are numbers")
             # a network without categorical columns has no 'categorical' input in ONNX
-            parts = {"numeric": matrix[:, :n], "categorical": matrix[:, n:].astype(np.int64)}
+            categories = matrix[:, n:]
+            if np.any(categories < 0) or np.any(np.isnan(categories)):
+                raise GraphError(f"graph: {node['onnx']} got a negative or missing category index")
+            # an index past the last bucket shares it (the network clamps); keep the cast in range
+            parts = {"numeric": matrix[:, :n], "categorical": np.minimum(categories, 2.0**62).astype(np.int64)}
             return {name: parts[name] for name in names}
 
         return self._evaluate(self.graph, feeds)

@@ -69,10 +69,10 @@ class ServingFunction:
         if self.task not in TASKS:
             raise BundleError(f"{bundle.path}: task must be one of {list(TASKS)}, got {self.task!r}")
         self.signature: dict[str, Any] = _checked_signature(bundle.path, manifest["signature"])
-        try:
-            self.threshold: float = float(manifest.get("threshold", 0.5))
-        except (TypeError, ValueError):
-            raise BundleError(f"{bundle.path}: threshold must be a number, got {manifest.get('threshold')!r}") from None
+        threshold = manifest.get("threshold", 0.5)
+        if not _is_finite_number(threshold):
+            raise BundleError(f"{bundle.path}: threshold must be a number, got {threshold!r}")
+        self.threshold: float = float(threshold)
         try:
             self.transform = FeatureTransform.from_dict(bundle.json(manifest["transform"]))
         except BundleError:
@@ -173,7 +173,7 @@ class ServingFunction:
             thresholds = manifest.get("thresholds")
             if not (isinstance(self.labels, list) and self.labels and all(isinstance(c, str) for c in self.labels)
                     and isinstance(thresholds, list) and len(thresholds) == len(self.labels)
-                    and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
+                    and all(_is_finite_number(t) for t in thresholds)):
                 raise BundleError(f"{path}: a multilabel bundle needs 'labels' (names) and "
                                   "'thresholds' (one number per label)")
             self.thresholds = np.asarray(thresholds, dtype=np.float64)
@@ -190,6 +190,10 @@ class ServingFunction:
         probabilities (multiclass) or label probabilities (multilabel), one column each.
         """
         output = self.model_output(features)
+        names = self.classes or self.labels
+        if names and output.shape[1] != len(names):
+            raise BundleError(f"{self.bundle.path}: the model gives {output.shape[1]} columns for the "
+                              f"{len(names)} {'classes' if self.classes else 'labels'} {names}")
         if self.task == "classification":  # [P(negative), P(positive)] or a network's [P(positive)]
             return output[:, -1]
         if self.task == "regression":
@@ -252,6 +256,10 @@ class ServingFunction:
             for j, q in enumerate(quantiles):
                 result[f"q{round(q * 100):02d}"] = bounds[:, j]
         return result, problems
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
