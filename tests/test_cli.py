@@ -116,6 +116,16 @@ def test_served_predictions_equal_in_memory_ones(flights_run):
     assert np.allclose(merged["probability"], merged["probability_shuffled"])
 
 
+def test_served_decisions_use_the_threshold_moved_on_valid(flights_run):
+    """The demo spec moves each model's threshold to its best validation F1 (Rebalancing, 10)."""
+    report = json.loads((flights_run / "report.json").read_text())
+    serving = ServingFunction.load(flights_run / "bundles" / "gradient_boosting")
+    assert 0 < serving.threshold < 0.5  # about 15 % of flights are late: the cut moves down
+    assert report["metrics"]["gradient_boosting"]["threshold"] == serving.threshold
+    predictions = serving.predict(pd.read_parquet(flights_run / "test.parquet"))
+    np.testing.assert_array_equal(predictions["prediction"], predictions["probability"] >= serving.threshold)
+
+
 def test_bad_spec_exits_with_the_field(tmp_path, capsys):
     path = small_spec(tmp_path, "flights")
     spec = yaml.safe_load(path.read_text())
