@@ -26,7 +26,7 @@ import pandas as pd
 from mlpatterns.models.spec_models import NEUTRAL_CLASSES, served_task, train_model
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.spec import _COMPARISONS, Spec, SpecError
-from mlpatterns.tables import read_frame
+from mlpatterns.tables import read_frame, to_boolean
 
 __all__ = ["RunResult", "evaluate", "evaluate_multilabel", "evaluate_neutral", "load_data", "make_target",
            "neutral_mask", "run_spec"]
@@ -131,8 +131,7 @@ def neutral_mask(spec: Spec, frame: pd.DataFrame) -> np.ndarray | None:
         values = frame[spec.target["column"]].to_numpy(dtype=np.float64)
         return (values >= low) & (values <= high)
     column = frame[rule["column"]]
-    values = column.map(lambda v: {"true": True, "false": False, "1": True, "0": False}.get(str(v).strip().lower()),
-                        na_action="ignore")
+    values = column.map(to_boolean, na_action="ignore")
     bad = values.isna() & column.notna()
     if bad.any():
         raise SpecError(f"target.neutral.column: expected true/false values in {rule['column']!r}, "

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["TableError", "iter_frames", "read_frame"]
+__all__ = ["TableError", "iter_frames", "read_frame", "to_boolean"]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
 
@@ -82,3 +83,23 @@ def iter_frames(path: str | os.PathLike[str], chunk_rows: int) -> tuple[int, Ite
             yield batch.to_pandas(integer_object_nulls=True)
 
     return total, frames()
+
+
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def to_boolean(value: object) -> bool | None:
+    """A true/false value as read from a file: booleans, 0/1 numbers, or ``true``/``false``/``1``/``0`` text.
+
+    Anything else is ``None`` (not a boolean), for the caller to report.
+
+    >>> [to_boolean(v) for v in (True, 1.0, " FALSE ", "0", "yes", 2)]
+    [True, True, False, False, None, None]
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _BOOLEANS.get(value.strip().lower())
+    return None

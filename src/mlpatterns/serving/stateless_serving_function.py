@@ -23,6 +23,7 @@ import pandas as pd
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.serving.bundle import Bundle, BundleError, read_bundle
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
+from mlpatterns.tables import to_boolean
 
 __all__ = ["InputError", "RowProblem", "ServingFunction"]
 
@@ -130,7 +131,7 @@ class ServingFunction:
             name, kind = item["name"], item["type"]
             column = frame[name]
             if kind == "boolean" and not pd.api.types.is_bool_dtype(column.dtype):
-                converted = column.map(_as_boolean, na_action="ignore")
+                converted = column.map(to_boolean, na_action="ignore")
                 bad = (converted.isna() & column.notna()).to_numpy()
                 frame[name] = converted.astype(object).where(converted.notna(), None)
                 problems += [RowProblem(int(r), name, f"expected true or false, got {column.iloc[r]!r}")
@@ -260,19 +261,6 @@ class ServingFunction:
 
 def _is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
-
-
-def _as_boolean(value: object) -> bool | None:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        return _BOOLEANS.get(value.strip().lower())
-    return None
 
 
 def _model_graph(model: Any) -> Any:
