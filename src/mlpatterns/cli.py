@@ -1,4 +1,4 @@
-"""The ``mlpatterns`` command: ``run`` a spec, ``predict`` a file with a bundle."""
+"""The ``mlpatterns`` command: ``run`` a spec, ``tune`` it, ``predict`` a file with a bundle."""
 
 from __future__ import annotations
 
@@ -31,12 +31,16 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from mlpatterns.lifecycle import run_spec
-    from mlpatterns.spec import load_spec
+    from mlpatterns.spec import SpecError, load_spec
 
     console = Console()
     spec = load_spec(args.spec)
     if args.output:
         spec.output["dir"] = args.output
+    if args.command == "tune" and not spec.tuning:
+        raise SpecError(f"{args.spec}: tuning: the spec has no 'tuning:' section (see examples/tuning_flights.yaml)")
+    if spec.tuning:
+        _tuning_overrides(spec, args)
     with _progress() as progress:
         result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print)
     names = list(result.metrics)
@@ -50,9 +54,53 @@ def _run(args: argparse.Namespace) -> int:
                       f"({'better' if better else 'not better'} by {abs(gain):.4f}); "
                       f"bundle {result.bundles[name]} (served features identical to training: "
                       f"{bool(result.skew[name]['features_identical'])})")
+    if result.tuning is not None:
+        _print_tuning(console, result.tuning)
     console.print(f"report: {result.output_dir / 'report.json'}; test rows for batch scoring: "
                   f"{result.output_dir / 'test.parquet'}")
     return 0
+
+
+# -- Hyperparameter Tuning (15) --------------------------------------------------------------------
+def _tuning_overrides(spec: Any, args: argparse.Namespace) -> None:
+    """``mlpatterns tune`` flags over the spec's ``tuning:`` section; quieter Optuna logs under the bar."""
+    import optuna
+
+    from mlpatterns.spec import SpecError
+    from mlpatterns.training.tuning_storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for flag, key in (("workers", "n_workers"), ("trials", "n_trials")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value < 1:
+                raise SpecError(f"--{flag}: expected a whole number of at least 1, got {value}")
+            spec.tuning[key] = value
+    if getattr(args, "storage", None) is not None:
+        try:
+            open_storage(args.storage)
+        except ValueError as error:
+            raise SpecError(f"--{error}") from None
+        spec.tuning["storage"] = args.storage
+    if getattr(args, "study_name", None):
+        spec.tuning["study_name"] = args.study_name
+
+
+def _print_tuning(console: Any, tuning: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"tuning {tuning['model']}: study {tuning['study_name']!r} in {tuning['storage_url']}")
+    table.add_column("parameter")
+    table.add_column("best", justify="right")
+    for name, value in tuning["best_params"].items():
+        table.add_row(name.removeprefix(f"models.{tuning['model']}."),
+                      f"{value:.5g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    start = tuning.get("start_value")
+    console.print(f"tuning: best validation {tuning['metric']} {tuning['best_value']:.5g} (trial "
+                  f"{tuning['best_trial']})" + ("" if start is None else f" vs {start:.5g} with the spec's values")
+                  + f"; {tuning['complete']} complete, {tuning['pruned']} pruned, {tuning['failed']} failed trials "
+                  f"({tuning['new_trials']} run now, {tuning['n_workers']} worker(s), {tuning['seconds']:.0f} s)")
 
 
 def _print_metrics(console: Any, title: str, metrics: dict[str, dict[str, float]]) -> None:
@@ -106,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output directory (overrides the spec's output.dir)")
     run.add_argument("--seed", type=int, default=0, help="random seed for training (default 0)")
     run.set_defaults(handler=_run)
+    tune = commands.add_parser("tune", help="run a spec's hyperparameter study (its tuning: section), then "
+                               "train, evaluate and bundle every model, the tuned one with the best trial's values")
+    tune.add_argument("spec", type=Path, help="the YAML spec, with a tuning: section")
+    tune.add_argument("--output", help="output directory (overrides the spec's output.dir)")
+    tune.add_argument("--seed", type=int, default=0, help="random seed for training and the sampler (default 0)")
+    tune.add_argument("--workers", type=int, help="worker processes sharing the study (overrides tuning.n_workers)")
+    tune.add_argument("--trials", type=int, help="trials the study ends with (overrides tuning.n_trials)")
+    tune.add_argument("--storage", help="sqlite:///PATH.db, journal:///PATH.log or postgresql+psycopg://... "
+                      "(overrides tuning.storage); a study already there resumes")
+    tune.add_argument("--study-name", help="the study's name (overrides tuning.study_name)")
+    tune.set_defaults(handler=_run)
     predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle, keys passed through")
     predict.add_argument("bundle", type=Path, help="a bundle directory written by 'mlpatterns run'")
     predict.add_argument("input", type=Path, help="input .csv or .parquet")

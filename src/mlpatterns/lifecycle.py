@@ -44,6 +44,7 @@ class RunResult:
     dropped_target_rows: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     skew: dict[str, dict[str, float]] = field(default_factory=dict)
+    tuning: dict[str, Any] | None = None  # the study behind the tuned model (Hyperparameter Tuning, 15)
 
 
 def load_data(spec: Spec) -> pd.DataFrame:
@@ -290,7 +291,16 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     parts["test"].to_parquet(test_path, index=False)
     bundles, skew = {}, {}
     signature = _signature(spec, frame, transform)
+    tuned = None
+    if spec.tuning:  # Hyperparameter Tuning (15): the study scores trials on the validation split first
+        from mlpatterns.training.tuning_spec import tune_spec_model
+
+        clock = time.perf_counter()
+        tuned = tune_spec_model(spec, data, context, seed, output_dir, progress=progress, log=log)
+        timings["tuning"] = time.perf_counter() - clock
     for name, model_spec in spec.models.items():
+        if tuned is not None and name == tuned.model:
+            model_spec = tuned.model_spec  # the best trial's values
         clock = time.perf_counter()
         trained = train_model(name, model_spec, spec, data, context, progress, seed)
         timings[name] = time.perf_counter() - clock
@@ -303,6 +313,8 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
             "lineage": {"spec": str(spec.source) if spec.source else None, "data": spec.data,
                         "split": spec.split, "rows": rows, "seed": seed},
         }
+        if tuned is not None and name == tuned.model:
+            manifest["tuning"] = tuned.manifest
         files = {**trained.files, "transform.json": transform.to_json().encode()}
         bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
         serving = ServingFunction.load(bundles[name])
@@ -315,7 +327,8 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
                 np.mean((y_test >= bounds[:, 0]) & (y_test <= bounds[:, 1]))
             )
     result = RunResult(spec=spec, rows=rows, metrics=metrics, bundles=bundles, output_dir=output_dir,
-                       dropped_target_rows=dropped, timings=timings, skew=skew)
+                       dropped_target_rows=dropped, timings=timings, skew=skew,
+                       tuning=None if tuned is None else tuned.manifest)
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
     return result
 
@@ -385,4 +398,5 @@ def _report(result: RunResult) -> dict[str, Any]:
         "dropped_target_rows": result.dropped_target_rows, "metrics": result.metrics,
         "bundles": {k: str(v) for k, v in result.bundles.items()}, "skew": result.skew,
         "timings_seconds": {k: round(v, 2) for k, v in result.timings.items()},
+        **({"tuning": result.tuning} if result.tuning is not None else {}),
     }

@@ -29,7 +29,7 @@ DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")  # as Fe
 DATASETS = ("flights", "natality", "movies", "taxi")
 TASKS = ("classification", "regression", "multilabel")
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
-              "baseline", "output")
+              "baseline", "output", "tuning")
 _COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
@@ -73,6 +73,7 @@ class Spec:
     output: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     source: Path | None = None
+    tuning: dict[str, Any] = field(default_factory=dict)  # Hyperparameter Tuning (15); see training.tuning_spec
 
     @property
     def task(self) -> str:
@@ -217,7 +218,9 @@ def _parse_split(raw: Any) -> dict[str, Any]:
                 f"expected a number between 0 and 1, got {value!r}")
     _expect(abs(sum(fractions.values()) - 1) < 1e-9, "split.fractions",
             f"the fractions must add up to 1, they add up to {sum(fractions.values())}")
-    split["fractions"] = fractions
+    # train, valid, test in this order whatever the YAML's order: hash buckets are handed
+    # out in order, so another order would put other keys in each split
+    split["fractions"] = {name: fractions[name] for name in ("train", "valid", "test")}
     return split
 
 
@@ -384,12 +387,18 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
         _expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
         baseline["levels"] = [_string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
     target = _parse_target(spec["target"])
+    split, features = _parse_split(spec["split"]), _parse_features(spec["features"])
+    models = _parse_models(spec["models"], target)
+    tuning: dict[str, Any] = {}
+    if spec.get("tuning") is not None:  # Hyperparameter Tuning (15): a study over one model's parameters
+        from mlpatterns.training.tuning_spec import parse_tuning
+
+        tuning = parse_tuning(spec["tuning"], models, target, _parse_model)
     return Spec(
         name=spec["name"], description=spec.get("description", ""), data=data,
-        target=target, split=_parse_split(spec["split"]),
-        features=_parse_features(spec["features"]), models=_parse_models(spec["models"], target), keys=keys,
+        target=target, split=split, features=features, models=models, keys=keys,
         baseline=baseline, output=_mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),
-        source=Path(source) if source is not None else None,
+        source=Path(source) if source is not None else None, tuning=tuning,
     )
 
 

@@ -55,6 +55,7 @@ def train_network(
     seed: int = 0,
     progress: Any = None,
     pos_weight: float | None = None,
+    callback: Any = None,
 ) -> TrainingResult:
     """Train ``model`` on transformed features; keep the weights of the best validation epoch.
 
@@ -65,6 +66,9 @@ def train_network(
     weighs the positive rows of a binary task in the loss (Rebalancing's class
     weights). ``valid=None`` trains all ``epochs`` and keeps the last weights (no
     early stopping). ``progress`` is an optional ``rich.progress.Progress``.
+    ``callback(epoch, metrics)`` is called after each epoch with that epoch's
+    ``train_loss`` (and ``valid_loss``); it may raise to stop training (Hyperparameter
+    Tuning's ``PruningCallback`` raises ``optuna.TrialPruned``).
     """
     import torch
     from torch import nn
@@ -96,11 +100,14 @@ def train_network(
             if progress is not None:
                 progress.advance(task_id)
         history.append({"epoch": epoch, "train_loss": total / n})
+        if valid_tensors is not None:
+            history[-1]["valid_loss"] = evaluate_loss(model, valid_tensors, loss_fn)
+        if callback is not None:
+            callback(epoch, {k: v for k, v in history[-1].items() if k != "epoch"})
         if valid_tensors is None:
             best_epoch = epoch
             continue
-        valid_loss = evaluate_loss(model, valid_tensors, loss_fn)
-        history[-1]["valid_loss"] = valid_loss
+        valid_loss = history[-1]["valid_loss"]
         if valid_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch, waited = valid_loss, copy.deepcopy(model.state_dict()), epoch, 0
         else:

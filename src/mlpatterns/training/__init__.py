@@ -1,7 +1,49 @@
 """Chapter 4, model training: Useful Overfitting (11), Checkpoints (12), Transfer Learning (13),
 Distribution Strategy (14) and Hyperparameter Tuning (15).
 
+* :class:`Trainer`: the torch training loop of chapter 4 (virtual epochs, history,
+  learning curves, early stopping, callbacks), with checkpoints that resume bit for bit
+  (:class:`CheckpointManager`, atomic writes) and data-parallel training under
+  ``torchrun`` (:mod:`~mlpatterns.training.distribution_strategy`).
+* :func:`tune`: Optuna studies over any spec parameter, with storages chosen by a
+  config string (:func:`open_storage`: memory, SQLite, journal file, PostgreSQL) and
+  pruning fed by the training loops (:class:`PruningCallback`).
+
 torch and Optuna are imported when a component is used, not when this package is.
 """
 
-__all__: list[str] = []
+from typing import Any
+
+_EXPORTS = {
+    "Trainer": "trainer", "DEFAULT_CHECKPOINT_EVERY": "trainer",
+    "History": "trainer_history", "plot_learning_curves": "trainer_history",
+    "CheckpointManager": "checkpoints", "CheckpointError": "checkpoints",
+    "CorruptCheckpointWarning": "checkpoints", "load_checkpoint": "checkpoints",
+    "atomic_write": "checkpoints_io",
+    "CheckpointMismatchError": "checkpoints_state", "seed_everything": "checkpoints_state",
+    "capture_rng_state": "checkpoints_state", "restore_rng_state": "checkpoints_state",
+    "load_model_state": "checkpoints_state",
+    "DistributedContext": "distribution_strategy", "init_distributed": "distribution_strategy",
+    "shutdown_distributed": "distribution_strategy", "torchrun_command": "distribution_strategy",
+    "tune": "hyperparameter_tuning", "TuningResult": "hyperparameter_tuning",
+    "PruningCallback": "hyperparameter_tuning", "make_sampler": "hyperparameter_tuning",
+    "make_pruner": "hyperparameter_tuning", "plot_history": "hyperparameter_tuning",
+    "open_storage": "tuning_storage", "TuningStorage": "tuning_storage",
+    "MemoryTuningStorage": "tuning_storage", "SQLiteTuningStorage": "tuning_storage",
+    "JournalTuningStorage": "tuning_storage", "PostgresTuningStorage": "tuning_storage",
+    "IntParam": "tuning_search_space", "FloatParam": "tuning_search_space",
+    "CategoricalParam": "tuning_search_space", "SearchSpaceError": "tuning_search_space",
+    "parse_search_space": "tuning_search_space", "suggest_params": "tuning_search_space",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        value = getattr(import_module(f"mlpatterns.training.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,85 @@
+"""The Trainer's side of data-parallel training (Distribution Strategy, 14, with Checkpoints, 12).
+
+When :class:`~mlpatterns.training.trainer.Trainer` runs in an initialised
+``torch.distributed`` process group of several ranks (``torchrun``; see
+:mod:`mlpatterns.training.distribution_strategy`), every rank draws the same global
+batch from the same shuffled stream and trains on its share (every ``world_size``-th
+row from its rank). Each rank weighs its mean loss by its share of the rows, and the
+gradients are summed over the ranks, so every replica takes the step of the global
+batch's mean loss: the single-process step, up to the order of floating-point sums.
+
+Rank 0 alone writes checkpoints; the others send it their random-generator states so
+that each rank resumes exactly, and all ranks resume from the checkpoint rank 0 chose.
+Outside a process group (or with one rank) :class:`Replicas` does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Replicas"]
+
+
+class Replicas:
+    """This process's place among the data-parallel ranks of a ``torch.distributed`` group."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.rank = dist.get_rank() if self.active else 0
+        self.world_size = dist.get_world_size() if self.active else 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0, the rank that writes checkpoints and shows progress."""
+        return self.rank == 0
+
+    def local_rows(self, rows: Any) -> Any:
+        """This rank's share of a global batch."""
+        return rows[self.rank :: self.world_size] if self.active else rows
+
+    def sum_gradients(self, parameters: list[Any], loss_sum: float) -> float:
+        """Sum the (share-weighted) gradients over the ranks; return the global loss sum.
+
+        A parameter without a gradient on every rank keeps none, as in a single process
+        (so the optimizer skips it there too).
+        """
+        import torch
+        import torch.distributed as dist
+
+        if not self.active:
+            return loss_sum
+        flags = torch.tensor([loss_sum] + [float(p.grad is not None) for p in parameters], dtype=torch.float64)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        if len({g.dtype for g in grads}) == 1:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            grads = list(torch.split(flat, [g.numel() for g in grads]))
+        else:
+            for grad in grads:
+                dist.all_reduce(grad)
+        dist.all_reduce(flags)
+        for parameter, grad, flag in zip(parameters, grads, flags[1:].tolist(), strict=True):
+            parameter.grad = grad.reshape(parameter.shape) if flag > 0 else None
+        return float(flags[0])
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (a picklable value sent between processes, never loaded from disk)."""
+        import torch.distributed as dist
+
+        if not self.active:
+            return value
+        holder = [value]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        import torch.distributed as dist
+
+        if not self.active:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
