@@ -1,10 +1,17 @@
 """Chapter 4, model training: Useful Overfitting (11), Checkpoints (12), Transfer Learning (13),
 Distribution Strategy (14) and Hyperparameter Tuning (15).
 
+* Useful Overfitting: :class:`OverfitEmulator` (a network trained on a whole enumerable
+  input grid, its maximum grid error verified) and :func:`overfit_one_batch` (the
+  debugging check for any torch model).
 * :class:`Trainer`: the torch training loop of chapter 4 (virtual epochs, history,
   learning curves, early stopping, callbacks), with checkpoints that resume bit for bit
   (:class:`CheckpointManager`, atomic writes) and data-parallel training under
   ``torchrun`` (:mod:`~mlpatterns.training.distribution_strategy`).
+* Transfer Learning: :class:`SentenceEmbedder` (frozen all-MiniLM-L6-v2 bottleneck
+  features, offline), :class:`FineTunedTextClassifier` (layer-wise learning rates),
+  and :func:`freeze`, :func:`layerwise_lr_groups`, :func:`bottleneck_features` for any
+  torch model.
 * :func:`tune`: Optuna studies over any spec parameter, with storages chosen by a
   config string (:func:`open_storage`: memory, SQLite, journal file, PostgreSQL) and
   pruning fed by the training loops (:class:`PruningCallback`).
@@ -34,6 +41,13 @@ _EXPORTS = {
     "IntParam": "tuning_search_space", "FloatParam": "tuning_search_space",
     "CategoricalParam": "tuning_search_space", "SearchSpaceError": "tuning_search_space",
     "parse_search_space": "tuning_search_space", "suggest_params": "tuning_search_space",
+    "SentenceEmbedder": "transfer_learning_text", "load_sentence_encoder": "transfer_learning_text",
+    "FineTunedTextClassifier": "transfer_learning_fine_tuning",
+    "freeze": "transfer_learning", "unfreeze": "transfer_learning", "train_mode": "transfer_learning",
+    "layerwise_lr_groups": "transfer_learning", "bottleneck_features": "transfer_learning",
+    "OverfitEmulator": "useful_overfitting", "FunctionGrid": "useful_overfitting",
+    "emulation_errors": "useful_overfitting", "OverfitCheck": "useful_overfitting_check",
+    "overfit_one_batch": "useful_overfitting_check",
 }
 
 __all__ = sorted(_EXPORTS)
