@@ -63,9 +63,10 @@ def _sklearn_model(kind: str, params: dict[str, Any], classification: bool, seed
     try:
         if kind == "gradient_boosting":
             cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-            defaults: dict[str, Any] = {"random_state": seed}
-            if inner:  # see the module docstring: no early stopping on random training rows
-                defaults["early_stopping"] = False
+            # a single model stops early on the hash-split validation rows (see _train_boosting);
+            # inside a meta-estimator it cannot see them, and random training rows would leak
+            defaults: dict[str, Any] = {"random_state": seed, "early_stopping": not inner}
+            if inner:
                 params.pop("n_iter_no_change", None)
             return cls(**{**defaults, **params})
         if kind == "random_forest":
@@ -254,20 +255,16 @@ def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> T
 
 def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedModel:
     """A single gradient-boosted model that stops early on the hash-split validation rows."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
     from mlpatterns.serving.onnx_export import sklearn_to_onnx
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
     classification = spec.task == "classification"
-    params = {"random_state": seed, "early_stopping": True, **model_spec["params"]}
+    params = dict(model_spec["params"])
     if model_spec.get("rebalance", {}).get("method") == "class_weight":
         params.setdefault("class_weight", "balanced")
     task_id = progress.add_task(f"{name}: gradient boosting", total=None) if progress else None
-    try:
-        model = (HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor)(**params)
-    except TypeError as error:
-        raise SpecError(f"models.{name}.params: {error}") from error
+    model = _sklearn_model("gradient_boosting", params, classification, seed, f"models.{name}",
+                           (train.numeric.shape[1], list(train.cardinalities)), inner=False)
     # Early stopping watches the hash-split validation rows (whole keys), not a random
     # slice of the training rows, which would leak same-key information.
     if model.early_stopping:

@@ -24,11 +24,11 @@ class Replicas:
     """This process's place among the data-parallel ranks of a ``torch.distributed`` group."""
 
     def __init__(self) -> None:
-        import torch.distributed as dist
+        from mlpatterns.training.distribution_strategy import DistributedContext
 
-        self.active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        self.rank = dist.get_rank() if self.active else 0
-        self.world_size = dist.get_world_size() if self.active else 1
+        context = DistributedContext.current()
+        self.active = context.distributed
+        self.rank, self.world_size = context.rank, context.world_size
 
     @property
     def is_main(self) -> bool:

@@ -60,6 +60,9 @@ def _work(payload: str, threads: int, results: Any, index: int) -> None:
         for variable in _THREAD_VARIABLES:
             current = os.environ.get(variable, "")
             os.environ[variable] = str(min(threads, int(current))) if current.isdigit() else str(threads)
+        # The parent wrote this file a moment ago into its own private temporary folder
+        # (mode 0700), as multiprocessing would send it through a pipe: a message between
+        # the processes of one run, never data read from outside (bundles stay pickle-free).
         with open(payload, "rb") as file:
             job: WorkerJob = pickle.load(file)
         import optuna
