@@ -75,21 +75,34 @@ def flights_tensors() -> tuple[Any, Any, list[int]]:
     return tensors(splits["train"]), tensors(splits["valid"]), cardinalities
 
 
+def flights_model(data: tuple, **overrides: Any) -> Any:
+    """The flights spec's wide-and-deep network for ``data``, from seed 0 (the same weights every call)."""
+    from mlpatterns.models.wide_and_deep import WideAndDeep
+    from mlpatterns.training.checkpoints_state import seed_everything
+
+    train, _, cardinalities = data
+    seed_everything(0)
+    return WideAndDeep(train[0].shape[1], cardinalities, **{"hidden": (64, 32), "dropout": 0.1, **overrides})
+
+
+def flights_optimizer(params: Any) -> Any:
+    """The flights spec's optimizer: Adam, learning rate 0.002, weight decay 1e-5."""
+    import torch
+
+    return torch.optim.Adam(params, lr=0.002, weight_decay=1e-5)
+
+
 def train_once(data: tuple, batch_size: int, checkpoint_every: Any, directory: str | None) -> dict:
     """One training run; returns its wall time, time inside save, checkpoints and weights."""
     import torch
 
-    from mlpatterns.models.wide_and_deep import WideAndDeep
     from mlpatterns.training.checkpoints import CheckpointManager
-    from mlpatterns.training.checkpoints_state import seed_everything
     from mlpatterns.training.trainer import Trainer
 
-    train, valid, cardinalities = data
-    seed_everything(0)
-    model = WideAndDeep(train[0].shape[1], cardinalities, hidden=(64, 32), dropout=0.1)
+    train, valid, _ = data
+    model = flights_model(data)
     trainer = Trainer(
-        model, torch.nn.functional.binary_cross_entropy_with_logits,
-        optimizer=lambda params: torch.optim.Adam(params, lr=0.002, weight_decay=1e-5),
+        model, torch.nn.functional.binary_cross_entropy_with_logits, optimizer=flights_optimizer,
         batch_size=batch_size, max_epochs=EPOCHS, checkpoint_dir=directory,
         checkpoint_every=checkpoint_every, keep_last=3, restore_best=False,
     )

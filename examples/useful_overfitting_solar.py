@@ -6,6 +6,8 @@ emulator trains on all of them, without regularisation, until its max error over
 grid is under 0.05 hours (3 minutes). It is compared with the same network trained
 on 80 % of the grid, and with a regularised MLP trained the usual way (L2 penalty,
 early stopping on a validation split, 20 % of the grid held out for testing).
+The function and its grid live in ``mlpatterns.solar_day_length``, which the spec's
+``solar_day_length`` data set also uses (``examples/solar_day_length.yaml``).
 Run: ``python examples/useful_overfitting_solar.py``.
 """
 
@@ -19,46 +21,10 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from mlpatterns.solar_day_length import DAYS_PER_YEAR, day_length_hours, solar_grid
 from mlpatterns.training.useful_overfitting import FunctionGrid, OverfitEmulator, emulation_errors
 
-DAYS_PER_YEAR = 365
 TOLERANCE_HOURS = 0.05
-
-
-def solar_declination(day_of_year):
-    """Solar declination in radians, Spencer's Fourier series.
-
-    ``g = 2 pi (day - 1) / 365`` is the fractional year (at noon) and
-    ``decl = 0.006918 - 0.399912 cos g + 0.070257 sin g - 0.006758 cos 2g
-    + 0.000907 sin 2g - 0.002697 cos 3g + 0.00148 sin 3g``: Spencer, J. W. (1971),
-    "Fourier series representation of the position of the sun", *Search* 2(5), 172;
-    the form NOAA's Global Monitoring Laboratory gives in "General Solar Position
-    Calculations" (https://gml.noaa.gov/grad/solcalc/solareqns.PDF).
-    """
-    g = 2 * np.pi * (np.asarray(day_of_year, dtype=float) - 1) / DAYS_PER_YEAR
-    return (0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g) - 0.006758 * np.cos(2 * g)
-            + 0.000907 * np.sin(2 * g) - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g))
-
-
-def day_length_hours(latitude, day_of_year):
-    """Hours from sunrise to sunset, NOAA's sunrise equation.
-
-    The sunrise hour angle ``ha`` solves ``cos ha = cos(90.833 deg) / (cos lat cos decl)
-    - tan lat tan decl`` (90.833 deg: the zenith at sunrise, allowing for refraction and
-    the sun's radius; NOAA, "General Solar Position Calculations"), and the day lasts
-    ``2 ha / 15`` hours (``ha`` in degrees). Between -60 and 60 degrees there is no
-    polar day or night; outside, ``cos ha`` is clipped to [-1, 1] (24 or 0 hours).
-    """
-    phi, decl = np.radians(np.asarray(latitude, dtype=float)), solar_declination(day_of_year)
-    cos_ha = np.cos(np.radians(90.833)) / (np.cos(phi) * np.cos(decl)) - np.tan(phi) * np.tan(decl)
-    return 2 * np.degrees(np.arccos(np.clip(cos_ha, -1, 1))) / 15
-
-
-def solar_grid(latitude_step: int = 1, day_step: int = 1) -> FunctionGrid:
-    """Latitudes -60..60 and days 1..365 (every ``*_step``-th value; the last is always kept)."""
-    latitudes = np.unique(np.append(np.arange(-60, 61, latitude_step), 60))
-    days = np.unique(np.append(np.arange(1, DAYS_PER_YEAR + 1, day_step), DAYS_PER_YEAR))
-    return FunctionGrid({"latitude": latitudes, "day_of_year": days})
 
 
 def emulator(tol: float = TOLERANCE_HOURS, max_steps: int = 3000, random_state: int = 0) -> OverfitEmulator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,10 +42,77 @@ def _run(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.spec}: tuning: the spec has no 'tuning:' section (see examples/tuning_flights.yaml)")
     if spec.tuning:
         _tuning_overrides(spec, args)
+    distribution = _distribution(spec, args)
+    if distribution["processes"] * distribution["nodes"] > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_ranks(args, distribution, console, spec.name)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one rank of the torchrun job
+        from mlpatterns.training.distribution_strategy import init_distributed, shutdown_distributed
+
+        try:
+            ranks = init_distributed(distribution.get("backend"))
+            if not ranks.is_main:  # the other ranks train the networks with rank 0 and write nothing
+                run_spec(spec, seed=args.seed, log=lambda *a, **k: None, resume=args.resume)
+                return 0
+            console.print(f"data-parallel: {ranks.world_size} ranks ({ranks.backend}); rank 0 writes")
+            return _run_and_report(spec, args, console, run_spec)
+        finally:
+            shutdown_distributed()
+    return _run_and_report(spec, args, console, run_spec)
+
+
+# -- Distribution Strategy (14) --------------------------------------------------------------------
+def _distribution(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The spec's ``distribution:`` section with the ``run`` flags over it, validated."""
+    from mlpatterns.spec import SpecError, parse_distribution
+
+    distribution = dict(spec.distribution)
+    for flag, key in (("processes", "processes"), ("nodes", "nodes"), ("rendezvous", "rendezvous"),
+                      ("backend", "backend")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            distribution[key] = value
+    try:
+        distribution = parse_distribution(distribution)
+    except SpecError as error:
+        raise SpecError(f"{args.spec}: {error} (from the spec's distribution: section and the flags)") from None
+    if spec.tuning and distribution["processes"] * distribution["nodes"] > 1:
+        raise SpecError(f"{args.spec}: distribution: a spec with a tuning: section runs its trials in worker "
+                        "processes (--workers); it cannot run data-parallel")
+    return distribution
+
+
+def _job_id(name: str) -> str:
+    """The c10d rendezvous id of a spec's job: the same on every node that runs the same spec."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "mlpatterns"
+
+
+def _launch_ranks(args: argparse.Namespace, distribution: dict[str, Any], console: Any, spec_name: str) -> int:
+    """Start this same ``run`` as ``torchrun`` ranks of this node and wait for them."""
+    import subprocess
+
+    from mlpatterns.training.distribution_strategy import torchrun_command
+
+    forwarded = [args.command, str(args.spec), "--seed", str(args.seed)]
+    if args.output:
+        forwarded += ["--output", args.output]
+    if args.resume:
+        forwarded.append("--resume")
+    if distribution.get("backend"):
+        forwarded += ["--backend", distribution["backend"]]
+    command = torchrun_command("mlpatterns.cli", forwarded, nproc=distribution["processes"], module=True,
+                               nnodes=distribution["nodes"], rendezvous=distribution.get("rendezvous"),
+                               job_id=_job_id(spec_name))
+    console.print(f"Distribution Strategy: {distribution['processes']} process(es) on each of "
+                  f"{distribution['nodes']} node(s): {' '.join(command[2:])}")
+    return subprocess.run(command, check=False).returncode
+
+
+def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec: Any) -> int:
     with _progress() as progress:
-        result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print)
+        result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print, resume=args.resume)
     names = list(result.metrics)
-    _print_metrics(console, f"{spec.name}: test split ({result.rows['test']:,} rows)", result.metrics)
+    where = "every row, no held-out split" if spec.split.get("none") else "test split"
+    _print_metrics(console, f"{spec.name}: {where} ({result.rows['test']:,} rows)", result.metrics)
     baseline = result.metrics["heuristic_benchmark"]
     key = {"classification": "roc_auc", "multilabel": "macro_roc_auc"}.get(spec.task, "rmse")
     for name in names[1:]:
@@ -153,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", type=Path, help="the YAML spec")
     run.add_argument("--output", help="output directory (overrides the spec's output.dir)")
     run.add_argument("--seed", type=int, default=0, help="random seed for training (default 0)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue each network from the checkpoints of an interrupted run of this spec")
+    run.add_argument("--processes", type=int, help="data-parallel training processes on this node, started "
+                     "with torchrun (overrides distribution.processes)")
+    run.add_argument("--nodes", type=int, help="nodes of the data-parallel job (overrides distribution.nodes)")
+    run.add_argument("--rendezvous", help="HOST:PORT where several nodes meet: one of them, the same "
+                     "on every node (distribution.rendezvous)")
+    run.add_argument("--backend", choices=["gloo", "nccl"],
+                     help="torch.distributed backend (default: nccl with GPUs, else gloo)")
     run.set_defaults(handler=_run)
     tune = commands.add_parser("tune", help="run a spec's hyperparameter study (its tuning: section), then "
                                "train, evaluate and bundle every model, the tuned one with the best trial's values")
@@ -164,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--storage", help="sqlite:///PATH.db, journal:///PATH.log or postgresql+psycopg://... "
                       "(overrides tuning.storage); a study already there resumes")
     tune.add_argument("--study-name", help="the study's name (overrides tuning.study_name)")
-    tune.set_defaults(handler=_run)
+    tune.set_defaults(handler=_run, resume=False)
     predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle, keys passed through")
     predict.add_argument("bundle", type=Path, help="a bundle directory written by 'mlpatterns run'")
     predict.add_argument("input", type=Path, help="input .csv or .parquet")

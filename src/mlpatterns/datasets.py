@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["SHIPPED_DATA", "load_flights", "load_movies", "load_natality", "load_taxi"]
+__all__ = ["SHIPPED_DATA", "load_flights", "load_movies", "load_natality", "load_solar_day_length", "load_taxi"]
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "_datasets"
 
@@ -86,3 +86,22 @@ def load_taxi(path: str | Path | None = None) -> pd.DataFrame:
     north_km = (frame["dropoff_latitude"] - frame["pickup_latitude"]) * 110.57
     frame["distance_km"] = np.hypot(east_km, north_km)
     return frame
+
+
+def load_solar_day_length(latitude_step: int = 2, day_step: int = 2) -> pd.DataFrame:
+    """Day length over a whole grid of latitude x day of year: Useful Overfitting's (11) input space.
+
+    Not measured data: every point of the grid (latitudes -60..60 every ``latitude_step``
+    degrees, days 1..365 every ``day_step`` days, 60 and 365 always kept) with
+    ``day_length_hours`` computed by the closed-form sunrise equation of
+    :func:`mlpatterns.solar_day_length.day_length_hours`. The default grid has
+    61 x 183 = 11,163 points; ``latitude_step=1, day_step=1`` gives all 44,165 whole
+    degrees and days. Columns: ``latitude`` and ``day_of_year`` (integers) and
+    ``day_length_hours``.
+    """
+    from mlpatterns.solar_day_length import day_length_hours, solar_grid
+
+    grid = solar_grid(latitude_step, day_step)
+    points = grid.points()
+    return pd.DataFrame({"latitude": points[:, 0].astype(np.int64), "day_of_year": points[:, 1].astype(np.int64),
+                         "day_length_hours": grid.values(day_length_hours)})

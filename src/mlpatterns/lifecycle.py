@@ -15,6 +15,8 @@ cache and trace them.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     skew: dict[str, dict[str, float]] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None  # the study behind the tuned model (Hyperparameter Tuning, 15)
+    rank: int = 0  # this process's rank in a data-parallel job (Distribution Strategy, 14); only 0 writes
+    world_size: int = 1
 
 
 def load_data(spec: Spec) -> pd.DataFrame:
@@ -242,9 +246,53 @@ def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform) -> 
     return {"inputs": inputs, "keys": list(spec.keys), "outputs": outputs}
 
 
-def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = print) -> RunResult:
-    """Run the whole lifecycle of a spec and write one bundle per model."""
-    from mlpatterns.reproducibility.repeatable_splitting import hash_split, key_text
+def _split_masks(spec: Spec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each split's rows: by a hash of the split key (Repeatable Splitting, 22), or, with ``split: none``
+    (Useful Overfitting, 11), every row in every split."""
+    from mlpatterns.reproducibility.repeatable_splitting import hash_split
+
+    if spec.split.get("none"):
+        if len(frame) == 0:
+            raise SpecError("split: none: the data set has no row with a target")
+        return {s: np.ones(len(frame), dtype=bool) for s in SPLITS}
+    split = hash_split(frame, key=spec.split["key"], fractions=spec.split["fractions"],
+                       num_buckets=spec.split.get("num_buckets", 100),
+                       separator=spec.split.get("separator", "")).to_numpy()
+    for s in SPLITS:
+        if not (split == s).any():
+            raise SpecError(f"split: the {s} split is empty; the key {spec.split['key']} has too few values")
+    return {s: split == s for s in SPLITS}
+
+
+def _data_parallel_ranks() -> Any:
+    """This process's ``DistributedContext`` in a ``torchrun`` job of several ranks, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from mlpatterns.training.distribution_strategy import DistributedContext
+
+    context = DistributedContext.current()
+    return context if context.distributed else None
+
+
+def _training_order(spec: Spec, ranks: Any) -> list[str]:
+    """The spec's models in order; in a data-parallel job, the networks first (every rank trains them
+    together), then the other models, which rank 0 trains alone while the other ranks are done."""
+    if ranks is None:
+        return list(spec.models)
+    networks = [name for name, model in spec.models.items() if model["type"] == "wide_and_deep"]
+    return networks + ([name for name in spec.models if name not in networks] if ranks.is_main else [])
+
+
+def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = print, resume: bool = False) -> RunResult:
+    """Run the whole lifecycle of a spec and write one bundle per model.
+
+    ``resume=True`` continues each network from the newest good checkpoint of an
+    interrupted run of the same spec (Checkpoints, 12); otherwise the networks start
+    afresh. Run as every rank of a ``torchrun`` job (``mlpatterns run --processes N``,
+    Distribution Strategy, 14), the networks train data-parallel and rank 0 alone trains
+    the other models and writes the bundles and the report.
+    """
+    from mlpatterns.reproducibility.repeatable_splitting import key_text
     from mlpatterns.serving.bundle import write_bundle
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
@@ -256,29 +304,27 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     timings["load"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    split = hash_split(frame, key=spec.split["key"], fractions=spec.split["fractions"],
-                       num_buckets=spec.split.get("num_buckets", 100),
-                       separator=spec.split.get("separator", "")).to_numpy()
-    rows = {s: int((split == s).sum()) for s in SPLITS}
-    for s in SPLITS:
-        if rows[s] == 0:
-            raise SpecError(f"split: the {s} split is empty; the key {spec.split['key']} has too few values")
+    masks = _split_masks(spec, frame)  # each split's rows
+    rows = {s: int(masks[s].sum()) for s in SPLITS}
     transform = FeatureTransform(
         numeric=spec.features["numeric"], categorical=spec.features["categorical"],
         bucketize=spec.features["bucketize"], crosses=spec.features["crosses"],
         date_parts=spec.features["date_parts"],
-    ).fit(frame.loc[split == "train"])
-    parts = {s: frame.loc[split == s].reset_index(drop=True) for s in SPLITS}
-    data = {s: (transform.transform(parts[s]), target[split == s]) for s in SPLITS}
+        text=spec.features.get("text"),  # Transfer Learning (13): a frozen encoder's features
+    ).fit(frame.loc[masks["train"]])
+    parts = {s: frame.loc[masks[s]].reset_index(drop=True) for s in SPLITS}
+    data = {s: (transform.transform(parts[s]), target[masks[s]]) for s in SPLITS}
     neutral = neutral_mask(spec, frame)
     context = {  # the split key of each row, for keyed out-of-fold folds (Ensembles, Cascade)
         "groups": {s: key_text(parts[s], spec.split["key"], separator=spec.split.get("separator", ""))
-                   for s in SPLITS},
-        "neutral": None if neutral is None else {s: neutral[split == s] for s in SPLITS},
+                   if spec.split["key"] else np.arange(len(parts[s])).astype(str) for s in SPLITS},  # split: none
+        "neutral": None if neutral is None else {s: neutral[masks[s]] for s in SPLITS},
+        "transform": transform,  # the fitted scales (an emulator's periods, Useful Overfitting)
     }
     timings["split_and_transform"] = time.perf_counter() - clock
     log(f"{spec.name}: {len(frame):,} rows with a target ({dropped:,} dropped without one); "
-        f"split by hash of {spec.split['key']}: " + ", ".join(f"{s} {rows[s]:,}" for s in SPLITS))
+        + (f"split by hash of {spec.split['key']}: " + ", ".join(f"{s} {rows[s]:,}" for s in SPLITS)
+           if spec.split["key"] else "no split (split: none): train, valid and test are all of them"))
 
     metrics: dict[str, dict[str, float]] = {}
     clock = time.perf_counter()
@@ -286,24 +332,38 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     timings["heuristic_benchmark"] = time.perf_counter() - clock
 
     output_dir = spec.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
+    ranks = _data_parallel_ranks()  # Distribution Strategy (14): this process is one rank of a torchrun job
+    main = ranks is None or ranks.is_main  # the process that writes files
     test_path = output_dir / "test.parquet"
-    parts["test"].to_parquet(test_path, index=False)
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        parts["test"].to_parquet(test_path, index=False)
     bundles, skew = {}, {}
     signature = _signature(spec, frame, transform)
     tuned = None
+    if spec.tuning and ranks is not None:
+        raise SpecError("tuning: a spec with a tuning: section runs its trials in worker processes; "
+                        "it cannot run as a data-parallel torchrun job")
     if spec.tuning:  # Hyperparameter Tuning (15): the study scores trials on the validation split first
         from mlpatterns.training.tuning_spec import tune_spec_model
 
         clock = time.perf_counter()
         tuned = tune_spec_model(spec, data, context, seed, output_dir, progress=progress, log=log)
         timings["tuning"] = time.perf_counter() - clock
-    for name, model_spec in spec.models.items():
+    # Checkpoints (12): each network saves under OUTPUT/checkpoints/<model>; a fresh run starts afresh
+    context["training"] = {"checkpoint_root": output_dir / "checkpoints", "resume": resume}
+    for name in _training_order(spec, ranks):
+        model_spec = spec.models[name]
         if tuned is not None and name == tuned.model:
             model_spec = tuned.model_spec  # the best trial's values
+        if main and not resume and model_spec["type"] == "wide_and_deep" \
+                and "dir" not in model_spec.get("checkpoints", {}):
+            shutil.rmtree(output_dir / "checkpoints" / name, ignore_errors=True)
         clock = time.perf_counter()
         trained = train_model(name, model_spec, spec, data, context, progress, seed)
         timings[name] = time.perf_counter() - clock
+        if not main:
+            continue
         metrics[name] = _evaluate_model(spec, data["test"][1], trained)
         manifest = {
             "name": f"{spec.name}/{name}", "task": served_task(spec), "model": trained.model,
@@ -315,7 +375,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         }
         if tuned is not None and name == tuned.model:
             manifest["tuning"] = tuned.manifest
-        files = {**trained.files, "transform.json": transform.to_json().encode()}
+        files = {**trained.files, "transform.json": transform.to_json().encode(), **transform.text_files()}
         bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
         serving = ServingFunction.load(bundles[name])
         skew[name] = check_skew(serving, test_path, data["test"][0], trained.test_output)
@@ -326,9 +386,13 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
             metrics[name][f"coverage_q{round(quantiles[0] * 100):02d}_q{round(quantiles[-1] * 100):02d}"] = float(
                 np.mean((y_test >= bounds[:, 0]) & (y_test <= bounds[:, 1]))
             )
+    metrics = {k: metrics[k] for k in ("heuristic_benchmark", *spec.models) if k in metrics}  # the spec's order
     result = RunResult(spec=spec, rows=rows, metrics=metrics, bundles=bundles, output_dir=output_dir,
                        dropped_target_rows=dropped, timings=timings, skew=skew,
-                       tuning=None if tuned is None else tuned.manifest)
+                       tuning=None if tuned is None else tuned.manifest,
+                       rank=0 if ranks is None else ranks.rank, world_size=1 if ranks is None else ranks.world_size)
+    if not main:  # only rank 0 writes the report
+        return result
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
     return result
 

@@ -19,17 +19,18 @@ import yaml
 __all__ = ["MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "load_spec", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
-               "anomaly_detector")
+               "anomaly_detector", "emulator")
 # Models that a stack or a cascade can hold: scikit-learn estimators exported to ONNX
 # (wide_and_deep as mlpatterns.models.WideAndDeepClassifier/Regressor).
 MEMBER_TYPES = ("gradient_boosting", "random_forest", "linear", "wide_and_deep")
 REBALANCE_METHODS = ("downsample", "upsample", "smote", "class_weight", "downsampled_ensemble", "output_bias")
 NETWORK_REBALANCE_METHODS = ("downsample", "upsample", "class_weight", "output_bias")
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")  # as FeatureTransform
-DATASETS = ("flights", "natality", "movies", "taxi")
+TEXT_ENCODERS = ("all-MiniLM-L6-v2",)  # as mlpatterns.training.transfer_learning_encoder.ENCODERS
+DATASETS = ("flights", "natality", "movies", "taxi", "solar_day_length")
 TASKS = ("classification", "regression", "multilabel")
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
-              "baseline", "output", "tuning")
+              "baseline", "output", "tuning", "distribution")
 _COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
@@ -74,6 +75,7 @@ class Spec:
     description: str = ""
     source: Path | None = None
     tuning: dict[str, Any] = field(default_factory=dict)  # Hyperparameter Tuning (15); see training.tuning_spec
+    distribution: dict[str, Any] = field(default_factory=dict)  # Distribution Strategy (14)
 
     @property
     def task(self) -> str:
@@ -96,7 +98,7 @@ class Spec:
         columns: dict[str, str] = {}
         for column in self.features.get("numeric", []):
             columns[column] = f"features.numeric.{column}"
-        for group in ("categorical", "bucketize", "date_parts"):
+        for group in ("categorical", "bucketize", "date_parts", "text"):
             for column in self.features.get(group, {}):
                 columns[column] = f"features.{group}.{column}"
         derived = {f"{c}_{p}" for c, parts in self.features.get("date_parts", {}).items() for p in parts}
@@ -138,6 +140,10 @@ class Spec:
             dtype = columns[column]
             _expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
                     f"expected a numeric column, but {column!r} has type {dtype}")
+        for column in self.features.get("text", {}):  # Transfer Learning (13): the encoder reads text
+            dtype = columns[column]
+            _expect(pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype),
+                    f"features.text.{column}", f"expected a text column, but {column!r} has type {dtype}")
 
 
 def _parse_target(raw: Any) -> dict[str, Any]:
@@ -206,6 +212,13 @@ def _parse_neutral(target: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_split(raw: Any) -> dict[str, Any]:
+    # 'split: none' (Useful Overfitting, 11): train, valid and test are all the whole data set. That is right
+    # only for a deterministic function over a fully enumerated input space (an emulator's grid); any other
+    # data needs a held-out split, or its test metrics measure memorisation.
+    if raw == "none":
+        return {"none": True, "key": []}
+    _expect(isinstance(raw, Mapping), "split", "expected a mapping with 'key' (the column(s) whose hash decides "
+            f"the split), or 'none' (no held-out split, for an emulator's enumerated grid), got {raw!r}")
     split = _mapping(raw, "split", ("key", "fractions", "num_buckets", "separator"))
     _expect("key" in split, "split", "missing field 'key' (the column(s) whose hash decides the split)")
     split["key"] = _string_list(split["key"], "split.key")
@@ -225,8 +238,9 @@ def _parse_split(raw: Any) -> dict[str, Any]:
 
 
 def _parse_features(raw: Any) -> dict[str, Any]:
-    features = _mapping(raw, "features", ("numeric", "categorical", "bucketize", "crosses", "date_parts"))
+    features = _mapping(raw, "features", ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text"))
     features["numeric"] = _string_list(features.get("numeric", []), "features.numeric")
+    features["text"] = _parse_text(features.get("text", {}) or {})
     for group in ("categorical", "bucketize", "date_parts"):
         features[group] = _mapping(features.get(group, {}) or {}, f"features.{group}")
     for column, buckets in features["categorical"].items():
@@ -262,9 +276,22 @@ def _parse_features(raw: Any) -> dict[str, Any]:
         _expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets > 0,
                 f"{where}.buckets", f"expected a positive number of hash buckets, got {buckets!r}")
     features["crosses"] = crosses
-    _expect(any(features[g] for g in ("numeric", "categorical", "bucketize", "crosses", "date_parts")),
+    _expect(any(features[g] for g in ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text")),
             "features", "declares no feature")
     return features
+
+
+def _parse_text(raw: Any) -> dict[str, dict[str, Any]]:
+    """Transfer Learning (13): text columns whose features are a frozen pretrained encoder's bottleneck."""
+    text = _mapping(raw, "features.text")
+    for column, how in text.items():
+        where = f"features.text.{column}"
+        how = _mapping(how, where, ("encoder",))
+        _expect("encoder" in how, where, f"missing field 'encoder'; expected one of {list(TEXT_ENCODERS)}")
+        _expect(how["encoder"] in TEXT_ENCODERS, f"{where}.encoder",
+                f"unknown encoder {how['encoder']!r}; expected one of {list(TEXT_ENCODERS)}")
+        text[column] = how
+    return text
 
 
 def _positive_int(value: Any, where: str, least: int = 1) -> None:
@@ -282,7 +309,24 @@ def _member(raw: Any, where: str) -> dict[str, Any]:
 
 
 _MODEL_FIELDS = ("type", "params", "rebalance", "threshold", "members", "final", "n_splits", "router",
-                 "typical", "extreme", "extreme_above")
+                 "typical", "extreme", "extreme_above", "checkpoints")
+_CHECKPOINT_FIELDS = ("every", "keep_last", "dir", "init_from")
+
+
+def _parse_checkpoints(raw: Any, where: str) -> dict[str, Any]:
+    """Checkpoints (12) of a network: ``false``, or where and how often to save, and what to fine-tune from."""
+    if raw is False:
+        return {"enabled": False}
+    checkpoints = _mapping(raw if raw is not True else {}, where, _CHECKPOINT_FIELDS)
+    for name in ("every", "keep_last"):
+        if checkpoints.get(name) is not None:
+            _positive_int(checkpoints[name], f"{where}.{name}")
+    for name in ("dir", "init_from"):
+        if name in checkpoints:
+            value = checkpoints[name]
+            _expect(isinstance(value, str) and value.strip() != "", f"{where}.{name}",
+                    f"expected a path, got {value!r}")
+    return {"enabled": True, **checkpoints}
 
 
 def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
@@ -314,6 +358,10 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
                     f"expected the target value above which a row is extreme, got {value!r}")
     if kind in ("stacking", "cascade"):
         _positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
+    if "checkpoints" in model:
+        _expect(kind == "wide_and_deep", f"{where}.checkpoints",
+                f"applies to a network (a wide_and_deep model), not to a {kind} model")
+        model["checkpoints"] = _parse_checkpoints(model["checkpoints"], f"{where}.checkpoints")
     for part in ("members", "final", "router", "typical", "extreme", "extreme_above", "n_splits"):
         _expect(part not in model or kind in ("stacking", "cascade"), f"{where}.{part}",
                 "only applies to a stacking or cascade model")
@@ -359,6 +407,38 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
+def parse_distribution(raw: Any, where: str = "distribution") -> dict[str, Any]:
+    """Distribution Strategy (14): how many ``torchrun`` processes train the networks, on how many nodes."""
+    distribution = _mapping(raw, where, ("processes", "backend", "nodes", "rendezvous"))
+    distribution.setdefault("processes", 1)
+    distribution.setdefault("nodes", 1)
+    for name in ("processes", "nodes"):
+        _positive_int(distribution[name], f"{where}.{name}")
+    backend = distribution.get("backend")
+    _expect(backend in (None, "gloo", "nccl"), f"{where}.backend",
+            f"expected 'gloo' (CPUs) or 'nccl' (GPUs), got {backend!r}")
+    rendezvous = distribution.get("rendezvous")
+    if distribution["nodes"] > 1:
+        _expect(isinstance(rendezvous, str) and ":" in rendezvous, f"{where}.rendezvous",
+                f"several nodes meet at a HOST:PORT, got {rendezvous!r}")
+    else:
+        _expect(rendezvous is None, f"{where}.rendezvous", "only applies with several nodes")
+    return distribution
+
+
+def _check_emulators(models: dict[str, dict[str, Any]], target: dict[str, Any], split: dict[str, Any],
+                     features: dict[str, Any], data: dict[str, Any]) -> None:
+    """Useful Overfitting (11): emulators and 'split: none' (see mlpatterns.models.spec_emulator)."""
+    _expect(not (split.get("none") and "sample_fraction" in data), "data.sample_fraction",
+            "a spec with 'split: none' trains on the whole enumerated data set; a sample breaks the enumeration")
+    emulators = [name for name, model in models.items() if model["type"] == "emulator"]
+    if emulators:
+        from mlpatterns.models.spec_emulator import check_emulator
+
+        for name in emulators:
+            check_emulator(name, models[name], target, split, features)
+
+
 def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]:
     models = _mapping(raw, "models")
     _expect(bool(models), "models", "expected at least one model")
@@ -389,16 +469,21 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     target = _parse_target(spec["target"])
     split, features = _parse_split(spec["split"]), _parse_features(spec["features"])
     models = _parse_models(spec["models"], target)
+    _check_emulators(models, target, split, features, data)
     tuning: dict[str, Any] = {}
     if spec.get("tuning") is not None:  # Hyperparameter Tuning (15): a study over one model's parameters
         from mlpatterns.training.tuning_spec import parse_tuning
 
         tuning = parse_tuning(spec["tuning"], models, target, _parse_model)
+    distribution = {} if spec.get("distribution") is None else parse_distribution(spec["distribution"])
+    _expect(not (tuning and distribution.get("processes", 1) * distribution.get("nodes", 1) > 1), "distribution",
+            "a spec with a tuning: section runs its trials in worker processes (tuning.n_workers); "
+            "train the tuned model data-parallel in a spec without tuning:")
     return Spec(
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,
         baseline=baseline, output=_mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),
-        source=Path(source) if source is not None else None, tuning=tuning,
+        source=Path(source) if source is not None else None, tuning=tuning, distribution=distribution,
     )
 
 

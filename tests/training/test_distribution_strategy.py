@@ -46,9 +46,10 @@ def test_torchrun_command_for_one_and_several_nodes():
     one = torchrun_command("train.py", ["--epochs", "3"], nproc=4)
     assert one[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "train.py",
                        "--epochs", "3"]
-    two = torchrun_command("mlpatterns.job", nproc=8, module=True, nnodes=2, node_rank=1,
-                           rendezvous="10.0.0.1:29500")
-    assert "--nnodes=2" in two and "--node_rank=1" in two and "--rdzv_endpoint=10.0.0.1:29500" in two
+    two = torchrun_command("mlpatterns.job", nproc=8, module=True, nnodes=2, rendezvous="10.0.0.1:29500",
+                           job_id="delays")
+    assert "--nnodes=2" in two and "--rdzv_endpoint=10.0.0.1:29500" in two and "--rdzv_id=delays" in two
+    assert not any(part.startswith("--node_rank") for part in two)  # c10d numbers the ranks
     assert two[-2:] == ["-m", "mlpatterns.job"]
     with pytest.raises(ValueError, match="rendezvous: several nodes need"):
         torchrun_command("train.py", nnodes=2)

@@ -18,7 +18,7 @@ leak same-key information and is switched off).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -177,7 +177,7 @@ def tune_threshold(rule: Any, y_valid: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[ok][int(np.argmax(recall[:-1][ok]))])
 
 
-def _serving_fields(model_spec: dict[str, Any], spec: Spec, y_valid: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+def serving_fields(model_spec: dict[str, Any], spec: Spec, y_valid: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     task = served_task(spec)
     if task == "multiclass":
         return {"classes": list(NEUTRAL_CLASSES)}
@@ -201,7 +201,13 @@ def train_model(name: str, model_spec: dict[str, Any], spec: Spec, data: dict[st
     """
     kind = model_spec["type"]
     if kind == "wide_and_deep":
-        return _train_network(name, model_spec, spec, data, context, progress, seed)
+        from mlpatterns.models.spec_network import train_network_model
+
+        return train_network_model(name, model_spec, spec, data, context, progress, seed)
+    if kind == "emulator":  # Useful Overfitting (11): the whole grid, to a max-error tolerance
+        from mlpatterns.models.spec_emulator import train_emulator
+
+        return train_emulator(name, model_spec, spec, data, context, progress, seed)
     if "reframe" in spec.target:
         return _train_reframed(name, model_spec, spec, data, progress, seed)
     simple = kind == "gradient_boosting" and spec.task != "multilabel" and "neutral" not in spec.target \
@@ -248,7 +254,7 @@ def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> T
         if value is not None:
             info[attribute.rstrip("_")] = _jsonable(value)
     valid_output = _output(estimator, valid.matrix(), task)
-    serving = _serving_fields(model_spec, spec, y_valid, valid_output)
+    serving = serving_fields(model_spec, spec, y_valid, valid_output)
     return TrainedModel(_output(estimator, test.matrix(), task), files, info, serving, valid_output,
                         _composite_metrics(estimator, test.matrix(), data["test"][1]))
 
@@ -279,7 +285,7 @@ def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedMode
             "file": "model.onnx", "params": _plain_params(model), "iterations": int(model.n_iter_),
             "output": "probabilities" if classification else "value"}
     valid_output = _output(model, valid.matrix(), task)
-    serving = _serving_fields(model_spec, spec, y_valid, valid_output)
+    serving = serving_fields(model_spec, spec, y_valid, valid_output)
     return TrainedModel(_output(model, test.matrix(), task), {"model.onnx": onnx_bytes}, info, serving,
                         valid_output)
 
@@ -310,78 +316,6 @@ def _train_reframed(name, model_spec, spec, data, progress, seed) -> TrainedMode
             "edges": model.edges_.tolist(), "bucket_ids": model.bucket_ids_.tolist(),
             "quantiles_out": list(reframe["quantiles"])}
     return TrainedModel(model.predict(test.matrix()), {"model.onnx": onnx_bytes}, info)
-
-
-def _network_target(spec: Spec, y: np.ndarray, neutral: np.ndarray | None) -> np.ndarray:
-    if neutral is None:
-        return y
-    return np.where(neutral, 1, np.where(y > 0.5, 2, 0))  # NEUTRAL_CLASSES order
-
-
-def _train_network(name, model_spec, spec, data, context, progress, seed) -> TrainedModel:
-    """A torch wide-and-deep network whose output layer fits the problem representation."""
-    import torch
-
-    from mlpatterns.models.training_loop import predict_network, train_network
-    from mlpatterns.models.wide_and_deep import WideAndDeep
-    from mlpatterns.serving.onnx_export import torch_to_onnx
-
-    (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
-    params = dict(model_spec["params"])
-    architecture = {k: params.pop(k) for k in ("hidden", "dropout") if k in params}
-    task, head = spec.task, {"output": "probabilities" if spec.task != "regression" else "value"}
-    reframe, neutral = spec.target.get("reframe"), "neutral" in spec.target
-    fit_train, fit_valid = y_train, y_valid
-    if reframe is not None:  # Reframing (5): a softmax head over target buckets
-        from mlpatterns.problem.reframing import target_buckets
-
-        edges, bucket_ids, centers, fit_train = target_buckets(y_train, reframe["buckets"], reframe["strategy"])
-        fit_valid = np.clip(np.searchsorted(bucket_ids, np.searchsorted(edges[1:-1], y_valid, side="right")),
-                            0, len(bucket_ids) - 1)
-        task, architecture["n_outputs"] = "multiclass", len(bucket_ids)
-        head = {"output": "bucket_probabilities", "centers": centers.tolist(), "edges": edges.tolist(),
-                "bucket_ids": bucket_ids.tolist(), "quantiles_out": list(reframe["quantiles"])}
-    elif neutral:  # Neutral Class (9): a three-class softmax head
-        fit_train = _network_target(spec, y_train, context["neutral"]["train"])
-        fit_valid = _network_target(spec, y_valid, context["neutral"]["valid"])
-        task, architecture["n_outputs"] = "multiclass", len(NEUTRAL_CLASSES)
-    elif task == "multilabel":  # Multilabel (6): one sigmoid per label
-        architecture["n_outputs"] = y_train.shape[1]
-    rows, rebalance = np.arange(len(fit_train)), model_spec.get("rebalance", {})
-    method = rebalance.get("method")
-    if method in ("downsample", "upsample"):  # Rebalancing (10) by resampling the training rows
-        from mlpatterns.problem.rebalancing import _make_sampler
-
-        sampler = _make_sampler(method, rebalance.get("sampling_strategy", "auto"), seed)
-        rows, _ = sampler.fit_resample(rows.reshape(-1, 1), fit_train)
-        rows = np.sort(rows.ravel())
-    pos_weight = None
-    if method == "class_weight":  # the positive rows weigh as much as the negative ones
-        rate = float(np.mean(fit_train))
-        pos_weight = (1 - rate) / max(rate, 1e-6)
-    torch.manual_seed(seed)  # the initial weights depend on the seed alone
-    try:
-        network = WideAndDeep(n_numeric=train.numeric.shape[1], cardinalities=train.cardinalities, **architecture)
-        if method == "output_bias":  # the first predictions start at the training positive rate
-            from mlpatterns.problem.rebalancing_bias import init_output_bias
-
-            init_output_bias(network, float(np.clip(np.mean(fit_train), 1e-4, 1 - 1e-4)))
-        fit_rows = train if len(rows) == len(fit_train) else replace(
-            train, numeric=train.numeric[rows], categorical=train.categorical[rows])
-        result = train_network(network, fit_rows, fit_train[rows], valid, fit_valid, task=task, seed=seed,
-                               progress=progress, pos_weight=pos_weight, **params)
-    except TypeError as error:
-        raise SpecError(f"models.{name}.params: {error}") from error
-    test_output = predict_network(result.model, test, task)
-    valid_output = predict_network(result.model, valid, task)
-    if reframe is not None:
-        test_output = test_output @ np.asarray(head["centers"])
-    onnx_bytes = torch_to_onnx(result.model, test.numeric[:SAMPLE_ROWS], test.categorical[:SAMPLE_ROWS], task)
-    info = {"type": "wide_and_deep", "framework": "torch", "file": "model.onnx",
-            "architecture": result.model.config, "history": result.history, "best_epoch": result.best_epoch,
-            "rebalance": rebalance or None, **head}
-    serving = _serving_fields(model_spec, spec, y_valid, valid_output) if reframe is None else {}
-    return TrainedModel(test_output, {"model.onnx": onnx_bytes}, info, serving, valid_output)
 
 
 def _composite_metrics(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -1,21 +1,24 @@
-"""A small, deterministic training loop for the torch models of a spec run.
+"""Train the torch networks of a spec run with the chapter-4 :class:`~mlpatterns.training.Trainer`.
 
-Minibatch Adam with early stopping on the validation loss, the best weights kept,
-a per-epoch history, and a progress bar. Chapter 4's patterns (checkpoints,
-distribution, tuning) extend this loop; here it only needs to be correct and
-repeatable: the same seed gives the same weights.
+:func:`train_network` turns a spec model's parameters into one ``Trainer`` run:
+minibatch Adam over virtual epochs (``examples_per_epoch``, Checkpoints, 12), early
+stopping on the validation loss with the best weights restored, a per-epoch history and
+a progress bar; optionally atomic checkpoints that a later run resumes bit for bit
+(``checkpoint_dir``, ``resume``), fine-tuning from another run's checkpoint
+(``init_from``), data-parallel training when the process is one rank of a ``torchrun``
+job (Distribution Strategy, 14), and a per-epoch callback (Hyperparameter Tuning's
+pruning, 15). The same seed gives the same weights.
 """
 
 from __future__ import annotations
 
-import copy
-import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TrainingResult", "evaluate_loss", "predict_network", "train_network"]
+__all__ = ["TrainingResult", "predict_network", "train_network"]
 
 
 @dataclass
@@ -23,6 +26,8 @@ class TrainingResult:
     model: Any
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
+    resumed_from: str | None = None
+    stopped_early: bool = False
 
 
 def _tensors(features: Any, target: np.ndarray | None, task: str = "classification") -> tuple[Any, ...]:
@@ -39,6 +44,15 @@ def _tensors(features: Any, target: np.ndarray | None, task: str = "classificati
     return numeric, categorical, torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
 
 
+def _loss(task: str, pos_weight: float | None) -> Any:
+    import torch
+    from torch import nn
+
+    weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
+    return {"classification": nn.BCEWithLogitsLoss(pos_weight=weight), "regression": nn.MSELoss(),
+            "multiclass": nn.CrossEntropyLoss(), "multilabel": nn.BCEWithLogitsLoss()}[task]
+
+
 def train_network(
     model: Any,
     train: Any,
@@ -52,87 +66,58 @@ def train_network(
     learning_rate: float = 2e-3,
     weight_decay: float = 0.0,
     patience: int = 2,
+    examples_per_epoch: int | None = None,
     seed: int = 0,
     progress: Any = None,
     pos_weight: float | None = None,
     callback: Any = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    keep_last: int = 2,
+    resume: bool = False,
+    init_from: str | os.PathLike | None = None,
+    data_parallel: bool = True,
 ) -> TrainingResult:
     """Train ``model`` on transformed features; keep the weights of the best validation epoch.
 
     ``task`` is ``"classification"`` (binary, a logit output, BCE loss),
     ``"regression"`` (MSE), ``"multiclass"`` (one logit per class, cross-entropy;
     the Reframing head over target buckets, the Neutral Class head) or
-    ``"multilabel"`` (one logit per label, binary cross-entropy each). ``pos_weight``
-    weighs the positive rows of a binary task in the loss (Rebalancing's class
-    weights). ``valid=None`` trains all ``epochs`` and keeps the last weights (no
+    ``"multilabel"`` (one logit per label, binary cross-entropy each). ``epochs`` are
+    virtual epochs of ``examples_per_epoch`` rows (default: the training rows).
+    ``pos_weight`` weighs the positive rows of a binary task in the loss (Rebalancing's
+    class weights). ``valid=None`` trains all ``epochs`` and keeps the last weights (no
     early stopping). ``progress`` is an optional ``rich.progress.Progress``.
-    ``callback(epoch, metrics)`` is called after each epoch with that epoch's
-    ``train_loss`` (and ``valid_loss``); it may raise to stop training (Hyperparameter
-    Tuning's ``PruningCallback`` raises ``optuna.TrialPruned``).
+    ``callback(epoch, metrics)`` is called after each epoch with that epoch's history
+    record (``train_loss``, ``valid_loss``...); it may raise to stop training
+    (Hyperparameter Tuning's ``PruningCallback`` raises ``optuna.TrialPruned``).
+    ``checkpoint_dir``, ``checkpoint_every``, ``keep_last``, ``resume`` and ``init_from``
+    are the :class:`~mlpatterns.training.Trainer`'s; ``data_parallel=False`` trains in
+    this process alone even when it is one rank of a ``torchrun`` job.
     """
     import torch
-    from torch import nn
+
+    from mlpatterns.training.trainer import Trainer
+
+    def adam(parameters: Any) -> Any:
+        return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
 
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
-    loss_fn = {"classification": nn.BCEWithLogitsLoss(pos_weight=weight), "regression": nn.MSELoss(),
-               "multiclass": nn.CrossEntropyLoss(), "multilabel": nn.BCEWithLogitsLoss()}[task]
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    train_tensors = _tensors(train, y_train, task)
-    valid_tensors = None if valid is None else _tensors(valid, y_valid, task)
-    n = len(y_train)
-    steps = math.ceil(n / batch_size)
-    task_id = progress.add_task("wide-and-deep", total=epochs * steps) if progress else None
-    best_loss, best_state, best_epoch, history, waited = math.inf, None, 0, [], 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        total = 0.0
-        for step in range(steps):
-            rows = order[step * batch_size : (step + 1) * batch_size]
-            numeric, categorical, target = (t[rows] for t in train_tensors)
-            optimizer.zero_grad()
-            loss = loss_fn(model(numeric, categorical), target)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(rows)
-            if progress is not None:
-                progress.advance(task_id)
-        history.append({"epoch": epoch, "train_loss": total / n})
-        if valid_tensors is not None:
-            history[-1]["valid_loss"] = evaluate_loss(model, valid_tensors, loss_fn)
-        if callback is not None:
-            callback(epoch, {k: v for k, v in history[-1].items() if k != "epoch"})
-        if valid_tensors is None:
-            best_epoch = epoch
-            continue
-        valid_loss = history[-1]["valid_loss"]
-        if valid_loss < best_loss - 1e-6:
-            best_loss, best_state, best_epoch, waited = valid_loss, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            waited += 1
-            if waited >= patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if progress is not None:
-        progress.update(task_id, completed=epochs * steps)
-    model.eval()
-    return TrainingResult(model=model, history=history, best_epoch=best_epoch)
-
-
-def evaluate_loss(model: Any, tensors: tuple[Any, ...], loss_fn: Any, batch_size: int = 65536) -> float:
-    import torch
-
-    model.eval()
-    numeric, categorical, target = tensors
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(target), batch_size):
-            sl = slice(start, start + batch_size)
-            total += float(loss_fn(model(numeric[sl], categorical[sl]), target[sl])) * len(target[sl])
-    return total / max(len(target), 1)
+    with_valid = valid is not None
+    trainer = Trainer(
+        model, _loss(task, pos_weight), optimizer=adam, batch_size=batch_size, max_epochs=epochs,
+        examples_per_epoch=examples_per_epoch, patience=patience if with_valid else None, min_delta=1e-6,
+        restore_best=with_valid, seed=seed, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        keep_last=keep_last, callbacks=[] if callback is None else [callback], progress=progress or False,
+        data_parallel=data_parallel,
+    )
+    trainer.fit(_tensors(train, y_train, task), _tensors(valid, y_valid, task) if with_valid else None,
+                resume=resume, init_from=init_from)
+    history = [dict(record) for record in trainer.history.records]
+    best_epoch = trainer.best_epoch if with_valid and trainer.best_epoch is not None else trainer.epoch
+    return TrainingResult(model=model, history=history, best_epoch=int(best_epoch),
+                          resumed_from=None if trainer.resumed_from is None else str(trainer.resumed_from),
+                          stopped_early=trainer.stopped_early)
 
 
 def predict_network(model: Any, features: Any, task: str, batch_size: int = 65536) -> np.ndarray:

@@ -113,7 +113,7 @@ class _WideAndDeepEstimator(BaseEstimator):
         self.network_ = StandardisedInputs(inner, self.mean_, self.scale_, self.cardinalities_)
         result = train_network(self.network_, _Rows(numeric, categorical), y, None, None, task=task,
                                epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                               weight_decay=self.weight_decay, seed=seed)
+                               weight_decay=self.weight_decay, seed=seed, data_parallel=False)
         self.history_ = result.history
 
     def _network_output(self, X) -> np.ndarray:

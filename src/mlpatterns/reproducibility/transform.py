@@ -110,6 +110,12 @@ class FeatureTransform:
         categorical features, e.g. ``{"date": ["dayofweek", "month"]}``.
     convention : {"bigquery", "keras"}
         Hash bucket convention (see :mod:`mlpatterns.hashing`).
+    text : dict of str to str
+        Text columns and the frozen pretrained encoder whose bottleneck features they
+        become (Transfer Learning, 13), e.g. ``{"title": "all-MiniLM-L6-v2"}``: 384
+        numbers ``title_emb_000``... after the numeric columns; a null is the empty
+        text. The encoder runs as ONNX (:class:`~mlpatterns.training.transfer_learning_encoder.TextEncoder`);
+        the JSON records its sha256, and a bundle carries its files (:meth:`text_files`).
     """
 
     def __init__(
@@ -120,6 +126,7 @@ class FeatureTransform:
         crosses: Sequence[Mapping[str, Any]] = (),
         date_parts: Mapping[str, Sequence[str]] | None = None,
         convention: str = "bigquery",
+        text: Mapping[str, Any] | None = None,
     ) -> None:
         self.numeric = list(numeric)
         self.categorical = {c: _as_bucket_count(c, v) for c, v in (categorical or {}).items()}
@@ -127,8 +134,11 @@ class FeatureTransform:
         self.crosses = [dict(c) for c in crosses]
         self.date_parts = {c: list(p) for c, p in (date_parts or {}).items()}
         self.convention = convention
+        # {"title": "all-MiniLM-L6-v2"}; the spec's {"encoder": name} form is accepted too
+        self.text = {c: v.get("encoder") if isinstance(v, Mapping) else v for c, v in (text or {}).items()}
         self._validate_declaration()
         self.state_: dict[str, Any] | None = None
+        self.text_encoders_: dict[str, Any] = {}  # encoder name -> TextEncoder, attached, never serialized
 
     # -- declaration ---------------------------------------------------------------------------
     def _validate_declaration(self) -> None:
@@ -149,12 +159,18 @@ class FeatureTransform:
             if not isinstance(columns, list) or not 2 <= len(columns) <= 4:
                 raise ValueError(f"crosses[{i}].columns: expected a list of 2 to 4 columns, got {columns!r}")
             _as_bucket_count(f"crosses[{i}]", cross.get("buckets"))
+        if self.text:
+            from mlpatterns.training.transfer_learning_encoder import ENCODERS
+
+            for column, name in self.text.items():
+                if name not in ENCODERS:
+                    raise ValueError(f"text.{column}: unknown encoder {name!r}; expected one of {list(ENCODERS)}")
 
     @property
     def input_columns(self) -> list[str]:
         """The raw columns the transform reads, in a stable order."""
         columns: list[str] = []
-        for name in [*self.numeric, *self.categorical, *self.bucketize, *self.date_parts]:
+        for name in [*self.numeric, *self.categorical, *self.bucketize, *self.date_parts, *self.text]:
             if name not in columns:
                 columns.append(name)
         for cross in self.crosses:
@@ -203,7 +219,33 @@ class FeatureTransform:
                     float(b) for b in quantile_boundaries(values[~np.isnan(values)], int(how["quantiles"]))
                 ]
         self.state_ = {"numeric": numeric_state, "boundaries": boundaries}
+        if self.text:  # Transfer Learning (13): nothing to learn; record which encoder, by sha256
+            encoders = dict.fromkeys(self.text.values())
+            self.state_["text"] = {name: self._text_encoder(name).record() for name in encoders}
         return self
+
+    def attach_text_encoder(self, encoder: Any) -> None:
+        """Use ``encoder`` (a ``TextEncoder``) for the text columns that name it; a fitted transform
+        refuses an encoder other than the one it recorded."""
+        recorded = (self.state_ or {}).get("text", {}).get(encoder.name)
+        if recorded is not None:
+            encoder.check(recorded)
+        self.text_encoders_[encoder.name] = encoder
+
+    def _text_encoder(self, name: str) -> Any:
+        if name not in self.text_encoders_:  # the packaged encoder, exported once and cached
+            from mlpatterns.training.transfer_learning_encoder import TextEncoder
+
+            self.attach_text_encoder(TextEncoder.packaged(name))
+        return self.text_encoders_[name]
+
+    def text_files(self) -> dict[str, bytes]:
+        """The files of the text encoders (ONNX and tokenizer) that a bundle of this transform carries."""
+        self._check_fitted()
+        files: dict[str, bytes] = {}
+        for name in dict.fromkeys(self.text.values()):
+            files.update(self._text_encoder(name).files())
+        return files
 
     # -- applying ------------------------------------------------------------------------------
     def _check_fitted(self) -> dict[str, Any]:
@@ -249,6 +291,10 @@ class FeatureTransform:
             if params["indicator"]:
                 numeric_blocks.append(missing.astype(np.float64))
                 numeric_names.append(f"{column}_missing")
+        for column, name in self.text.items():  # Transfer Learning (13): the frozen encoder's features
+            embedding = self._text_encoder(name).encode(frame[column], description=f"encoding {column} ({name})")
+            numeric_blocks.append(embedding)
+            numeric_names += [f"{column}_emb_{i:03d}" for i in range(embedding.shape[1])]
 
         text_columns: dict[str, np.ndarray] = {}
         index_blocks, index_names, cardinalities = [], [], []
@@ -312,6 +358,7 @@ class FeatureTransform:
                 "numeric": self.numeric, "categorical": self.categorical,
                 "bucketize": self.bucketize, "crosses": self.crosses,
                 "date_parts": self.date_parts, "convention": self.convention,
+                **({"text": self.text} if self.text else {}),
             },
             "state": encode_value(self._check_fitted()),
         }
@@ -332,6 +379,7 @@ class FeatureTransform:
         for group in ("categorical", "bucketize", "date_parts"):
             _expect_type(declaration.get(group, {}), Mapping, f"declaration.{group}")
         _expect_type(declaration.get("crosses", []), list, "declaration.crosses")
+        _expect_type(declaration.get("text", {}), Mapping, "declaration.text")
         if declaration.get("convention", "bigquery") not in BUCKET_CONVENTIONS:
             raise ValueError(f"declaration.convention must be one of {BUCKET_CONVENTIONS}")
         transform = cls(**declaration)
@@ -354,6 +402,12 @@ class FeatureTransform:
             _expect_type(edges, list, f"state.boundaries.{column}")
             if not all(isinstance(e, (int, float)) and np.isfinite(e) for e in edges) or edges != sorted(set(edges)):
                 raise ValueError(f"state.boundaries.{column} must be finite numbers in increasing order")
+        if transform.text:
+            from mlpatterns.training.transfer_learning_encoder import check_record
+
+            _expect_type(state.get("text"), Mapping, "state.text")
+            for name in set(transform.text.values()):
+                check_record(state["text"].get(name), f"state.text.{name}")
         transform.state_ = dict(state)
         return transform
 
@@ -362,7 +416,7 @@ class FeatureTransform:
         return cls.from_dict(json.loads(text))
 
 
-_DECLARATION_FIELDS = {"numeric", "categorical", "bucketize", "crosses", "date_parts", "convention"}
+_DECLARATION_FIELDS = {"numeric", "categorical", "bucketize", "crosses", "date_parts", "convention", "text"}
 
 
 def _expect_type(value: Any, kind: Any, where: str) -> None:

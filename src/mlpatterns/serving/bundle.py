@@ -34,7 +34,8 @@ BUNDLE_FORMAT = "mlpatterns-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _REQUIRED_FIELDS = ("format", "format_version", "name", "task", "model", "transform", "signature", "files")
-_VERSIONED = ("mlpatterns", "numpy", "pandas", "scikit-learn", "onnx", "onnxruntime", "skl2onnx", "torch")
+_VERSIONED = ("mlpatterns", "numpy", "pandas", "scikit-learn", "onnx", "onnxruntime", "skl2onnx", "torch",
+              "tokenizers")
 
 
 class BundleError(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ExportMismatchError", "sklearn_to_onnx", "torch_to_onnx"]
+__all__ = ["ExportMismatchError", "sklearn_to_onnx", "torch_matrix_to_onnx", "torch_to_onnx"]
 
 TOLERANCE = 1e-4
 RELATIVE_TOLERANCE = 1e-5
@@ -106,4 +106,39 @@ def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task
         onnx_bytes, {"numeric": numeric_t.numpy(), "categorical": categorical_t.numpy()},
         expected, lambda out: out[0].reshape(expected.shape),
     )
+    return onnx_bytes
+
+
+def torch_matrix_to_onnx(model: Any, sample: np.ndarray, *, float64: bool = True) -> bytes:
+    """Export a network taking one float matrix (input ``features``, as a scikit-learn export) to one value a row.
+
+    The ONNX input is float32, as the bundle's feature matrix; with ``float64`` the
+    network runs in float64 inside the graph (an emulator's tolerance is measured on
+    its float64 output, Useful Overfitting, 11), otherwise in float32.
+    """
+    import copy
+
+    import torch
+
+    dtype = torch.float64 if float64 else torch.float32
+
+    class _Serving(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = copy.deepcopy(inner).to(dtype).eval()
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return self.inner(features.to(dtype))
+
+    wrapper = _Serving(model).eval()
+    features = torch.as_tensor(np.ascontiguousarray(sample, dtype=np.float32))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(wrapper, (features[:2],), buffer, dynamo=False, input_names=["features"],
+                          output_names=["output"], dynamic_axes={"features": {0: "rows"}, "output": {0: "rows"}})
+    onnx_bytes = buffer.getvalue()
+    with torch.no_grad():
+        expected = wrapper(features).numpy().astype(np.float64).reshape(-1)
+    _verify(onnx_bytes, {"features": features.numpy()}, expected, lambda out: out[0].reshape(-1))
     return onnx_bytes

@@ -80,6 +80,16 @@ class ServingFunction:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
             raise BundleError(f"{bundle.path}: the transform cannot be rebuilt ({type(error).__name__}: {error})") from error
+        if self.transform.text:  # Transfer Learning (13): the frozen text encoder is two of the bundle's files
+            from mlpatterns.training.transfer_learning_encoder import (
+                TextEncoderError,
+                attach_bundle_encoders,
+            )
+
+            try:
+                attach_bundle_encoders(self.transform, bundle.files)
+            except TextEncoderError as error:
+                raise BundleError(f"{bundle.path}: {error}") from error
         if self.input_columns != self.transform.input_columns:
             raise BundleError(
                 f"{bundle.path}: the signature's inputs {self.input_columns} do not match the "

@@ -11,7 +11,8 @@ Distribution Strategy (14) and Hyperparameter Tuning (15).
 * Transfer Learning: :class:`SentenceEmbedder` (frozen all-MiniLM-L6-v2 bottleneck
   features, offline), :class:`FineTunedTextClassifier` (layer-wise learning rates),
   and :func:`freeze`, :func:`layerwise_lr_groups`, :func:`bottleneck_features` for any
-  torch model.
+  torch model; :class:`TextEncoder`, the frozen encoder as ONNX with its tokenizer, which
+  a spec's ``features: text:`` runs in training and the bundle in serving.
 * :func:`tune`: Optuna studies over any spec parameter, with storages chosen by a
   config string (:func:`open_storage`: memory, SQLite, journal file, PostgreSQL) and
   pruning fed by the training loops (:class:`PruningCallback`).
@@ -42,6 +43,7 @@ _EXPORTS = {
     "CategoricalParam": "tuning_search_space", "SearchSpaceError": "tuning_search_space",
     "parse_search_space": "tuning_search_space", "suggest_params": "tuning_search_space",
     "SentenceEmbedder": "transfer_learning_text", "load_sentence_encoder": "transfer_learning_text",
+    "TextEncoder": "transfer_learning_encoder",
     "FineTunedTextClassifier": "transfer_learning_fine_tuning",
     "freeze": "transfer_learning", "unfreeze": "transfer_learning", "train_mode": "transfer_learning",
     "layerwise_lr_groups": "transfer_learning", "bottleneck_features": "transfer_learning",

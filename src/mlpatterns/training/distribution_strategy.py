@@ -20,8 +20,8 @@ Launch with ``torchrun`` (this module only builds the command and reads its
 environment)::
 
     torchrun --standalone --nproc_per_node=2 train.py          # one machine, 2 processes
-    torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 \\
-        --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 train.py  # on node 0; node_rank=1 on node 1
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d \\
+        --rdzv_endpoint=HOST:29500 --rdzv_id=JOB train.py       # the same on every node
 
 where ``train.py`` calls :func:`init_distributed`, builds its ``Trainer`` and calls
 ``fit``. :func:`torchrun_command` writes that command line for a script or module.
@@ -98,12 +98,14 @@ def shutdown_distributed() -> None:
 
 
 def torchrun_command(target: str | os.PathLike, args: Sequence[str] = (), *, nproc: int = 2,
-                     module: bool = False, nnodes: int = 1, node_rank: int = 0,
-                     rendezvous: str | None = None) -> list[str]:
+                     module: bool = False, nnodes: int = 1, rendezvous: str | None = None,
+                     job_id: str = "mlpatterns") -> list[str]:
     """The ``torchrun`` command line that starts ``target`` in ``nproc`` processes per node.
 
-    One node (the default) uses ``--standalone``; several need ``rendezvous``
-    (``HOST:PORT`` of node 0) and each node's ``node_rank``.
+    One node (the default) uses ``--standalone``. Several nodes meet at ``rendezvous``
+    (``HOST:PORT`` of any one of them) with the c10d rendezvous, which numbers the ranks
+    itself: every node runs the same command, and ``job_id`` (``--rdzv_id``) tells this
+    job from another one sharing the endpoint.
 
     >>> torchrun_command("train.py", ["--epochs", "3"], nproc=2)[3:]
     ['--standalone', '--nproc_per_node=2', 'train.py', '--epochs', '3']
@@ -116,8 +118,8 @@ def torchrun_command(target: str | os.PathLike, args: Sequence[str] = (), *, npr
         command += ["--standalone", f"--nproc_per_node={nproc}"]
     else:
         if rendezvous is None:
-            raise ValueError("rendezvous: several nodes need the HOST:PORT of node 0")
-        command += [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--nproc_per_node={nproc}",
-                    "--rdzv_backend=c10d", f"--rdzv_endpoint={rendezvous}"]
+            raise ValueError("rendezvous: several nodes need the HOST:PORT where they meet")
+        command += [f"--nnodes={nnodes}", f"--nproc_per_node={nproc}", "--rdzv_backend=c10d",
+                    f"--rdzv_endpoint={rendezvous}", f"--rdzv_id={job_id}"]
     command += ["-m", str(target)] if module else [str(target)]
     return command + [str(a) for a in args]

@@ -101,6 +101,10 @@ class Trainer(TrainerState):
         Show a progress bar (a ``Progress`` you manage, or True for one of the trainer's).
     clip_grad_norm : float, optional
         Clip the gradients' global norm to this value before each step.
+    data_parallel : bool
+        Inside a ``torch.distributed`` group of several ranks, train data-parallel with the
+        other ranks (see Notes). False: this process trains alone (and writes its own
+        checkpoints), for a model that only one rank trains.
 
     Notes
     -----
@@ -166,6 +170,7 @@ class Trainer(TrainerState):
         progress: Any = False,
         clip_grad_norm: float | None = None,
         eval_batch_size: int = 8192,
+        data_parallel: bool = True,
     ) -> None:
         import torch
 
@@ -203,6 +208,7 @@ class Trainer(TrainerState):
         self.patience, self.min_delta, self.restore_best, self.seed = patience, float(min_delta), restore_best, seed
         self.checkpoint_every, self.keep_last, self.callbacks = checkpoint_every, keep_last, callbacks
         self.progress, self.clip_grad_norm, self.eval_batch_size = progress, clip_grad_norm, eval_batch_size
+        self.data_parallel = bool(data_parallel)
         self.checkpoints = None if checkpoint_dir is None else CheckpointManager(checkpoint_dir, keep_last)
         self.history = History()
         self.step = self.epoch = 0
@@ -280,7 +286,7 @@ class Trainer(TrainerState):
             raise ValueError(f"monitor: {self.monitor_!r} is not recorded; choose train_loss, valid_loss or one of {list(self.metrics)}")
         self._config_ = self._config(len(self._train))
         self.steps_per_epoch = math.ceil(self._config_["examples_per_epoch"] / self.batch_size)
-        self._replicas = Replicas()
+        self._replicas = Replicas(self.data_parallel)
         writer = self.checkpoints if self._replicas.is_main else None  # rank 0 alone writes
         with writer.locked() if writer is not None else contextlib.nullcontext():
             self._prepare(resume, resume_from, init_from, init_optimizer)

@@ -10,7 +10,8 @@ batch's mean loss: the single-process step, up to the order of floating-point su
 
 Rank 0 alone writes checkpoints; the others send it their random-generator states so
 that each rank resumes exactly, and all ranks resume from the checkpoint rank 0 chose.
-Outside a process group (or with one rank) :class:`Replicas` does nothing.
+Outside a process group (or with one rank, or with ``data_parallel=False``, for a model
+that one rank trains alone) :class:`Replicas` does nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ __all__ = ["Replicas"]
 class Replicas:
     """This process's place among the data-parallel ranks of a ``torch.distributed`` group."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_parallel: bool = True) -> None:
         from mlpatterns.training.distribution_strategy import DistributedContext
 
-        context = DistributedContext.current()
+        context = DistributedContext.current() if data_parallel else DistributedContext()
         self.active = context.distributed
         self.rank, self.world_size = context.rank, context.world_size
 
@@ -43,23 +44,30 @@ class Replicas:
         """Sum the (share-weighted) gradients over the ranks; return the global loss sum.
 
         A parameter without a gradient on every rank keeps none, as in a single process
-        (so the optimizer skips it there too).
+        (so the optimizer skips it there too). The loss sum and the has-a-gradient flags
+        travel in the same all-reduce as the gradients (one round trip per step) when the
+        gradients are all float32 or float64, on the parameters' device (nccl reduces
+        only GPU tensors).
         """
         import torch
         import torch.distributed as dist
 
         if not self.active:
             return loss_sum
-        flags = torch.tensor([loss_sum] + [float(p.grad is not None) for p in parameters], dtype=torch.float64)
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-        if len({g.dtype for g in grads}) == 1:
-            flat = torch.cat([g.reshape(-1) for g in grads])
+        dtypes = {g.dtype for g in grads}
+        dtype = dtypes.pop() if len(dtypes) == 1 and dtypes <= {torch.float32, torch.float64} else None
+        device = parameters[0].device if parameters else torch.device("cpu")
+        flags = torch.tensor([loss_sum] + [float(p.grad is not None) for p in parameters],
+                             dtype=dtype or torch.float64, device=device)
+        if dtype is not None:
+            flat = torch.cat([g.reshape(-1) for g in grads] + [flags])
             dist.all_reduce(flat)
-            grads = list(torch.split(flat, [g.numel() for g in grads]))
+            *grads, flags = torch.split(flat, [g.numel() for g in grads] + [len(flags)])
         else:
             for grad in grads:
                 dist.all_reduce(grad)
-        dist.all_reduce(flags)
+            dist.all_reduce(flags)
         for parameter, grad, flag in zip(parameters, grads, flags[1:].tolist(), strict=True):
             parameter.grad = grad.reshape(parameter.shape) if flag > 0 else None
         return float(flags[0])

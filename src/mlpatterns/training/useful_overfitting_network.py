@@ -51,10 +51,12 @@ class EmulatorNetwork(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        angles = 2 * math.pi * x[:, self.periodic] / self.periods
-        encoded = torch.cat([(x[:, self.linear] - self.mean) / self.scale,
-                             torch.cos(angles), torch.sin(angles)], dim=1)
-        return self.body(encoded).squeeze(-1) * self.y_scale + self.y_mean
+        # no empty blocks: the ONNX exporter types an empty float tensor as int64
+        parts = [(x[:, self.linear] - self.mean) / self.scale] if len(self.linear) else []
+        if len(self.periodic):
+            angles = 2 * math.pi * x[:, self.periodic] / self.periods
+            parts += [torch.cos(angles), torch.sin(angles)]
+        return self.body(torch.cat(parts, dim=1)).squeeze(-1) * self.y_scale + self.y_mean
 
 
 def _max_and_mean_error(network: nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -1,0 +1,212 @@
+"""Chapter 4 from a spec: the spec's networks train with the Trainer, with Checkpoints (12) that
+resume bit for bit, fine-tuning from another run's checkpoint, and data-parallel ranks
+(Distribution Strategy, 14) started by `mlpatterns run --processes 2`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mlpatterns.cli import main
+from mlpatterns.lifecycle import run_spec
+from mlpatterns.serving.stateless_serving_function import ServingFunction
+from mlpatterns.spec import SpecError, load_spec, parse_spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def flights_spec(output: Path, *, epochs: int = 3, checkpoints=None, **edits) -> dict:
+    """The flights example, a twentieth of the days, with only its network."""
+    spec = yaml.safe_load((EXAMPLES / "flights.yaml").read_text())
+    spec["data"]["sample_fraction"] = 0.05
+    network = spec["models"]["wide_and_deep"]
+    network["params"].update(epochs=epochs, batch_size=512, hidden=[16])
+    if checkpoints is not None:
+        network["checkpoints"] = checkpoints
+    spec["models"] = {"wide_and_deep": network, **edits.pop("models", {})}
+    spec["output"] = {"dir": str(output)}
+    spec.update(edits)
+    return spec
+
+
+def write(tmp_path: Path, spec: dict, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def served(run: Path) -> np.ndarray:
+    serving = ServingFunction.load(run / "bundles" / "wide_and_deep")
+    import pandas as pd
+
+    return serving.predict(pd.read_parquet(run / "test.parquet"))["probability"].to_numpy()
+
+
+def manifest(run: Path) -> dict:
+    return json.loads((run / "bundles" / "wide_and_deep" / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run, checkpointing every 10 steps."""
+    tmp = tmp_path_factory.mktemp("reference")
+    spec = parse_spec(flights_spec(tmp / "run", checkpoints={"every": 10}))
+    result = run_spec(spec, log=lambda *a: None)
+    return tmp / "run", result
+
+
+# -- the spec section ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("edit", "field", "expected"), [
+    ({"checkpoints": {"every": 0}}, "models.wide_and_deep.checkpoints.every", "at least 1"),
+    ({"checkpoints": {"keep_last": "3"}}, "models.wide_and_deep.checkpoints.keep_last", "at least 1"),
+    ({"checkpoints": {"dir": ""}}, "models.wide_and_deep.checkpoints.dir", "a path"),
+    ({"checkpoints": {"init_from": 3}}, "models.wide_and_deep.checkpoints.init_from", "a path"),
+    ({"checkpoints": {"every_steps": 3}}, "models.wide_and_deep.checkpoints", "unknown field"),
+    ({"checkpoints": [1]}, "models.wide_and_deep.checkpoints", "expected a mapping"),
+])
+def test_checkpoints_section_errors_name_the_field(tmp_path, edit, field, expected):
+    spec = flights_spec(tmp_path)
+    spec["models"]["wide_and_deep"].update(edit)
+    with pytest.raises(SpecError, match=rf"{field}: .*{expected}"):
+        parse_spec(spec)
+
+
+def test_checkpoints_only_apply_to_networks(tmp_path):
+    spec = flights_spec(tmp_path, models={"boosted": {"type": "gradient_boosting", "checkpoints": {"every": 5}}})
+    with pytest.raises(SpecError, match="models.boosted.checkpoints: applies to a network"):
+        parse_spec(spec)
+
+
+@pytest.mark.parametrize(("section", "field", "expected"), [
+    ({"processes": 0}, "distribution.processes", "at least 1"),
+    ({"backend": "mpi"}, "distribution.backend", "gloo"),
+    ({"nodes": 2}, "distribution.rendezvous", "HOST:PORT"),
+    ({"nodes": 2, "rendezvous": "node0"}, "distribution.rendezvous", "HOST:PORT"),
+    ({"rendezvous": "node0:29500"}, "distribution.rendezvous", "several nodes"),
+    ({"gpus": 2}, "distribution", "unknown field"),
+])
+def test_distribution_section_errors_name_the_field(tmp_path, section, field, expected):
+    with pytest.raises(SpecError, match=rf"{field}: .*{expected}"):
+        parse_spec(flights_spec(tmp_path, distribution=section))
+
+
+def test_tuning_and_distribution_do_not_mix(tmp_path):
+    spec = yaml.safe_load((EXAMPLES / "tuning_flights.yaml").read_text())
+    spec["distribution"] = {"processes": 2}
+    with pytest.raises(SpecError, match="distribution: a spec with a tuning: section"):
+        parse_spec(spec)
+
+
+# -- Checkpoints (12) ------------------------------------------------------------------------------
+def test_run_checkpoints_the_network_and_records_where(reference):
+    run, result = reference
+    folder = run / "checkpoints" / "wide_and_deep"
+    files = sorted(p.name for p in folder.glob("ckpt-*.pt"))
+    assert files and (folder / "manifest.json").is_file()
+    info = manifest(run)["model"]
+    assert info["checkpoints"] == {"dir": str(folder), "resumed_from": None, "init_from": None}
+    assert [record["epoch"] for record in info["history"]] == [1, 2, 3]
+    assert result.skew["wide_and_deep"]["features_identical"]
+
+
+def test_interrupted_run_resumes_bit_for_bit(reference, tmp_path, monkeypatch):
+    from mlpatterns.training.trainer import Trainer
+
+    reference_run, _ = reference
+    spec = flights_spec(tmp_path / "run", checkpoints={"every": 10})
+    original = Trainer._train_step
+
+    def dies_in_epoch_two(self, rows):
+        original(self, rows)
+        if self.step == self.steps_per_epoch + 15:  # 5 steps after a mid-epoch checkpoint
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_step", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(parse_spec(spec), log=lambda *a: None)
+    monkeypatch.undo()
+    assert list((tmp_path / "run" / "checkpoints" / "wide_and_deep").glob("ckpt-*.pt"))
+    run_spec(parse_spec(spec), log=lambda *a: None, resume=True)
+    info = manifest(tmp_path / "run")["model"]
+    assert info["checkpoints"]["resumed_from"] is not None
+    assert info["history"] == manifest(reference_run)["model"]["history"]
+    np.testing.assert_array_equal(served(tmp_path / "run"), served(reference_run))
+
+
+def test_a_fresh_run_starts_afresh(reference, tmp_path):
+    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"every": 10})
+    run_spec(parse_spec(spec), log=lambda *a: None)
+    run_spec(parse_spec(spec), log=lambda *a: None)  # the first run's checkpoints are cleared, not resumed
+    assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is None
+
+
+def test_an_own_checkpoint_dir_is_never_cleared(tmp_path):
+    folder = tmp_path / "kept"
+    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"dir": str(folder)})
+    run_spec(parse_spec(spec), log=lambda *a: None)
+    with pytest.raises(SpecError, match=r"models.wide_and_deep.checkpoints: .*already holds checkpoints"):
+        run_spec(parse_spec(spec), log=lambda *a: None)
+    run_spec(parse_spec(spec), log=lambda *a: None, resume=True)  # continues (here: already complete)
+    assert list(folder.glob("ckpt-*.pt"))
+
+
+def test_checkpoints_can_be_switched_off(tmp_path):
+    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints=False)
+    run_spec(parse_spec(spec), log=lambda *a: None)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert "checkpoints" not in manifest(tmp_path / "run")["model"]
+
+
+def test_fine_tuning_starts_from_another_runs_weights(reference, tmp_path):
+    reference_run, _ = reference
+    folder = reference_run / "checkpoints" / "wide_and_deep"
+    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"init_from": str(folder)})
+    spec["data"]["sample_fraction"] = 0.04  # other days
+    run_spec(parse_spec(spec), log=lambda *a: None)
+    tuned = manifest(tmp_path / "run")["model"]
+    assert tuned["checkpoints"]["init_from"] == str(folder)
+    fresh = tmp_path / "fresh"
+    run_spec(parse_spec(flights_spec(fresh, epochs=1) | {"data": spec["data"]}), log=lambda *a: None)
+    # the pretrained weights start far closer to a good model than random ones
+    assert tuned["history"][0]["train_loss"] < manifest(fresh)["model"]["history"][0]["train_loss"] - 0.05
+
+
+def test_fine_tuning_a_different_architecture_names_the_field(reference, tmp_path):
+    reference_run, _ = reference
+    spec = flights_spec(tmp_path / "run", epochs=1,
+                        checkpoints={"init_from": str(reference_run / "checkpoints" / "wide_and_deep")})
+    spec["models"]["wide_and_deep"]["params"]["hidden"] = [8]
+    with pytest.raises(SpecError, match="models.wide_and_deep.checkpoints: .*different model architecture"):
+        run_spec(parse_spec(spec), log=lambda *a: None)
+
+
+def test_resume_cli_flag(tmp_path, capsys):
+    path = write(tmp_path, flights_spec(tmp_path / "run", epochs=1))
+    assert main(["run", str(path)]) == 0
+    assert main(["run", str(path), "--resume"]) == 0
+    assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is not None
+
+
+# -- Distribution Strategy (14) --------------------------------------------------------------------
+def test_run_with_two_processes_trains_data_parallel(reference, tmp_path, capfd):
+    """Two gloo ranks started by `mlpatterns run --processes 2` give a bundle like one process's."""
+    reference_run, _ = reference
+    spec = flights_spec(tmp_path / "run", checkpoints={"every": 10},
+                        models={"boosted": {"type": "gradient_boosting", "params": {"max_iter": 10}}})
+    spec["models"]["wide_and_deep"]["params"]["dropout"] = 0.0  # dropout masks differ by rank
+    path = write(tmp_path, spec)
+    assert main(["run", str(path), "--processes", "2"]) == 0
+    assert "data-parallel: 2 ranks (gloo)" in capfd.readouterr().out
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert list(report["metrics"]) == ["heuristic_benchmark", "wide_and_deep", "boosted"]  # the spec's order
+    single = tmp_path / "single"
+    spec["output"] = {"dir": str(single)}
+    run_spec(parse_spec(spec), log=lambda *a: None)
+    two, one = manifest(tmp_path / "run")["model"]["history"], manifest(single)["model"]["history"]
+    np.testing.assert_allclose([r["train_loss"] for r in two], [r["train_loss"] for r in one], rtol=1e-4)
+    np.testing.assert_allclose(served(tmp_path / "run"), served(single), atol=1e-3)
+    assert load_spec(path).distribution == {}
