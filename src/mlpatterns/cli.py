@@ -124,6 +124,8 @@ def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec:
                       f"{bool(result.skew[name]['features_identical'])})")
     if result.tuning is not None:
         _print_tuning(console, result.tuning)
+    for name, path in result.plots.items():
+        console.print(f"{name}: learning curves {path}")
     console.print(f"report: {result.output_dir / 'report.json'}; test rows for batch scoring: "
                   f"{result.output_dir / 'test.parquet'}")
     return 0

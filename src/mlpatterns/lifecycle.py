@@ -49,6 +49,7 @@ class RunResult:
     tuning: dict[str, Any] | None = None  # the study behind the tuned model (Hyperparameter Tuning, 15)
     rank: int = 0  # this process's rank in a data-parallel job (Distribution Strategy, 14); only 0 writes
     world_size: int = 1
+    plots: dict[str, Path] = field(default_factory=dict)  # each network's learning curves (PNG)
 
 
 def load_data(spec: Spec) -> pd.DataFrame:
@@ -338,7 +339,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
         parts["test"].to_parquet(test_path, index=False)
-    bundles, skew = {}, {}
+    bundles, skew, plots = {}, {}, {}
     signature = _signature(spec, frame, transform)
     tuned = None
     if spec.tuning and ranks is not None:
@@ -375,6 +376,10 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         }
         if tuned is not None and name == tuned.model:
             manifest["tuning"] = tuned.manifest
+        curves = _plot_learning_curves(trained.model, output_dir / "plots" / f"{name}_learning_curves.png",
+                                       f"{spec.name}/{name}")
+        if curves is not None:
+            plots[name] = curves
         files = {**trained.files, "transform.json": transform.to_json().encode(), **transform.text_files()}
         bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
         serving = ServingFunction.load(bundles[name])
@@ -390,11 +395,30 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     result = RunResult(spec=spec, rows=rows, metrics=metrics, bundles=bundles, output_dir=output_dir,
                        dropped_target_rows=dropped, timings=timings, skew=skew,
                        tuning=None if tuned is None else tuned.manifest,
-                       rank=0 if ranks is None else ranks.rank, world_size=1 if ranks is None else ranks.world_size)
+                       rank=0 if ranks is None else ranks.rank, world_size=1 if ranks is None else ranks.world_size,
+                       plots=plots)
     if not main:  # only rank 0 writes the report
         return result
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
     return result
+
+
+def _plot_learning_curves(model: dict[str, Any], path: Path, title: str) -> Path | None:
+    """A network's learning curves from its per-epoch history, as a PNG (None without matplotlib)."""
+    history = model.get("history")
+    if model.get("framework") != "torch" or not history or not isinstance(history[0], dict) \
+            or "train_loss" not in history[0]:
+        return None
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # the plot extra is not installed: the history stays in the manifest
+        return None
+    from mlpatterns.training.trainer_history import plot_learning_curves
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = plot_learning_curves(history, path, title=title)
+    plt.close(figure)
+    return path
 
 
 def _heuristic_benchmark(spec: Spec, transform: FeatureTransform, parts: dict[str, pd.DataFrame],
@@ -463,4 +487,5 @@ def _report(result: RunResult) -> dict[str, Any]:
         "bundles": {k: str(v) for k, v in result.bundles.items()}, "skew": result.skew,
         "timings_seconds": {k: round(v, 2) for k, v in result.timings.items()},
         **({"tuning": result.tuning} if result.tuning is not None else {}),
+        **({"plots": {k: str(v) for k, v in result.plots.items()}} if result.plots else {}),
     }

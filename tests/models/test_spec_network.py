@@ -111,6 +111,8 @@ def test_run_checkpoints_the_network_and_records_where(reference):
     assert info["checkpoints"] == {"dir": str(folder), "resumed_from": None, "init_from": None}
     assert [record["epoch"] for record in info["history"]] == [1, 2, 3]
     assert result.skew["wide_and_deep"]["features_identical"]
+    plot = run / "plots" / "wide_and_deep_learning_curves.png"  # the history, plotted
+    assert result.plots == {"wide_and_deep": plot} and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_interrupted_run_resumes_bit_for_bit(reference, tmp_path, monkeypatch):

@@ -345,6 +345,8 @@ class Trainer(TrainerState):
                     self._save(writer, metric=record.get(self.monitor_), best=improved)
                 for callback in self.callbacks:
                     callback(self.epoch, dict(record))
+            if bar is not None and self.stopped_early:
+                bar.update(task, description=f"stopped early after epoch {self.epoch}/{self.max_epochs}")
 
     def _save(self, writer: CheckpointManager | None, metric: float | None = None, best: bool = False) -> None:
         state = self.state_dict()  # every rank: it gathers the ranks' generator states
