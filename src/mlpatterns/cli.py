@@ -43,15 +43,23 @@ def _run(args: argparse.Namespace) -> int:
     if spec.tuning:
         _tuning_overrides(spec, args)
     distribution = _distribution(spec, args)
-    if distribution["processes"] * distribution["nodes"] > 1 and "WORLD_SIZE" not in os.environ:
-        return _launch_ranks(args, distribution, console, spec.name)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one rank of the torchrun job
+    in_job = int(os.environ.get("WORLD_SIZE", "1")) > 1  # this process is one rank of a torchrun job
+    if distribution["processes"] * distribution["nodes"] > 1 and not in_job:
+        if not any(model["type"] == "wide_and_deep" for model in spec.models.values()):
+            console.print("distribution: the spec has no wide_and_deep network to train data-parallel; "
+                          "running in one process")
+        else:
+            return _launch_ranks(args, distribution, console, spec.name)
+    if in_job:
         from mlpatterns.training.distribution_strategy import init_distributed, shutdown_distributed
 
         try:
-            ranks = init_distributed(distribution.get("backend"))
+            ranks = init_distributed("gloo")  # the spec's networks train on CPUs
             if not ranks.is_main:  # the other ranks train the networks with rank 0 and write nothing
                 run_spec(spec, seed=args.seed, log=lambda *a, **k: None, resume=args.resume)
+                if ranks.local_rank == 0:  # the first rank of another node says where the results are
+                    console.print(f"rank {ranks.rank} of {ranks.world_size}: networks trained; rank 0 writes "
+                                  f"the bundles and the report to {spec.output_dir} on its node")
                 return 0
             console.print(f"data-parallel: {ranks.world_size} ranks ({ranks.backend}); rank 0 writes")
             return _run_and_report(spec, args, console, run_spec)
@@ -66,11 +74,12 @@ def _distribution(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     from mlpatterns.spec import SpecError, parse_distribution
 
     distribution = dict(spec.distribution)
-    for flag, key in (("processes", "processes"), ("nodes", "nodes"), ("rendezvous", "rendezvous"),
-                      ("backend", "backend")):
-        value = getattr(args, flag, None)
+    for key in ("processes", "nodes", "rendezvous"):
+        value = getattr(args, key, None)
         if value is not None:
             distribution[key] = value
+    if getattr(args, "nodes", None) == 1 and getattr(args, "rendezvous", None) is None:
+        distribution.pop("rendezvous", None)  # --nodes 1 over a several-node spec
     try:
         distribution = parse_distribution(distribution)
     except SpecError as error:
@@ -97,8 +106,6 @@ def _launch_ranks(args: argparse.Namespace, distribution: dict[str, Any], consol
         forwarded += ["--output", args.output]
     if args.resume:
         forwarded.append("--resume")
-    if distribution.get("backend"):
-        forwarded += ["--backend", distribution["backend"]]
     command = torchrun_command("mlpatterns.cli", forwarded, nproc=distribution["processes"], module=True,
                                nnodes=distribution["nodes"], rendezvous=distribution.get("rendezvous"),
                                job_id=_job_id(spec_name))
@@ -230,8 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nodes", type=int, help="nodes of the data-parallel job (overrides distribution.nodes)")
     run.add_argument("--rendezvous", help="HOST:PORT where several nodes meet: one of them, the same "
                      "on every node (distribution.rendezvous)")
-    run.add_argument("--backend", choices=["gloo", "nccl"],
-                     help="torch.distributed backend (default: nccl with GPUs, else gloo)")
     run.set_defaults(handler=_run)
     tune = commands.add_parser("tune", help="run a spec's hyperparameter study (its tuning: section), then "
                                "train, evaluate and bundle every model, the tuned one with the best trial's values")

@@ -357,9 +357,8 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         model_spec = spec.models[name]
         if tuned is not None and name == tuned.model:
             model_spec = tuned.model_spec  # the best trial's values
-        if main and not resume and model_spec["type"] == "wide_and_deep" \
-                and "dir" not in model_spec.get("checkpoints", {}):
-            shutil.rmtree(output_dir / "checkpoints" / name, ignore_errors=True)
+        if main and not resume and model_spec["type"] == "wide_and_deep":
+            _clear_checkpoints(output_dir / "checkpoints" / name, model_spec.get("checkpoints", {}))
         clock = time.perf_counter()
         trained = train_model(name, model_spec, spec, data, context, progress, seed)
         timings[name] = time.perf_counter() - clock
@@ -401,6 +400,17 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         return result
     (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
     return result
+
+
+def _clear_checkpoints(folder: Path, checkpoints: dict[str, Any]) -> None:
+    """A fresh run empties the run's own checkpoint folder of a network (Checkpoints, 12), never a
+    folder the spec names (``dir``) nor the one it fine-tunes from (``init_from``)."""
+    if "dir" in checkpoints or not folder.is_dir():
+        return
+    source = checkpoints.get("init_from")
+    if source is not None and folder.resolve() in (Path(source).resolve(), *Path(source).resolve().parents):
+        return
+    shutil.rmtree(folder)
 
 
 def _plot_learning_curves(model: dict[str, Any], path: Path, title: str) -> Path | None:

@@ -317,9 +317,9 @@ def _parse_checkpoints(raw: Any, where: str) -> dict[str, Any]:
     """Checkpoints (12) of a network: ``false``, or where and how often to save, and what to fine-tune from."""
     if raw is False:
         return {"enabled": False}
-    checkpoints = _mapping(raw if raw is not True else {}, where, _CHECKPOINT_FIELDS)
+    checkpoints = _mapping({} if raw is True or raw is None else raw, where, _CHECKPOINT_FIELDS)
     for name in ("every", "keep_last"):
-        if checkpoints.get(name) is not None:
+        if name in checkpoints:
             _positive_int(checkpoints[name], f"{where}.{name}")
     for name in ("dir", "init_from"):
         if name in checkpoints:
@@ -408,19 +408,20 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_distribution(raw: Any, where: str = "distribution") -> dict[str, Any]:
-    """Distribution Strategy (14): how many ``torchrun`` processes train the networks, on how many nodes."""
-    distribution = _mapping(raw, where, ("processes", "backend", "nodes", "rendezvous"))
+    """Distribution Strategy (14): how many ``torchrun`` processes train the networks, on how many nodes.
+
+    The spec's networks train on CPUs, so the ranks talk over gloo.
+    """
+    distribution = _mapping(raw, where, ("processes", "nodes", "rendezvous"))
     distribution.setdefault("processes", 1)
     distribution.setdefault("nodes", 1)
     for name in ("processes", "nodes"):
         _positive_int(distribution[name], f"{where}.{name}")
-    backend = distribution.get("backend")
-    _expect(backend in (None, "gloo", "nccl"), f"{where}.backend",
-            f"expected 'gloo' (CPUs) or 'nccl' (GPUs), got {backend!r}")
     rendezvous = distribution.get("rendezvous")
     if distribution["nodes"] > 1:
-        _expect(isinstance(rendezvous, str) and ":" in rendezvous, f"{where}.rendezvous",
-                f"several nodes meet at a HOST:PORT, got {rendezvous!r}")
+        host, _, port = rendezvous.rpartition(":") if isinstance(rendezvous, str) else ("", "", "")
+        _expect(host != "" and port.isdigit() and 0 < int(port) < 65536, f"{where}.rendezvous",
+                f"several nodes meet at HOST:PORT (one of the nodes, a free port), got {rendezvous!r}")
     else:
         _expect(rendezvous is None, f"{where}.rendezvous", "only applies with several nodes")
     return distribution

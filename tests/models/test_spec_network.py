@@ -63,6 +63,8 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize(("edit", "field", "expected"), [
     ({"checkpoints": {"every": 0}}, "models.wide_and_deep.checkpoints.every", "at least 1"),
     ({"checkpoints": {"keep_last": "3"}}, "models.wide_and_deep.checkpoints.keep_last", "at least 1"),
+    ({"checkpoints": {"keep_last": None}}, "models.wide_and_deep.checkpoints.keep_last", "at least 1"),
+    ({"checkpoints": {"every": None}}, "models.wide_and_deep.checkpoints.every", "at least 1"),
     ({"checkpoints": {"dir": ""}}, "models.wide_and_deep.checkpoints.dir", "a path"),
     ({"checkpoints": {"init_from": 3}}, "models.wide_and_deep.checkpoints.init_from", "a path"),
     ({"checkpoints": {"every_steps": 3}}, "models.wide_and_deep.checkpoints", "unknown field"),
@@ -75,6 +77,12 @@ def test_checkpoints_section_errors_name_the_field(tmp_path, edit, field, expect
         parse_spec(spec)
 
 
+def test_an_empty_checkpoints_section_means_the_defaults(tmp_path):
+    spec = flights_spec(tmp_path, checkpoints=None)
+    spec["models"]["wide_and_deep"]["checkpoints"] = None
+    assert parse_spec(spec).models["wide_and_deep"]["checkpoints"] == {"enabled": True}
+
+
 def test_checkpoints_only_apply_to_networks(tmp_path):
     spec = flights_spec(tmp_path, models={"boosted": {"type": "gradient_boosting", "checkpoints": {"every": 5}}})
     with pytest.raises(SpecError, match="models.boosted.checkpoints: applies to a network"):
@@ -83,11 +91,13 @@ def test_checkpoints_only_apply_to_networks(tmp_path):
 
 @pytest.mark.parametrize(("section", "field", "expected"), [
     ({"processes": 0}, "distribution.processes", "at least 1"),
-    ({"backend": "mpi"}, "distribution.backend", "gloo"),
     ({"nodes": 2}, "distribution.rendezvous", "HOST:PORT"),
     ({"nodes": 2, "rendezvous": "node0"}, "distribution.rendezvous", "HOST:PORT"),
     ({"rendezvous": "node0:29500"}, "distribution.rendezvous", "several nodes"),
     ({"gpus": 2}, "distribution", "unknown field"),
+    ({"backend": "nccl"}, "distribution", "unknown field"),
+    ({"nodes": 2, "rendezvous": ":"}, "distribution.rendezvous", "HOST:PORT"),
+    ({"nodes": 2, "rendezvous": "node0:port"}, "distribution.rendezvous", "HOST:PORT"),
 ])
 def test_distribution_section_errors_name_the_field(tmp_path, section, field, expected):
     with pytest.raises(SpecError, match=rf"{field}: .*{expected}"):
@@ -163,18 +173,66 @@ def test_checkpoints_can_be_switched_off(tmp_path):
     assert "checkpoints" not in manifest(tmp_path / "run")["model"]
 
 
+def other_days(tmp_path: Path) -> Path:
+    """Flights of about 15 % of the days, none of them among the reference run's days."""
+    from mlpatterns.datasets import load_flights
+    from mlpatterns.reproducibility.repeatable_splitting import repeatable_sample
+
+    flights = load_flights()
+    seen = set(repeatable_sample(flights, ["date"], 0.05, num_buckets=10_000)["date"])
+    wider = repeatable_sample(flights, ["date"], 0.20, num_buckets=10_000)
+    path = tmp_path / "other_days.parquet"
+    wider[~wider["date"].isin(seen)].to_parquet(path, index=False)
+    return path
+
+
 def test_fine_tuning_starts_from_another_runs_weights(reference, tmp_path):
     reference_run, _ = reference
     folder = reference_run / "checkpoints" / "wide_and_deep"
-    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"init_from": str(folder)})
-    spec["data"]["sample_fraction"] = 0.04  # other days
+    data = {"path": str(other_days(tmp_path))}
+    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"init_from": str(folder)}, data=data)
     run_spec(parse_spec(spec), log=lambda *a: None)
     tuned = manifest(tmp_path / "run")["model"]
     assert tuned["checkpoints"]["init_from"] == str(folder)
-    fresh = tmp_path / "fresh"
-    run_spec(parse_spec(flights_spec(fresh, epochs=1) | {"data": spec["data"]}), log=lambda *a: None)
-    # the pretrained weights start far closer to a good model than random ones
-    assert tuned["history"][0]["train_loss"] < manifest(fresh)["model"]["history"][0]["train_loss"] - 0.05
+    run_spec(parse_spec(flights_spec(tmp_path / "fresh", epochs=1, data=data)), log=lambda *a: None)
+    # on days it never saw, the pretrained network starts far closer to a good model than random weights
+    assert tuned["history"][0]["train_loss"] < manifest(tmp_path / "fresh")["model"]["history"][0]["train_loss"] - 0.05
+
+
+def test_an_interrupted_fine_tuning_run_resumes(reference, tmp_path, monkeypatch):
+    from mlpatterns.training.trainer import Trainer
+
+    reference_run, _ = reference
+    source = str(reference_run / "checkpoints" / "wide_and_deep")
+    spec = flights_spec(tmp_path / "run", epochs=2, checkpoints={"every": 10, "init_from": source})
+    run_spec(parse_spec(spec), log=lambda *a: None)
+    uninterrupted = served(tmp_path / "run")
+    original = Trainer._train_step
+
+    def dies_in_epoch_two(self, rows):
+        original(self, rows)
+        if self.step == self.steps_per_epoch + 12:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_step", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(parse_spec(spec), log=lambda *a: None)
+    monkeypatch.undo()
+    run_spec(parse_spec(spec), log=lambda *a: None, resume=True)  # from its checkpoint, not from init_from
+    assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is not None
+    np.testing.assert_array_equal(served(tmp_path / "run"), uninterrupted)
+
+
+def test_a_fresh_run_never_deletes_what_it_fine_tunes_from(reference, tmp_path):
+    import shutil
+
+    reference_run, _ = reference
+    own = tmp_path / "run" / "checkpoints" / "wide_and_deep"
+    shutil.copytree(reference_run / "checkpoints" / "wide_and_deep", own)
+    spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"init_from": str(own)})
+    with pytest.raises(SpecError, match=r"models.wide_and_deep.checkpoints: .*already holds checkpoints.*--resume"):
+        run_spec(parse_spec(spec), log=lambda *a: None)
+    assert list(own.glob("ckpt-*.pt"))
 
 
 def test_fine_tuning_a_different_architecture_names_the_field(reference, tmp_path):
@@ -210,5 +268,23 @@ def test_run_with_two_processes_trains_data_parallel(reference, tmp_path, capfd)
     run_spec(parse_spec(spec), log=lambda *a: None)
     two, one = manifest(tmp_path / "run")["model"]["history"], manifest(single)["model"]["history"]
     np.testing.assert_allclose([r["train_loss"] for r in two], [r["train_loss"] for r in one], rtol=1e-4)
-    np.testing.assert_allclose(served(tmp_path / "run"), served(single), atol=1e-3)
-    assert load_spec(path).distribution == {}
+    finished = served(tmp_path / "run")
+    np.testing.assert_allclose(finished, served(single), atol=1e-3)
+    # a data-parallel run continues with --resume (here: from the finished run's last checkpoint)
+    assert main(["run", str(path), "--processes", "2", "--resume"]) == 0
+    assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is not None
+    np.testing.assert_array_equal(served(tmp_path / "run"), finished)
+
+
+def test_processes_without_a_network_run_in_one_process(tmp_path, capsys):
+    spec = flights_spec(tmp_path / "run", models={"boosted": {"type": "gradient_boosting", "params": {"max_iter": 5}}})
+    del spec["models"]["wide_and_deep"]
+    assert main(["run", str(write(tmp_path, spec)), "--processes", "2"]) == 0
+    assert "no wide_and_deep network to train data-parallel" in " ".join(capsys.readouterr().out.split())
+
+
+def test_distribution_flags_are_checked(tmp_path, capsys):
+    path = write(tmp_path, flights_spec(tmp_path / "run", distribution={"nodes": 2, "rendezvous": "node0:29500"}))
+    assert main(["run", str(path), "--nodes", "2", "--rendezvous", "node0"]) == 2
+    assert "distribution.rendezvous: several nodes meet at HOST:PORT" in capsys.readouterr().err
+    assert load_spec(path).distribution == {"nodes": 2, "rendezvous": "node0:29500", "processes": 1}

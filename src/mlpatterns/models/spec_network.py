@@ -42,6 +42,15 @@ def checkpoint_dir(name: str, model_spec: dict[str, Any], context: dict[str, Any
     return Path(checkpoints["dir"]) if "dir" in checkpoints else Path(options["checkpoint_root"]) / name
 
 
+def _holds_checkpoints(directory: Path) -> bool:
+    from mlpatterns.training.checkpoints import CheckpointError, CheckpointManager
+
+    try:
+        return bool(CheckpointManager(directory).candidates())
+    except CheckpointError:  # a damaged manifest: resuming reports it
+        return True
+
+
 def _network_target(y: np.ndarray, neutral: np.ndarray | None) -> np.ndarray:
     if neutral is None:
         return y
@@ -95,8 +104,9 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     checkpoints = model_spec.get("checkpoints", {})
     directory = checkpoint_dir(name, model_spec, context)
     options = context.get("training") or {}
-    loop = {"checkpoint_dir": directory, "resume": bool(options.get("resume")) and directory is not None,
-            "init_from": checkpoints.get("init_from")}
+    resume = bool(options.get("resume")) and directory is not None and _holds_checkpoints(directory)
+    # a resumed run continues from its own checkpoints, which already hold the fine-tuned weights
+    loop = {"checkpoint_dir": directory, "resume": resume, "init_from": None if resume else checkpoints.get("init_from")}
     if directory is not None:
         from mlpatterns.training.trainer import DEFAULT_CHECKPOINT_EVERY
 
@@ -116,10 +126,11 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     except TypeError as error:
         raise SpecError(f"models.{name}.params: {error}") from error
     except (CheckpointError, CheckpointMismatchError, OSError) as error:
-        raise SpecError(f"models.{name}.checkpoints: {error}") from error
+        hint = "; `mlpatterns run --resume` continues it" if "already holds checkpoints" in str(error) else ""
+        raise SpecError(f"models.{name}.checkpoints: {error}{hint}") from error
     except ValueError as error:
         # the Trainer's checks of the loop's values, or a resume with other settings
-        field = "checkpoints" if str(error).startswith("resume:") else "params"
+        field = "checkpoints" if str(error).startswith(("resume:", "init_from:")) else "params"
         raise SpecError(f"models.{name}.{field}: {error}") from error
     from mlpatterns.training.distribution_strategy import DistributedContext
 

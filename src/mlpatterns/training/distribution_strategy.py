@@ -99,16 +99,19 @@ def shutdown_distributed() -> None:
 
 def torchrun_command(target: str | os.PathLike, args: Sequence[str] = (), *, nproc: int = 2,
                      module: bool = False, nnodes: int = 1, rendezvous: str | None = None,
-                     job_id: str = "mlpatterns") -> list[str]:
+                     job_id: str = "mlpatterns", node_rank: int | None = None) -> list[str]:
     """The ``torchrun`` command line that starts ``target`` in ``nproc`` processes per node.
 
     One node (the default) uses ``--standalone``. Several nodes meet at ``rendezvous``
-    (``HOST:PORT`` of any one of them) with the c10d rendezvous, which numbers the ranks
-    itself: every node runs the same command, and ``job_id`` (``--rdzv_id``) tells this
-    job from another one sharing the endpoint.
+    (``HOST:PORT``): by default with the c10d rendezvous, which numbers the ranks itself,
+    so every node runs the same command and ``job_id`` (``--rdzv_id``) tells this job from
+    another one sharing the endpoint. With ``node_rank`` (0 on the node at ``HOST``), the
+    static rendezvous instead: rank 0 then runs on node 0, but the set of nodes is fixed.
 
     >>> torchrun_command("train.py", ["--epochs", "3"], nproc=2)[3:]
     ['--standalone', '--nproc_per_node=2', 'train.py', '--epochs', '3']
+    >>> torchrun_command("train.py", nproc=8, nnodes=2, rendezvous="10.0.0.1:29500", node_rank=1)[3:-1]
+    ['--nnodes=2', '--nproc_per_node=8', '--node_rank=1', '--master_addr=10.0.0.1', '--master_port=29500']
     """
     for name, value in (("nproc", nproc), ("nnodes", nnodes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -117,9 +120,15 @@ def torchrun_command(target: str | os.PathLike, args: Sequence[str] = (), *, npr
     if nnodes == 1:
         command += ["--standalone", f"--nproc_per_node={nproc}"]
     else:
-        if rendezvous is None:
-            raise ValueError("rendezvous: several nodes need the HOST:PORT where they meet")
-        command += [f"--nnodes={nnodes}", f"--nproc_per_node={nproc}", "--rdzv_backend=c10d",
-                    f"--rdzv_endpoint={rendezvous}", f"--rdzv_id={job_id}"]
+        host, _, port = (rendezvous or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"rendezvous: several nodes need the HOST:PORT where they meet, got {rendezvous!r}")
+        command += [f"--nnodes={nnodes}", f"--nproc_per_node={nproc}"]
+        if node_rank is None:
+            command += ["--rdzv_backend=c10d", f"--rdzv_endpoint={rendezvous}", f"--rdzv_id={job_id}"]
+        elif isinstance(node_rank, bool) or not isinstance(node_rank, int) or not 0 <= node_rank < nnodes:
+            raise ValueError(f"node_rank: expected a whole number from 0 to {nnodes - 1}, got {node_rank!r}")
+        else:
+            command += [f"--node_rank={node_rank}", f"--master_addr={host}", f"--master_port={port}"]
     command += ["-m", str(target)] if module else [str(target)]
     return command + [str(a) for a in args]

@@ -315,10 +315,16 @@ class TextEncoder:
         self.max_length, self.batch_size, self.threads = max_length, batch_size, threads
         try:
             self._tokenizer = _tokenizer(self.tokenizer_json, max_length)
+        except ImportError as error:  # a missing library, not a damaged file
+            raise ImportError(f"{name}: text features need tokenizers and onnxruntime: "
+                              f"pip install 'mlpatterns[text]' ({error})") from error
         except Exception as error:  # tokenizers raises its own Exception type
             raise TextEncoderError(f"{name}: the tokenizer cannot be read ({error})") from error
         try:
             self._session = _session(self.onnx, self.threads)
+        except ImportError as error:
+            raise ImportError(f"{name}: text features need onnxruntime: pip install 'mlpatterns[text]' "
+                              f"({error})") from error
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
             raise TextEncoderError(
                 f"{name}: the ONNX encoder cannot be loaded ({error})"
