@@ -92,9 +92,9 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     rows, rebalance = np.arange(len(fit_train)), model_spec.get("rebalance", {})
     method = rebalance.get("method")
     if method in ("downsample", "upsample"):  # Rebalancing (10) by resampling the training rows
-        from mlpatterns.problem.rebalancing import _make_sampler
+        from mlpatterns.problem.rebalancing import make_sampler
 
-        sampler = _make_sampler(method, rebalance.get("sampling_strategy", "auto"), seed)
+        sampler = make_sampler(method, rebalance.get("sampling_strategy", "auto"), seed)
         rows, _ = sampler.fit_resample(rows.reshape(-1, 1), fit_train)
         rows = np.sort(rows.ravel())
     pos_weight = None

@@ -72,8 +72,9 @@ def _default_classifier():
     return LogisticRegression()
 
 
-def _make_sampler(sampler, sampling_strategy, random_state):
-    """An imbalanced-learn sampler from a name, or a clone of the one given."""
+def make_sampler(sampler, sampling_strategy, random_state):
+    """An imbalanced-learn sampler from a name (``"downsample"``, ``"upsample"``, ``"smote"``), or a clone
+    of the sampler given; used by :class:`ResampledClassifier` and the spec's networks."""
     if isinstance(sampler, str):
         from imblearn.over_sampling import SMOTE, RandomOverSampler
         from imblearn.under_sampling import RandomUnderSampler
@@ -171,7 +172,7 @@ class ResampledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"])
         check_classification_targets(y)
         self.classes_ = np.unique(y)
-        self.sampler_ = _make_sampler(self.sampler, self.sampling_strategy, self.random_state)
+        self.sampler_ = make_sampler(self.sampler, self.sampling_strategy, self.random_state)
         X_resampled, y_resampled = self.sampler_.fit_resample(X, y)
         base = self.estimator if self.estimator is not None else _default_classifier()
         self.estimator_ = clone(base).fit(X_resampled, y_resampled)
