@@ -102,8 +102,7 @@ def train_network(
     def adam(parameters: Any) -> Any:
         return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
 
-    torch.manual_seed(seed)
-    with_valid = valid is not None
+    with_valid = valid is not None  # the trainer seeds every generator from ``seed`` when it starts
     trainer = Trainer(
         model, _loss(task, pos_weight), optimizer=adam, batch_size=batch_size, max_epochs=epochs,
         examples_per_epoch=examples_per_epoch, patience=patience if with_valid else None, min_delta=1e-6,
