@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,17 +39,7 @@ REPEATS = int(os.environ.get("MLPATTERNS_BENCH_CKPT_REPEATS", 5))
 THREADS = int(os.environ.get("MLPATTERNS_BENCH_THREADS", 1))
 BATCH_SIZES = (2048, 256)
 
-FEATURES = dict(
-    numeric=["distance", "sched_dep_time"],
-    categorical={"carrier": 32, "origin": 8, "dest": 256, "tailnum": 2048},
-    date_parts={"date": ["dayofweek", "month"]},
-    bucketize={"dep_hour": {"boundaries": [6, 9, 12, 15, 18, 21]}},
-    crosses=[
-        {"columns": ["origin", "dest"], "buckets": 1024},
-        {"columns": ["dep_hour", "date_dayofweek"], "buckets": 128},
-        {"columns": ["carrier", "dep_hour"], "buckets": 512},
-    ],
-)
+FLIGHTS_SPEC = Path(__file__).resolve().parents[1] / "examples" / "flights.yaml"  # its features are the transform
 
 
 def _log(message: str) -> None:
@@ -60,11 +51,12 @@ def flights_tensors() -> tuple[Any, Any, list[int]]:
     import torch
 
     from mlpatterns.datasets import load_flights
-    from mlpatterns.reproducibility import FeatureTransform, hash_split_frames
+    from mlpatterns.reproducibility import hash_split_frames
+    from mlpatterns.spec import load_spec
 
     flights = load_flights().dropna(subset=["arr_delay"])
     splits = hash_split_frames(flights, "date", {"train": 0.8, "valid": 0.1, "test": 0.1})
-    transform = FeatureTransform(**FEATURES).fit(splits["train"])
+    transform = load_spec(FLIGHTS_SPEC).feature_transform().fit(splits["train"])
 
     def tensors(frame):
         features = transform.transform(frame)

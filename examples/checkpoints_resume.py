@@ -35,22 +35,13 @@ from sklearn.metrics import roc_auc_score
 
 from mlpatterns.datasets import load_flights
 from mlpatterns.models.wide_and_deep import WideAndDeep
-from mlpatterns.reproducibility import FeatureTransform, hash_split_frames
+from mlpatterns.reproducibility import hash_split_frames
+from mlpatterns.spec import load_spec
 from mlpatterns.training.checkpoints import CheckpointManager
 from mlpatterns.training.checkpoints_state import seed_everything
 from mlpatterns.training.trainer import Trainer
 
-FEATURES = dict(
-    numeric=["distance", "sched_dep_time"],
-    categorical={"carrier": 32, "origin": 8, "dest": 256, "tailnum": 2048},
-    date_parts={"date": ["dayofweek", "month"]},
-    bucketize={"dep_hour": {"boundaries": [6, 9, 12, 15, 18, 21]}},
-    crosses=[
-        {"columns": ["origin", "dest"], "buckets": 1024},
-        {"columns": ["dep_hour", "date_dayofweek"], "buckets": 128},
-        {"columns": ["carrier", "dep_hour"], "buckets": 512},
-    ],
-)
+FLIGHTS_SPEC = Path(__file__).with_name("flights.yaml")  # its features are the transform of this example
 
 
 def auc(target: np.ndarray, output: np.ndarray) -> float:
@@ -66,7 +57,7 @@ class Data:
         new = flights[flights["month"].between(9, 10)]
         splits = hash_split_frames(old, "date", {"train": 0.85, "valid": 0.15})
         new_splits = hash_split_frames(new, "date", {"train": 0.85, "valid": 0.15})
-        self.transform = FeatureTransform(**FEATURES).fit(splits["train"])
+        self.transform = load_spec(FLIGHTS_SPEC).feature_transform().fit(splits["train"])
         self.frames = {"train": splits["train"], "valid": splits["valid"], "new_train": new_splits["train"],
                        "new_valid": new_splits["valid"], "test": flights[flights["month"] >= 11]}
         self.cardinalities = self.transform.transform(splits["train"].head()).cardinalities

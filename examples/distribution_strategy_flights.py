@@ -32,22 +32,13 @@ from sklearn.metrics import roc_auc_score
 
 from mlpatterns.datasets import load_flights
 from mlpatterns.models.wide_and_deep import WideAndDeep
-from mlpatterns.reproducibility import FeatureTransform, hash_split_frames
+from mlpatterns.reproducibility import hash_split_frames
+from mlpatterns.spec import load_spec
 from mlpatterns.training.checkpoints_state import seed_everything
 from mlpatterns.training.distribution_strategy import init_distributed, shutdown_distributed
 from mlpatterns.training.trainer import Trainer
 
-FEATURES = dict(
-    numeric=["distance", "sched_dep_time"],
-    categorical={"carrier": 32, "origin": 8, "dest": 256, "tailnum": 2048},
-    date_parts={"date": ["dayofweek", "month"]},
-    bucketize={"dep_hour": {"boundaries": [6, 9, 12, 15, 18, 21]}},
-    crosses=[
-        {"columns": ["origin", "dest"], "buckets": 1024},
-        {"columns": ["dep_hour", "date_dayofweek"], "buckets": 128},
-        {"columns": ["carrier", "dep_hour"], "buckets": 512},
-    ],
-)
+FLIGHTS_SPEC = Path(__file__).with_name("flights.yaml")  # its features are the transform of this example
 
 
 def auc(target: np.ndarray, output: np.ndarray) -> float:
@@ -58,7 +49,7 @@ def flights() -> tuple[dict[str, tuple[torch.Tensor, ...]], list[int]]:
     """Train, valid and test tensors ``(numeric, categorical, late)`` of an 80/10/10 split by date."""
     frames = hash_split_frames(load_flights().dropna(subset=["arr_delay"]), "date",
                                {"train": 0.8, "valid": 0.1, "test": 0.1})
-    transform = FeatureTransform(**FEATURES).fit(frames["train"])
+    transform = load_spec(FLIGHTS_SPEC).feature_transform().fit(frames["train"])
     tensors = {}
     for name, frame in frames.items():
         features = transform.transform(frame)

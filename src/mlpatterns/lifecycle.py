@@ -307,12 +307,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     clock = time.perf_counter()
     masks = _split_masks(spec, frame)  # each split's rows
     rows = {s: int(masks[s].sum()) for s in SPLITS}
-    transform = FeatureTransform(
-        numeric=spec.features["numeric"], categorical=spec.features["categorical"],
-        bucketize=spec.features["bucketize"], crosses=spec.features["crosses"],
-        date_parts=spec.features["date_parts"],
-        text=spec.features.get("text"),  # Transfer Learning (13): a frozen encoder's features
-    ).fit(frame.loc[masks["train"]])
+    transform = spec.feature_transform().fit(frame.loc[masks["train"]])
     parts = {s: frame.loc[masks[s]].reset_index(drop=True) for s in SPLITS}
     data = {s: (transform.transform(parts[s]), target[masks[s]]) for s in SPLITS}
     neutral = neutral_mask(spec, frame)

@@ -93,6 +93,16 @@ class Spec:
         """The target column(s): one, or a multilabel target's label columns."""
         return list(self.target["columns"]) if self.task == "multilabel" else [self.target["column"]]
 
+    def feature_transform(self) -> Any:
+        """The declared features as an unfitted :class:`~mlpatterns.reproducibility.transform.FeatureTransform`
+        (Transform, 21): what ``mlpatterns run`` fits on the train split."""
+        from mlpatterns.reproducibility.transform import FeatureTransform
+
+        features = self.features
+        return FeatureTransform(numeric=features["numeric"], categorical=features["categorical"],
+                                bucketize=features["bucketize"], crosses=features["crosses"],
+                                date_parts=features["date_parts"], text=features.get("text"))
+
     def feature_columns(self) -> dict[str, str]:
         """Every raw column a feature reads, with where it is declared."""
         columns: dict[str, str] = {}

@@ -94,23 +94,21 @@ def freeze(model: Any, up_to: Any = None) -> list[str]:
     Buffers (BatchNorm statistics) are not parameters; :func:`train_mode` keeps the
     frozen layers in inference mode so that they do not move either.
     """
-    if up_to is None:
-        model.requires_grad_(False)
-        return [""]
-    children = _children(model, up_to)
-    for _, child in children:
-        child.requires_grad_(False)
-    return [name for name, _ in children]
+    return _set_trainable(model, up_to, False)
 
 
 def unfreeze(model: Any, up_to: Any = None) -> list[str]:
     """Train the children of ``model`` through ``up_to`` again (all of it when ``None``)."""
+    return _set_trainable(model, up_to, True)
+
+
+def _set_trainable(model: Any, up_to: Any, trainable: bool) -> list[str]:
     if up_to is None:
-        model.requires_grad_(True)
+        model.requires_grad_(trainable)
         return [""]
     children = _children(model, up_to)
     for _, child in children:
-        child.requires_grad_(True)
+        child.requires_grad_(trainable)
     return [name for name, _ in children]
 
 
