@@ -51,14 +51,38 @@ def oracle_bucket(fingerprint: int, n: int, convention: str) -> int:
     return (fingerprint % 2**64) % n  # uint64(f) % n
 
 
-def zetasql_double_to_string(value: float) -> str:
-    """CAST(FLOAT64 AS STRING) of the ZetaSQL reference (RoundTripDoubleToString)."""
-    if value != value:
-        return "nan"
-    text = f"{value:.15g}"
-    if float(text) != value:
-        text = f"{value:.17g}"
-    return text
+def _g_layout(negative: bool, digits: str, exponent: int, precision: int) -> str:
+    """C's %g layout of the decimal ``0.d1d2... * 10**(exponent + 1)``, built by hand."""
+    digits = digits.rstrip("0") or "0"
+    if -4 <= exponent < precision:
+        if exponent >= 0:
+            whole, fraction = digits[: exponent + 1].ljust(exponent + 1, "0"), digits[exponent + 1 :]
+        else:
+            whole, fraction = "0", "0" * (-exponent - 1) + digits
+        text = whole + ("." + fraction if fraction else "")
+    else:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        text = f"{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    return ("-" if negative else "") + text
+
+
+def independent_double_to_string(value: float) -> str:
+    """ZetaSQL's RoundTripDoubleToString (15 digits, 17 if 15 do not round-trip), by another route.
+
+    The code under test formats with Python's printf-style ``%g``. This oracle takes
+    its digits from NumPy's Dragon4 (``format_float_scientific`` with fixed precision),
+    checks the round trip on those digits, and lays the text out by hand.
+    """
+    if value == 0:
+        return "0"
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    for precision in (15, 17):
+        scientific = np.format_float_scientific(abs(value), precision=precision - 1, unique=False)
+        if precision == 17 or float(scientific) == abs(value):
+            mantissa, exponent_text = scientific.split("e")
+            return _g_layout(value < 0, mantissa.replace(".", ""), int(exponent_text), precision)
+    raise AssertionError("unreachable")
 
 
 # ------------------------------------------------------------------ published values
@@ -550,22 +574,29 @@ def test_float_cast_examples(value, text):
     assert fingerprint64(value) == oracle_fingerprint(text)
 
 
-def test_floats_with_at_most_15_digits_cast_like_zetasql():
+def test_floats_cast_like_an_independent_implementation():
+    # short decimals (1 to 15 digits), full-precision doubles (16-17 digits) and powers
+    # of ten at the %g layout boundaries (1e-5 / 1e-4, 1e14 / 1e15 / 1e16)
     rng = np.random.default_rng(7)
-    raw = rng.standard_normal(4000) * 10.0 ** rng.integers(-30, 30, 4000)
-    values = []
-    for v in raw:
-        for digits in (1, 4, 9, 15):
-            y = float(f"{v:.{digits}g}")
-            values.append(y)
+    raw = rng.standard_normal(3000) * 10.0 ** rng.integers(-30, 30, 3000)
+    values = [float(f"{v:.{digits}g}") for v in raw for digits in (1, 4, 9, 15)]
+    values += raw.tolist() + [10.0**k for k in range(-8, 20)] + [-(10.0**k) for k in range(-8, 20)]
+    values += [1e15, 1234567890123456.0, 2.0**53 + 2, 5e-324, 1.7976931348623157e308, 0.1 + 0.2]
     got = to_bigquery_strings(np.array(values)).tolist()
-    expected = [zetasql_double_to_string(v) if v != 0 else "0" for v in values]
-    assert got == expected
+    expected = [independent_double_to_string(v) for v in values]
+    mismatches = [(v, g, e) for v, g, e in zip(values, got, expected, strict=True) if g != e]
+    assert not mismatches, mismatches[:5]
+    assert sum(len(e.replace("-", "").split("e")[0].replace(".", "").lstrip("0")) == 17 for e in expected) > 500
 
 
-@pytest.mark.parametrize("value", [1e15, 1234567890123456.0])
-def test_float_between_1e15_and_1e16(value):
-    assert to_bigquery_string(value) == zetasql_double_to_string(value)
+def test_the_independent_float_oracle_is_not_vacuous():
+    # it must tell 15 from 17 digits and fixed from exponent layout, like the code
+    assert independent_double_to_string(0.1 + 0.2) == "0.30000000000000004"
+    assert independent_double_to_string(1e15) == "1e+15"
+    assert independent_double_to_string(123456789012345.0) == "123456789012345"
+    assert independent_double_to_string(0.0001) == "0.0001"
+    assert independent_double_to_string(1e-05) == "1e-05"
+    assert independent_double_to_string(-2.5) == "-2.5"
 
 
 def test_dates():
@@ -613,6 +644,84 @@ def test_datetime_with_whole_milliseconds():
     assert to_bigquery_string(dt.datetime(2013, 1, 1, 5, 0, 0, 123000)) == "2013-01-01 05:00:00.123"
     aware = dt.datetime(2013, 1, 1, 5, 0, 0, 1000, tzinfo=dt.UTC)
     assert to_bigquery_string(aware) == "2013-01-01 05:00:00.001+00"
+
+
+# ZetaSQL compliance tests (google/zetasql, zetasql/compliance/testdata/civil_time.test,
+# roundtrip_cast_between_string_and_datetime_common): CAST(DATETIME AS STRING).
+ZETASQL_DATETIME_STRINGS = [
+    (dt.datetime(1, 1, 1), "0001-01-01 00:00:00"),
+    (dt.datetime(9999, 12, 31, 23, 59, 59, 999999), "9999-12-31 23:59:59.999999"),
+    (dt.datetime(2006, 1, 2), "2006-01-02 00:00:00"),
+    (dt.datetime(2006, 1, 2, 1, 2, 3, 123456), "2006-01-02 01:02:03.123456"),
+    (dt.datetime(2006, 1, 2, 1, 2, 3, 123450), "2006-01-02 01:02:03.123450"),
+    (dt.datetime(2006, 1, 2, 1, 2, 3, 120000), "2006-01-02 01:02:03.120"),
+]
+# timestamp.test (Table2, timestamp_to_string_2/3): CAST(TIMESTAMP AS STRING) pads a
+# fraction to 3 or 6 digits; BigQuery's default time zone is UTC, hence "+00".
+ZETASQL_TIMESTAMP_FRACTIONS = [
+    (0, ""), (1, ".000001"), (10, ".000010"), (100, ".000100"),
+    (1000, ".001"), (10000, ".010"), (100000, ".100"),
+]
+
+
+@pytest.mark.parametrize(("value", "text"), ZETASQL_DATETIME_STRINGS)
+def test_datetimes_cast_like_zetasql_compliance_tests(value, text):
+    assert to_bigquery_string(value) == text
+    assert to_bigquery_string(pd.Timestamp(value)) == text
+    assert to_bigquery_string(np.datetime64(value, "us")) == text
+    for column in (
+        [value],
+        np.array([value], dtype="datetime64[us]"),
+        pd.Series([value], dtype="datetime64[us]"),
+        pa.array([value], pa.timestamp("us")),
+    ):
+        assert to_bigquery_strings(column).tolist() == [text]
+    assert fingerprint64(value) == oracle_fingerprint(text)
+
+
+@pytest.mark.parametrize(("micros", "fraction"), ZETASQL_TIMESTAMP_FRACTIONS)
+def test_timestamps_cast_like_zetasql_compliance_tests(micros, fraction):
+    pacific = dt.timezone(dt.timedelta(hours=-8))
+    instant = dt.datetime(2015, 1, 28, 0, 0, 0, micros, tzinfo=pacific)
+    text = f"2015-01-28 08:00:00{fraction}+00"
+    assert to_bigquery_string(instant) == text
+    assert to_bigquery_strings(pd.Series([instant]).dt.tz_convert("UTC")).tolist() == [text]
+    assert to_bigquery_strings(pa.array([instant], pa.timestamp("us", tz="UTC"))).tolist() == [text]
+    # a DATETIME writes its fraction the same way, without the zone
+    assert to_bigquery_string(instant.replace(tzinfo=None)) == text[:-3].replace("08:", "00:", 1)
+
+
+@pytest.mark.parametrize("year", [1, 9, 10, 99, 100, 999])
+def test_years_before_1000_have_four_digits(year):
+    date, when = dt.date(year, 3, 4), dt.datetime(year, 3, 4, 5, 6, 7, 120000)
+    expected_date, expected_datetime = f"{year:04d}-03-04", f"{year:04d}-03-04 05:06:07.120"
+    assert to_bigquery_string(date) == expected_date
+    assert to_bigquery_string(np.datetime64(date)) == expected_date
+    assert to_bigquery_string(when) == expected_datetime
+    assert to_bigquery_string(when.replace(tzinfo=dt.UTC)) == expected_datetime + "+00"
+    assert to_bigquery_string(np.datetime64(when, "ms")) == expected_datetime
+    assert to_bigquery_strings(np.array([when], dtype="datetime64[us]")).tolist() == [expected_datetime]
+    assert to_bigquery_strings(pd.Series([when], dtype="datetime64[us]")).tolist() == [expected_datetime]
+    assert to_bigquery_strings(pa.array([date], pa.date32())).tolist() == [expected_date]
+
+
+def test_numpy_date_scalars_are_dates_like_date_columns():
+    assert to_bigquery_string(np.datetime64("2013-01-01")) == "2013-01-01"
+    assert to_bigquery_string(np.datetime64("2013-01-01")) == to_bigquery_strings(
+        np.array(["2013-01-01"], dtype="datetime64[D]")
+    )[0]
+
+
+@pytest.mark.parametrize("ns", [0, 1, 999, 123456789, -1, -999_999_999])
+def test_nanoseconds_are_truncated_the_same_way_in_every_container(ns):
+    value = np.datetime64("2013-01-01T05:00:00", "ns") + np.timedelta64(ns, "ns")
+    micros = np.floor_divide(value.astype(np.int64), 1000)  # truncation toward the past
+    expected = to_bigquery_string(np.datetime64(int(micros), "us").item())
+    assert to_bigquery_string(value) == expected
+    assert to_bigquery_string(pd.Timestamp(value)) == expected
+    assert to_bigquery_strings(np.array([value])).tolist() == [expected]
+    assert to_bigquery_strings(pd.Series([value])).tolist() == [expected]
+    assert to_bigquery_strings(pa.array([value], pa.timestamp("ns"))).tolist() == [expected]
 
 
 def test_numpy_nanosecond_datetimes():

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlpatterns.hashing import fingerprint64_column, hash_bucket
+from mlpatterns.hashing import fingerprint64, fingerprint64_column, hash_bucket, to_bigquery_strings
 from mlpatterns.sql import FUNCTIONS, connect, register
 
 
@@ -133,7 +133,7 @@ def test_feature_cross_matches_cross_values(con):
 
 
 def test_bucketize_matches_python(con):
-    bucketize_module = pytest.importorskip("mlpatterns.data.bucketize")
+    from mlpatterns.data.bucketize import bucketize
     rng = np.random.default_rng(3)
     values = np.round(rng.normal(0, 2, 5_000), 1)
     values[:4] = [-1.0, 0.0, 1.0, 2.5]  # exactly on split points
@@ -145,13 +145,13 @@ def test_bucketize_matches_python(con):
             "SELECT bucketize(x, [-1.0, 0.0, 1.0, 2.5]) FROM numbers ORDER BY i"
         ).fetchall()
     ]
-    assert sql == bucketize_module.bucketize(values, points).tolist()
+    assert sql == bucketize(values, points).tolist()
     mixed = con.sql(
         "SELECT bucketize(x, p) FROM (VALUES (0.5, [0.0, 1.0]), (0.5, [1.0, 2.0]), (NULL, [1.0])) t(x, p)"
     ).fetchall()
     assert [r[0] for r in mixed] == [
-        bucketize_module.bucketize([0.5], [0.0, 1.0])[0],
-        bucketize_module.bucketize([0.5], [1.0, 2.0])[0],
+        bucketize([0.5], [0.0, 1.0])[0],
+        bucketize([0.5], [1.0, 2.0])[0],
         None,
     ]
     assert con.sql("SELECT bucketize(2.5, [1, 2, 3], true)").fetchall() == [("bin_2",)]
@@ -194,3 +194,108 @@ def test_register_is_idempotent_and_checks_its_argument():
     assert set(FUNCTIONS) <= names
     with pytest.raises(TypeError, match="duckdb connection"):
         register("not a connection")
+
+
+# ------------------------------------------------- dates and times: SQL vs Python
+
+TIMES_SQL = """
+CREATE OR REPLACE TABLE times AS
+SELECT i, ts, ts::DATE AS d, ts::TIMESTAMPTZ AS tz,
+       make_timestamp_ns(CAST(hash(i) % 4000000000000000000 AS BIGINT) - 2000000000000000000) AS ns,
+       (i - 500) / 8.0 AS x
+FROM (
+    SELECT i, TIMESTAMP '0001-01-01' + to_microseconds(
+        CAST(hash(i) % 315537897600000000 AS BIGINT) // unit * unit) AS ts
+    FROM (SELECT i, [1, 1000, 1000000, 86400000000][i % 4 + 1] AS unit FROM range(2000) r(i))
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def times(con):
+    con.execute("SET TimeZone = 'America/Los_Angeles'")  # TIMESTAMPTZ text must not depend on it
+    con.execute(TIMES_SQL)
+    con.execute(
+        "INSERT INTO times VALUES (9000, TIMESTAMP '0999-03-04 05:06:07.12', DATE '0999-03-04', "
+        "TIMESTAMPTZ '0999-03-04 05:06:07.12+00', NULL, 1.0), (9001, NULL, NULL, NULL, NULL, NULL)"
+    )
+    yield con
+    con.execute("SET TimeZone = 'UTC'")
+
+
+@pytest.mark.parametrize("column", ["ts", "d", "tz", "x"])
+def test_bigquery_string_matches_python_row_for_row(times, column):
+    sql_text = [r[0] for r in times.sql(f"SELECT bigquery_string({column}) FROM times ORDER BY i").fetchall()]
+    sql_hash = [
+        r[0] for r in times.sql(f"SELECT farm_fingerprint(bigquery_string({column})) FROM times ORDER BY i").fetchall()
+    ]
+    values = times.sql(f"SELECT {column} FROM times ORDER BY i")
+    arrow = values.arrow()
+    arrow = arrow.column(0) if isinstance(arrow, pa.Table) else arrow.read_all().column(0)
+    python_objects = [r[0] for r in times.sql(f"SELECT {column} FROM times ORDER BY i").fetchall()]
+    assert to_bigquery_strings(arrow).tolist() == sql_text
+    assert to_bigquery_strings(python_objects).tolist() == sql_text
+    assert [None if t is None else fingerprint64(t) for t in sql_text] == sql_hash
+    assert _masked(sql_text, fingerprint64_column(python_objects, null_value=0)) == sql_hash
+    assert sql_text[-1] is None and len(set(sql_text)) > 1000
+
+
+def test_the_time_table_covers_every_fraction_width_and_early_years(times):
+    texts = [r[0] for r in times.sql("SELECT bigquery_string(ts) FROM times WHERE ts IS NOT NULL").fetchall()]
+    fractions = {len(t.split(".")[1]) if "." in t else 0 for t in texts}
+    assert fractions == {0, 3, 6}
+    assert sum(t < "1000" for t in texts) > 100
+    assert "0999-03-04 05:06:07.120" in texts
+
+
+def test_bigquery_string_of_pandas_datetime_columns_matches_python(con):
+    frame = pd.DataFrame({
+        "us": pd.Series(pd.to_datetime(["2013-01-01 05:00:00.12", "0999-03-04", "2013-01-01 05:00:00.000001"],
+                                       format="mixed")).astype("datetime64[us]"),
+        "aware": pd.Series(pd.to_datetime(["2013-01-01 05:00:00.1"] * 3)).dt.tz_localize("US/Eastern")
+        .astype("datetime64[us, US/Eastern]"),
+    })
+    con.register("frame", frame)
+    for column in frame:
+        sql = [r[0] for r in con.sql(f"SELECT bigquery_string({column}) FROM frame").fetchall()]
+        assert sql == to_bigquery_strings(frame[column]).tolist()
+    assert sql[0] == "2013-01-01 10:00:00.100+00"
+
+
+def test_nanosecond_timestamps_are_truncated_in_sql_as_in_python(times):
+    # read back exactly (Arrow timestamp[ns]; fetchall's datetimes are already cut by DuckDB)
+    table = times.sql("SELECT epoch_ns(ns) AS n, bigquery_string(ns) AS s FROM times WHERE ns IS NOT NULL ORDER BY i")
+    nanos, texts = zip(*table.fetchall(), strict=True)
+    floored = [np.datetime64(n // 1000, "us").item() for n in nanos]  # toward the past, before 1970 too
+    assert list(texts) == to_bigquery_strings(floored).tolist()
+    assert list(texts) == to_bigquery_strings(pa.array(nanos, pa.int64()).cast(pa.timestamp("ns"))).tolist()
+    assert sum(n < 0 and n % 1000 for n in nanos) > 100
+    one = times.sql("SELECT bigquery_string(TIMESTAMP_NS '2013-01-01 05:00:00.123456789')").fetchall()
+    assert one == [("2013-01-01 05:00:00.123456",)]  # DuckDB's own cast to TIMESTAMP rounds to .123457
+
+
+def test_duckdb_cast_to_varchar_differs_from_bigquery_for_fractions(con):
+    # why bigquery_string exists: DuckDB trims zeros BigQuery keeps (ZetaSQL writes .100)
+    row = con.sql(
+        "SELECT CAST(TIMESTAMP '2015-01-28 00:00:00.1' AS VARCHAR), "
+        "bigquery_string(TIMESTAMP '2015-01-28 00:00:00.1'), CAST(1.0::DOUBLE AS VARCHAR), "
+        "bigquery_string(1.0::DOUBLE), bigquery_string(DATE '0999-03-04'), "
+        "bigquery_string(18446744073709551615::UBIGINT), bigquery_string(true), bigquery_string(42)"
+    ).fetchall()[0]
+    assert row == (
+        "2015-01-28 00:00:00.1", "2015-01-28 00:00:00.100", "1.0", "1", "0999-03-04",
+        "18446744073709551615", "true", "42",
+    )
+
+
+@pytest.mark.parametrize(
+    "literal", ["TIMESTAMP 'infinity'", "DATE '-0044-03-15'", "TIMESTAMP '10000-01-01'"]
+)
+def test_bigquery_string_refuses_values_outside_bigquery_range(con, literal):
+    with pytest.raises(duckdb.InvalidInputException, match=r"bigquery_string\(x\): a (TIMESTAMP|DATE) value"):
+        con.sql(f"SELECT bigquery_string({literal})").fetchall()
+
+
+def test_bigquery_string_refuses_other_types_in_the_binder(con):
+    with pytest.raises(duckdb.BinderException, match="bigquery_string"):
+        con.sql("SELECT bigquery_string(TIME '05:00:00')").fetchall()

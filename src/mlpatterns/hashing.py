@@ -25,13 +25,18 @@ floats                    ZetaSQL's round-trip form: ``%.15g``, or ``%.17g`` whe
                           ``"0.1"``, ``"1e+15"``, ``"1e-05"``, ``"inf"``, ``"-inf"``
                           (NaN is a null, below). Prefer integer or string keys: a
                           float key hashes the same only if both sides cast alike.
-``datetime.date``,        ``"2013-01-01"`` (a BigQuery DATE)
+``datetime.date``,        ``"2013-01-01"``, ``"0999-03-04"`` (a BigQuery DATE)
 Arrow ``date32``
-naive ``datetime``,       ``"2013-01-01 05:00:00"``, with ``.fff`` for whole
-``datetime64``            milliseconds and ``.ffffff`` otherwise (a BigQuery DATETIME)
-aware ``datetime``        converted to UTC, ``"2013-01-01 05:00:00+00"`` (a BigQuery
-                          TIMESTAMP)
+naive ``datetime``,       ``"2013-01-01 05:00:00"``; a fraction of a second prints 3
+``datetime64``            digits when it is whole milliseconds (``".120"``) and 6
+                          otherwise (``".123450"``) (a BigQuery DATETIME)
+aware ``datetime``        converted to UTC, ``"2013-01-01 05:00:00.100+00"`` (a
+                          BigQuery TIMESTAMP in its default time zone, UTC)
 ========================  ===========================================================
+
+Years always print 4 digits, zero-padded. Nanoseconds are truncated to microseconds,
+BigQuery's precision. The date and time rules follow ZetaSQL's compliance tests
+(``civil_time.test``, ``timestamp.test``); docs/hashing.md lists the evidence.
 
 Nulls
 -----
@@ -125,10 +130,14 @@ def _datetime_to_string(value: _dt.datetime) -> str:
         suffix = "+00"
     else:
         suffix = ""
-    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    # Not strftime: glibc writes year 999 as "999", BigQuery as "0999".
+    text = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
     if value.microsecond % 1000:
         text += f".{value.microsecond:06d}"
-    elif value.microsecond:  # whole milliseconds print 3 digits (ZetaSQL narrows them)
+    elif value.microsecond:  # whole milliseconds print 3 digits, as ZetaSQL does
         text += f".{value.microsecond // 1000:03d}"
     return text + suffix
 
@@ -149,7 +158,8 @@ def to_bigquery_string(value: Any) -> str | bytes | None:
     if isinstance(value, (float, np.floating)):
         return _float_to_string(float(value))
     if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[us]").item()
+        date_like = np.datetime_data(value.dtype)[0] in ("D", "W", "M", "Y")
+        value = value.astype("datetime64[D]" if date_like else "datetime64[us]").item()
     if hasattr(value, "to_pydatetime"):  # pandas Timestamp; BigQuery has microseconds at most
         value = value.to_pydatetime(warn=False)
     if isinstance(value, _dt.datetime):

@@ -18,13 +18,16 @@ function                               returns    computes
                                                   as in ``ML.FEATURE_CROSS``
 ``bucketize(DOUBLE, DOUBLE[])``        VARCHAR    ``'bin_N'``, as ``ML.BUCKETIZE``; a third
                                                   argument ``exclude_boundaries`` (BOOLEAN)
+``bigquery_string(x)``                 VARCHAR    BigQuery ``CAST(x AS STRING)``, for the
+                                                  types of :data:`BIGQUERY_STRING_TYPES`
 =====================================  =========  =============================================
 
 A NULL argument gives NULL, as in BigQuery. Other types are refused by DuckDB's
 binder ("No function matches ... Candidate functions: farm_fingerprint(VARCHAR)"):
-cast them with ``CAST(x AS STRING)``, which DuckDB, like BigQuery, writes
-``'2013-01-01'`` for a DATE, ``'true'`` for a BOOLEAN and digits for an integer (a
-DOUBLE differs: DuckDB writes ``'1.0'`` where BigQuery writes ``'1'``). The
+cast them with ``bigquery_string(x)``, which writes them as BigQuery does. DuckDB's own
+``CAST(x AS STRING)`` agrees for DATE, BOOLEAN, integers and whole-second timestamps
+only: it trims the zeros of a fraction of a second (``'.1'`` for BigQuery's ``'.100'``),
+writes TIMESTAMPTZ in the session's time zone and a DOUBLE ``1.0`` as ``'1.0'``. The
 Repeatable Splitting conditions of
 :func:`~mlpatterns.reproducibility.repeatable_splitting.split_sql_condition` run
 unchanged on a connection from :func:`connect`.
@@ -50,9 +53,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from mlpatterns.hashing import bucket_from_fingerprint, fingerprint64_column
+from mlpatterns.hashing import bucket_from_fingerprint, fingerprint64_column, to_bigquery_strings
 
-__all__ = ["FUNCTIONS", "MAX_CROSSED_FEATURES", "connect", "register"]
+__all__ = ["BIGQUERY_STRING_TYPES", "FUNCTIONS", "MAX_CROSSED_FEATURES", "connect", "register"]
 
 MAX_CROSSED_FEATURES = 10  # ML.FEATURE_CROSS takes at most 10 features
 FUNCTIONS: tuple[str, ...] = (
@@ -61,6 +64,27 @@ FUNCTIONS: tuple[str, ...] = (
     "hash_bucket_keras",
     "feature_cross",
     "bucketize",
+    "bigquery_string",
+)
+# The DuckDB types bigquery_string takes, each passed to Python exactly (one UNION member
+# per type: DuckDB functions have no overloads). Narrower integers widen to BIGINT,
+# FLOAT and DECIMAL to DOUBLE; any other type is refused by DuckDB's binder.
+BIGQUERY_STRING_TYPES: tuple[str, ...] = (
+    "VARCHAR",
+    "BOOLEAN",
+    "BIGINT",
+    "UBIGINT",
+    "HUGEINT",
+    "DOUBLE",
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+    "TIMESTAMPTZ",
+)
+_BIGQUERY_STRING_PARAMETER = "UNION({})".format(
+    ", ".join(f"m{i} {kind}" for i, kind in enumerate(BIGQUERY_STRING_TYPES))
 )
 
 
@@ -89,6 +113,34 @@ def _hash_bucket_udf(name: str, convention: str) -> Callable[..., pa.Array]:
         return pa.array(out, type=pa.int64())
 
     return hash_bucket
+
+
+def _bigquery_string(values: pa.ChunkedArray) -> pa.Array:
+    """``CAST(x AS STRING)`` as BigQuery writes it, by :func:`mlpatterns.hashing.to_bigquery_strings`.
+
+    DuckDB's own ``CAST(x AS VARCHAR)`` trims the zeros of a fraction of a second
+    (``'05:00:00.12'`` where BigQuery writes ``'05:00:00.120'``), writes a TIMESTAMPTZ in
+    the session's time zone and a DOUBLE ``1.0`` as ``'1.0'``; this function does not.
+    """
+    union = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    codes = union.type_codes.to_numpy()
+    out = np.empty(len(union), dtype=object)
+    for code in np.unique(codes):
+        rows = codes == code
+        member = union.field(int(code))
+        if not rows.all():
+            member = member.filter(pa.array(rows))
+        kind = BIGQUERY_STRING_TYPES[int(code)]
+        if pa.types.is_decimal(member.type):  # HUGEINT arrives as decimal128(38, 0)
+            member = [None if v is None else int(v) for v in member.to_pylist()]
+        try:
+            out[rows] = to_bigquery_strings(member)
+        except (OverflowError, ValueError) as error:
+            raise ValueError(
+                f"bigquery_string(x): a {kind} value is outside the range Python and BigQuery "
+                f"can write (years 0001 to 9999, no infinity): {error}"
+            ) from error
+    return pa.array(out, type=pa.string())
 
 
 def _feature_cross_udf(arity: int) -> Callable[..., pa.Array]:
@@ -134,10 +186,11 @@ def _create(
     function: Any,
     parameters: list[str],
     return_type: str,
+    **options: Any,
 ) -> None:
     with contextlib.suppress(duckdb.InvalidInputException):  # not registered yet
         connection.remove_function(name)
-    connection.create_function(name, function, parameters, return_type, type="arrow")
+    connection.create_function(name, function, parameters, return_type, type="arrow", **options)
 
 
 def register(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -187,6 +240,16 @@ def register(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection
         names = ", ".join(f"f{i}" for i in range(1, arity + 1))
         overloads.append(f"({names}) AS feature_cross_{arity}({names})")
     connection.execute(f"CREATE OR REPLACE TEMP MACRO feature_cross{', '.join(overloads)}")
+    # A NULL member of a UNION reaches the function (DuckDB filters only top-level NULLs),
+    # so it handles NULLs itself and returns NULL for them.
+    _create(
+        connection,
+        "bigquery_string",
+        _bigquery_string,
+        [_BIGQUERY_STRING_PARAMETER],
+        "VARCHAR",
+        null_handling="special",
+    )
     _create(connection, "bucketize_3", _bucketize, ["DOUBLE", "DOUBLE[]", "BOOLEAN"], "VARCHAR")
     connection.execute(
         "CREATE OR REPLACE TEMP MACRO bucketize(x, split_points) AS "

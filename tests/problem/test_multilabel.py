@@ -72,15 +72,30 @@ def test_several_labels_per_example_and_constant_labels():
     assert multilabel_report(Y, predicted)["macro_f1"] > 0.6
 
 
-def test_repeatable_and_refit_free():
+def test_thresholds_come_from_the_validation_rows_and_refit_uses_every_row():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 3))
-    Y = np.column_stack([X[:, 0] > 0.5, X[:, 1] + X[:, 2] > 0]).astype(int)
+    Y = np.column_stack([X[:, 0] + rng.normal(0, 1, 200) > 0.5, X[:, 1] + X[:, 2] > 0]).astype(int)
     first = MultilabelClassifier(random_state=3).fit(X, Y)
     again = MultilabelClassifier(random_state=3).fit(X, Y)
     np.testing.assert_array_equal(first.thresholds_, again.thresholds_)
+    # the documented split: a permutation seeded with random_state, the first 20 % held out
+    order = np.random.default_rng(3).permutation(200)
+    valid, train = order[:40], order[40:]
     kept = MultilabelClassifier(refit=False, random_state=3).fit(X, Y)
-    np.testing.assert_array_equal(kept.thresholds_, first.thresholds_)
+    for j in range(2):
+        on_train = LogisticRegression(max_iter=1000).fit(X[train], Y[train, j])
+        on_all = LogisticRegression(max_iter=1000).fit(X, Y[:, j])
+        # refit=False keeps the models of the training part, refit=True fits them on all rows
+        np.testing.assert_allclose(kept.estimators_[j].coef_, on_train.coef_)
+        np.testing.assert_allclose(first.estimators_[j].coef_, on_all.coef_)
+        assert not np.allclose(on_train.coef_, on_all.coef_)
+        # the thresholds are tuned on the held-out rows with the training-part models
+        tuned = best_f1_threshold(Y[valid, j], on_train.predict_proba(X[valid])[:, 1])
+        assert first.thresholds_[j] == kept.thresholds_[j] == pytest.approx(tuned)
+    # another seed holds out other rows and tunes other thresholds
+    other = MultilabelClassifier(refit=False, random_state=4).fit(X, Y)
+    assert not np.array_equal(other.thresholds_, kept.thresholds_)
 
 
 def test_binary_y_keeps_its_classes():

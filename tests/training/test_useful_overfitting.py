@@ -109,17 +109,6 @@ def test_adam_solver_and_default_tolerance():
     assert emulator.converged_
 
 
-def test_sklearn_estimator_checks_until_exported():
-    import mlpatterns.training
-
-    if "OverfitEmulator" in mlpatterns.training.__all__:
-        pytest.skip("tests/test_common.py runs the estimator checks on the exported class")
-    from sklearn.utils.estimator_checks import check_estimator
-
-    for estimator in OverfitEmulator._estimator_check_instances():
-        check_estimator(estimator)
-
-
 @pytest.mark.parametrize(("params", "match"), [
     ({"tol": 0}, "tol"), ({"hidden": (8, 0)}, "hidden"), ({"activation": "sigmoid"}, "activation"),
     ({"solver": "sgd"}, "solver"), ({"loss": "l1"}, "loss"), ({"max_steps": 0}, "max_steps"),
