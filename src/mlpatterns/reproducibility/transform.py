@@ -8,7 +8,8 @@ quantile boundaries) on the training split only; save the fitted parameters as
 JSON inside the model bundle; apply exactly the same object at serving time.
 :class:`FeatureTransform` is that object. It builds on the representation
 patterns of chapter 2: numeric columns are imputed and standardized, categorical
-columns become hashed buckets (1), numeric columns can be bucketized and any
+columns become a vocabulary or hashed buckets (1), chosen on the training data
+(:mod:`~mlpatterns.reproducibility.categorical_encoding`), numeric columns can be bucketized and any
 columns crossed (3), and dates are split into calendar parts. Its output keeps
 dense numbers and categorical indices apart, so a gradient-boosted model can take
 both as a matrix and a neural model can embed the indices (2).
@@ -22,6 +23,9 @@ Examples
 >>> features = transform.transform(frame)
 >>> features.numeric.shape, features.categorical.shape, features.cardinalities
 ((4, 2), (4, 1), [9])
+>>> auto = FeatureTransform(categorical=["carrier"]).fit(frame)  # 2 values: a vocabulary
+>>> auto.transform(frame).categorical.ravel().tolist(), auto.encoding_report()["carrier"]["size"]
+([0, 1, 0, 3], 4)
 >>> restored = FeatureTransform.from_json(transform.to_json())
 >>> bool((restored.transform(frame).categorical == features.categorical).all())
 True
@@ -40,6 +44,7 @@ import pandas as pd
 
 from mlpatterns._json_state import decode_value, encode_value
 from mlpatterns.hashing import BUCKET_CONVENTIONS
+from mlpatterns.reproducibility import categorical_encoding as encodings
 
 __all__ = ["DATE_PARTS", "FeatureTransform", "TransformedFeatures"]
 
@@ -93,10 +98,19 @@ class FeatureTransform:
         Numeric columns: missing values take the training median (and get a
         ``<name>_missing`` indicator when the training data had any), then the
         column is standardized with the training mean and standard deviation.
-    categorical : dict of str to int
-        Categorical columns and their hash bucket counts (Hashed Feature, 1):
-        values never seen in training still land in a bucket; nulls get a bucket
-        of their own.
+    categorical : list of str, or dict of str to int, str or dict
+        Categorical columns. A list of names means ``"auto"`` for each. In a dict, an
+        int is a hash bucket count (Hashed Feature, 1; ``{"buckets": n}`` too), and
+        ``"auto"``, ``"vocabulary"``, ``"hash"`` or ``{"encoding": ..., "buckets": n,
+        "min_frequency": k, "max_categories": m}`` choose the encoding. ``"auto"``
+        picks, at :meth:`fit`, a vocabulary when at most ``max_categories`` (default
+        1,000) distinct training values occur ``min_frequency`` (default 1) times or
+        more, else hashing into ``min(2**ceil(log2(8 * distinct)), 2**20)`` buckets
+        (see :mod:`~mlpatterns.reproducibility.categorical_encoding`). A vocabulary
+        gives each kept value an index, plus one out-of-vocabulary index (unseen or
+        rarer than ``min_frequency``) and one null index; values match by their
+        BigQuery text cast (``7`` and ``"7"`` alike). A hash sends unseen values to a
+        bucket and nulls to an extra bucket, bit-exact with BigQuery.
     bucketize : dict of str to dict
         Numeric columns turned into bins (Feature Cross, 3): ``{"quantiles": n}``
         learns ``n`` quantile bins on the training data, ``{"boundaries": [...]}``
@@ -129,7 +143,7 @@ class FeatureTransform:
         text: Mapping[str, Any] | None = None,
     ) -> None:
         self.numeric = list(numeric)
-        self.categorical = {c: _as_bucket_count(c, v) for c, v in (categorical or {}).items()}
+        self.categorical = encodings.normalize_categorical(categorical)
         self.bucketize = {c: dict(v) for c, v in (bucketize or {}).items()}
         self.crosses = [dict(c) for c in crosses]
         self.date_parts = {c: list(p) for c, p in (date_parts or {}).items()}
@@ -191,8 +205,29 @@ class FeatureTransform:
             )
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame) -> FeatureTransform:
-        """Learn medians, means, scales and quantile boundaries from the training rows."""
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> FeatureTransform:
+        """Learn medians, means, scales, quantile boundaries and categorical encodings from the training rows.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            The training rows.
+        y : array-like, optional
+            The training target. With a 1-D numeric target (regression, binary 0/1, or a
+            target of two classes) vocabulary codes are ordered by the training mean of the
+            target per value (ties by frequency, then text), and the OOV and null indices by
+            the mean of their rows (the overall mean when they have none). A tree splitting
+            on codes as numbers can then separate low from high categories in one split,
+            as a native categorical split would. Without ``y``, or with a 2-D target (pass
+            ``None`` for a multiclass target too), codes follow frequency, most frequent
+            first, then the OOV and the null index.
+
+        A hash that merges training values of a column that a vocabulary could hold whole
+        emits a :class:`~mlpatterns.reproducibility.categorical_encoding.MergedCategoriesWarning`
+        (also in :meth:`encoding_warnings`).
+        """
+        import warnings
+
         from mlpatterns.data.bucketize import quantile_boundaries
 
         self.check_columns(frame)
@@ -218,7 +253,17 @@ class FeatureTransform:
                 boundaries[column] = [
                     float(b) for b in quantile_boundaries(values[~np.isnan(values)], int(how["quantiles"]))
                 ]
-        self.state_ = {"numeric": numeric_state, "boundaries": boundaries}
+        target = encodings.ordering_target(y, len(frame))
+        categorical = {
+            column: encodings.fit_column(column, declared, frame[column], target, self.convention)
+            for column, declared in self.categorical.items()
+        }
+        self.state_ = {"numeric": numeric_state, "boundaries": boundaries, "categorical": categorical}
+        hashed: dict[str, dict[str, Any]] = {}
+        self._index_features(frame, self.state_, hashed)
+        self.state_["hashed"] = hashed
+        for message in self.encoding_warnings():
+            warnings.warn(message, encodings.MergedCategoriesWarning, stacklevel=2)
         if self.text:  # Transfer Learning (13): nothing to learn; record which encoder, by sha256
             encoders = dict.fromkeys(self.text.values())
             self.state_["text"] = {name: self._text_encoder(name).record() for name in encoders}
@@ -273,10 +318,6 @@ class FeatureTransform:
 
     def transform(self, frame: pd.DataFrame) -> TransformedFeatures:
         """Apply the fitted transform; the same code runs in training and in serving."""
-        from mlpatterns.data.bucketize import bucketize
-        from mlpatterns.data.feature_cross import cross_values
-        from mlpatterns.hashing import hash_bucket
-
         state = self._check_fitted()
         self.check_columns(frame)
         n = len(frame)
@@ -296,19 +337,45 @@ class FeatureTransform:
             numeric_blocks.append(embedding)
             numeric_names += [f"{column}_emb_{i:03d}" for i in range(embedding.shape[1])]
 
-        text_columns: dict[str, np.ndarray] = {}
+        index_blocks, index_names, cardinalities = self._index_features(frame, state)
+        numeric = np.column_stack(numeric_blocks) if numeric_blocks else np.zeros((n, 0))
+        categorical = np.column_stack(index_blocks) if index_blocks else np.zeros((n, 0))
+        return TransformedFeatures(
+            numeric.astype(np.float32), categorical.astype(np.int64), numeric_names,
+            index_names, cardinalities,
+        )
+
+    def _index_features(
+        self, frame: pd.DataFrame, state: Mapping[str, Any], hashed: dict[str, Any] | None = None,
+    ) -> tuple[list[np.ndarray], list[str], list[int]]:
+        """The categorical index blocks, names and cardinalities; with ``hashed`` (at fit), the
+        collision report of each hashed cross and year part goes into it."""
+        from mlpatterns.data.bucketize import bucketize
+        from mlpatterns.data.feature_cross import cross_values
+        from mlpatterns.hashing import hash_bucket
+
+        text_columns: dict[str, Any] = {}
         index_blocks, index_names, cardinalities = [], [], []
 
-        def add_hashed(name: str, values: Any, buckets: int) -> None:
+        def add_hashed(name: str, values: Any, buckets: int, report: bool = True) -> None:
             index_blocks.append(
                 hash_bucket(values, buckets, convention=self.convention, null_bucket=buckets)
             )
             index_names.append(name)
             cardinalities.append(buckets + 1)
+            if hashed is not None and report:
+                hashed[name] = {"encoding": "hash", "buckets": buckets,
+                                "collisions": encodings.collision_report(values, buckets, self.convention)}
 
-        for column, buckets in self.categorical.items():
-            add_hashed(column, frame[column], buckets)
-            text_columns[column] = frame[column]
+        for column in self.categorical:
+            fitted = self._column_state(column, state)
+            if fitted["encoding"] == "hash":
+                add_hashed(column, frame[column], int(fitted["buckets"]), report=False)  # in fitted
+            else:
+                index_blocks.append(encodings.encode_vocabulary(frame[column], fitted)[0])
+                index_names.append(column)
+                cardinalities.append(len(fitted["values"]) + 2)
+            text_columns[column] = frame[column]  # a cross reads the raw values, whatever the encoding
         for column in self.bucketize:  # declaration order, not the JSON's key order
             edges = state["boundaries"][column]
             names = bucketize(_numeric_column(frame, column), edges)
@@ -342,13 +409,61 @@ class FeatureTransform:
             columns = cross["columns"]
             crossed = cross_values(*(text_columns[c] if c in text_columns else frame[c] for c in columns))
             add_hashed("_".join(columns), crossed, int(cross["buckets"]))
+        return index_blocks, index_names, cardinalities
 
-        numeric = np.column_stack(numeric_blocks) if numeric_blocks else np.zeros((n, 0))
-        categorical = np.column_stack(index_blocks) if index_blocks else np.zeros((n, 0))
-        return TransformedFeatures(
-            numeric.astype(np.float32), categorical.astype(np.int64), numeric_names,
-            index_names, cardinalities,
-        )
+    def _column_state(self, column: str, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        fitted = state.get("categorical", {}).get(column)
+        if fitted is None:  # a transform saved before encodings were chosen: plain hashing
+            return {"encoding": "hash", "buckets": self.categorical[column], "chosen_by": "declared"}
+        return fitted
+
+    # -- categorical encodings -----------------------------------------------------------------
+    def encoding_report(self) -> dict[str, dict[str, Any]]:
+        """Per categorical feature, in output order: its encoding, size (indices) and what it cost.
+
+        A vocabulary reports ``values`` kept, ``rare_values`` (distinct training values sent to
+        the OOV index), ``oov_rows``, ``null_rows``, ``oov_index``, ``null_index`` and ``order``;
+        a hash (column, cross or year part) its ``buckets`` and its collision report on the
+        training data (``distinct_values``, ``buckets_used``, ``values_sharing_a_bucket``,
+        ``share_of_rows_in_shared_buckets``, ``null_rows``; None for a transform saved before
+        these reports existed). Each entry has a ``warnings`` list (:meth:`encoding_warnings`).
+        """
+        state = self._check_fitted()
+        report: dict[str, dict[str, Any]] = {}
+        for column in self.categorical:
+            report[column] = encodings.column_report(column, self._column_state(column, state))
+        for column in self.bucketize:
+            report[f"{column}_bin"] = {"encoding": "bins", "size": len(state["boundaries"][column]) + 2,
+                                       "warnings": []}
+        for column, parts in self.date_parts.items():
+            for part in parts:
+                name = f"{column}_{part}"
+                if part == "year":
+                    report[name] = encodings.hashed_report(_YEAR_BUCKETS, state.get("hashed", {}).get(name))
+                else:
+                    report[name] = {"encoding": "calendar", "size": _DATE_PART_DOMAINS[part][1] + 1,
+                                    "warnings": []}
+        for cross in self.crosses:
+            name = "_".join(cross["columns"])
+            report[name] = encodings.hashed_report(int(cross["buckets"]), state.get("hashed", {}).get(name))
+        return report
+
+    def encoding_warnings(self) -> list[str]:
+        """Every warning of :meth:`encoding_report`: hashes that merge values a vocabulary would keep."""
+        return [message for entry in self.encoding_report().values() for message in entry["warnings"]]
+
+    def unseen_counts(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Per vocabulary column, how many rows of ``frame`` hold a non-null value outside the
+        vocabulary (never seen in training, or rarer than ``min_frequency``): they get the OOV index."""
+        state = self._check_fitted()
+        counts = {}
+        for column in self.categorical:
+            fitted = self._column_state(column, state)
+            if fitted["encoding"] == "vocabulary":
+                if column not in frame.columns:
+                    raise KeyError(f"missing input column {column!r}")
+                counts[column] = int(encodings.encode_vocabulary(frame[column], fitted)[1].sum())
+        return counts
 
     # -- JSON ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -402,6 +517,11 @@ class FeatureTransform:
             _expect_type(edges, list, f"state.boundaries.{column}")
             if not all(isinstance(e, (int, float)) and np.isfinite(e) for e in edges) or edges != sorted(set(edges)):
                 raise ValueError(f"state.boundaries.{column} must be finite numbers in increasing order")
+        categorical = state.get("categorical")
+        if categorical is not None or any(not isinstance(v, int) for v in transform.categorical.values()):
+            _expect_type(categorical, Mapping, "state.categorical")  # absent only in older, all-hash JSON
+            for column, declared in transform.categorical.items():
+                encodings.check_state(column, declared, categorical.get(column))
         if transform.text:
             from mlpatterns.training.transfer_learning_encoder import check_record
 
