@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from mlpatterns.cli import main
+from mlpatterns.serving.bundle import manifest_digest
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -211,6 +212,7 @@ def test_a_malformed_transform_with_a_valid_digest_is_refused(flights_run, tmp_p
     (copy / "transform.json").write_bytes(data)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["files"]["transform.json"] = hashlib.sha256(data).hexdigest()
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert main(["predict", str(copy), str(flights_run / "test.parquet"), str(tmp_path / "o.csv")]) == 2
     assert "the transform cannot be rebuilt" in capsys.readouterr().err

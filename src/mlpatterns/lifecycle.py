@@ -14,10 +14,13 @@ cache and trace them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpatterns.models.spec_models import NEUTRAL_CLASSES, served_task, train_model
+from mlpatterns.models.spec_models import classes_of, served_task, train_model
+from mlpatterns.reproducibility.categorical_encoding import MergedCategoriesWarning
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.spec import _COMPARISONS, Spec, SpecError
 from mlpatterns.tables import read_frame, to_boolean
 
-__all__ = ["RunResult", "evaluate", "evaluate_multilabel", "evaluate_neutral", "load_data", "make_target",
-           "neutral_mask", "run_spec"]
+__all__ = ["RunResult", "data_path", "evaluate", "evaluate_multiclass", "evaluate_multilabel", "evaluate_neutral", "label_text",
+           "label_texts", "load_data", "make_target", "neutral_mask", "read_data", "run_spec"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -54,17 +58,39 @@ class RunResult:
 
 def load_data(spec: Spec) -> pd.DataFrame:
     """The spec's data: a built-in data set or a CSV/Parquet file (read with DuckDB)."""
-    from mlpatterns import datasets
+    return read_data(spec)[0]
 
-    if "dataset" in spec.data:
+
+def data_path(spec: Spec) -> Path | None:
+    """The file a spec's ``data.path`` names (relative to the working directory, else to the spec)."""
+    if "path" not in spec.data:
+        return None
+    path = Path(spec.data["path"])
+    if not path.is_absolute() and spec.source is not None and not path.exists():
+        path = spec.source.parent / path
+    if not path.is_file():
+        raise SpecError(f"data.path: no such file {str(path)!r}")
+    return path
+
+
+def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The spec's data, and how it was read: the null markers and, for each true/false column of a CSV, the
+    texts that meant true and false (``Yes``/``No``), which serving must accept back."""
+    from mlpatterns import datasets
+    from mlpatterns.tables import TableError, boolean_texts
+
+    reading: dict[str, Any] = {"null_values": spec.data.get("null_values"), "boolean_texts": {}}
+    path = data_path(spec)
+    if path is None:
         frame = getattr(datasets, f"load_{spec.data['dataset']}")()
     else:
-        path = Path(spec.data["path"])
-        if not path.is_absolute() and spec.source is not None and not path.exists():
-            path = spec.source.parent / path
-        if not path.is_file():
-            raise SpecError(f"data.path: no such file {str(path)!r}")
-        frame = read_frame(path)
+        try:
+            frame = read_frame(path, null_values=reading["null_values"])
+            used = [c for c in [*spec.feature_columns(), *spec.label_columns] if c in frame.columns]
+            flags = [c for c in dict.fromkeys(used) if pd.api.types.is_bool_dtype(frame[c].dtype)]
+            reading["boolean_texts"] = boolean_texts(path, flags, null_values=reading["null_values"])
+        except TableError as error:
+            raise SpecError(f"data.path: {error}") from None
     fraction = spec.data.get("sample_fraction")
     if fraction is not None:
         from mlpatterns.reproducibility.repeatable_splitting import repeatable_sample
@@ -72,46 +98,114 @@ def load_data(spec: Spec) -> pd.DataFrame:
         # Sample on a finer bucketing than the split's (a multiple of it), so the sampled
         # keys still spread evenly over the split's buckets.
         buckets = spec.split.get("num_buckets", 100) * 100
-        frame = repeatable_sample(frame, spec.split["key"], fraction, num_buckets=buckets)
+        key = spec.split["key"] or [spec.split["column"]]  # a time split samples whole time points
+        frame = repeatable_sample(frame, key, fraction, num_buckets=buckets)
         frame = frame.reset_index(drop=True)
-    return frame
+    return frame, reading
 
 
-def make_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """Rows with a known target, and the target as numbers (0/1 for classification).
+def explain_text_columns(spec: Spec, frame: pd.DataFrame) -> None:
+    """A column the spec needs as numbers but the file gave as text: name the row and the value that did it."""
+    from mlpatterns.tables import describe_bad_values
 
-    A multilabel target is a matrix, one 0/1 column per label (Multilabel, 6).
+    path = data_path(spec)
+    if path is None:
+        return
+    needed = {c: f"features.numeric.{c}" for c in spec.features.get("numeric", [])}
+    needed.update({c: f"features.bucketize.{c}" for c in spec.features.get("bucketize", {})})
+    if spec.task == "regression" or "positive_when" in spec.target:
+        needed[spec.target["column"]] = "target.column"
+    for column, where in needed.items():
+        if column not in frame.columns or pd.api.types.is_numeric_dtype(frame[column].dtype) \
+                or pd.api.types.is_bool_dtype(frame[column].dtype):
+            continue
+        bad = describe_bad_values(path, column, "number", null_values=spec.data.get("null_values"))
+        if bad is not None:
+            raise SpecError(f"{where}: expected numbers, but {column!r} is read as text: in {path.name}, {bad}; "
+                            f"fix that value, or declare it a null marker in data.null_values "
+                            f"(e.g. null_values: [{bad.value!r}, ''])")
+
+
+def make_target(spec: Spec, frame: pd.DataFrame, reading: dict[str, Any] | None = None,
+                ) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """Rows with a known target, and the target as numbers (0/1 for classification, class codes for multiclass).
+
+    A multilabel target is a matrix, one 0/1 column per label (Multilabel, 6). Labels are
+    the text the user sees: a ``Yes``/``No`` column that the CSV reader took for booleans
+    has the labels ``Yes`` and ``No`` (from ``reading``, see :func:`read_data`).
     """
     if spec.task == "multilabel":
         return _multilabel_target(spec, frame)
     column = frame[spec.target["column"]]
+    texts = ((reading or {}).get("boolean_texts") or {}).get(spec.target["column"])
+    if texts and spec.task != "regression" and "positive_when" not in spec.target:
+        column = column.map({True: texts["true"][0], False: texts["false"][0]}, na_action="ignore") \
+            if texts["true"] and texts["false"] else column
     known = column.notna().to_numpy()
     frame, column = frame.loc[known].reset_index(drop=True), column[known].reset_index(drop=True)
     if spec.task == "regression":
         return frame, column.to_numpy(dtype=np.float64), int((~known).sum())
+    if spec.task == "multiclass":
+        labels = label_texts(column)
+        classes = _sorted_labels(column, labels)
+        if len(classes) < 2:
+            raise SpecError(f"target.column: a multiclass target needs at least two classes; "
+                            f"{spec.target['column']!r} only holds {classes}")
+        spec.target["classes"] = classes  # recorded in the manifest: the served class names
+        codes = {label: i for i, label in enumerate(classes)}
+        return frame, labels.map(codes).to_numpy(dtype=np.float64), int((~known).sum())
     if "positive_when" in spec.target:
         (rule, threshold), = spec.target["positive_when"].items()
         values = column.to_numpy(dtype=np.float64)
         target = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                   "==": np.equal}[_COMPARISONS[rule]](values, threshold)
-    elif "positive_label" in spec.target:
-        label = spec.target["positive_label"]
-        if not (column == label).any():
-            raise SpecError(
-                f"target.positive_label: {label!r} never occurs in {spec.target['column']!r}; "
-                f"values are e.g. {sorted(map(str, column.unique()[:10]))}"
-            )
-        target = (column == label).to_numpy()
     else:
-        labels = sorted(column.unique().tolist())
-        if len(labels) != 2:
+        texts = label_texts(column)
+        labels = _sorted_labels(column, texts)
+        if "positive_label" in spec.target:
+            label = label_text(spec.target["positive_label"])
+            if label not in labels:
+                raise SpecError(f"target.positive_label: {spec.target['positive_label']!r} never occurs in "
+                                f"{spec.target['column']!r}; its labels are {labels[:20]}")
+        elif len(labels) != 2:
+            hint = " (set task: multiclass for one class among several)" if len(labels) > 2 else ""
             raise SpecError(
                 f"target.column: a classification target needs exactly two classes or a "
-                f"'positive_when'/'positive_label' rule; {spec.target['column']!r} has {len(labels)} values"
+                f"'positive_when'/'positive_label' rule; {spec.target['column']!r} has {len(labels)} "
+                f"value(s), e.g. {labels[:10]}{hint}"
             )
-        spec.target["positive_label"] = labels[1]  # recorded in the manifest
-        target = (column == labels[1]).to_numpy()
+        else:
+            label = labels[1]  # the second in sorted order; the run says so
+            spec.target["positive_label_chosen"] = True
+        spec.target["positive_label"] = label  # recorded in the manifest, as text
+        spec.target["labels"] = labels
+        target = (texts == label).to_numpy()
     return frame, target.astype(np.float64), int((~known).sum())
+
+
+def label_text(value: Any) -> str:
+    """A target label as the text a user sees: ``Yes``, ``3`` (not ``3.0``), ``true``."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def label_texts(column: pd.Series) -> pd.Series:
+    """Every label of a target column as text (see :func:`label_text`), one conversion per distinct value."""
+    texts = {value: label_text(value) for value in column.unique()}
+    return column.map(texts).astype(object)
+
+
+def _sorted_labels(column: pd.Series, texts: pd.Series) -> list[str]:
+    """The distinct labels as text, in the order of their values: numbers by value, text alphabetically."""
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        values = sorted(column.unique().tolist())
+        return list(dict.fromkeys(label_text(v) for v in values))
+    return sorted(texts.unique().tolist())
 
 
 def _multilabel_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
@@ -194,6 +288,34 @@ def evaluate_multilabel(Y: np.ndarray, proba: np.ndarray, labels: list[str],
     return result
 
 
+def evaluate_multiclass(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Multiclass test metrics: accuracy, macro F1, log loss, and each class's precision, recall and F1."""
+    from sklearn import metrics
+
+    y = y.astype(np.int64)
+    labels = np.arange(len(classes))
+    decided = np.argmax(proba, axis=1)
+    clipped = np.clip(proba, 1e-7, 1)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    result = {
+        "accuracy": float(metrics.accuracy_score(y, decided)),
+        "macro_f1": float(metrics.f1_score(y, decided, labels=labels, average="macro", zero_division=0)),
+        "log_loss": float(metrics.log_loss(y, clipped, labels=labels)),
+    }
+    present = np.unique(y)
+    if len(present) > 1:  # one-vs-rest ROC-AUC over the classes the test rows hold
+        with contextlib.suppress(ValueError):  # a class whose test rows are all of one kind
+            result["macro_roc_auc"] = float(metrics.roc_auc_score(
+                y, clipped[:, present] / clipped[:, present].sum(axis=1, keepdims=True), multi_class="ovr",
+                labels=present))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y, decided, labels=labels, zero_division=0)
+    for j, name in enumerate(classes):
+        result.update({f"precision_{name}": float(precision[j]), f"recall_{name}": float(recall[j]),
+                       f"f1_{name}": float(f1[j]), f"share_{name}": float(support[j] / max(len(y), 1))})
+    return result
+
+
 def evaluate_neutral(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Neutral Class (9) test metrics on the binary truth: decisive precision and the undecided share.
 
@@ -218,23 +340,18 @@ def evaluate_neutral(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
-def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform) -> dict[str, Any]:
+def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform,
+               reading: dict[str, Any] | None = None) -> dict[str, Any]:
     """Inputs with the kind of value each was trained on; keys; outputs."""
-    inputs = []
-    for column in transform.input_columns:
-        dtype = frame[column].dtype
-        if column in transform.date_parts:
-            kind = "date"
-        elif pd.api.types.is_bool_dtype(dtype):
-            kind = "boolean"
-        elif pd.api.types.is_numeric_dtype(dtype):
-            kind = "number"
-        else:
-            kind = "text"
-        inputs.append({"name": column, "type": kind, "dtype": str(dtype)})
-    if "neutral" in spec.target:  # Neutral Class (9): three classes
-        outputs = [{"name": f"probability_{c}", "type": "number"} for c in NEUTRAL_CLASSES]
-        outputs.append({"name": "prediction", "type": "text", "values": list(NEUTRAL_CLASSES)})
+    from mlpatterns.tables import input_description
+
+    reading = reading or {}
+    inputs = [input_description(column, frame[column], date=column in transform.date_parts,
+                                boolean_texts=reading.get("boolean_texts")) for column in transform.input_columns]
+    if served_task(spec) == "multiclass":  # Neutral Class (9): three classes; or the target's classes
+        classes = classes_of(spec)
+        outputs = [{"name": f"probability_{c}", "type": "number"} for c in classes]
+        outputs.append({"name": "prediction", "type": "text", "values": classes})
     elif spec.task == "multilabel":  # Multilabel (6): a probability and a decision per label
         outputs = [{"name": f"probability_{c}", "type": "number"} for c in spec.target["columns"]]
         outputs += [{"name": f"prediction_{c}", "type": "integer"} for c in spec.target["columns"]]
@@ -244,7 +361,18 @@ def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform) -> 
         outputs = [{"name": "prediction", "type": "number"}]
     for q in spec.target.get("reframe", {}).get("quantiles", []):
         outputs.append({"name": f"q{round(q * 100):02d}", "type": "number"})
-    return {"inputs": inputs, "keys": list(spec.keys), "outputs": outputs}
+    taken = {o["name"] for o in outputs} | {"row"}  # 'row' numbers the predictions of a bundle without keys
+    for i, key in enumerate(spec.keys):
+        if key in taken:
+            raise SpecError(f"keys[{i}]: the key column {key!r} has the name of a prediction column "
+                            f"({sorted(taken)}); rename it in the data, or pass another column through")
+    names = [o["name"] for o in outputs]
+    if len(set(names)) != len(names):
+        raise SpecError(f"target: two outputs would share a name among {names}; rename the classes or labels")
+    signature = {"inputs": inputs, "keys": list(spec.keys), "outputs": outputs}
+    if reading.get("null_values"):  # the file's null markers apply when scoring files too
+        signature["null_values"] = list(reading["null_values"])
+    return signature
 
 
 def _split_masks(spec: Spec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -256,13 +384,33 @@ def _split_masks(spec: Spec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if len(frame) == 0:
             raise SpecError("split: none: the data set has no row with a target")
         return {s: np.ones(len(frame), dtype=bool) for s in SPLITS}
-    split = hash_split(frame, key=spec.split["key"], fractions=spec.split["fractions"],
-                       num_buckets=spec.split.get("num_buckets", 100),
-                       separator=spec.split.get("separator", "")).to_numpy()
+    nulls = spec.split.get("nulls", "raise")
+    if spec.split.get("by") == "time":  # sequential: train on the past, test on the future
+        from mlpatterns.reproducibility import time_split
+
+        try:
+            split = time_split(frame, spec.split["column"], cutoffs=spec.split.get("cutoffs"),
+                               fractions=spec.split.get("fractions"), nulls=nulls)
+        except ValueError as error:
+            raise SpecError(f"split: {_with_spec_option(str(error))}") from None
+        split = split.astype(object).to_numpy()
+        return {s: split == s for s in SPLITS}
+    try:
+        split = hash_split(frame, key=spec.split["key"], fractions=spec.split["fractions"],
+                           num_buckets=spec.split.get("num_buckets", 100),
+                           separator=spec.split.get("separator", ""), nulls=nulls).astype(object).to_numpy()
+    except ValueError as error:
+        raise SpecError(f"split.key: {_with_spec_option(str(error))}") from None
     for s in SPLITS:
         if not (split == s).any():
             raise SpecError(f"split: the {s} split is empty; the key {spec.split['key']} has too few values")
     return {s: split == s for s in SPLITS}
+
+
+def _with_spec_option(message: str) -> str:
+    """A component's advice in the spec's words: ``nulls='exclude'`` is ``split: {nulls: exclude}``."""
+    return message.replace("pass nulls='exclude'", "set split: {nulls: exclude}").replace(
+        "nulls='exclude'", "split: {nulls: exclude}")
 
 
 def _data_parallel_ranks() -> Any:
@@ -293,34 +441,37 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     Distribution Strategy, 14), the networks train data-parallel and rank 0 alone trains
     the other models and writes the bundles and the report.
     """
-    from mlpatterns.reproducibility.repeatable_splitting import key_text
     from mlpatterns.serving.bundle import write_bundle
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    raw = load_data(spec)
-    spec.check_columns(raw.dtypes.to_dict())
-    frame, target, dropped = make_target(spec, raw)
+    with _step(progress, f"loading {spec.data.get('path', spec.data.get('dataset'))}"):
+        raw, reading = read_data(spec)
+        explain_text_columns(spec, raw)
+        spec.check_columns(raw.dtypes.to_dict())
+        frame, target, dropped = make_target(spec, raw, reading)
     timings["load"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    masks = _split_masks(spec, frame)  # each split's rows
+    with _step(progress, "splitting and fitting the transform on the train split"):
+        masks, transform, parts, data, context = _split_and_transform(spec, frame, target)
     rows = {s: int(masks[s].sum()) for s in SPLITS}
-    transform = spec.feature_transform().fit(frame.loc[masks["train"]])
-    parts = {s: frame.loc[masks[s]].reset_index(drop=True) for s in SPLITS}
-    data = {s: (transform.transform(parts[s]), target[masks[s]]) for s in SPLITS}
-    neutral = neutral_mask(spec, frame)
-    context = {  # the split key of each row, for keyed out-of-fold folds (Ensembles, Cascade)
-        "groups": {s: key_text(parts[s], spec.split["key"], separator=spec.split.get("separator", ""))
-                   if spec.split["key"] else np.arange(len(parts[s])).astype(str) for s in SPLITS},  # split: none
-        "neutral": None if neutral is None else {s: neutral[masks[s]] for s in SPLITS},
-        "transform": transform,  # the fitted scales (an emulator's periods, Useful Overfitting)
-    }
+    signature = _signature(spec, frame, transform, reading)  # checks the keys against the outputs before any writing
     timings["split_and_transform"] = time.perf_counter() - clock
-    log(f"{spec.name}: {len(frame):,} rows with a target ({dropped:,} dropped without one); "
-        + (f"split by hash of {spec.split['key']}: " + ", ".join(f"{s} {rows[s]:,}" for s in SPLITS)
-           if spec.split["key"] else "no split (split: none): train, valid and test are all of them"))
+    excluded = len(frame) - sum(rows.values())
+    if spec.split.get("none"):
+        how = "no split (split: none): train, valid and test are all of them"
+    elif spec.split.get("by") == "time":
+        how = f"split in time order by {spec.split['column']!r}: " + ", ".join(f"{s} {rows[s]:,}" for s in SPLITS)
+    else:
+        how = f"split by hash of {spec.split['key']}: " + ", ".join(f"{s} {rows[s]:,}" for s in SPLITS)
+    log(f"{spec.name}: {len(frame):,} rows with a target ({dropped:,} dropped without one); {how}"
+        + (f"; {excluded:,} row(s) with a null split value left out (split.nulls: exclude)" if excluded else ""))
+    _log_target(spec, target, log)
+    encodings = _encoding_report(transform)
+    for warning in encodings.get("warnings", []):
+        log(f"features.categorical: {warning}")
 
     metrics: dict[str, dict[str, float]] = {}
     clock = time.perf_counter()
@@ -333,9 +484,10 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     test_path = output_dir / "test.parquet"
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
-        parts["test"].to_parquet(test_path, index=False)
+        temporary = test_path.with_name(f".{test_path.name}.tmp")
+        parts["test"].to_parquet(temporary, index=False)
+        os.replace(temporary, test_path)
     bundles, skew, plots = {}, {}, {}
-    signature = _signature(spec, frame, transform)
     tuned = None
     if spec.tuning and ranks is not None:
         raise SpecError("tuning: a spec with a tuning: section runs its trials in worker processes; "
@@ -375,9 +527,10 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         if curves is not None:
             plots[name] = curves
         files = {**trained.files, "transform.json": transform.to_json().encode(), **transform.text_files()}
-        bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
-        serving = ServingFunction.load(bundles[name])
-        skew[name] = check_skew(serving, test_path, data["test"][0], trained.test_output)
+        with _step(progress, f"{name}: bundling and checking the served features and scores"):
+            bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
+            serving = ServingFunction.load(bundles[name])
+            skew[name] = check_skew(serving, test_path, data["test"][0], trained.test_output)
         if "reframe" in spec.target:  # how often the served outer quantiles hold the truth
             quantiles = sorted(spec.target["reframe"]["quantiles"])
             bounds = serving.predict_quantiles(data["test"][0], [quantiles[0], quantiles[-1]])
@@ -393,8 +546,108 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
                        plots=plots)
     if not main:  # only rank 0 writes the report
         return result
-    (output_dir / "report.json").write_text(json.dumps(_report(result), indent=2) + "\n")
+    for stale in _remove_stale_bundles(output_dir / "bundles", bundles):
+        log(f"removed the bundle of model {stale!r}, which the spec no longer declares")
+    report = _report(result)
+    if encodings:
+        report["categorical_encodings"] = encodings
+    _write_text_atomically(output_dir / "report.json", json.dumps(report, indent=2) + "\n")
     return result
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _split_and_transform(spec: Spec, frame: pd.DataFrame, target: np.ndarray) -> tuple[Any, ...]:
+    """Split the rows (22), fit the transform on the train split only (21) and apply it to every split."""
+    from mlpatterns.reproducibility.repeatable_splitting import key_text
+
+    masks = _split_masks(spec, frame)  # each split's rows
+    _check_classes(spec, target, masks)
+    # Trees split category codes as numbers: ordered by a 1-D target's mean they separate like categories
+    ordering = target[masks["train"]] if spec.task in ("classification", "regression") else None
+    with warnings.catch_warnings():  # the run logs them once, from the transform's encoding report
+        warnings.simplefilter("ignore", MergedCategoriesWarning)
+        transform = spec.feature_transform().fit(frame.loc[masks["train"]], y=ordering)
+    parts = {s: frame.loc[masks[s]].reset_index(drop=True) for s in SPLITS}
+    data = {s: (transform.transform(parts[s]), target[masks[s]]) for s in SPLITS}
+    neutral = neutral_mask(spec, frame)
+    group_columns = spec.split["key"] or ([spec.split["column"]] if spec.split.get("by") == "time" else [])
+    context = {  # the split key of each row, for keyed out-of-fold folds (Ensembles, Cascade)
+        "groups": {s: key_text(parts[s], group_columns, separator=spec.split.get("separator", ""))
+                   if group_columns else np.arange(len(parts[s])).astype(str) for s in SPLITS},  # split: none
+        "neutral": None if neutral is None else {s: neutral[masks[s]] for s in SPLITS},
+        "transform": transform,  # the fitted scales (an emulator's periods, Useful Overfitting)
+    }
+    return masks, transform, parts, data, context
+
+
+@contextlib.contextmanager
+def _step(progress: Any, description: str) -> Iterator[None]:
+    """One step of the run on the progress display (a bar that fills when the step is done)."""
+    task = progress.add_task(description, total=1) if progress is not None else None
+    yield
+    if progress is not None:
+        progress.update(task, completed=1)
+
+
+def _check_classes(spec: Spec, target: np.ndarray, masks: dict[str, np.ndarray]) -> None:
+    """Every class of a multiclass target must have training rows, or the model cannot predict it."""
+    if spec.task != "multiclass":
+        return
+    classes = spec.target["classes"]
+    seen = np.unique(target[masks["train"]]).astype(np.int64)
+    missing = [classes[j] for j in range(len(classes)) if j not in seen]
+    if missing:
+        counts = {classes[j]: int((target == j).sum()) for j in range(len(classes)) if classes[j] in missing}
+        raise SpecError(f"target.column: class(es) {missing} have no row in the train split ({counts} rows in "
+                        "all); drop such rare classes from the data or split otherwise")
+
+
+def _log_target(spec: Spec, target: np.ndarray, log: Any) -> None:
+    """Say which label is the positive one (and how it was chosen), or which classes there are."""
+    column = spec.target.get("column")
+    if spec.task == "classification" and "positive_label" in spec.target:
+        how = ("the second of the labels in sorted order; set target.positive_label to choose another"
+               if spec.target.get("positive_label_chosen") else "target.positive_label")
+        log(f"target {column!r}: positive label {spec.target['positive_label']!r} ({how}); labels "
+            f"{spec.target['labels']}; {np.mean(target):.1%} of rows positive")
+    elif spec.task == "multiclass":
+        shares = ", ".join(f"{c} {np.mean(target == j):.1%}" for j, c in enumerate(spec.target["classes"]))
+        log(f"target {column!r}: {len(spec.target['classes'])} classes ({shares})")
+
+
+def _encoding_report(transform: FeatureTransform) -> dict[str, Any]:
+    """How each categorical column is encoded (vocabulary or hashing, with the collisions it causes)."""
+    return {"columns": transform.encoding_report(), "warnings": transform.encoding_warnings()}
+
+
+def _remove_stale_bundles(folder: Path, keep: dict[str, Path]) -> list[str]:
+    """Remove the bundles of models that this spec no longer declares from a reused output folder.
+
+    Only directories that hold an mlpatterns bundle manifest are removed: they are this
+    program's own output; anything else in the folder is left alone.
+    """
+    from mlpatterns.serving.bundle import BUNDLE_FORMAT, MANIFEST
+
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        if entry.name in keep or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT:
+            shutil.rmtree(entry)
+            removed.append(entry.name)
+    return removed
 
 
 def _clear_checkpoints(folder: Path, checkpoints: dict[str, Any]) -> None:
@@ -436,13 +689,21 @@ def _heuristic_benchmark(spec: Spec, transform: FeatureTransform, parts: dict[st
     (_, y_train), (_, y_test) = data["train"], data["test"]
 
     def predict(y: np.ndarray) -> np.ndarray:
+        # a class's share is a mean of 0/1; a median of 0/1 would be no probability
+        statistic = spec.baseline.get("statistic", "mean") if spec.task == "regression" else "mean"
         baseline = HeuristicBenchmark(levels=levels, min_count=spec.baseline.get("min_count", 20),
-                                      statistic=spec.baseline.get("statistic", "mean"))
+                                      statistic=statistic)
         return baseline.fit(parts["train"][columns], y).predict(parts["test"][columns])
 
     if spec.task == "multilabel":
         proba = np.column_stack([predict(y_train[:, j]) for j in range(y_train.shape[1])])
         return evaluate_multilabel(y_test, proba, spec.target["columns"])
+    if spec.task == "multiclass":  # each class's historical share by segment
+        classes = spec.target["classes"]
+        proba = np.column_stack([predict((y_train == j).astype(np.float64)) for j in range(len(classes))])
+        proba = np.clip(proba, 0, None)
+        proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+        return evaluate_multiclass(y_test, proba, classes)
     return evaluate(spec.task, y_test, predict(y_train))
 
 
@@ -451,8 +712,10 @@ def _evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, f
     if task == "multilabel":
         result = evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],
                                      np.asarray(trained.serving["thresholds"]))
-    elif task == "multiclass":
+    elif task == "multiclass" and "neutral" in spec.target:
         result = evaluate_neutral(y_test, trained.test_output)
+    elif task == "multiclass":
+        result = evaluate_multiclass(y_test, trained.test_output, spec.target["classes"])
     else:
         result = evaluate(task, y_test, trained.test_output, trained.serving.get("threshold"))
     return {**result, **trained.test_metrics}

@@ -8,6 +8,7 @@ was expected; column names are checked against the data once it is loaded
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "load_spec", "parse_spec"]
+__all__ = ["MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "check_plain_name", "load_spec", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
                "anomaly_detector", "emulator")
@@ -28,7 +29,8 @@ NETWORK_REBALANCE_METHODS = ("downsample", "upsample", "class_weight", "output_b
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")  # as FeatureTransform
 TEXT_ENCODERS = ("all-MiniLM-L6-v2",)  # as mlpatterns.training.transfer_learning_encoder.ENCODERS
 DATASETS = ("flights", "natality", "movies", "taxi", "solar_day_length")
-TASKS = ("classification", "regression", "multilabel")
+TASKS = ("classification", "regression", "multiclass", "multilabel")
+CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
               "baseline", "output", "tuning", "distribution")
 _COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
@@ -41,6 +43,14 @@ class SpecError(ValueError):
 def _expect(condition: bool, where: str, message: str) -> None:
     if not condition:
         raise SpecError(f"{where}: {message}")
+
+
+def check_plain_name(name: Any, where: str) -> None:
+    """A model or run name becomes a folder name: letters, digits, '_', '-' and '.', never a path."""
+    ok = isinstance(name, str) and name not in ("", ".", "..") and len(name) <= 100 and all(
+        c.isalnum() or c in "_-." for c in name) and not name.startswith(".")
+    _expect(ok, where, f"expected a plain name (letters, digits, '_', '-', '.'; no path separators, no "
+            f"leading '.'), got {name!r}")
 
 
 def _mapping(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -76,6 +86,7 @@ class Spec:
     source: Path | None = None
     tuning: dict[str, Any] = field(default_factory=dict)  # Hyperparameter Tuning (15); see training.tuning_spec
     distribution: dict[str, Any] = field(default_factory=dict)  # Distribution Strategy (14)
+    target_declared: tuple[str, ...] = ()  # the target fields the spec wrote itself (the rest are defaults)
 
     @property
     def task(self) -> str:
@@ -135,6 +146,8 @@ class Spec:
             known(key, f"keys[{i}]")
         for i, key in enumerate(self.split["key"]):
             known(key, f"split.key[{i}]")
+        if self.split.get("by") == "time":
+            known(self.split["column"], "split.column")
         for column, where in self.feature_columns().items():
             known(column, where)
         for i, level in enumerate(self.baseline.get("levels", [])):
@@ -148,8 +161,12 @@ class Spec:
             numeric_needed[column] = f"target.columns[{i}]"
         for column, where in numeric_needed.items():
             dtype = columns[column]
+            hint = ""
+            if where == "target.column" and self.task == "regression" and "task" not in self.target_declared:
+                hint = ("; a regression is the default task: for labels set task: classification (two classes) "
+                        "or task: multiclass")
             _expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
-                    f"expected a numeric column, but {column!r} has type {dtype}")
+                    f"expected a numeric column, but {column!r} has type {dtype}{hint}")
         for column in self.features.get("text", {}):  # Transfer Learning (13): the encoder reads text
             dtype = columns[column]
             _expect(pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype),
@@ -172,9 +189,20 @@ def _parse_target(raw: Any) -> dict[str, Any]:
         return target
     _expect("column" in target, "target", "missing field 'column' (the column to predict)")
     _expect(isinstance(target["column"], str), "target.column", "expected a column name")
-    task = target.setdefault("task", "classification" if "positive_when" in target else "regression")
+    rule = "positive_when" in target or "positive_label" in target
+    task = target.setdefault("task", "classification" if rule else "regression")
     _expect(task in TASKS, "target.task", f"expected one of {list(TASKS)}, got {task!r}")
     _expect(task != "multilabel", "target.task", "a multilabel task takes its labels from 'columns'")
+    if task == "multiclass":  # one class among several, text or integer labels
+        for field_name in ("positive_when", "positive_label", "reframe", "neutral"):
+            _expect(field_name not in target, f"target.{field_name}",
+                    "does not apply to a multiclass target (each label is a class of its own)")
+    _expect("positive_label" not in target or task == "classification", "target.positive_label",
+            f"only applies to a binary classification target, not to a {task} one")
+    if "positive_label" in target:
+        label = target["positive_label"]
+        _expect(isinstance(label, (str, int, bool)) and not isinstance(label, float), "target.positive_label",
+                f"expected the label (text, a whole number or true/false) that counts as positive, got {label!r}")
     if "neutral" in target:  # Neutral Class (9)
         target["neutral"] = _parse_neutral(target)
     if "positive_when" in target:
@@ -229,10 +257,50 @@ def _parse_split(raw: Any) -> dict[str, Any]:
         return {"none": True, "key": []}
     _expect(isinstance(raw, Mapping), "split", "expected a mapping with 'key' (the column(s) whose hash decides "
             f"the split), or 'none' (no held-out split, for an emulator's enumerated grid), got {raw!r}")
-    split = _mapping(raw, "split", ("key", "fractions", "num_buckets", "separator"))
+    if raw.get("by") == "time":
+        return _parse_time_split(raw)
+    split = _mapping(raw, "split", ("by", "key", "fractions", "num_buckets", "separator", "nulls"))
+    _expect(split.pop("by", "hash") == "hash", "split.by",
+            f"expected 'hash' (the default: by a hash of the key) or 'time' (sequential), got {raw.get('by')!r}")
     _expect("key" in split, "split", "missing field 'key' (the column(s) whose hash decides the split)")
     split["key"] = _string_list(split["key"], "split.key")
-    fractions = _mapping(split.setdefault("fractions", {"train": 0.8, "valid": 0.1, "test": 0.1}),
+    _check_nulls(split)
+    split["fractions"] = _parse_fractions(split.get("fractions"))
+    return split
+
+
+def _check_nulls(split: dict[str, Any]) -> None:
+    nulls = split.setdefault("nulls", "raise")
+    _expect(nulls in ("raise", "exclude"), "split.nulls",
+            f"expected 'raise' (a null split value stops the run) or 'exclude' (such rows join no split), "
+            f"got {nulls!r}")
+
+
+def _parse_time_split(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Sequential split (Repeatable Splitting, 22, for time series): train on the past, test on the future."""
+    split = _mapping(raw, "split", ("by", "column", "cutoffs", "fractions", "nulls"))
+    _expect(isinstance(split.get("column"), str), "split.column",
+            f"a time split needs the time column's name, got {split.get('column')!r}")
+    _expect(not ("cutoffs" in split and "fractions" in split), "split",
+            "expected 'cutoffs' (the first valid and the first test time) or 'fractions', not both")
+    _check_nulls(split)
+    if "cutoffs" in split:
+        cutoffs = _mapping(split["cutoffs"], "split.cutoffs", ("valid", "test"))
+        _expect(set(cutoffs) == {"valid", "test"}, "split.cutoffs",
+                f"expected the first time of the 'valid' and of the 'test' split, got {sorted(cutoffs)}")
+        for name, value in cutoffs.items():
+            ok = isinstance(value, (str, int, float, dt.date)) and not isinstance(value, bool)
+            _expect(ok, f"split.cutoffs.{name}", f"expected a date, a timestamp or a number, got {value!r}")
+            cutoffs[name] = value.isoformat() if isinstance(value, dt.date) else value
+        split["cutoffs"] = {"valid": cutoffs["valid"], "test": cutoffs["test"]}
+    else:
+        split["fractions"] = _parse_fractions(split.get("fractions"))
+    split.update(by="time", key=[])
+    return split
+
+
+def _parse_fractions(raw: Any) -> dict[str, float]:
+    fractions = _mapping(raw if raw is not None else {"train": 0.8, "valid": 0.1, "test": 0.1},
                          "split.fractions", ("train", "valid", "test"))
     _expect(set(fractions) == {"train", "valid", "test"}, "split.fractions",
             f"expected train, valid and test fractions, got {sorted(fractions)}")
@@ -243,19 +311,16 @@ def _parse_split(raw: Any) -> dict[str, Any]:
             f"the fractions must add up to 1, they add up to {sum(fractions.values())}")
     # train, valid, test in this order whatever the YAML's order: hash buckets are handed
     # out in order, so another order would put other keys in each split
-    split["fractions"] = {name: fractions[name] for name in ("train", "valid", "test")}
-    return split
+    return {name: fractions[name] for name in ("train", "valid", "test")}
 
 
 def _parse_features(raw: Any) -> dict[str, Any]:
     features = _mapping(raw, "features", ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text"))
     features["numeric"] = _string_list(features.get("numeric", []), "features.numeric")
     features["text"] = _parse_text(features.get("text", {}) or {})
-    for group in ("categorical", "bucketize", "date_parts"):
+    features["categorical"] = _parse_categorical(features.get("categorical", {}) or {})
+    for group in ("bucketize", "date_parts"):
         features[group] = _mapping(features.get(group, {}) or {}, f"features.{group}")
-    for column, buckets in features["categorical"].items():
-        _expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets > 0,
-                f"features.categorical.{column}", f"expected a positive number of hash buckets, got {buckets!r}")
     for column, how in features["bucketize"].items():
         where = f"features.bucketize.{column}"
         how = _mapping(how, where, ("quantiles", "boundaries"))
@@ -291,6 +356,45 @@ def _parse_features(raw: Any) -> dict[str, Any]:
     return features
 
 
+def _parse_categorical(raw: Any) -> dict[str, Any]:
+    """Categorical columns: a list (each gets the encoding chosen from the training data), or a mapping of
+    each column to a hash bucket count, ``auto``, or ``{encoding: auto|vocabulary|hash, buckets: N,
+    min_frequency: K, max_categories: M}``."""
+    where = "features.categorical"
+    if isinstance(raw, list):
+        columns = _string_list(raw, where)
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        _expect(not duplicates, where, f"column(s) {duplicates} listed twice")
+        return dict.fromkeys(columns, "auto")
+    categorical = _mapping(raw, where)
+    for column, how in categorical.items():
+        at = f"{where}.{column}"
+        if isinstance(how, int) and not isinstance(how, bool):
+            _expect(how > 0, at, f"expected a positive number of hash buckets, got {how!r}")
+            continue
+        if how is None or how == "auto":
+            categorical[column] = "auto"
+            continue
+        _expect(isinstance(how, Mapping), at, "expected a number of hash buckets, 'auto', or a mapping with "
+                f"'encoding' ({'|'.join(CATEGORICAL_ENCODINGS)}), 'buckets', 'min_frequency', 'max_categories'; "
+                f"got {how!r}")
+        how = _mapping(how, at, ("encoding", "buckets", "min_frequency", "max_categories"))
+        encoding = how.setdefault("encoding", "hash" if "buckets" in how else "auto")
+        _expect(encoding in CATEGORICAL_ENCODINGS, f"{at}.encoding",
+                f"expected one of {list(CATEGORICAL_ENCODINGS)}, got {encoding!r}")
+        for name in ("buckets", "min_frequency", "max_categories"):
+            if name in how:
+                _positive_int(how[name], f"{at}.{name}")
+        _expect(encoding != "hash" or "buckets" in how, f"{at}.buckets",
+                "hashing needs a number of buckets (or encoding: auto to choose it from the training data)")
+        _expect(encoding == "hash" or "buckets" not in how, f"{at}.buckets",
+                f"only applies to encoding: hash, not {encoding}")
+        _expect(encoding != "hash" or not ({"min_frequency", "max_categories"} & set(how)), at,
+                "min_frequency and max_categories apply to a vocabulary, not to encoding: hash")
+        categorical[column] = how
+    return categorical
+
+
 def _parse_text(raw: Any) -> dict[str, dict[str, Any]]:
     """Transfer Learning (13): text columns whose features are a frozen pretrained encoder's bottleneck."""
     text = _mapping(raw, "features.text")
@@ -319,7 +423,7 @@ def _member(raw: Any, where: str) -> dict[str, Any]:
 
 
 _MODEL_FIELDS = ("type", "params", "rebalance", "threshold", "members", "final", "n_splits", "router",
-                 "typical", "extreme", "extreme_above", "checkpoints")
+                 "typical", "extreme", "extreme_above", "checkpoints", "refit")
 _CHECKPOINT_FIELDS = ("every", "keep_last", "dir", "init_from")
 
 
@@ -368,6 +472,9 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
                     f"expected the target value above which a row is extreme, got {value!r}")
     if kind in ("stacking", "cascade"):
         _positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
+    if "refit" in model:  # a single gradient-boosted model refits on train + valid after early stopping
+        _expect(kind == "gradient_boosting", f"{where}.refit", f"applies to a gradient_boosting model, not {kind}")
+        _expect(isinstance(model["refit"], bool), f"{where}.refit", f"expected true or false, got {model['refit']!r}")
     if "checkpoints" in model:
         _expect(kind == "wide_and_deep", f"{where}.checkpoints",
                 f"applies to a network (a wide_and_deep model), not to a {kind} model")
@@ -454,7 +561,13 @@ def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]
     models = _mapping(raw, "models")
     _expect(bool(models), "models", "expected at least one model")
     for name, model in models.items():
+        check_plain_name(name, f"models.{name}")
+        _expect(name != "heuristic_benchmark", f"models.{name}", "this name is the heuristic benchmark's")
         models[name] = _parse_model(name, model, target)
+    from mlpatterns.models.spec_params import check_model_params  # the models' own parameter checks
+
+    for name, model in models.items():
+        check_model_params(name, model, target)
     return models
 
 
@@ -464,8 +577,19 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     for required in ("name", "data", "target", "split", "features", "models"):
         _expect(required in spec, "spec", f"missing field {required!r}")
     _expect(isinstance(spec["name"], str) and spec["name"].strip() != "", "name", "expected a non-empty string")
-    data = _mapping(spec["data"], "data", ("dataset", "path", "sample_fraction"))
+    check_plain_name(spec["name"], "name")  # the default output folder is runs/<name>
+    data = _mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values"))
     _expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
+    if "path" in data:
+        _expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
+                f"expected the path of a .csv, .csv.gz, .tsv or .parquet file, got {data['path']!r}")
+    if "null_values" in data:
+        _expect("path" in data, "data.null_values", "applies to a file (data.path), not to a built-in data set")
+        markers = data["null_values"]
+        markers = [markers] if isinstance(markers, str) else markers
+        _expect(isinstance(markers, list) and all(isinstance(m, str) for m in markers), "data.null_values",
+                f"expected the texts that mean 'no value' in the file, e.g. ['NA', ''], got {data['null_values']!r}")
+        data["null_values"] = list(markers)
     if "dataset" in data:
         _expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
     if "sample_fraction" in data:
@@ -491,6 +615,7 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
             "a spec with a tuning: section runs its trials in worker processes (tuning.n_workers); "
             "train the tuned model data-parallel in a spec without tuning:")
     return Spec(
+        target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,
         baseline=baseline, output=_mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),

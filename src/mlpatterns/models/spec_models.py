@@ -25,7 +25,8 @@ import numpy as np
 
 from mlpatterns.spec import Spec, SpecError
 
-__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "train_model", "tune_threshold"]
+__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "classes_of", "sklearn_model", "train_model",
+           "tune_threshold"]
 
 NEUTRAL_CLASSES = ["negative", "neutral", "positive"]
 SAMPLE_ROWS = 2000  # rows every export is verified on
@@ -48,8 +49,13 @@ def served_task(spec: Spec) -> str:
     return "multiclass" if "neutral" in spec.target else spec.task
 
 
+def classes_of(spec: Spec) -> list[str]:
+    """The class names of a multiclass bundle: the neutral class's three, or the target's labels as text."""
+    return list(NEUTRAL_CLASSES) if "neutral" in spec.target else list(spec.target["classes"])
+
+
 # -- scikit-learn models ---------------------------------------------------------------------------
-def _sklearn_model(kind: str, params: dict[str, Any], classification: bool, seed: int, where: str,
+def sklearn_model(kind: str, params: dict[str, Any], classification: bool, seed: int, where: str,
                    layout: tuple[int, list[int]], *, inner: bool) -> Any:
     """A scikit-learn model over the feature matrix; ``layout`` is (numeric columns, cardinalities)."""
     from sklearn.ensemble import (
@@ -116,10 +122,10 @@ def build_estimator(name: str, model_spec: dict[str, Any], spec: Spec, seed: int
     )
 
     where, kind = f"models.{name}", model_spec["type"]
-    classification = spec.task != "regression"
+    classification = spec.task != "regression"  # binary, multiclass or multilabel
 
     def member(section: dict[str, Any], at: str, is_classifier: bool = classification) -> Any:
-        return _sklearn_model(section["type"], section["params"], is_classifier, seed, at, layout, inner=True)
+        return sklearn_model(section["type"], section["params"], is_classifier, seed, at, layout, inner=True)
 
     if kind == "stacking":
         members = [(n, member(m, f"{where}.members.{n}")) for n, m in model_spec["members"].items()]
@@ -142,7 +148,7 @@ def build_estimator(name: str, model_spec: dict[str, Any], spec: Spec, seed: int
     params = dict(model_spec["params"])
     if rebalance.get("method") == "class_weight":
         params.setdefault("class_weight", "balanced")
-    estimator = _sklearn_model(kind, params, classification, seed, where, layout, inner=True)
+    estimator = sklearn_model(kind, params, classification, seed, where, layout, inner=True)
     method = rebalance.get("method")
     ratio = rebalance.get("sampling_strategy", "auto")
     if method in ("downsample", "upsample", "smote"):
@@ -180,7 +186,7 @@ def tune_threshold(rule: Any, y_valid: np.ndarray, scores: np.ndarray) -> float:
 def serving_fields(model_spec: dict[str, Any], spec: Spec, y_valid: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     task = served_task(spec)
     if task == "multiclass":
-        return {"classes": list(NEUTRAL_CLASSES)}
+        return {"classes": classes_of(spec)}
     if task == "multilabel":
         rule = model_spec.get("threshold", {"strategy": "f1"})
         thresholds = [tune_threshold(rule, y_valid[:, j], valid[:, j]) for j in range(y_valid.shape[1])]
@@ -260,34 +266,93 @@ def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> T
 
 
 def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedModel:
-    """A single gradient-boosted model that stops early on the hash-split validation rows."""
+    """A single gradient-boosted model, trained as a careful user would with scikit-learn.
+
+    Early stopping (unless ``params.early_stopping`` says otherwise) follows scikit-learn's
+    ``"auto"`` rule, on when the train split has more than 10,000 rows, but it watches the
+    validation split (whole keys, or the later times) rather than a random slice of the
+    training rows, which would leak same-key information; it allows ``DEFAULT_MAX_ITER``
+    rounds and stops after ``DEFAULT_PATIENCE`` rounds without a better validation score.
+    Then (``refit``, the default) the model is trained again on the train and validation
+    rows, for the round count with the best validation score, so that the served model
+    learns from every row that is not a test row. The validation output that tunes the
+    threshold and scores tuning trials comes from the first model, which never saw those rows.
+    """
     from mlpatterns.serving.onnx_export import sklearn_to_onnx
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
-    classification = spec.task == "classification"
+    classification = spec.task in ("classification", "multiclass")
     params = dict(model_spec["params"])
     if model_spec.get("rebalance", {}).get("method") == "class_weight":
         params.setdefault("class_weight", "balanced")
-    task_id = progress.add_task(f"{name}: gradient boosting", total=None) if progress else None
-    model = _sklearn_model("gradient_boosting", params, classification, seed, f"models.{name}",
-                           (train.numeric.shape[1], list(train.cardinalities)), inner=False)
-    # Early stopping watches the hash-split validation rows (whole keys), not a random
-    # slice of the training rows, which would leak same-key information.
-    if model.early_stopping:
-        model.fit(train.matrix(), y_train, X_val=valid.matrix(), y_val=y_valid)
-    else:
-        model.fit(train.matrix(), y_train)
-    if progress is not None:
-        progress.update(task_id, total=1, completed=1)
-    task = "classification" if classification else "regression"
-    onnx_bytes = sklearn_to_onnx(model, test.matrix()[:SAMPLE_ROWS], task)
+    early_stopping = params.get("early_stopping", "auto")
+    if early_stopping == "auto":
+        early_stopping = len(y_train) > AUTO_EARLY_STOPPING_ROWS
+    early_stopping = bool(early_stopping) and not spec.split.get("none")
+    params["early_stopping"] = early_stopping
+    if early_stopping:  # the validation split decides the rounds: a generous ceiling, some patience
+        params.setdefault("max_iter", DEFAULT_MAX_ITER)
+        params.setdefault("n_iter_no_change", DEFAULT_PATIENCE)
+    layout = (train.numeric.shape[1], list(train.cardinalities))
+    model = sklearn_model("gradient_boosting", params, classification, seed, f"models.{name}", layout, inner=False)
+    validation = (valid.matrix(), y_valid) if early_stopping else None
+    _fit_boosting(model, train.matrix(), y_train, validation, progress, f"{name}: gradient boosting")
+    task = spec.task if classification else "regression"
+    valid_output = _output(model, valid.matrix(), task)  # before the refit: out of sample
+    iterations = int(model.n_iter_)
+    if early_stopping and len(model.validation_score_) > 1:
+        # the round with the best validation score (scores[0] is before the first round); the rounds of
+        # patience after it only confirmed it
+        iterations = max(1, int(np.argmax(model.validation_score_)))
+    refit = bool(model_spec.get("refit", True)) and not spec.split.get("none")
+    if refit:  # the same rounds on every non-test row
+        model = sklearn_model("gradient_boosting", {**params, "max_iter": iterations, "early_stopping": False},
+                              classification, seed, f"models.{name}", layout, inner=True)
+        both = np.vstack([train.matrix(), valid.matrix()])
+        _fit_boosting(model, both, np.concatenate([y_train, y_valid]), None, progress,
+                      f"{name}: refit on train + valid, {iterations} rounds")
+    onnx_bytes = sklearn_to_onnx(model, test.matrix()[:SAMPLE_ROWS], "classification" if classification else
+                                 "regression")
     info = {"type": "gradient_boosting", "framework": "scikit-learn", "estimator": type(model).__name__,
             "file": "model.onnx", "params": _plain_params(model), "iterations": int(model.n_iter_),
+            "early_stopping": early_stopping, "refit_on_train_and_valid": refit,
             "output": "probabilities" if classification else "value"}
-    valid_output = _output(model, valid.matrix(), task)
     serving = serving_fields(model_spec, spec, y_valid, valid_output)
     return TrainedModel(_output(model, test.matrix(), task), {"model.onnx": onnx_bytes}, info, serving,
                         valid_output)
+
+
+AUTO_EARLY_STOPPING_ROWS = 10_000  # as scikit-learn's early_stopping="auto"
+DEFAULT_MAX_ITER = 1000  # gradient boosting's ceiling when the validation split stops it early
+DEFAULT_PATIENCE = 30  # rounds without a better validation score before it stops
+_PROGRESS_STEPS = 8  # progress updates over the ceiling of rounds (each continues with warm_start)
+
+
+def _fit_boosting(model: Any, X: np.ndarray, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
+                  progress: Any, description: str) -> None:
+    """Fit a HistGradientBoosting model, reporting its rounds as they are done.
+
+    With a progress display the rounds run in a few ``warm_start`` steps, which give the
+    same trees as one fit (tested); without one, in a single fit.
+    """
+    fit = {"X_val": validation[0], "y_val": validation[1]} if validation is not None else {}
+    ceiling = int(model.max_iter)
+    if progress is None:
+        model.fit(X, y, **fit)
+        return
+    task_id = progress.add_task(description, total=ceiling)
+    step = max(25, -(-ceiling // _PROGRESS_STEPS))
+    model.set_params(warm_start=True)
+    done = 0
+    while done < ceiling:
+        model.set_params(max_iter=min(ceiling, done + step))
+        model.fit(X, y, **fit)
+        stopped = model.n_iter_ < model.max_iter
+        done = model.max_iter
+        progress.update(task_id, completed=model.n_iter_, total=model.n_iter_ if stopped else ceiling)
+        if stopped:
+            break
+    model.set_params(warm_start=False, max_iter=ceiling)
 
 
 def _train_reframed(name, model_spec, spec, data, progress, seed) -> TrainedModel:

@@ -87,6 +87,8 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
         fit_train = _network_target(y_train, context["neutral"]["train"])
         fit_valid = _network_target(y_valid, context["neutral"]["valid"])
         task, architecture["n_outputs"] = "multiclass", len(NEUTRAL_CLASSES)
+    elif task == "multiclass":  # one softmax output per class
+        architecture["n_outputs"] = len(spec.target["classes"])
     elif task == "multilabel":  # Multilabel (6): one sigmoid per label
         architecture["n_outputs"] = y_train.shape[1]
     rows, rebalance = np.arange(len(fit_train)), model_spec.get("rebalance", {})

@@ -45,13 +45,14 @@ METRIC_DIRECTIONS = {
     "roc_auc": "maximize", "pr_auc": "maximize", "log_loss": "minimize", "brier": "minimize", "f1": "maximize",
     "precision": "maximize", "recall": "maximize", "rmse": "minimize", "mae": "minimize", "r2": "maximize",
     "macro_roc_auc": "maximize", "macro_f1": "maximize", "micro_f1": "maximize", "hamming_loss": "minimize",
-    "subset_accuracy": "maximize", "decisive_accuracy": "maximize",
+    "subset_accuracy": "maximize", "decisive_accuracy": "maximize", "accuracy": "maximize",
 }
 _TASK_METRICS = {
     "classification": ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall"),
     "regression": ("rmse", "mae", "r2"),
     "multilabel": ("macro_roc_auc", "macro_f1", "micro_f1", "hamming_loss", "subset_accuracy"),
-    "multiclass": ("roc_auc", "pr_auc", "decisive_accuracy"),  # a neutral class (9)
+    "neutral": ("roc_auc", "pr_auc", "decisive_accuracy"),  # a neutral class (9)
+    "multiclass": ("log_loss", "accuracy", "macro_f1", "macro_roc_auc"),
 }
 _FIELDS = ("n_trials", "metric", "sampler", "pruner", "storage", "study_name", "n_workers", "timeout",
            "start_from_spec", "space")
@@ -59,7 +60,7 @@ _PARTS = ("final", "router", "typical", "extreme")
 
 
 def _task(target: dict[str, Any]) -> str:
-    return "multiclass" if "neutral" in target else target["task"]
+    return "neutral" if "neutral" in target else target["task"]
 
 
 def _spec_path(model: dict[str, Any], rest: list[str], where: str) -> tuple[str, ...]:
