@@ -99,7 +99,11 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
         # keys still spread evenly over the split's buckets.
         buckets = spec.split.get("num_buckets", 100) * 100
         key = spec.split["key"] or [spec.split["column"]]  # a time split samples whole time points
-        frame = repeatable_sample(frame, key, fraction, num_buckets=buckets)
+        try:
+            frame = repeatable_sample(frame, key, fraction, num_buckets=buckets, nulls=spec.split.get("nulls", "raise"),
+                                      separator=spec.split.get("separator", ""))
+        except ValueError as error:
+            raise SpecError(f"data.sample_fraction: {_with_spec_option(str(error))}") from None
         frame = frame.reset_index(drop=True)
     return frame, reading
 
@@ -391,8 +395,9 @@ def _split_masks(spec: Spec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         try:
             split = time_split(frame, spec.split["column"], cutoffs=spec.split.get("cutoffs"),
                                fractions=spec.split.get("fractions"), nulls=nulls)
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
             raise SpecError(f"split: {_with_spec_option(str(error))}") from None
+        spec.split["cutoffs_used"] = split.attrs.get("cutoffs")  # recorded in each bundle's lineage
         split = split.astype(object).to_numpy()
         return {s: split == s for s in SPLITS}
     try:

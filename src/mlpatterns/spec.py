@@ -265,7 +265,14 @@ def _parse_split(raw: Any) -> dict[str, Any]:
     _expect("key" in split, "split", "missing field 'key' (the column(s) whose hash decides the split)")
     split["key"] = _string_list(split["key"], "split.key")
     _check_nulls(split)
+    num_buckets = split.setdefault("num_buckets", 100)
+    _positive_int(num_buckets, "split.num_buckets")
+    _expect(isinstance(split.setdefault("separator", ""), str), "split.separator",
+            f"expected the text put between the key columns, got {split['separator']!r}")
     split["fractions"] = _parse_fractions(split.get("fractions"))
+    for name, value in split["fractions"].items():  # whole buckets of ABS(MOD(FARM_FINGERPRINT(key), N))
+        _expect(abs(value * num_buckets - round(value * num_buckets)) < 1e-9, f"split.fractions.{name}",
+                f"expected a multiple of 1/num_buckets = {1 / num_buckets:g} (whole hash buckets), got {value!r}")
     return split
 
 
@@ -450,6 +457,9 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
     _expect(kind in MODEL_TYPES, f"{where}.type", f"expected one of {list(MODEL_TYPES)}, got {kind!r}")
     model["params"] = _mapping(model.get("params", {}) or {}, f"{where}.params")
     task = target["task"]
+    _expect(not (kind in ("stacking", "cascade") and model["params"]), f"{where}.params",
+            f"a {kind} model has no parameters of its own; give them to its "
+            f"{'members and final' if kind == 'stacking' else 'router, typical and extreme'} models")
     if kind == "stacking":  # Ensembles (7)
         members = _mapping(model.get("members"), f"{where}.members")
         _expect(len(members) >= 2, f"{where}.members", "expected at least two members")
@@ -474,6 +484,11 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
         _positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
     if "refit" in model:  # a single gradient-boosted model refits on train + valid after early stopping
         _expect(kind == "gradient_boosting", f"{where}.refit", f"applies to a gradient_boosting model, not {kind}")
+        _expect(task in ("classification", "regression", "multiclass") and not {"reframe", "neutral"} & set(target)
+                and (model["rebalance"].get("method") if isinstance(model.get("rebalance"), Mapping) else None)
+                in (None, "class_weight"), f"{where}.refit",
+                "applies to a single gradient-boosted model of a binary, multiclass or regression target "
+                "(without reframing, a neutral class or resampling)")
         _expect(isinstance(model["refit"], bool), f"{where}.refit", f"expected true or false, got {model['refit']!r}")
     if "checkpoints" in model:
         _expect(kind == "wide_and_deep", f"{where}.checkpoints",
@@ -587,7 +602,8 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
         _expect("path" in data, "data.null_values", "applies to a file (data.path), not to a built-in data set")
         markers = data["null_values"]
         markers = [markers] if isinstance(markers, str) else markers
-        _expect(isinstance(markers, list) and all(isinstance(m, str) for m in markers), "data.null_values",
+        _expect(isinstance(markers, list) and bool(markers) and all(isinstance(m, str) for m in markers),
+                "data.null_values",
                 f"expected the texts that mean 'no value' in the file, e.g. ['NA', ''], got {data['null_values']!r}")
         data["null_values"] = list(markers)
     if "dataset" in data:
@@ -598,6 +614,10 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
                 "data.sample_fraction", f"expected a number in (0, 1], got {fraction!r}")
     keys = _string_list(spec.get("keys", []), "keys")
     baseline = _mapping(spec.get("baseline", {}) or {}, "baseline", ("levels", "min_count", "statistic"))
+    if "min_count" in baseline:
+        _positive_int(baseline["min_count"], "baseline.min_count")
+    _expect(baseline.get("statistic", "mean") in ("mean", "median"), "baseline.statistic",
+            f"expected 'mean' or 'median', got {baseline.get('statistic')!r}")
     if "levels" in baseline:
         _expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
         baseline["levels"] = [_string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]

@@ -25,7 +25,7 @@ import numpy as np
 
 from mlpatterns.spec import Spec, SpecError
 
-__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "classes_of", "sklearn_model", "train_model",
+__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "classes_of", "fit_boosting", "sklearn_model", "train_model",
            "tune_threshold"]
 
 NEUTRAL_CLASSES = ["negative", "neutral", "positive"]
@@ -133,8 +133,11 @@ def build_estimator(name: str, model_spec: dict[str, Any], spec: Spec, seed: int
         cls = KeyedStackingClassifier if classification else KeyedStackingRegressor
         return cls(members, final_estimator=final, n_splits=model_spec["n_splits"])
     if kind == "cascade":
-        parts = {part: member(model_spec[part], f"{where}.{part}", part == "router")
-                 for part in ("router", "typical", "extreme") if part in model_spec}
+        # a part the spec leaves out is a seeded gradient-boosted model without early stopping (whose
+        # random slice of training rows would leak same-key rows)
+        default = {"type": "gradient_boosting", "params": {}}
+        parts = {part: member(model_spec.get(part, default), f"{where}.{part}", part == "router")
+                 for part in ("router", "typical", "extreme")}
         return CascadeRegressor(**parts, threshold=model_spec.get("extreme_above"), n_splits=model_spec["n_splits"])
     if kind == "anomaly_detector":
         from sklearn.ensemble import IsolationForest
@@ -296,7 +299,7 @@ def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedMode
     layout = (train.numeric.shape[1], list(train.cardinalities))
     model = sklearn_model("gradient_boosting", params, classification, seed, f"models.{name}", layout, inner=False)
     validation = (valid.matrix(), y_valid) if early_stopping else None
-    _fit_boosting(model, train.matrix(), y_train, validation, progress, f"{name}: gradient boosting")
+    fit_boosting(model, train.matrix(), y_train, validation, progress, f"{name}: gradient boosting")
     task = spec.task if classification else "regression"
     valid_output = _output(model, valid.matrix(), task)  # before the refit: out of sample
     iterations = int(model.n_iter_)
@@ -309,7 +312,7 @@ def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedMode
         model = sklearn_model("gradient_boosting", {**params, "max_iter": iterations, "early_stopping": False},
                               classification, seed, f"models.{name}", layout, inner=True)
         both = np.vstack([train.matrix(), valid.matrix()])
-        _fit_boosting(model, both, np.concatenate([y_train, y_valid]), None, progress,
+        fit_boosting(model, both, np.concatenate([y_train, y_valid]), None, progress,
                       f"{name}: refit on train + valid, {iterations} rounds")
     onnx_bytes = sklearn_to_onnx(model, test.matrix()[:SAMPLE_ROWS], "classification" if classification else
                                  "regression")
@@ -328,7 +331,7 @@ DEFAULT_PATIENCE = 30  # rounds without a better validation score before it stop
 _PROGRESS_STEPS = 8  # progress updates over the ceiling of rounds (each continues with warm_start)
 
 
-def _fit_boosting(model: Any, X: np.ndarray, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
+def fit_boosting(model: Any, X: np.ndarray, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
                   progress: Any, description: str) -> None:
     """Fit a HistGradientBoosting model, reporting its rounds as they are done.
 
@@ -366,7 +369,9 @@ def _train_reframed(name, model_spec, spec, data, progress, seed) -> TrainedMode
     (train, y_train), (test, _) = data["train"], data["test"]
     task_id = progress.add_task(f"{name}: reframed gradient boosting", total=None) if progress else None
     try:
-        model = ReframedRegressor(HistGradientBoostingClassifier(**{"random_state": seed, **model_spec["params"]}),
+        # no early stopping on a random slice of training rows: it would leak same-key rows
+        model = ReframedRegressor(HistGradientBoostingClassifier(**{"random_state": seed, "early_stopping": False,
+                                                                    **model_spec["params"]}),
                                   n_buckets=reframe["buckets"], strategy=reframe["strategy"])
     except TypeError as error:
         raise SpecError(f"models.{name}.params: {error}") from error
