@@ -23,9 +23,9 @@ import pandas as pd
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.serving.bundle import Bundle, BundleError, read_bundle
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
-from mlpatterns.tables import to_boolean
+from mlpatterns.tables import conform_column
 
-__all__ = ["InputError", "RowProblem", "ServingFunction"]
+__all__ = ["InputError", "RowProblem", "ServingFunction", "good_rows"]
 
 TASKS = ("classification", "regression", "multiclass", "multilabel")
 
@@ -102,13 +102,21 @@ class ServingFunction:
             raise BundleError(f"{bundle.path}: model.{error}") from error
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ServingFunction:
-        """Read, verify and load a bundle directory."""
-        return cls(read_bundle(path))
+    def load(
+        cls, path: str | os.PathLike[str], *, public_key: str | os.PathLike[str] | bytes | None = None,
+    ) -> ServingFunction:
+        """Read, verify and load a bundle directory (its signature checked with ``public_key`` if given)."""
+        # without a key, the call that every version of read_bundle accepts
+        return cls(read_bundle(path) if public_key is None else read_bundle(path, public_key=public_key))
 
     @property
     def input_columns(self) -> list[str]:
         return [item["name"] for item in self.signature["inputs"]]
+
+    @property
+    def null_values(self) -> list[str] | None:
+        """The texts of a CSV that mean "no value", as the training data was read (None: the default)."""
+        return self.signature.get("null_values")
 
     @property
     def key_columns(self) -> list[str]:
@@ -122,11 +130,18 @@ class ServingFunction:
     def conform(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
         """The input columns converted to the types the model was trained on, and the bad rows.
 
-        A boolean input accepts booleans, ``true``/``false`` in any case and ``1``/``0``
-        (as numbers or text); a numeric input accepts numbers and numeric text; a date
-        input accepts dates, timestamps and ISO 8601 text. Anything else is a
-        :class:`RowProblem`, never a silent null. Missing columns raise
-        :class:`InputError`.
+        Each input becomes its trained type whatever the frame holds (CSV text, a Parquet
+        float column because of a null, Python objects), value by value, so that a row's
+        features never depend on the other rows it arrives with
+        (:func:`mlpatterns.tables.conform_column`): a boolean input accepts booleans,
+        ``true``/``false`` in any case, ``1``/``0`` (as numbers or text) and the texts the
+        training file used (``true_values``/``false_values`` in the signature, e.g.
+        ``Yes``/``No``, in any case); an integer input accepts whole numbers; another
+        numeric input numbers and numeric text; a date input dates, timestamps and ISO
+        8601 text; a text input anything, as text. Anything else is a
+        :class:`RowProblem`, never a silent null. A null key is a problem too; the
+        predictions carry the keys as given (:meth:`predict_conformed`). Missing columns
+        raise :class:`InputError`, even when the frame has no rows.
         """
         missing = [c for c in [*self.input_columns, *self.key_columns] if c not in frame.columns]
         if missing:
@@ -134,28 +149,19 @@ class ServingFunction:
                 f"missing column(s) {missing}; the model '{self.name}' expects inputs "
                 f"{self.input_columns} and keys {self.key_columns}"
             )
-        frame = frame.copy()
+        raw, frame = frame, frame.copy()
         problems: list[RowProblem] = []
         positions = np.arange(len(frame))
         for item in self.signature["inputs"]:
-            name, kind = item["name"], item["type"]
+            name = item["name"]
             column = frame[name]
-            if kind == "boolean" and not pd.api.types.is_bool_dtype(column.dtype):
-                converted = column.map(to_boolean, na_action="ignore")
-                bad = (converted.isna() & column.notna()).to_numpy()
-                frame[name] = converted.astype(object).where(converted.notna(), None)
-                problems += [RowProblem(int(r), name, f"expected true or false, got {column.iloc[r]!r}")
-                             for r in positions[bad]]
-            elif kind == "number" and not (pd.api.types.is_numeric_dtype(column.dtype)
-                                           or pd.api.types.is_bool_dtype(column.dtype)):
-                converted = pd.to_numeric(column, errors="coerce")
-                bad = (converted.isna() & column.notna()).to_numpy()
-                frame[name] = converted
-                problems += [RowProblem(int(r), name, f"expected a number, got {column.iloc[r]!r}")
-                             for r in positions[bad]]
+            converted, bad, expected = conform_column(column, item)
+            frame[name] = converted
+            problems += [RowProblem(int(r), name, f"expected {expected}, got {column.iloc[r]!r}")
+                         for r in positions[bad]]
         problems += [RowProblem(*problem) for problem in self.transform.row_problems(frame)]
         for key in self.key_columns:
-            bad = frame[key].isna().to_numpy()
+            bad = raw[key].isna().to_numpy()
             problems += [RowProblem(int(r), key, "key is null; every row needs its key") for r in positions[bad]]
         unique = {(p.row, p.column): p for p in problems}
         return frame, sorted(unique.values(), key=lambda p: (p.row, p.column))
@@ -238,14 +244,25 @@ class ServingFunction:
 
     def predict_good_rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
         """Predictions for the rows that pass :meth:`check_input`, and the problems of the rest."""
-        frame, problems = self.conform(frame)
-        if problems:
-            keep = np.ones(len(frame), dtype=bool)
-            keep[[p.row for p in problems]] = False
-            frame = frame.iloc[keep]
-        result = frame[self.key_columns].reset_index(drop=True).copy()
-        features = self.features(frame)
-        scores = self.predict_features(features)
+        conformed, problems = self.conform(frame)
+        good = good_rows(len(frame), problems)
+        return self.predict_conformed(frame.iloc[good], conformed.iloc[good]), problems
+
+    def predict_conformed(self, raw: pd.DataFrame, conformed: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for good rows already through :meth:`conform`; keys come from ``raw``, unchanged.
+
+        A frame without rows gives the output columns without rows (the model does not run).
+        """
+        result = raw[self.key_columns].reset_index(drop=True).copy()
+        quantiles = self.bundle.manifest["model"].get("quantiles_out", [])
+        if len(conformed):
+            features = self.features(conformed)
+            scores = self.predict_features(features)
+            bounds = self.predict_quantiles(features, quantiles) if quantiles else np.zeros((0, 0))
+        else:
+            width = len(self.classes or self.labels)
+            scores = np.zeros((0, width)) if width else np.zeros(0)
+            bounds = np.zeros((0, len(quantiles)))
         if self.task == "classification":
             result["probability"] = scores
             result["prediction"] = (scores >= self.threshold).astype(np.int64)
@@ -261,12 +278,16 @@ class ServingFunction:
                 result[f"prediction_{name}"] = (scores[:, j] >= self.thresholds[j]).astype(np.int64)
         else:
             result["prediction"] = scores
-        quantiles = self.bundle.manifest["model"].get("quantiles_out", [])
-        if quantiles:
-            bounds = self.predict_quantiles(features, quantiles)
-            for j, q in enumerate(quantiles):
-                result[f"q{round(q * 100):02d}"] = bounds[:, j]
-        return result, problems
+        for j, q in enumerate(quantiles):
+            result[f"q{round(q * 100):02d}"] = bounds[:, j]
+        return result
+
+
+def good_rows(rows: int, problems: list[RowProblem]) -> np.ndarray:
+    """A mask of the ``rows`` positions that no problem names."""
+    keep = np.ones(rows, dtype=bool)
+    keep[[p.row for p in problems]] = False
+    return keep
 
 
 def _is_finite_number(value: object) -> bool:
@@ -286,13 +307,20 @@ def _model_graph(model: Any) -> Any:
     return {"onnx": model["file"], "output": kind}
 
 
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _checked_signature(path: Any, signature: Any) -> dict[str, Any]:
     kinds = ("boolean", "number", "date", "text")
     ok = (
         isinstance(signature, dict)
         and isinstance(signature.get("inputs"), list)
         and all(isinstance(i, dict) and isinstance(i.get("name"), str) and i.get("type") in kinds
+                and isinstance(i.get("dtype", ""), str)
+                and _texts(i.get("true_values", [])) and _texts(i.get("false_values", []))
                 for i in signature["inputs"])
+        and (signature.get("null_values") is None or (_texts(signature["null_values"]) and signature["null_values"]))
         and isinstance(signature.get("keys", []), list)
         and all(isinstance(k, str) for k in signature.get("keys", []))
         and isinstance(signature.get("outputs"), list)
@@ -300,7 +328,8 @@ def _checked_signature(path: Any, signature: Any) -> dict[str, Any]:
     )
     if not ok:
         raise BundleError(
-            f"{path}: the signature must hold 'inputs' (each a name and a type among {kinds}), "
-            "'keys' (column names) and 'outputs' (each a name)"
+            f"{path}: the signature must hold 'inputs' (each a name, a type among {kinds}, optionally "
+            "a dtype and lists of true_values/false_values texts), 'keys' (column names), 'outputs' "
+            "(each a name) and optionally 'null_values' (a non-empty list of texts)"
         )
     return signature
