@@ -48,6 +48,13 @@ TABLES = {
     "credit": Table("credit", "modeldata", "credit_data", "Status", "classification",
                     ["Home", "Marital", "Records", "Job"],
                     ["Seniority", "Time", "Age", "Expenses", "Income", "Assets", "Debt", "Amount", "Price"]),
+    "wage": Table("wage", "ISLR", "Wage", "wage", "regression",
+                  ["maritl", "race", "education", "region", "jobclass", "health", "health_ins"], ["year", "age"]),
+    "lending": Table("lending", "modeldata", "lending_club", "Class", "classification",
+                     ["term", "sub_grade", "addr_state", "verification_status", "emp_length"],
+                     ["funded_amnt", "int_rate", "annual_inc", "delinq_2yrs", "inq_last_6mths", "revol_util",
+                      "acc_now_delinq", "open_il_6m", "open_il_12m", "open_il_24m", "total_bal_il", "all_util",
+                      "inq_fi", "inq_last_12m", "delinq_amnt", "num_il_tl", "total_il_high_credit_limit"]),
     "hpc": Table("hpc", "modeldata", "hpc_data", "class", "multiclass", ["protocol", "day"],
                  ["compounds", "input_fields", "iterations", "num_pending", "hour"]),
 }

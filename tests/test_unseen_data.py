@@ -320,3 +320,63 @@ def test_boosting_in_warm_start_steps_equals_one_fit():
         fit_boosting(stepped, X, y, (Xv, yv), progress, "test")
         assert stepped.n_iter_ == one.n_iter_ and len(progress.updates) >= 1
         np.testing.assert_array_equal(stepped.predict_proba(Xv), one.predict_proba(Xv))
+
+
+# -- signing, batch reports, null markers ---------------------------------------------------------------------
+def test_a_signed_bundle_is_served_only_as_signed(tmp_path, capsys):
+    from mlpatterns.serving.bundle import manifest_digest
+
+    _, spec = carseats(tmp_path)
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    run, private, public = tmp_path / "run", tmp_path / "signing.pem", tmp_path / "public.pem"
+    assert main(["keygen", str(private), str(public)]) == 0
+    assert main(["keygen", str(private), str(public)]) == 2  # never overwrites a key
+    assert main(["sign", str(run / "bundles" / "a"), "--key", str(private)]) == 0
+    scored = ["predict", "--public-key", str(public)]
+    assert main([*scored[:1], str(run / "bundles" / "a"), str(run / "test.parquet"), str(tmp_path / "o.csv"),
+                 *scored[1:]]) == 0
+    assert main([*scored[:1], str(run / "bundles" / "b"), str(run / "test.parquet"), str(tmp_path / "o.csv"),
+                 *scored[1:]]) == 2
+    assert "not signed" in capsys.readouterr().err
+    manifest_path = run / "bundles" / "a" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["signature"]["keys"] = []  # a deliberate edit that recomputes the manifest's digest
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    assert main([*scored[:1], str(run / "bundles" / "a"), str(run / "test.parquet"), str(tmp_path / "p.csv"),
+                 *scored[1:]]) == 2
+    assert "changed after the bundle was signed" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_duplicate_keys_and_unseen_categories_are_reported(tmp_path, capsys):
+    _, spec = carseats(tmp_path)
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    rows = pd.read_parquet(tmp_path / "run" / "test.parquet")
+    rows = pd.concat([rows, rows.iloc[:3]], ignore_index=True)  # three keys twice
+    rows.loc[len(rows) - 1, "ShelveLoc"] = "Outdoors"  # a shelf location training never saw
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["predict", str(tmp_path / "run" / "bundles" / "a"), str(tmp_path / "rows.csv"),
+                 str(tmp_path / "out.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "3 row(s) repeat an earlier row's key (row_id)" in err
+    assert "ShelveLoc: 1 scored row(s) hold a category the model never saw" in err
+
+
+def test_a_bad_training_value_is_named_and_null_markers_apply_both_ways(tmp_path, capsys):
+    csv, spec = carseats(tmp_path)
+    frame = pd.read_csv(csv)
+    frame["Price"] = frame["Price"].astype(object)
+    frame.loc[[4, 9], "Price"] = "n/a"
+    frame.to_csv(csv, index=False)
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "features.numeric.Price: expected numbers, but 'Price' is read as text" in err
+    assert "row 5 (line 6) holds 'n/a'" in err and "data.null_values" in err
+    spec["data"]["null_values"] = ["n/a", ""]
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    manifest = json.loads((tmp_path / "run" / "bundles" / "a" / "manifest.json").read_text())
+    assert manifest["signature"]["null_values"] == ["n/a", ""]
+    out = tmp_path / "scored.csv"  # the training file itself, 'n/a' and all, scores back
+    assert main(["predict", str(tmp_path / "run" / "bundles" / "a"), str(csv), str(out)]) == 0
+    assert len(pd.read_csv(out)) == len(frame)

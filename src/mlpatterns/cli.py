@@ -265,6 +265,14 @@ def _predict(args: argparse.Namespace) -> int:
     with _progress() as progress:
         summary = predict_file(serving, args.input, args.output, chunk_rows=args.chunk_rows, progress=progress)
     print(f"scored {summary.predicted:,} of {summary.rows:,} rows into {summary.output}")
+    if summary.duplicate_keys:
+        keys = ", ".join(serving.key_columns) or "row"
+        print(f"{summary.duplicate_keys:,} row(s) repeat an earlier row's key ({keys}): their predictions share "
+              "a key in the output", file=sys.stderr)
+    for column, count in summary.unseen_categories.items():
+        if count:
+            print(f"{column}: {count:,} scored row(s) hold a category the model never saw in training (scored "
+                  "with the out-of-vocabulary code)", file=sys.stderr)
     if summary.errors is not None:
         print(f"{summary.bad_rows:,} bad row(s) not scored; see {summary.errors}", file=sys.stderr)
         return 1
@@ -331,17 +339,27 @@ def _version() -> str:
         return "unknown"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean a wrong spec, file, bundle or key (exit 2 with the message), not a bug.
+
+    Imported only once such an error happened, so that ``validate`` and ``--help`` stay light.
+    """
     from mlpatterns.serving.bundle import BundleError
     from mlpatterns.serving.onnx_export import ExportMismatchError
     from mlpatterns.serving.stateless_serving_function import InputError
     from mlpatterns.spec import SpecError
 
+    return (SpecError, BundleError, InputError, ExportMismatchError, FileNotFoundError, FileExistsError, KeyError,
+            ValueError, ImportError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (SpecError, BundleError, InputError, ExportMismatchError, FileNotFoundError, FileExistsError,
-            KeyError, ValueError, ImportError) as error:
+    except Exception as error:
+        if not isinstance(error, _user_errors()):
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"mlpatterns {args.command}: error: {message}", file=sys.stderr)
         return 2
