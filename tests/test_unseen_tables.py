@@ -10,7 +10,6 @@ accuracy at least the reference minus 0.01.
 from __future__ import annotations
 
 import pytest
-
 from benchmarks.bench_unseen_tables import TABLES, compare, within_bounds
 
 
