@@ -535,7 +535,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         with _step(progress, f"{name}: bundling and checking the served features and scores"):
             bundles[name] = write_bundle(output_dir / "bundles" / name, files, manifest, overwrite=True)
             serving = ServingFunction.load(bundles[name])
-            skew[name] = check_skew(serving, test_path, data["test"][0], trained.test_output)
+            skew[name] = check_skew(serving, test_path, data["test"][0], trained.test_output, trained.score_scale)
         if "reframe" in spec.target:  # how often the served outer quantiles hold the truth
             quantiles = sorted(spec.target["reframe"]["quantiles"])
             bounds = serving.predict_quantiles(data["test"][0], [quantiles[0], quantiles[-1]])
@@ -727,7 +727,7 @@ def _evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, f
 
 
 def check_skew(serving: Any, served_file: Path, training_features: TransformedFeatures,
-               training_scores: np.ndarray) -> dict[str, float]:
+               training_scores: np.ndarray, scale: np.ndarray | None = None) -> dict[str, float]:
     """Score the written test file as batch serving reads it; compare with training.
 
     The rows go through the file (Parquet), the reader of :mod:`mlpatterns.tables`, the
@@ -748,8 +748,12 @@ def check_skew(serving: Any, served_file: Path, training_features: TransformedFe
     if not identical:
         raise RuntimeError(f"training-serving skew: the bundle '{serving.name}' computes different features")
     served_scores = serving.predict_features(served)
-    if not np.allclose(served_scores, training_scores, rtol=1e-5, atol=1e-4):
-        raise RuntimeError(f"training-serving skew: the bundle '{serving.name}' scores differ from training")
+    from mlpatterns.serving.onnx_export import ExportMismatchError, compare_outputs
+
+    try:  # float32 rounding at the scale of the numbers each score is computed from, no more
+        compare_outputs(served_scores, training_scores, scale, what=f"the bundle '{serving.name}', on the test file,")
+    except ExportMismatchError as error:
+        raise RuntimeError(f"training-serving skew: {error}") from None
     return {"features_identical": 1.0, "max_score_difference": float(np.max(np.abs(served_scores - training_scores)))}
 
 

@@ -23,6 +23,9 @@ def flights_spec(output: Path, *, epochs: int = 3, checkpoints=None, **edits) ->
     """The flights example, a twentieth of the days, with only its network."""
     spec = yaml.safe_load((EXAMPLES / "flights.yaml").read_text())
     spec["data"]["sample_fraction"] = 0.05
+    # fine-tuning one run's network on another's data needs the same feature layout: hash buckets, not
+    # vocabularies learned from each run's own rows
+    spec["features"]["categorical"] = {"carrier": 32, "origin": 8, "dest": 256, "tailnum": 2048}
     network = spec["models"]["wide_and_deep"]
     network["params"].update(epochs=epochs, batch_size=512, hidden=[16])
     if checkpoints is not None:

@@ -42,6 +42,9 @@ class TrainedModel:
     serving: dict[str, Any] = field(default_factory=dict)  # threshold(s), classes, labels
     valid_output: np.ndarray | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)  # what only this kind of model reports
+    # the size of the numbers the float32 computation of each test output carries (see
+    # mlpatterns.serving.onnx_export.output_scale); None: the outputs' own size
+    score_scale: np.ndarray | None = None
 
 
 def served_task(spec: Spec) -> str:
@@ -322,7 +325,18 @@ def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedMode
             "output": "probabilities" if classification else "value"}
     serving = serving_fields(model_spec, spec, y_valid, valid_output)
     return TrainedModel(_output(model, test.matrix(), task), {"model.onnx": onnx_bytes}, info, serving,
-                        valid_output)
+                        valid_output, score_scale=_score_scale(model, test.matrix(), task))
+
+
+def _score_scale(model: Any, X: np.ndarray, task: str) -> np.ndarray | None:
+    """:func:`~mlpatterns.serving.onnx_export.output_scale` for the outputs the lifecycle compares."""
+    from mlpatterns.serving.onnx_export import output_scale
+
+    scale = output_scale(model, X.astype(np.float64), "classification" if task != "regression" else "regression")
+    if scale is None:
+        return None
+    scale = np.asarray(scale, dtype=np.float64).reshape(len(X), -1)
+    return scale[:, -1:] if task == "classification" else scale  # P(positive) is the last column
 
 
 AUTO_EARLY_STOPPING_ROWS = 10_000  # as scikit-learn's early_stopping="auto"

@@ -129,6 +129,10 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
         raise SpecError(f"models.{name}.params: {error}") from error
     except (CheckpointError, CheckpointMismatchError, OSError) as error:
         hint = "; `mlpatterns run --resume` continues it" if "already holds checkpoints" in str(error) else ""
+        if isinstance(error, CheckpointMismatchError) and loop["init_from"] is not None:
+            hint = ("; fine-tuning needs the feature layout of the run it starts from: vocabularies (categorical "
+                    "columns with encoding auto or vocabulary) learned on other rows have other sizes, so declare "
+                    "hash buckets ({encoding: hash, buckets: N}) in both specs")
         raise SpecError(f"models.{name}.checkpoints: {error}{hint}") from error
     except ValueError as error:
         # the Trainer's checks of the loop's values, or a resume with other settings

@@ -295,6 +295,10 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
         proto = convert_sklearn(
             model, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))], options=options
         )
+    if type(model).__name__ in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
+        from mlpatterns.serving.tree_thresholds import repair_hist_gradient_boosting_thresholds
+
+        repair_hist_gradient_boosting_thresholds(proto, model)  # skl2onnx rounds them to the nearest float32
     onnx_bytes = proto.SerializeToString()
     verify_sklearn_export(onnx_bytes, model, sample, task)
     return onnx_bytes
@@ -311,7 +315,6 @@ def verify_sklearn_export(onnx_bytes: bytes, model: Any, sample: np.ndarray, tas
     else:
         _verify(onnx_bytes, {"features": sample}, model.predict(rows), lambda out: out[0], scale,
                 type(model).__name__)
-
 
 
 def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task: str) -> bytes:
