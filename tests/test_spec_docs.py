@@ -214,14 +214,19 @@ def test_the_tuning_defaults_are_documented(doc):
 def test_the_model_defaults_are_documented(doc):
     from mlpatterns.models import WideAndDeepClassifier
     from mlpatterns.models.spec_models import DEFAULT_MAX_ITER, build_estimator, sklearn_model
+    from mlpatterns.models.spec_network import DEFAULT_EPOCHS, MAX_BATCH_SIZE, network_defaults
     from mlpatterns.models.training_loop import train_network
     from mlpatterns.models.wide_and_deep import WideAndDeep
     from mlpatterns.training.trainer import DEFAULT_CHECKPOINT_EVERY
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 
     loop, net = inspect.signature(train_network).parameters, inspect.signature(WideAndDeep).parameters
-    network = {k: loop[k].default for k in ("epochs", "batch_size", "learning_rate", "weight_decay", "patience",
-                                            "examples_per_epoch")}
+    network = {k: loop[k].default for k in ("learning_rate", "weight_decay", "patience", "examples_per_epoch")}
+    # a spec network's epochs and batch size follow the training rows (network_defaults)
+    assert network_defaults(1_000) == {"batch_size": 32, "epochs": DEFAULT_EPOCHS}
+    assert network_defaults(10**6) == {"batch_size": MAX_BATCH_SIZE, "epochs": DEFAULT_EPOCHS}
+    network["epochs"] = DEFAULT_EPOCHS
+    assert f"`{MAX_BATCH_SIZE}` rows at most" in _section(doc, "#### `wide_and_deep`")
     network.update(hidden=net["hidden"].default, dropout=net["dropout"].default)
     network["weight_decay"] = float(network["weight_decay"])
     assert _states(doc, "#### `wide_and_deep`", network) == {}

@@ -380,3 +380,15 @@ def test_a_bad_training_value_is_named_and_null_markers_apply_both_ways(tmp_path
     out = tmp_path / "scored.csv"  # the training file itself, 'n/a' and all, scores back
     assert main(["predict", str(tmp_path / "run" / "bundles" / "a"), str(csv), str(out)]) == 0
     assert len(pd.read_csv(out)) == len(frame)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("row_id,Sales,Price,Income,ShelveLoc\n", "holds no data rows"),
+    ("", "holds no data rows (nor a header)"),
+])
+def test_an_empty_training_file_is_named(tmp_path, capsys, content, message):
+    csv, spec = carseats(tmp_path)
+    csv.write_text(content)
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 2
+    assert f"data.path: {csv} {message}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

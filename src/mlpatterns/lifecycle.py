@@ -86,6 +86,9 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
     else:
         try:
             frame = read_frame(path, null_values=reading["null_values"])
+            if len(frame) == 0:
+                raise SpecError(f"data.path: {path} holds no data rows"
+                                + ("" if len(frame.columns) > 1 else " (nor a header)"))
             used = [c for c in [*spec.feature_columns(), *spec.label_columns] if c in frame.columns]
             flags = [c for c in dict.fromkeys(used) if pd.api.types.is_bool_dtype(frame[c].dtype)]
             reading["boolean_texts"] = boolean_texts(path, flags, null_values=reading["null_values"])
@@ -726,6 +729,9 @@ def _evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, f
     return {**result, **trained.test_metrics}
 
 
+UNKNOWN_SCALE_ROOM = 16.0  # x the outputs' size, when the size of the numbers inside the model is not known
+
+
 def check_skew(serving: Any, served_file: Path, training_features: TransformedFeatures,
                training_scores: np.ndarray, scale: np.ndarray | None = None) -> dict[str, float]:
     """Score the written test file as batch serving reads it; compare with training.
@@ -750,6 +756,11 @@ def check_skew(serving: Any, served_file: Path, training_features: TransformedFe
     served_scores = serving.predict_features(served)
     from mlpatterns.serving.onnx_export import ExportMismatchError, compare_outputs
 
+    if scale is None:
+        # a composite graph or a network: the export check verified it at the scale of the numbers inside it;
+        # here the outputs' own size with room for the rounding carried through the graph
+        scale = UNKNOWN_SCALE_ROOM * np.abs(np.asarray(training_scores, dtype=np.float64)).reshape(
+            len(training_scores), -1).max(axis=0, keepdims=True)
     try:  # float32 rounding at the scale of the numbers each score is computed from, no more
         compare_outputs(served_scores, training_scores, scale, what=f"the bundle '{serving.name}', on the test file,")
     except ExportMismatchError as error:

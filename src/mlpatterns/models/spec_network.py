@@ -25,7 +25,7 @@ import numpy as np
 from mlpatterns.models.spec_models import NEUTRAL_CLASSES, SAMPLE_ROWS, TrainedModel, serving_fields
 from mlpatterns.spec import Spec, SpecError
 
-__all__ = ["checkpoint_dir", "train_network_model"]
+__all__ = ["checkpoint_dir", "network_defaults", "train_network_model"]
 
 
 def checkpoint_dir(name: str, model_spec: dict[str, Any], context: dict[str, Any]) -> Path | None:
@@ -51,6 +51,26 @@ def _holds_checkpoints(directory: Path) -> bool:
         return True
 
 
+MAX_BATCH_SIZE = 1024
+STEPS_PER_EPOCH = 50  # a small table still gets this many steps an epoch
+DEFAULT_EPOCHS = 20  # at most; early stopping on the validation loss (patience 2) usually ends sooner
+
+
+def network_defaults(train_rows: int) -> dict[str, int]:
+    """A network's ``batch_size`` and ``epochs`` when the spec leaves them out.
+
+    The batch is the power of two nearest ``train_rows / STEPS_PER_EPOCH``, between 32
+    and ``MAX_BATCH_SIZE``: 1,000 training rows train in batches of 32 (31 steps an
+    epoch), 250,000 in batches of 1,024, so a small table is not trained in a handful of
+    steps. Up to ``DEFAULT_EPOCHS`` epochs, stopped early on the validation loss.
+
+    >>> network_defaults(1_000), network_defaults(250_000)
+    ({'batch_size': 32, 'epochs': 20}, {'batch_size': 1024, 'epochs': 20})
+    """
+    batch = 2 ** int(np.clip(np.round(np.log2(max(train_rows, 1) / STEPS_PER_EPOCH)), 5, np.log2(MAX_BATCH_SIZE)))
+    return {"batch_size": int(batch), "epochs": DEFAULT_EPOCHS}
+
+
 def _network_target(y: np.ndarray, neutral: np.ndarray | None) -> np.ndarray:
     if neutral is None:
         return y
@@ -69,7 +89,7 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     from mlpatterns.training.checkpoints_state import CheckpointMismatchError
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
-    params = dict(model_spec["params"])
+    params = {**network_defaults(len(y_train)), **model_spec["params"]}
     architecture = {k: params.pop(k) for k in ("hidden", "dropout") if k in params}
     task, head = spec.task, {"output": "probabilities" if spec.task != "regression" else "value"}
     reframe, neutral = spec.target.get("reframe"), "neutral" in spec.target
