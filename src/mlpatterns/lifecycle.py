@@ -28,14 +28,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.metrics import evaluate, evaluate_multiclass, evaluate_multilabel, evaluate_neutral
 from mlpatterns.models.spec_models import classes_of, served_task, train_model
 from mlpatterns.reproducibility.categorical_encoding import MergedCategoriesWarning
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
-from mlpatterns.spec import _COMPARISONS, Spec, SpecError
-from mlpatterns.tables import read_frame, to_boolean
+from mlpatterns.spec import Spec, SpecError
+from mlpatterns.spec_data import (
+    data_path,
+    explain_text_columns,
+    label_text,
+    label_texts,
+    load_data,
+    make_target,
+    neutral_mask,
+    read_data,
+    with_spec_option,
+)
 
-__all__ = ["RunResult", "data_path", "evaluate", "evaluate_multiclass", "evaluate_multilabel", "evaluate_neutral", "label_text",
-           "label_texts", "load_data", "make_target", "neutral_mask", "read_data", "run_spec"]
+__all__ = ["RunResult", "check_skew", "data_path", "evaluate", "evaluate_model", "evaluate_multiclass",
+           "evaluate_multilabel", "evaluate_neutral", "explain_text_columns", "label_text", "label_texts", "load_data",
+           "make_target", "neutral_mask", "read_data", "run_spec", "with_spec_option"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -54,297 +66,6 @@ class RunResult:
     rank: int = 0  # this process's rank in a data-parallel job (Distribution Strategy, 14); only 0 writes
     world_size: int = 1
     plots: dict[str, Path] = field(default_factory=dict)  # each network's learning curves (PNG)
-
-
-def load_data(spec: Spec) -> pd.DataFrame:
-    """The spec's data: a built-in data set or a CSV/Parquet file (read with DuckDB)."""
-    return read_data(spec)[0]
-
-
-def data_path(spec: Spec) -> Path | None:
-    """The file a spec's ``data.path`` names (relative to the working directory, else to the spec)."""
-    if "path" not in spec.data:
-        return None
-    path = Path(spec.data["path"])
-    if not path.is_absolute() and spec.source is not None and not path.exists():
-        path = spec.source.parent / path
-    if not path.is_file():
-        raise SpecError(f"data.path: no such file {str(path)!r}")
-    return path
-
-
-def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The spec's data, and how it was read: the null markers and, for each true/false column of a CSV, the
-    texts that meant true and false (``Yes``/``No``), which serving must accept back."""
-    from mlpatterns import datasets
-    from mlpatterns.tables import TableError, boolean_texts
-
-    reading: dict[str, Any] = {"null_values": spec.data.get("null_values"), "boolean_texts": {}}
-    path = data_path(spec)
-    if path is None:
-        frame = getattr(datasets, f"load_{spec.data['dataset']}")()
-    else:
-        try:
-            frame = read_frame(path, null_values=reading["null_values"])
-            if len(frame) == 0:
-                raise SpecError(f"data.path: {path} holds no data rows"
-                                + ("" if len(frame.columns) > 1 else " (nor a header)"))
-            used = [c for c in [*spec.feature_columns(), *spec.label_columns] if c in frame.columns]
-            flags = [c for c in dict.fromkeys(used) if pd.api.types.is_bool_dtype(frame[c].dtype)]
-            reading["boolean_texts"] = boolean_texts(path, flags, null_values=reading["null_values"])
-        except TableError as error:
-            raise SpecError(f"data.path: {error}") from None
-    fraction = spec.data.get("sample_fraction")
-    if fraction is not None:
-        from mlpatterns.reproducibility.repeatable_splitting import repeatable_sample
-
-        # Sample on a finer bucketing than the split's (a multiple of it), so the sampled
-        # keys still spread evenly over the split's buckets.
-        buckets = spec.split.get("num_buckets", 100) * 100
-        key = spec.split["key"] or [spec.split["column"]]  # a time split samples whole time points
-        try:
-            frame = repeatable_sample(frame, key, fraction, num_buckets=buckets, nulls=spec.split.get("nulls", "raise"),
-                                      separator=spec.split.get("separator", ""))
-        except ValueError as error:
-            raise SpecError(f"data.sample_fraction: {_with_spec_option(str(error))}") from None
-        frame = frame.reset_index(drop=True)
-    return frame, reading
-
-
-def explain_text_columns(spec: Spec, frame: pd.DataFrame) -> None:
-    """A column the spec needs as numbers but the file gave as text: name the row and the value that did it."""
-    from mlpatterns.tables import describe_bad_values
-
-    path = data_path(spec)
-    if path is None:
-        return
-    needed = {c: f"features.numeric.{c}" for c in spec.features.get("numeric", [])}
-    needed.update({c: f"features.bucketize.{c}" for c in spec.features.get("bucketize", {})})
-    if spec.task == "regression" or "positive_when" in spec.target:
-        needed[spec.target["column"]] = "target.column"
-    for column, where in needed.items():
-        if column not in frame.columns or pd.api.types.is_numeric_dtype(frame[column].dtype) \
-                or pd.api.types.is_bool_dtype(frame[column].dtype):
-            continue
-        bad = describe_bad_values(path, column, "number", null_values=spec.data.get("null_values"))
-        if bad is not None:
-            raise SpecError(f"{where}: expected numbers, but {column!r} is read as text: in {path.name}, {bad}; "
-                            f"fix that value, or declare it a null marker in data.null_values "
-                            f"(e.g. null_values: [{bad.value!r}, ''])")
-
-
-def make_target(spec: Spec, frame: pd.DataFrame, reading: dict[str, Any] | None = None,
-                ) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """Rows with a known target, and the target as numbers (0/1 for classification, class codes for multiclass).
-
-    A multilabel target is a matrix, one 0/1 column per label (Multilabel, 6). Labels are
-    the text the user sees: a ``Yes``/``No`` column that the CSV reader took for booleans
-    has the labels ``Yes`` and ``No`` (from ``reading``, see :func:`read_data`).
-    """
-    if spec.task == "multilabel":
-        return _multilabel_target(spec, frame)
-    column = frame[spec.target["column"]]
-    texts = ((reading or {}).get("boolean_texts") or {}).get(spec.target["column"])
-    if texts and spec.task != "regression" and "positive_when" not in spec.target:
-        column = column.map({True: texts["true"][0], False: texts["false"][0]}, na_action="ignore") \
-            if texts["true"] and texts["false"] else column
-    known = column.notna().to_numpy()
-    frame, column = frame.loc[known].reset_index(drop=True), column[known].reset_index(drop=True)
-    if spec.task == "regression":
-        return frame, column.to_numpy(dtype=np.float64), int((~known).sum())
-    if spec.task == "multiclass":
-        labels = label_texts(column)
-        classes = _sorted_labels(column, labels)
-        if len(classes) < 2:
-            raise SpecError(f"target.column: a multiclass target needs at least two classes; "
-                            f"{spec.target['column']!r} only holds {classes}")
-        spec.target["classes"] = classes  # recorded in the manifest: the served class names
-        codes = {label: i for i, label in enumerate(classes)}
-        return frame, labels.map(codes).to_numpy(dtype=np.float64), int((~known).sum())
-    if "positive_when" in spec.target:
-        (rule, threshold), = spec.target["positive_when"].items()
-        values = column.to_numpy(dtype=np.float64)
-        target = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
-                  "==": np.equal}[_COMPARISONS[rule]](values, threshold)
-    else:
-        texts = label_texts(column)
-        labels = _sorted_labels(column, texts)
-        if "positive_label" in spec.target:
-            label = label_text(spec.target["positive_label"])
-            if label not in labels:
-                raise SpecError(f"target.positive_label: {spec.target['positive_label']!r} never occurs in "
-                                f"{spec.target['column']!r}; its labels are {labels[:20]}")
-        elif len(labels) != 2:
-            hint = " (set task: multiclass for one class among several)" if len(labels) > 2 else ""
-            raise SpecError(
-                f"target.column: a classification target needs exactly two classes or a "
-                f"'positive_when'/'positive_label' rule; {spec.target['column']!r} has {len(labels)} "
-                f"value(s), e.g. {labels[:10]}{hint}"
-            )
-        else:
-            label = labels[1]  # the second in sorted order; the run says so
-            spec.target["positive_label_chosen"] = True
-        spec.target["positive_label"] = label  # recorded in the manifest, as text
-        spec.target["labels"] = labels
-        target = (texts == label).to_numpy()
-    return frame, target.astype(np.float64), int((~known).sum())
-
-
-def label_text(value: Any) -> str:
-    """A target label as the text a user sees: ``Yes``, ``3`` (not ``3.0``), ``true``."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value)
-
-
-def label_texts(column: pd.Series) -> pd.Series:
-    """Every label of a target column as text (see :func:`label_text`), one conversion per distinct value."""
-    texts = {value: label_text(value) for value in column.unique()}
-    return column.map(texts).astype(object)
-
-
-def _sorted_labels(column: pd.Series, texts: pd.Series) -> list[str]:
-    """The distinct labels as text, in the order of their values: numbers by value, text alphabetically."""
-    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-        values = sorted(column.unique().tolist())
-        return list(dict.fromkeys(label_text(v) for v in values))
-    return sorted(texts.unique().tolist())
-
-
-def _multilabel_target(spec: Spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
-    columns = spec.target["columns"]
-    known = frame[columns].notna().all(axis=1).to_numpy()
-    frame = frame.loc[known].reset_index(drop=True)
-    labels = frame[columns].to_numpy(dtype=np.float64)
-    for j, column in enumerate(columns):
-        values = np.unique(labels[:, j])
-        if not np.isin(values, (0.0, 1.0)).all():
-            raise SpecError(f"target.columns[{j}]: expected 0/1 or true/false values in {column!r}, "
-                            f"got e.g. {values[~np.isin(values, (0.0, 1.0))][:5].tolist()}")
-    return frame, labels, int((~known).sum())
-
-
-def neutral_mask(spec: Spec, frame: pd.DataFrame) -> np.ndarray | None:
-    """Neutral Class (9): the rows whose binary label is arbitrary, or None without a neutral rule."""
-    rule = spec.target.get("neutral")
-    if rule is None:
-        return None
-    if "band" in rule:
-        low, high = rule["band"]
-        values = frame[spec.target["column"]].to_numpy(dtype=np.float64)
-        return (values >= low) & (values <= high)
-    column = frame[rule["column"]]
-    values = column.map(to_boolean, na_action="ignore")
-    bad = values.isna() & column.notna()
-    if bad.any():
-        raise SpecError(f"target.neutral.column: expected true/false values in {rule['column']!r}, "
-                        f"got e.g. {column[bad].iloc[0]!r}")
-    return values.fillna(False).to_numpy(dtype=bool)
-
-
-def evaluate(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict[str, float]:
-    """Test metrics: ranking and calibration for classification, errors for regression.
-
-    With a ``threshold`` (the served decision threshold), classification adds the
-    precision, recall and F1 of the decisions it makes.
-    """
-    from sklearn import metrics
-
-    if task == "classification":
-        clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-        result = {
-            "roc_auc": float(metrics.roc_auc_score(y, scores)),
-            "pr_auc": float(metrics.average_precision_score(y, scores)),
-            "log_loss": float(metrics.log_loss(y, clipped, labels=[0, 1])),
-            "brier": float(metrics.brier_score_loss(y, scores)),
-            "positive_rate": float(np.mean(y)),
-        }
-        if threshold is not None:
-            decided = scores >= threshold
-            result.update({
-                "threshold": float(threshold),
-                "precision": float(metrics.precision_score(y, decided, zero_division=0)),
-                "recall": float(metrics.recall_score(y, decided, zero_division=0)),
-                "f1": float(metrics.f1_score(y, decided, zero_division=0)),
-            })
-        return result
-    return {
-        "rmse": float(np.sqrt(metrics.mean_squared_error(y, scores))),
-        "mae": float(metrics.mean_absolute_error(y, scores)),
-        "r2": float(metrics.r2_score(y, scores)),
-    }
-
-
-def evaluate_multilabel(Y: np.ndarray, proba: np.ndarray, labels: list[str],
-                        thresholds: np.ndarray | None = None) -> dict[str, float]:
-    """Multilabel (6) test metrics: macro ROC-AUC; with thresholds, F1s, Hamming loss, subset accuracy."""
-    from sklearn.metrics import roc_auc_score
-
-    from mlpatterns.problem.multilabel import multilabel_report
-
-    aucs = [roc_auc_score(Y[:, j], proba[:, j]) for j in range(Y.shape[1]) if len(np.unique(Y[:, j])) == 2]
-    result = {"macro_roc_auc": float(np.mean(aucs)) if aucs else float("nan")}
-    if thresholds is not None:
-        report = multilabel_report(Y.astype(int), (proba >= thresholds).astype(int), labels=labels)
-        result.update({k: report[k] for k in ("macro_f1", "micro_f1", "hamming_loss", "subset_accuracy")})
-        result.update({f"f1_{name}": values["f1"] for name, values in report["labels"].items()})
-    return result
-
-
-def evaluate_multiclass(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """Multiclass test metrics: accuracy, macro F1, log loss, and each class's precision, recall and F1."""
-    from sklearn import metrics
-
-    y = y.astype(np.int64)
-    labels = np.arange(len(classes))
-    decided = np.argmax(proba, axis=1)
-    clipped = np.clip(proba, 1e-7, 1)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
-    result = {
-        "accuracy": float(metrics.accuracy_score(y, decided)),
-        "macro_f1": float(metrics.f1_score(y, decided, labels=labels, average="macro", zero_division=0)),
-        "log_loss": float(metrics.log_loss(y, clipped, labels=labels)),
-    }
-    present = np.unique(y)
-    if len(present) > 1:  # one-vs-rest ROC-AUC over the classes the test rows hold
-        with contextlib.suppress(ValueError):  # a class whose test rows are all of one kind
-            result["macro_roc_auc"] = float(metrics.roc_auc_score(
-                y, clipped[:, present] / clipped[:, present].sum(axis=1, keepdims=True), multi_class="ovr",
-                labels=present))
-    precision, recall, f1, support = metrics.precision_recall_fscore_support(
-        y, decided, labels=labels, zero_division=0)
-    for j, name in enumerate(classes):
-        result.update({f"precision_{name}": float(precision[j]), f"recall_{name}": float(recall[j]),
-                       f"f1_{name}": float(f1[j]), f"share_{name}": float(support[j] / max(len(y), 1))})
-    return result
-
-
-def evaluate_neutral(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Neutral Class (9) test metrics on the binary truth: decisive precision and the undecided share.
-
-    ``proba`` holds P(negative), P(neutral), P(positive); the ranking metrics use
-    P(positive | decisive) = P(positive) / (P(negative) + P(positive)).
-    """
-    from sklearn import metrics
-
-    from mlpatterns.problem.neutral_class import decisive_report
-
-    decided = np.array([-1, 0, 1])[np.argmax(proba, axis=1)]
-    report = decisive_report(np.where(y > 0.5, 1, -1), decided)
-    score = proba[:, 2] / np.maximum(proba[:, 0] + proba[:, 2], 1e-12)
-    return {
-        "roc_auc": float(metrics.roc_auc_score(y, score)),
-        "pr_auc": float(metrics.average_precision_score(y, score)),
-        "decisive_accuracy": report["accuracy"],
-        "precision_positive": report["precision"].get(1, float("nan")),
-        "precision_negative": report["precision"].get(-1, float("nan")),
-        "undecided_share": report["undecided_share"],
-        "positive_rate": float(np.mean(y)),
-    }
 
 
 def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform,
@@ -399,7 +120,7 @@ def _split_masks(spec: Spec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
             split = time_split(frame, spec.split["column"], cutoffs=spec.split.get("cutoffs"),
                                fractions=spec.split.get("fractions"), nulls=nulls)
         except (TypeError, ValueError) as error:
-            raise SpecError(f"split: {_with_spec_option(str(error))}") from None
+            raise SpecError(f"split: {with_spec_option(str(error))}") from None
         spec.split["cutoffs_used"] = split.attrs.get("cutoffs")  # recorded in each bundle's lineage
         split = split.astype(object).to_numpy()
         return {s: split == s for s in SPLITS}
@@ -408,17 +129,11 @@ def _split_masks(spec: Spec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
                            num_buckets=spec.split.get("num_buckets", 100),
                            separator=spec.split.get("separator", ""), nulls=nulls).astype(object).to_numpy()
     except ValueError as error:
-        raise SpecError(f"split.key: {_with_spec_option(str(error))}") from None
+        raise SpecError(f"split.key: {with_spec_option(str(error))}") from None
     for s in SPLITS:
         if not (split == s).any():
             raise SpecError(f"split: the {s} split is empty; the key {spec.split['key']} has too few values")
     return {s: split == s for s in SPLITS}
-
-
-def _with_spec_option(message: str) -> str:
-    """A component's advice in the spec's words: ``nulls='exclude'`` is ``split: {nulls: exclude}``."""
-    return message.replace("pass nulls='exclude'", "set split: {nulls: exclude}").replace(
-        "nulls='exclude'", "split: {nulls: exclude}")
 
 
 def _data_parallel_ranks() -> Any:
@@ -519,7 +234,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         timings[name] = time.perf_counter() - clock
         if not main:
             continue
-        metrics[name] = _evaluate_model(spec, data["test"][1], trained)
+        metrics[name] = evaluate_model(spec, data["test"][1], trained)
         manifest = {
             "name": f"{spec.name}/{name}", "task": served_task(spec), "model": trained.model,
             "transform": "transform.json", "signature": signature, **trained.serving,
@@ -715,7 +430,7 @@ def _heuristic_benchmark(spec: Spec, transform: FeatureTransform, parts: dict[st
     return evaluate(spec.task, y_test, predict(y_train))
 
 
-def _evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, float]:
+def evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, float]:
     task = served_task(spec)
     if task == "multilabel":
         result = evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "check_plain_name", "load_spec", "parse_spec"]
+__all__ = ["COMPARISONS", "MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "check_plain_name", "load_spec", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
                "anomaly_detector", "emulator")
@@ -33,7 +33,7 @@ TASKS = ("classification", "regression", "multiclass", "multilabel")
 CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
               "baseline", "output", "tuning", "distribution")
-_COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
+COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
 class SpecError(ValueError):
@@ -207,8 +207,8 @@ def _parse_target(raw: Any) -> dict[str, Any]:
         target["neutral"] = _parse_neutral(target)
     if "positive_when" in target:
         _expect(task == "classification", "target.positive_when", "only applies to classification")
-        rule = _mapping(target["positive_when"], "target.positive_when", tuple(_COMPARISONS))
-        _expect(len(rule) == 1, "target.positive_when", f"expected exactly one of {list(_COMPARISONS)}")
+        rule = _mapping(target["positive_when"], "target.positive_when", tuple(COMPARISONS))
+        _expect(len(rule) == 1, "target.positive_when", f"expected exactly one of {list(COMPARISONS)}")
         (_, threshold), = rule.items()
         _expect(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
                 "target.positive_when", f"expected a number, got {threshold!r}")

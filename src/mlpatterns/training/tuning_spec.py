@@ -188,9 +188,9 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
 
 def validation_metrics(spec: Spec, y_valid: Any, trained: Any) -> dict[str, float]:
     """The lifecycle's test metrics, computed on the validation split's output."""
-    from mlpatterns.lifecycle import _evaluate_model
+    from mlpatterns.lifecycle import evaluate_model
 
-    return _evaluate_model(spec, y_valid, replace(trained, test_output=trained.valid_output, test_metrics={}))
+    return evaluate_model(spec, y_valid, replace(trained, test_output=trained.valid_output, test_metrics={}))
 
 
 @dataclass
