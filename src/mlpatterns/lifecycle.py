@@ -193,7 +193,13 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         + (f"; {excluded:,} row(s) with a null split value left out (split.nulls: exclude)" if excluded else ""))
     _log_target(spec, target, log)
     encodings = _encoding_report(transform)
-    for warning in encodings.get("warnings", []):
+    for name, info in encodings["columns"].items():  # Hashed Feature (1): the collisions hashing causes
+        collisions = info.get("collisions")
+        if collisions and collisions["values_sharing_a_bucket"]:
+            log(f"{name}: {collisions['distinct_values']:,} training values hashed into {info['buckets']:,} "
+                f"buckets; {collisions['values_sharing_a_bucket']:,} share a bucket with another value "
+                f"({collisions['share_of_rows_in_shared_buckets']:.1%} of training rows)")
+    for warning in encodings["warnings"]:
         log(f"features.categorical: {warning}")
 
     metrics: dict[str, dict[str, float]] = {}
