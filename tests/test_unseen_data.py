@@ -392,3 +392,20 @@ def test_an_empty_training_file_is_named(tmp_path, capsys, content, message):
     assert main(["run", str(write_spec(tmp_path, spec))]) == 2
     assert f"data.path: {csv} {message}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_network_learns_a_large_valued_target(tmp_path):
+    """Diamond prices (up to 18,823): the network trains on the standardised target and serves prices."""
+    csv = table_csv(tmp_path, "ggplot2", "diamonds", rows=20_000)
+    spec = {"name": "diamonds", "data": {"path": str(csv)}, "target": {"column": "price"}, "keys": ["row_id"],
+            "split": {"key": "row_id"}, "features": {"numeric": ["carat", "depth", "table", "x", "y", "z"],
+                                                     "categorical": ["cut", "color", "clarity"]},
+            "models": {"gbm": {"type": "gradient_boosting"}, "net": {"type": "wide_and_deep"}},
+            "output": {"dir": str(tmp_path / "run")}}
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    metrics = json.loads((tmp_path / "run" / "report.json").read_text())["metrics"]
+    # raw prices as the network's target gave about twice the boosted model's RMSE
+    assert metrics["net"]["rmse"] < 1.4 * metrics["gbm"]["rmse"], metrics
+    served = ServingFunction.load(tmp_path / "run" / "bundles" / "net").predict(
+        pd.read_parquet(tmp_path / "run" / "test.parquet"))
+    assert 300 < served["prediction"].median() < 10_000  # prices, not standardised values

@@ -111,6 +111,11 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
         architecture["n_outputs"] = len(spec.target["classes"])
     elif task == "multilabel":  # Multilabel (6): one sigmoid per label
         architecture["n_outputs"] = y_train.shape[1]
+    target_scale = None
+    if task == "regression":  # the network learns the standardised target; TargetScale undoes it when serving
+        std = float(np.std(y_train))
+        target_scale = (float(np.mean(y_train)), std if std > 0 else 1.0)
+        fit_train, fit_valid = (y_train - target_scale[0]) / target_scale[1], (y_valid - target_scale[0]) / target_scale[1]
     rows, rebalance = np.arange(len(fit_train)), model_spec.get("rebalance", {})
     method = rebalance.get("method")
     if method in ("downsample", "upsample"):  # Rebalancing (10) by resampling the training rows
@@ -162,11 +167,17 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
 
     if not DistributedContext.current().is_main:  # another rank of a data-parallel job: rank 0 bundles
         return TrainedModel(np.zeros(0), {}, {"type": "wide_and_deep", "history": result.history})
-    test_output = predict_network(result.model, test, task)
-    valid_output = predict_network(result.model, valid, task)
+    served = result.model
+    if target_scale is not None:
+        from mlpatterns.models.wide_and_deep import TargetScale
+
+        served = TargetScale(result.model, *target_scale)
+        head["target_scale"] = {"mean": target_scale[0], "std": target_scale[1]}
+    test_output = predict_network(served, test, task)
+    valid_output = predict_network(served, valid, task)
     if reframe is not None:
         test_output = test_output @ np.asarray(head["centers"])
-    onnx_bytes = torch_to_onnx(result.model, test.numeric[:SAMPLE_ROWS], test.categorical[:SAMPLE_ROWS], task)
+    onnx_bytes = torch_to_onnx(served, test.numeric[:SAMPLE_ROWS], test.categorical[:SAMPLE_ROWS], task)
     info = {"type": "wide_and_deep", "framework": "torch", "file": "model.onnx",
             "architecture": result.model.config, "history": result.history, "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early, "rebalance": rebalance or None, **head}

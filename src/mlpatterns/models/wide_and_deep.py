@@ -21,7 +21,7 @@ from torch import nn
 
 from mlpatterns.data.embeddings import CategoricalEmbeddings
 
-__all__ = ["StandardisedInputs", "WideAndDeep"]
+__all__ = ["StandardisedInputs", "TargetScale", "WideAndDeep"]
 
 
 class WideAndDeep(nn.Module):
@@ -112,3 +112,28 @@ class StandardisedInputs(nn.Module):
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         return self.inner((numeric - self.mean) / self.scale, torch.minimum(categorical, self.last_index))
+
+
+class TargetScale(nn.Module):
+    """Put a network's standardised regression output back in the target's units.
+
+    A network learns a target with mean 0 and standard deviation 1 far more easily than
+    prices in the thousands; ``inner`` is trained on ``(y - mean) / std`` and this module
+    returns ``inner(...) * std + mean``, so its ONNX export serves values in the target's
+    units.
+
+    >>> import torch
+    >>> head = TargetScale(WideAndDeep(n_numeric=1, cardinalities=[], hidden=[2]), mean=100.0, std=10.0)
+    >>> bool(torch.allclose(head(torch.zeros(2, 1), torch.zeros(2, 0, dtype=torch.long)),
+    ...                     head.inner(torch.zeros(2, 1), torch.zeros(2, 0, dtype=torch.long)) * 10 + 100))
+    True
+    """
+
+    def __init__(self, inner: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("mean", torch.tensor(float(mean), dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(float(std), dtype=torch.float32))
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        return self.inner(numeric, categorical) * self.std + self.mean
