@@ -16,7 +16,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mlpatterns run examples/flights.yaml
-	$(BIN)/mlpatterns predict runs/flights/bundles/gradient_boosting runs/flights/test.parquet runs/flights/predictions.parquet
+	$(BIN)/mlpatterns predict --overwrite runs/flights/bundles/gradient_boosting runs/flights/test.parquet runs/flights/predictions.parquet
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

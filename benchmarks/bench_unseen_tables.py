@@ -104,8 +104,9 @@ def _reference(table: Table, frame: pd.DataFrame, test_ids: np.ndarray) -> tuple
     order = pd.Series(np.arange(is_test.sum()), index=frame.loc[is_test, "row_id"].to_numpy())
     rows = order.loc[test_ids].to_numpy()  # the test rows in the order of the run's test file
     X_test, y_test = X[is_test].iloc[rows], y[is_test].iloc[rows].to_numpy()
-    output = model.predict(X_test) if table.task == "regression" else model.predict_proba(X_test)
-    return model, output, y_test
+    if table.task == "regression":
+        return model, model.predict(X_test), y_test
+    return model, pd.DataFrame(model.predict_proba(X_test), columns=model.classes_), y_test  # named by class
 
 
 def _metrics(task: str, y: np.ndarray, output: np.ndarray, classes: list[str]) -> dict[str, float]:
@@ -149,6 +150,8 @@ def compare(table: Table, folder: Path) -> dict[str, Any]:
     if table.task != "regression" and not set(np.unique(y_test.astype(str))) <= set(classes):
         raise AssertionError(f"{table.name}: the run's labels {classes} are not the file's texts {np.unique(y_test)}")
     ours_metrics = _metrics(table.task, y_test, ours, classes)
+    if table.task != "regression":  # the reference's columns in the run's class order
+        reference = reference.reindex(columns=classes, fill_value=0.0).to_numpy()
     reference_metrics = _metrics(table.task, y_test, reference, classes)
     row: dict[str, Any] = {"table": f"{table.package}/{table.item}", "task": table.task, "test rows": len(test)}
     for name, value in ours_metrics.items():

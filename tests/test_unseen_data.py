@@ -409,3 +409,75 @@ def test_a_network_learns_a_large_valued_target(tmp_path):
     served = ServingFunction.load(tmp_path / "run" / "bundles" / "net").predict(
         pd.read_parquet(tmp_path / "run" / "test.parquet"))
     assert 300 < served["prediction"].median() < 10_000  # prices, not standardised values
+
+
+# -- from the review: files that are not the run's, labels, category codes ---------------------------------
+def test_a_run_never_writes_over_its_own_data(tmp_path, capsys):
+    csv, spec = carseats(tmp_path)
+    frame = pd.read_csv(csv)
+    frame.to_parquet(tmp_path / "test.parquet")
+    spec.update(data={"path": str(tmp_path / "test.parquet")}, output={"dir": str(tmp_path)})
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 2
+    assert "is where the run writes its own output" in capsys.readouterr().err
+    assert len(pd.read_parquet(tmp_path / "test.parquet")) == len(frame)
+
+
+def test_another_specs_bundles_in_a_shared_folder_are_kept(tmp_path):
+    _, spec = carseats(tmp_path)
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    other = {**spec, "name": "other", "models": {"c": {"type": "linear"}}}
+    assert main(["run", str(write_spec(tmp_path, other, "other.yaml"))]) == 0
+    assert sorted(p.name for p in (tmp_path / "run" / "bundles").iterdir()) == ["a", "b", "c"]
+
+
+def test_a_yes_no_target_needs_a_task_and_an_unquoted_yes_is_its_label(tmp_path, capsys):
+    csv = table_csv(tmp_path, "ISLR", "Carseats")
+    spec = {"name": "urban", "data": {"path": str(csv)}, "target": {"column": "Urban"}, "keys": ["row_id"],
+            "split": {"key": "row_id"}, "features": {"numeric": ["Sales", "Price", "Population"]},
+            "models": {"m": {"type": "linear"}}, "output": {"dir": str(tmp_path / "run")}}
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 2
+    assert "holds true/false (or Yes/No) values" in capsys.readouterr().err
+    path = tmp_path / "urban.yaml"  # written by hand: YAML reads the unquoted No as false
+    path.write_text(write_spec(tmp_path, spec).read_text().replace("target:\n  column: Urban",
+                                                                    "target:\n  column: Urban\n  positive_label: No"))
+    assert main(["run", str(path)]) == 0
+    manifest = json.loads((tmp_path / "run" / "bundles" / "m" / "manifest.json").read_text())
+    assert manifest["target"]["positive_label"] == "No" and manifest["task"] == "classification"
+
+
+def test_an_unseen_text_code_in_an_integer_category_is_an_unseen_category(tmp_path):
+    rng = np.random.default_rng(0)
+    code = pd.Series(rng.integers(1, 30, 2000), dtype="Int64")
+    code[::50] = pd.NA
+    frame = pd.DataFrame({"id": range(2000), "code": code, "x": rng.normal(size=2000)})
+    frame["y"] = frame["code"].fillna(0).astype(float) * 2 + rng.normal(size=2000)
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    spec = {"name": "codes", "data": {"path": str(tmp_path / "codes.csv")}, "target": {"column": "y"},
+            "keys": ["id"], "split": {"key": "id"}, "features": {"numeric": ["x"], "categorical": ["code"]},
+            "models": {"gbm": {"type": "gradient_boosting"}}, "output": {"dir": str(tmp_path / "run")}}
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    pd.DataFrame({"id": [1, 2, 3], "code": ["7", "X12", ""], "x": [0.1, 0.2, 0.3]}).to_csv(tmp_path / "new.csv",
+                                                                                         index=False)
+    assert main(["predict", str(tmp_path / "run" / "bundles" / "gbm"), str(tmp_path / "new.csv"),
+                 str(tmp_path / "out.csv")]) == 0  # no bad row: X12 is a category training never saw
+    predictions = pd.read_csv(tmp_path / "out.csv")["prediction"].to_numpy()
+    assert abs(predictions[0] - 14) < 3  # code 7 reads as the 7 of training
+
+
+def test_cutoffs_in_the_wrong_order_and_names_with_spaces(tmp_path):
+    with pytest.raises(SpecError, match="split.cutoffs: the valid split must start before the test split"):
+        parse_spec({**BASE, "split": {"by": "time", "column": "t",
+                                      "cutoffs": {"valid": "2020-01-01", "test": "2019-01-01"}}})
+    assert parse_spec({**BASE, "name": "My Project"}).name == "My Project"
+
+
+def test_an_output_path_through_a_file_is_an_error_not_a_traceback(tmp_path, capsys):
+    _, spec = carseats(tmp_path)
+    assert main(["run", str(write_spec(tmp_path, spec))]) == 0
+    (tmp_path / "plain.csv").write_text("x\n")
+    assert main(["predict", str(tmp_path / "run" / "bundles" / "a"), str(tmp_path / "run" / "test.parquet"),
+                 str(tmp_path / "plain.csv" / "sub" / "out.csv")]) == 2
+    assert "mlpatterns predict: error:" in capsys.readouterr().err
+    assert main(["run", str(write_spec(tmp_path, spec)), "--output", str(tmp_path / "plain.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "output.dir:" in err and "is a file, not a folder" in err

@@ -263,7 +263,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     serving = ServingFunction.load(args.bundle, public_key=args.public_key)  # refused before any reading
     with _progress() as progress:
-        summary = predict_file(serving, args.input, args.output, chunk_rows=args.chunk_rows, progress=progress)
+        summary = predict_file(serving, args.input, args.output, chunk_rows=args.chunk_rows, progress=progress,
+                               overwrite=args.overwrite)
     print(f"scored {summary.predicted:,} of {summary.rows:,} rows into {summary.output}")
     if summary.duplicate_keys:
         keys = ", ".join(serving.key_columns) or "row"
@@ -316,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input", type=Path, help="input .csv or .parquet")
     predict.add_argument("output", type=Path, help="output .csv or .parquet")
     predict.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk (default 100000)")
+    predict.add_argument("--overwrite", action="store_true", help="replace the output file if it exists "
+                         "(without it, an existing output is refused)")
     predict.add_argument("--public-key", type=Path, help="a trusted Ed25519 public key (PEM): refuse a bundle "
                          "that it did not sign")
     predict.set_defaults(handler=_predict)
@@ -349,8 +352,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mlpatterns.serving.stateless_serving_function import InputError
     from mlpatterns.spec import SpecError
 
-    return (SpecError, BundleError, InputError, ExportMismatchError, FileNotFoundError, FileExistsError, KeyError,
-            ValueError, ImportError)
+    return (SpecError, BundleError, InputError, ExportMismatchError, OSError, KeyError, ValueError, ImportError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

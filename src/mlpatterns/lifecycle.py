@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ from mlpatterns.spec_data import (
 
 __all__ = ["RunResult", "check_skew", "data_path", "evaluate", "evaluate_model", "evaluate_multiclass",
            "evaluate_multilabel", "evaluate_neutral", "explain_text_columns", "label_text", "label_texts", "load_data",
-           "make_target", "neutral_mask", "read_data", "run_spec", "with_spec_option"]
+           "make_target", "neutral_mask", "read_data", "run_spec", "with_spec_option", "check_output_folder"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -74,8 +75,11 @@ def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform,
     from mlpatterns.tables import input_description
 
     reading = reading or {}
+    numeric_uses = {*transform.numeric, *transform.bucketize}
     inputs = [input_description(column, frame[column], date=column in transform.date_parts,
-                                boolean_texts=reading.get("boolean_texts")) for column in transform.input_columns]
+                                boolean_texts=reading.get("boolean_texts"),
+                                categorical=column not in numeric_uses and column not in transform.date_parts)
+              for column in transform.input_columns]
     if served_task(spec) == "multiclass":  # Neutral Class (9): three classes; or the target's classes
         classes = classes_of(spec)
         outputs = [{"name": f"probability_{c}", "type": "number"} for c in classes]
@@ -167,6 +171,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     from mlpatterns.serving.bundle import write_bundle
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
+    check_output_folder(spec)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     with _step(progress, f"loading {spec.data.get('path', spec.data.get('dataset'))}"):
@@ -213,9 +218,13 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     test_path = output_dir / "test.parquet"
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
-        temporary = test_path.with_name(f".{test_path.name}.tmp")
-        parts["test"].to_parquet(temporary, index=False)
-        os.replace(temporary, test_path)
+        handle, temporary = tempfile.mkstemp(prefix=f".{test_path.name}.", dir=output_dir)
+        os.close(handle)
+        try:
+            parts["test"].to_parquet(temporary, index=False)
+            os.replace(temporary, test_path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
     bundles, skew, plots = {}, {}, {}
     tuned = None
     if spec.tuning and ranks is not None:
@@ -275,7 +284,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
                        plots=plots)
     if not main:  # only rank 0 writes the report
         return result
-    for stale in _remove_stale_bundles(output_dir / "bundles", bundles):
+    for stale in _remove_stale_bundles(output_dir / "bundles", bundles, spec.name):
         log(f"removed the bundle of model {stale!r}, which the spec no longer declares")
     report = _report(result)
     if encodings:
@@ -286,9 +295,13 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
 
 def _write_text_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, then rename it into place."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def _split_and_transform(spec: Spec, frame: pd.DataFrame, target: np.ndarray) -> tuple[Any, ...]:
@@ -313,6 +326,26 @@ def _split_and_transform(spec: Spec, frame: pd.DataFrame, target: np.ndarray) ->
         "transform": transform,  # the fitted scales (an emulator's periods, Useful Overfitting)
     }
     return masks, transform, parts, data, context
+
+
+def check_output_folder(spec: Spec) -> None:
+    """Refuse, before any work, an output folder that is a file or that would overwrite the spec's own data.
+
+    A run writes ``test.parquet``, ``report.json``, ``bundles/``, ``plots/`` and
+    ``checkpoints/`` into its folder; none of them may be the data file it reads.
+    """
+    output = spec.output_dir
+    if output.exists() and not output.is_dir():
+        raise SpecError(f"output.dir: {output} is a file, not a folder")
+    path = data_path(spec)
+    if path is None:
+        return
+    data, output = path.resolve(), output.resolve()
+    owned = [output / "test.parquet", output / "report.json", output / "bundles", output / "plots",
+             output / "checkpoints"]
+    if any(data == place or place in data.parents for place in owned):
+        raise SpecError(f"data.path: {path} is where the run writes its own output in {spec.output_dir}; "
+                        "move the data or choose another output.dir")
 
 
 @contextlib.contextmanager
@@ -355,11 +388,12 @@ def _encoding_report(transform: FeatureTransform) -> dict[str, Any]:
     return {"columns": transform.encoding_report(), "warnings": transform.encoding_warnings()}
 
 
-def _remove_stale_bundles(folder: Path, keep: dict[str, Path]) -> list[str]:
+def _remove_stale_bundles(folder: Path, keep: dict[str, Path], spec_name: str) -> list[str]:
     """Remove the bundles of models that this spec no longer declares from a reused output folder.
 
-    Only directories that hold an mlpatterns bundle manifest are removed: they are this
-    program's own output; anything else in the folder is left alone.
+    Only directories that hold a bundle this spec wrote (its manifest's name is
+    ``<spec name>/<model>``) are removed; another spec's bundles and anything else in the
+    folder are left alone.
     """
     from mlpatterns.serving.bundle import BUNDLE_FORMAT, MANIFEST
 
@@ -373,7 +407,8 @@ def _remove_stale_bundles(folder: Path, keep: dict[str, Path]) -> list[str]:
             manifest = json.loads((entry / MANIFEST).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT:
+        if isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT \
+                and str(manifest.get("name", "")).startswith(f"{spec_name}/"):  # this spec's, not another's
             shutil.rmtree(entry)
             removed.append(entry.name)
     return removed

@@ -66,7 +66,17 @@ def evaluate_multilabel(Y: np.ndarray, proba: np.ndarray, labels: list[str],
 
 
 def evaluate_multiclass(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """Multiclass test metrics: accuracy, macro F1, log loss, and each class's precision, recall and F1."""
+    """Multiclass test metrics: accuracy, macro F1, log loss, and each class's precision, recall and F1.
+
+    A class without test rows gets no recall or F1, and a class never predicted no
+    precision: those would be 0 by convention, not measurements.
+
+    >>> import numpy as np
+    >>> result = evaluate_multiclass(np.array([0, 1, 1]), np.array([[.9, .1, 0], [.2, .8, 0], [.1, .9, 0]]),
+    ...                              ["a", "b", "rare"])
+    >>> result["macro_f1"], "f1_rare" in result, result["share_rare"]
+    (1.0, False, 0.0)
+    """
     from sklearn import metrics
 
     y = y.astype(np.int64)
@@ -76,7 +86,9 @@ def evaluate_multiclass(y: np.ndarray, proba: np.ndarray, classes: list[str]) ->
     clipped = clipped / clipped.sum(axis=1, keepdims=True)
     result = {
         "accuracy": float(metrics.accuracy_score(y, decided)),
-        "macro_f1": float(metrics.f1_score(y, decided, labels=labels, average="macro", zero_division=0)),
+        # over the classes that occur in the truth or the decisions (scikit-learn's default): a class with
+        # no test row and never predicted says nothing of the model
+        "macro_f1": float(metrics.f1_score(y, decided, average="macro", zero_division=0)),
         "log_loss": float(metrics.log_loss(y, clipped, labels=labels)),
     }
     present = np.unique(y)
@@ -87,9 +99,13 @@ def evaluate_multiclass(y: np.ndarray, proba: np.ndarray, classes: list[str]) ->
                 labels=present))
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         y, decided, labels=labels, zero_division=0)
+    predicted = np.bincount(decided, minlength=len(classes))
     for j, name in enumerate(classes):
-        result.update({f"precision_{name}": float(precision[j]), f"recall_{name}": float(recall[j]),
-                       f"f1_{name}": float(f1[j]), f"share_{name}": float(support[j] / max(len(y), 1))})
+        result[f"share_{name}"] = float(support[j] / max(len(y), 1))
+        if predicted[j]:  # precision of the decisions for this class
+            result[f"precision_{name}"] = float(precision[j])
+        if support[j]:  # recall and F1 of a class the test rows hold
+            result.update({f"recall_{name}": float(recall[j]), f"f1_{name}": float(f1[j])})
     return result
 
 

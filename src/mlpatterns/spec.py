@@ -46,11 +46,11 @@ def _expect(condition: bool, where: str, message: str) -> None:
 
 
 def check_plain_name(name: Any, where: str) -> None:
-    """A model or run name becomes a folder name: letters, digits, '_', '-' and '.', never a path."""
-    ok = isinstance(name, str) and name not in ("", ".", "..") and len(name) <= 100 and all(
-        c.isalnum() or c in "_-." for c in name) and not name.startswith(".")
-    _expect(ok, where, f"expected a plain name (letters, digits, '_', '-', '.'; no path separators, no "
-            f"leading '.'), got {name!r}")
+    """A model or run name becomes a folder name: never a path, never hidden, no control characters."""
+    ok = isinstance(name, str) and name.strip() != "" and name not in (".", "..") and len(name) <= 100 \
+        and not name.startswith(".") and not any(c in "/\\:" or ord(c) < 32 for c in name)
+    _expect(ok, where, f"expected a plain name (no '/', '\\' or ':', no leading '.', at most 100 characters), "
+            f"got {name!r}")
 
 
 def _mapping(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -167,6 +167,11 @@ class Spec:
                         "or task: multiclass")
             _expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
                     f"expected a numeric column, but {column!r} has type {dtype}{hint}")
+        if self.task == "regression" and "task" not in self.target_declared:
+            dtype = columns[self.target["column"]]
+            _expect(not pd.api.types.is_bool_dtype(dtype), "target.column",
+                    f"{self.target['column']!r} holds true/false (or Yes/No) values, and a regression is the "
+                    "default task: set task: classification")
         for column in self.features.get("text", {}):  # Transfer Learning (13): the encoder reads text
             dtype = columns[column]
             _expect(pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype),
@@ -300,10 +305,25 @@ def _parse_time_split(raw: Mapping[str, Any]) -> dict[str, Any]:
             _expect(ok, f"split.cutoffs.{name}", f"expected a date, a timestamp or a number, got {value!r}")
             cutoffs[name] = value.isoformat() if isinstance(value, dt.date) else value
         split["cutoffs"] = {"valid": cutoffs["valid"], "test": cutoffs["test"]}
+        order = [_comparable_time(cutoffs[name]) for name in ("valid", "test")]
+        if None not in order and type(order[0]) is type(order[1]):
+            _expect(order[0] < order[1], "split.cutoffs", f"the valid split must start before the test split, "
+                    f"got valid {cutoffs['valid']!r} and test {cutoffs['test']!r}")
     else:
         split["fractions"] = _parse_fractions(split.get("fractions"))
     split.update(by="time", key=[])
     return split
+
+
+def _comparable_time(value: Any) -> Any:
+    """A cut-off as a number or a UTC timestamp, to check the order of two; None when it does not parse."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        stamp = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
 
 
 def _parse_fractions(raw: Any) -> dict[str, float]:

@@ -97,7 +97,7 @@ def explain_text_columns(spec: Spec, frame: pd.DataFrame) -> None:
         if bad is not None:
             raise SpecError(f"{where}: expected numbers, but {column!r} is read as text: in {path.name}, {bad}; "
                             f"fix that value, or declare it a null marker in data.null_values "
-                            f"(e.g. null_values: [{bad.value!r}, ''])")
+                            f"(e.g. null_values: {[*(spec.data.get('null_values') or ['']), bad.value]!r})")
 
 
 def make_target(spec: Spec, frame: pd.DataFrame, reading: dict[str, Any] | None = None,
@@ -111,10 +111,10 @@ def make_target(spec: Spec, frame: pd.DataFrame, reading: dict[str, Any] | None 
     if spec.task == "multilabel":
         return _multilabel_target(spec, frame)
     column = frame[spec.target["column"]]
-    texts = ((reading or {}).get("boolean_texts") or {}).get(spec.target["column"])
-    if texts and spec.task != "regression" and "positive_when" not in spec.target:
-        column = column.map({True: texts["true"][0], False: texts["false"][0]}, na_action="ignore") \
-            if texts["true"] and texts["false"] else column
+    flags = ((reading or {}).get("boolean_texts") or {}).get(spec.target["column"])  # Yes/No read as booleans
+    if flags and spec.task != "regression" and "positive_when" not in spec.target:
+        column = column.map({True: flags["true"][0], False: flags["false"][0]}, na_action="ignore") \
+            if flags["true"] and flags["false"] else column
     known = column.notna().to_numpy()
     frame, column = frame.loc[known].reset_index(drop=True), column[known].reset_index(drop=True)
     if spec.task == "regression":
@@ -137,7 +137,11 @@ def make_target(spec: Spec, frame: pd.DataFrame, reading: dict[str, Any] | None 
         texts = label_texts(column)
         labels = _sorted_labels(column, texts)
         if "positive_label" in spec.target:
-            label = label_text(spec.target["positive_label"])
+            label = spec.target["positive_label"]
+            if isinstance(label, bool) and flags and flags["true" if label else "false"]:
+                # YAML reads an unquoted Yes as true: the file's text for it
+                label = flags["true" if label else "false"][0]
+            label = label_text(label)
             if label not in labels:
                 raise SpecError(f"target.positive_label: {spec.target['positive_label']!r} never occurs in "
                                 f"{spec.target['column']!r}; its labels are {labels[:20]}")

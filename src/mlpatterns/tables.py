@@ -283,7 +283,7 @@ def to_boolean(value: object, texts: Mapping[str, bool] | None = None) -> bool |
 
 def input_description(
     name: str, values: pd.Series, *, date: bool = False,
-    boolean_texts: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    boolean_texts: Mapping[str, Mapping[str, Sequence[str]]] | None = None, categorical: bool = False,
 ) -> dict[str, Any]:
     """How a training column was read, for the signature: ``name``, ``type``, ``dtype``.
 
@@ -305,6 +305,8 @@ def input_description(
     else:
         kind = "text"
     description: dict[str, Any] = {"name": name, "type": kind, "dtype": str(dtype)}
+    if categorical and kind == "number":  # only read as a category: an unseen code is no bad row
+        description["categorical"] = True
     if kind == "boolean" and boolean_texts and name in boolean_texts:
         description["true_values"] = list(boolean_texts[name]["true"])
         description["false_values"] = list(boolean_texts[name]["false"])
@@ -331,6 +333,13 @@ def conform_column(values: pd.Series, description: Mapping[str, Any]) -> tuple[p
             converted = _by_value(values, lambda v: to_boolean(v, texts), "boolean")
         extra = [t for t in [*trues, *falses] if str(t).strip().lower() not in _BOOLEANS]
         expected = "true or false" + (f" (or {', '.join(map(repr, extra))})" if extra else "")
+    elif kind == "number" and _INTEGER_DTYPE.fullmatch(dtype) and description.get("categorical"):
+        # integer category codes: a new code that is not a number is an unseen category, not a bad row
+        whole = _whole_numbers(values)
+        keep = whole.notna().to_numpy() | ~present
+        converted = pd.Series(np.where(keep, whole.astype(object), values.astype(object)), index=values.index,
+                              dtype=object).where(present, None)
+        return converted, np.zeros(len(values), dtype=bool), ""
     elif kind == "number" and _INTEGER_DTYPE.fullmatch(dtype):
         converted, expected = _whole_numbers(values), "a whole number"
     elif kind == "number":

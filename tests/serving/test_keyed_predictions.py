@@ -126,7 +126,7 @@ def test_files_without_rows_give_outputs_without_rows(trained, tmp_path, output)
     (tmp_path / "header.csv").write_text(header + "\n")
     read_frame(trained / "carseats.csv").head(0).to_parquet(tmp_path / "empty.parquet")
     for source in ("header.csv", "empty.parquet"):
-        summary = predict_file(serving, tmp_path / source, tmp_path / output)
+        summary = predict_file(serving, tmp_path / source, tmp_path / output, overwrite=True)
         assert (summary.rows, summary.predicted, summary.bad_rows, summary.errors) == (0, 0, 0, None)
         written = pd.read_csv(tmp_path / output) if output.endswith("csv") else pd.read_parquet(tmp_path / output)
         assert list(written.columns) == ["rownames", "prediction"] and len(written) == 0
@@ -137,29 +137,49 @@ def test_files_without_rows_are_still_checked_for_their_columns(trained, tmp_pat
     (tmp_path / "empty.csv").write_bytes(b"")
     (tmp_path / "header.csv").write_text("rownames,Price\n")
     read_frame(trained / "carseats.csv").head(0).drop(columns=["store"]).to_parquet(tmp_path / "empty.parquet")
-    for source, missing in (("empty.csv", "'Price'"), ("header.csv", "'Income'"), ("empty.parquet", "'store'")):
+    for source, missing in (("header.csv", "'Income'"), ("empty.parquet", "'store'")):
         with pytest.raises(InputError, match=f"missing column\\(s\\) \\[.*{missing}"):
             predict_file(serving, tmp_path / source, tmp_path / "out.csv")
+    with pytest.raises(ValueError, match="the file is empty \\(no header, no rows\\)"):
+        predict_file(serving, tmp_path / "empty.csv", tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_a_failed_run_leaves_earlier_files_untouched(trained, tmp_path):
     (tmp_path / "out.csv").write_text("earlier output\n")
-    (tmp_path / "out.csv.errors.csv").write_text("earlier errors\n")
+    (tmp_path / "out.csv.errors.csv").write_text("row,column,problem\n3,x,earlier\n")
     pd.DataFrame({"rownames": [1]}).to_csv(tmp_path / "rows.csv", index=False)
     with pytest.raises(InputError, match="missing column"):
-        predict_file(serving_as_recorded(trained), tmp_path / "rows.csv", tmp_path / "out.csv")
+        predict_file(serving_as_recorded(trained), tmp_path / "rows.csv", tmp_path / "out.csv", overwrite=True)
     assert (tmp_path / "out.csv").read_text() == "earlier output\n"
-    assert (tmp_path / "out.csv.errors.csv").read_text() == "earlier errors\n"
+    assert (tmp_path / "out.csv.errors.csv").read_text() == "row,column,problem\n3,x,earlier\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.csv.errors.csv", "rows.csv"]
 
 
 def test_a_clean_run_replaces_the_output_and_removes_its_stale_errors_file(trained, tmp_path):
     (tmp_path / "out.parquet").write_text("earlier output")
     (tmp_path / "out.parquet.errors.csv").write_text("row,column,problem\n1,x,earlier\n")
-    summary = predict_file(serving_as_recorded(trained), trained / "carseats.csv", tmp_path / "out.parquet")
+    with pytest.raises(ValueError, match="the output file exists; pass overwrite=True"):
+        predict_file(serving_as_recorded(trained), trained / "carseats.csv", tmp_path / "out.parquet")
+    summary = predict_file(serving_as_recorded(trained), trained / "carseats.csv", tmp_path / "out.parquet",
+                           overwrite=True)
     assert summary.errors is None and len(pd.read_parquet(tmp_path / "out.parquet")) == 400
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
+
+
+def test_a_file_that_is_not_ours_is_never_replaced_or_deleted(trained, tmp_path):
+    (tmp_path / "notes.csv").write_text("my notes\n")
+    (tmp_path / "out.csv.errors.csv").write_text("my other notes\n")
+    serving = serving_as_recorded(trained)
+    with pytest.raises(ValueError, match="the output file exists"):
+        predict_file(serving, trained / "carseats.csv", tmp_path / "notes.csv")
+    with pytest.raises(ValueError, match="is not an errors file of mlpatterns predict"):
+        predict_file(serving, trained / "carseats.csv", tmp_path / "out.csv", overwrite=True)
+    assert (tmp_path / "notes.csv").read_text() == "my notes\n"
+    assert (tmp_path / "out.csv.errors.csv").read_text() == "my other notes\n"
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="the file is empty"):
+        predict_file(serving, tmp_path / "empty.csv", tmp_path / "new.csv")
 
 
 def test_paths_that_would_lose_the_input_are_refused_before_reading(trained, tmp_path):

@@ -114,8 +114,20 @@ class _KeyCounter:
         self._seen = np.sort(np.concatenate([self._seen, distinct]), kind="stable")
 
 
-def _checked_paths(input_path: Path, output_path: Path) -> tuple[str, Path]:
-    """The output's kind and the errors file; refuse paths that would lose the input."""
+_ERRORS_HEADER = "row,column,problem"
+
+
+def _is_errors_file(path: Path) -> bool:
+    """Whether ``path`` is an errors file that :func:`predict_file` wrote (its header is ours)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            return file.readline().strip() == _ERRORS_HEADER
+    except OSError:
+        return False
+
+
+def _checked_paths(input_path: Path, output_path: Path, overwrite: bool) -> tuple[str, Path]:
+    """The output's kind and the errors file; refuse paths that would lose the input or another file."""
     suffix = next((s for s in _OUTPUTS if output_path.name.lower().endswith(s)), None)
     if suffix is None:
         raise ValueError(f"{output_path}: expected a .csv or .parquet output file")
@@ -126,6 +138,14 @@ def _checked_paths(input_path: Path, output_path: Path) -> tuple[str, Path]:
             raise ValueError(f"{path}: the {what} is the input file; write it somewhere else")
         if path.is_dir():
             raise ValueError(f"{path}: the {what} is a folder; give a file name")
+    if output_path.exists() and not overwrite:
+        raise ValueError(f"{output_path}: the output file exists; pass overwrite=True "
+                         "(mlpatterns predict --overwrite) to replace it")
+    if errors_path.exists() and not _is_errors_file(errors_path):
+        raise ValueError(f"{errors_path}: a file that is not an errors file of mlpatterns predict has the name "
+                         "of this output's errors file; move it or write the output elsewhere")
+    if input_path.is_file() and input_path.stat().st_size == 0:
+        raise ValueError(f"{input_path}: the file is empty (no header, no rows)")
     return suffix[1:], errors_path
 
 
@@ -136,6 +156,7 @@ def predict_file(
     *,
     chunk_rows: int = 100_000,
     progress: Any = None,
+    overwrite: bool = False,
 ) -> PredictionSummary:
     """Score ``input_path`` with a bundle; write keyed predictions and an errors file.
 
@@ -150,12 +171,15 @@ def predict_file(
     the output's folder and renamed into place only when the whole run succeeds; a
     failed run (missing columns, an unreadable file, an interruption) leaves any
     earlier output and errors file untouched. An output path that is the input, or
-    that does not end in ``.csv`` or ``.parquet``, is refused before anything is read.
-    A successful run without bad rows removes the ``<output>.errors.csv`` an earlier
-    run of the same output left, so that it cannot be taken for this run's.
+    that does not end in ``.csv`` or ``.parquet``, is refused before anything is read,
+    and so is an existing output unless ``overwrite=True``: a file this function did not
+    write is never replaced by accident. An existing ``<output>.errors.csv`` must be one
+    that this function wrote (its header is ``row,column,problem``); a successful run
+    replaces it, or removes it when there are no bad rows, so that it cannot be taken
+    for this run's.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    kind, errors_path = _checked_paths(input_path, output_path)
+    kind, errors_path = _checked_paths(input_path, output_path, overwrite)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle)
     total, frames = iter_frames(input_path, chunk_rows, null_values=serving.null_values)
     output_path.parent.mkdir(parents=True, exist_ok=True)
