@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from mlpatterns import spec as spec_module
+from mlpatterns.metrics import TASK_METRICS
 from mlpatterns.spec import parse_spec
 from mlpatterns.training import tuning_search_space, tuning_spec
 
@@ -112,7 +113,7 @@ def test_every_model_type_task_and_choice_is_documented(doc):
         "categorical encodings": s.CATEGORICAL_ENCODINGS, "data sets": s.DATASETS, "text encoders": s.TEXT_ENCODERS,
         "network params": NETWORK_PARAMS + _MEMBER_NETWORK_PARAMS, "emulator params": EMULATOR_PARAMS,
         "samplers": SAMPLERS, "pruners": PRUNERS,
-        "tuning metrics": [m for metrics in tuning_spec._TASK_METRICS.values() for m in metrics],
+        "tuning metrics": [m for metrics in TASK_METRICS.values() for m in metrics],
     }
     missing = {what: _missing(doc, names) for what, names in choices.items()}
     assert {what: names for what, names in missing.items() if names} == {}
@@ -206,9 +207,9 @@ def test_the_tuning_defaults_are_documented(doc):
     fields = ("n_trials", "n_workers", "start_from_spec", "sampler", "pruner")
     assert _states(doc, "## `tuning`", {k: tuning[k] for k in fields}) == {}
     section = _section(doc, "## `tuning`")
-    for task, metrics in tuning_spec._TASK_METRICS.items():  # in order: the first is the default
+    for task, metrics in TASK_METRICS.items():  # in order: the first is the default
         assert ", ".join(f"`{m}`" for m in metrics) in section, task
-    assert tuning["metric"] == tuning_spec._TASK_METRICS["regression"][0]
+    assert tuning["metric"] == TASK_METRICS["regression"][0]
 
 
 def test_the_model_defaults_are_documented(doc):

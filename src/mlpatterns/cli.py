@@ -14,9 +14,6 @@ from typing import Any
 
 __all__ = ["main"]
 
-_HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2", "macro_roc_auc", "accuracy", "macro_f1"}
-_HEADLINE = {"classification": "roc_auc", "multilabel": "macro_roc_auc", "multiclass": "accuracy",
-             "regression": "rmse"}
 _EPILOG = """Every spec field, with its default: docs/spec.md. Annotated example specs: examples/*.yaml
 (examples/flights.yaml: classification; examples/natality.yaml: regression). Exit codes: 0 done,
 1 predict scored the good rows and listed the bad ones, 2 a wrong spec, file or bundle (nothing written)."""
@@ -129,10 +126,12 @@ def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec:
     where = "every row, no held-out split" if spec.split.get("none") else "test split"
     _print_metrics(console, f"{spec.name}: {where} ({result.rows['test']:,} rows)", result.metrics)
     baseline = result.metrics["heuristic_benchmark"]
-    key = _HEADLINE[spec.task] if "neutral" not in spec.target else "roc_auc"
+    from mlpatterns.metrics import HEADLINE_METRICS, higher_is_better
+
+    key = HEADLINE_METRICS["neutral" if "neutral" in spec.target else spec.task]
     for name in names[1:]:
         gain = result.metrics[name][key] - baseline[key]
-        better = gain > 0 if key in _HIGHER_IS_BETTER else gain < 0
+        better = gain > 0 if higher_is_better(key) else gain < 0
         console.print(f"{name}: {key} {result.metrics[name][key]:.4f} vs heuristic {baseline[key]:.4f} "
                       f"({'better' if better else 'not better'} by {abs(gain):.4f}); "
                       f"bundle {result.bundles[name]} (served features identical to training: "

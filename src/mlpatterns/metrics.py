@@ -10,10 +10,60 @@ neutral class (9) the precision of decisive predictions and the undecided share.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["evaluate", "evaluate_multiclass", "evaluate_multilabel", "evaluate_neutral"]
+__all__ = ["HEADLINE_METRICS", "METRICS", "METRIC_DIRECTIONS", "TASK_METRICS", "Metric", "evaluate",
+           "evaluate_multiclass", "evaluate_multilabel", "evaluate_neutral", "higher_is_better"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A test metric: its name in reports, whether higher is better, and the tasks it scores."""
+
+    name: str
+    direction: str  # "maximize" or "minimize", as Optuna names them
+    tasks: tuple[str, ...]
+
+
+# The one list of metrics that the run reports, the CLI compares and tuning optimises. Tasks:
+# classification (binary), regression, multiclass, multilabel, neutral (a neutral class, 9).
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("roc_auc", "maximize", ("classification", "neutral")),
+    Metric("pr_auc", "maximize", ("classification", "neutral")),
+    Metric("log_loss", "minimize", ("classification", "multiclass")),
+    Metric("brier", "minimize", ("classification",)),
+    Metric("f1", "maximize", ("classification",)),
+    Metric("precision", "maximize", ("classification",)),
+    Metric("recall", "maximize", ("classification",)),
+    Metric("rmse", "minimize", ("regression",)),
+    Metric("mae", "minimize", ("regression",)),
+    Metric("r2", "maximize", ("regression",)),
+    Metric("accuracy", "maximize", ("multiclass",)),
+    Metric("macro_f1", "maximize", ("multiclass", "multilabel")),
+    Metric("macro_roc_auc", "maximize", ("multiclass", "multilabel")),
+    Metric("micro_f1", "maximize", ("multilabel",)),
+    Metric("hamming_loss", "minimize", ("multilabel",)),
+    Metric("subset_accuracy", "maximize", ("multilabel",)),
+    Metric("decisive_accuracy", "maximize", ("neutral",)),
+)}
+METRIC_DIRECTIONS = {name: metric.direction for name, metric in METRICS.items()}
+# The metric each task is judged by first: the CLI's comparison with the heuristic, tuning's default.
+HEADLINE_METRICS = {"classification": "roc_auc", "regression": "rmse", "multiclass": "log_loss",
+                    "multilabel": "macro_roc_auc", "neutral": "roc_auc"}
+# Each task's metrics, its headline first (the order tuning.metric lists them in).
+TASK_METRICS = {task: (head, *(name for name, m in METRICS.items() if task in m.tasks and name != head))
+                for task, head in HEADLINE_METRICS.items()}
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of the metric ``name`` is better.
+
+    >>> higher_is_better("roc_auc"), higher_is_better("rmse")
+    (True, False)
+    """
+    return METRICS[name].direction == "maximize"
 
 
 def evaluate(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict[str, float]:

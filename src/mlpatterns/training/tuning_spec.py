@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mlpatterns.metrics import METRIC_DIRECTIONS, TASK_METRICS
 from mlpatterns.spec import Spec, SpecError, _expect, _mapping, _positive_int
 from mlpatterns.training.tuning_search_space import (
     CategoricalParam,
@@ -41,19 +42,6 @@ from mlpatterns.training.tuning_search_space import (
 
 __all__ = ["METRIC_DIRECTIONS", "SpecObjective", "TunedModel", "apply_params", "parse_tuning", "tune_spec_model"]
 
-METRIC_DIRECTIONS = {
-    "roc_auc": "maximize", "pr_auc": "maximize", "log_loss": "minimize", "brier": "minimize", "f1": "maximize",
-    "precision": "maximize", "recall": "maximize", "rmse": "minimize", "mae": "minimize", "r2": "maximize",
-    "macro_roc_auc": "maximize", "macro_f1": "maximize", "micro_f1": "maximize", "hamming_loss": "minimize",
-    "subset_accuracy": "maximize", "decisive_accuracy": "maximize", "accuracy": "maximize",
-}
-_TASK_METRICS = {
-    "classification": ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-    "multilabel": ("macro_roc_auc", "macro_f1", "micro_f1", "hamming_loss", "subset_accuracy"),
-    "neutral": ("roc_auc", "pr_auc", "decisive_accuracy"),  # a neutral class (9)
-    "multiclass": ("log_loss", "accuracy", "macro_f1", "macro_roc_auc"),
-}
 _FIELDS = ("n_trials", "metric", "sampler", "pruner", "storage", "study_name", "n_workers", "timeout",
            "start_from_spec", "space")
 _PARTS = ("final", "router", "typical", "extreme")
@@ -154,9 +142,9 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
             except SpecError as error:
                 raise SpecError(f"tuning.space.{key}: with {value!r}, {error}") from None
     task = _task(target)
-    metric = tuning.setdefault("metric", _TASK_METRICS[task][0])
-    _expect(metric in _TASK_METRICS[task], "tuning.metric",
-            f"expected one of {list(_TASK_METRICS[task])} for a {task} target, got {metric!r}")
+    metric = tuning.setdefault("metric", TASK_METRICS[task][0])
+    _expect(metric in TASK_METRICS[task], "tuning.metric",
+            f"expected one of {list(TASK_METRICS[task])} for a {task} target, got {metric!r}")
     _positive_int(tuning.setdefault("n_trials", 20), "tuning.n_trials")
     _positive_int(tuning.setdefault("n_workers", 1), "tuning.n_workers")
     timeout = tuning.get("timeout")
