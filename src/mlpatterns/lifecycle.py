@@ -72,7 +72,7 @@ class RunResult:
 def _signature(spec: Spec, frame: pd.DataFrame, transform: FeatureTransform,
                reading: dict[str, Any] | None = None) -> dict[str, Any]:
     """Inputs with the kind of value each was trained on; keys; outputs."""
-    from mlpatterns.tables import input_description
+    from mlpatterns.input_types import input_description
 
     reading = reading or {}
     numeric_uses = {*transform.numeric, *transform.bucketize}

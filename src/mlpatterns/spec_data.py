@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.input_types import to_boolean
 from mlpatterns.spec import COMPARISONS, Spec, SpecError
-from mlpatterns.tables import read_frame, to_boolean
+from mlpatterns.tables import read_frame
 
 __all__ = ["data_path", "explain_text_columns", "label_text", "label_texts", "load_data", "make_target",
            "neutral_mask", "read_data", "with_spec_option"]

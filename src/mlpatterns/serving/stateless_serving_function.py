@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.input_types import conform_column
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.serving.bundle import Bundle, BundleError, read_bundle
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
-from mlpatterns.tables import conform_column
 
 __all__ = ["InputError", "RowProblem", "ServingFunction", "good_rows"]
 
