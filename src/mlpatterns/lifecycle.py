@@ -218,13 +218,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     test_path = output_dir / "test.parquet"
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{test_path.name}.", dir=output_dir)
-        os.close(handle)
-        try:
-            parts["test"].to_parquet(temporary, index=False)
-            os.replace(temporary, test_path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        _replace_atomically(test_path, lambda temporary: parts["test"].to_parquet(temporary, index=False))
     bundles, skew, plots = {}, {}, {}
     tuned = None
     if spec.tuning and ranks is not None:
@@ -293,15 +287,24 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
     return result
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
+def _replace_atomically(path: Path, write: Any) -> None:
+    """``write(temporary)`` a file beside ``path``, then rename it into place: a reader never sees half a file,
+    and a failure leaves the old one. The file gets the usual permissions (``mkstemp`` makes it private)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        write(temporary)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Write text to ``path`` through a temporary file (see :func:`_replace_atomically`)."""
+    _replace_atomically(path, lambda temporary: Path(temporary).write_text(text))
 
 
 def _split_and_transform(spec: Spec, frame: pd.DataFrame, target: np.ndarray) -> tuple[Any, ...]:
