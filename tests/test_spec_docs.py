@@ -103,7 +103,7 @@ def test_every_spec_field_is_documented(doc):
 
 def test_every_model_type_task_and_choice_is_documented(doc):
     from mlpatterns.models.spec_emulator import EMULATOR_PARAMS
-    from mlpatterns.models.spec_params import _MEMBER_NETWORK_PARAMS, NETWORK_PARAMS
+    from mlpatterns.spec_params import MEMBER_NETWORK_PARAMS, NETWORK_PARAMS
     from mlpatterns.training.tuning_samplers import PRUNERS, SAMPLERS
 
     s = spec_module
@@ -111,7 +111,7 @@ def test_every_model_type_task_and_choice_is_documented(doc):
         "model types": s.MODEL_TYPES, "tasks": s.TASKS, "member types": s.MEMBER_TYPES,
         "rebalance methods": s.REBALANCE_METHODS + s.NETWORK_REBALANCE_METHODS, "date parts": s.DATE_PARTS,
         "categorical encodings": s.CATEGORICAL_ENCODINGS, "data sets": s.DATASETS, "text encoders": s.TEXT_ENCODERS,
-        "network params": NETWORK_PARAMS + _MEMBER_NETWORK_PARAMS, "emulator params": EMULATOR_PARAMS,
+        "network params": NETWORK_PARAMS + MEMBER_NETWORK_PARAMS, "emulator params": EMULATOR_PARAMS,
         "samplers": SAMPLERS, "pruners": PRUNERS,
         "tuning metrics": [m for metrics in TASK_METRICS.values() for m in metrics],
     }

@@ -599,7 +599,7 @@ def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]
         check_plain_name(name, f"models.{name}")
         _expect(name != "heuristic_benchmark", f"models.{name}", "this name is the heuristic benchmark's")
         models[name] = _parse_model(name, model, target)
-    from mlpatterns.models.spec_params import check_model_params  # the models' own parameter checks
+    from mlpatterns.spec_params import check_model_params  # the models' own parameter checks
 
     for name, model in models.items():
         check_model_params(name, model, target)

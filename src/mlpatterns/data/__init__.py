@@ -15,7 +15,7 @@ from mlpatterns.data.bucketize import Bucketizer, bucketize, quantile_boundaries
 from mlpatterns.data.embedding_encoder import EmbeddingEncoder, embedding_dim
 from mlpatterns.data.embedding_table import EmbeddingTable
 from mlpatterns.data.feature_cross import FeatureCross, cross_values
-from mlpatterns.data.hashed_feature import HashedFeature
+from mlpatterns.data.hashed_feature import HashedFeature, collision_report
 from mlpatterns.data.multimodal_estimators import MultimodalClassifier, MultimodalRegressor
 from mlpatterns.data.multimodal_input import MultimodalFeatures
 
@@ -32,6 +32,7 @@ __all__ = [
     "MultimodalRegressor",
     "bucketize",
     "cross_values",
+    "collision_report",
     "embedding_dim",
     "quantile_boundaries",
 ]

@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from mlpatterns._json_state import JSONStateMixin, register_json_state
 from mlpatterns.hashing import BUCKET_CONVENTIONS, hash_bucket, to_bigquery_strings
 
-__all__ = ["HashedFeature"]
+__all__ = ["HashedFeature", "collision_report"]
 
 _CAST_ERROR = (
     "argument must be a string, bytes, bool, number, date or datetime, the types that "
@@ -111,6 +111,32 @@ def _null_error(name: str, count: int, first: int) -> ValueError:
         "handle_null='error'; use handle_null='bucket' to give nulls a bucket of their "
         "own (index num_buckets), or drop or fill them first"
     )
+
+
+def collision_report(values: Any, num_buckets: int, convention: str = "bigquery") -> dict[str, Any]:
+    """The collisions that hashing ``values`` (one training column) into ``num_buckets`` buckets causes.
+
+    Values are cast as BigQuery casts them (:func:`~mlpatterns.hashing.to_bigquery_strings`);
+    the report gives ``distinct_values`` (non-null), ``buckets_used``,
+    ``values_sharing_a_bucket`` (values whose bucket holds another value too),
+    ``share_of_rows_in_shared_buckets`` (of all rows) and ``null_rows``.
+
+    >>> collision_report(["A", "B", "C", "D", "E", None], 3, "keras")  # buckets 1, 0, 1, 1, 2
+    {'distinct_values': 5, 'buckets_used': 3, 'values_sharing_a_bucket': 3, 'share_of_rows_in_shared_buckets': 0.5, 'null_rows': 1}
+    """
+    codes, uniques = pd.factorize(to_bigquery_strings(values))
+    nulls = codes < 0
+    per_value = hash_bucket(np.asarray(uniques, dtype=object), num_buckets, convention=convention)
+    values_per_bucket = np.bincount(per_value, minlength=num_buckets)
+    shared = values_per_bucket[per_value] > 1
+    rows_per_value = np.bincount(codes[~nulls], minlength=len(uniques))
+    return {
+        "distinct_values": len(uniques),
+        "buckets_used": int(np.count_nonzero(values_per_bucket)),
+        "values_sharing_a_bucket": int(shared.sum()),
+        "share_of_rows_in_shared_buckets": float(rows_per_value[shared].sum() / max(len(codes), 1)),
+        "null_rows": int(nulls.sum()),
+    }
 
 
 @register_json_state
@@ -226,21 +252,10 @@ class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
             text = to_bigquery_strings(values)
         except TypeError as error:
             raise TypeError(f"column {name!r}: {_CAST_ERROR} ({error})") from error
-        codes, uniques = pd.factorize(text)
-        nulls = codes < 0
+        nulls = pd.isna(pd.Series(text, dtype=object)).to_numpy()
         if nulls.any() and self.handle_null == "error":
             raise _null_error(name, int(nulls.sum()), int(np.argmax(nulls)))
-        buckets = hash_bucket(uniques, int(self.num_buckets), convention=self.convention)
-        values_per_bucket = np.bincount(buckets, minlength=int(self.num_buckets))
-        shared = values_per_bucket[buckets] > 1
-        rows_per_value = np.bincount(codes[~nulls], minlength=len(uniques))
-        return {
-            "distinct_values": len(uniques),
-            "buckets_used": int(np.count_nonzero(values_per_bucket)),
-            "values_sharing_a_bucket": int(shared.sum()),
-            "share_of_rows_in_shared_buckets": float(rows_per_value[shared].sum() / len(codes)),
-            "null_rows": int(nulls.sum()),
-        }
+        return collision_report(text, int(self.num_buckets), self.convention)
 
     def transform(self, X: Any) -> np.ndarray | sp.csr_matrix:
         """Bucket indices (int64 ``[n, n_columns]``) or their one-hot CSR matrix."""

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpatterns.hashing import hash_bucket, to_bigquery_strings
+from mlpatterns.data.hashed_feature import collision_report  # the Hashed Feature's own report
+from mlpatterns.hashing import to_bigquery_strings
 
 __all__ = [
     "DEFAULT_MIN_FREQUENCY", "ENCODINGS", "MAX_AUTO_BUCKETS", "VOCABULARY_CUTOFF",
@@ -137,31 +138,6 @@ def auto_bucket_count(distinct: int) -> int:
     (8192, 32768)
     """
     return int(min(1 << max(int(np.ceil(np.log2(max(8 * distinct, 1)))), 0), MAX_AUTO_BUCKETS))
-
-
-def collision_report(values: Any, buckets: int, convention: str = "bigquery") -> dict[str, Any]:
-    """Collisions of hashing ``values`` (one training column) into ``buckets`` buckets.
-
-    ``distinct_values`` (non-null), ``buckets_used``, ``values_sharing_a_bucket`` (values
-    whose bucket holds another value too), ``share_of_rows_in_shared_buckets`` (of all
-    rows) and ``null_rows``, the keys of :attr:`mlpatterns.data.HashedFeature.collisions_`.
-
-    >>> collision_report(["A", "B", "C", "D", "E", None], 3, "keras")  # buckets 1, 0, 1, 1, 2
-    {'distinct_values': 5, 'buckets_used': 3, 'values_sharing_a_bucket': 3, 'share_of_rows_in_shared_buckets': 0.5, 'null_rows': 1}
-    """
-    codes, uniques = factorize_texts(values)
-    nulls = codes < 0
-    per_value = hash_bucket(np.asarray(uniques, dtype=object), buckets, convention=convention)
-    values_per_bucket = np.bincount(per_value, minlength=buckets)
-    shared = values_per_bucket[per_value] > 1
-    rows_per_value = np.bincount(codes[~nulls], minlength=len(uniques))
-    return {
-        "distinct_values": len(uniques),
-        "buckets_used": int(np.count_nonzero(values_per_bucket)),
-        "values_sharing_a_bucket": int(shared.sum()),
-        "share_of_rows_in_shared_buckets": float(rows_per_value[shared].sum() / max(len(codes), 1)),
-        "null_rows": int(nulls.sum()),
-    }
 
 
 def ordering_target(y: Any, n_rows: int) -> np.ndarray | None:

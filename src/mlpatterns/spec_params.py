@@ -22,7 +22,7 @@ import numpy as np
 
 from mlpatterns.spec import SpecError
 
-__all__ = ["NETWORK_PARAMS", "check_model_params"]
+__all__ = ["MEMBER_NETWORK_PARAMS", "NETWORK_PARAMS", "check_model_params"]
 
 # A network's parameters: the architecture's and the training loop's (see train_network)
 NETWORK_PARAMS = ("hidden", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay", "patience",
@@ -141,17 +141,17 @@ def check_model_params(name: str, model: dict[str, Any], target: dict[str, Any])
             _check_member(model[part], "classification" if part == "router" else task, f"{where}.{part}")
 
 
-_MEMBER_NETWORK_PARAMS = ("hidden", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay",
+MEMBER_NETWORK_PARAMS = ("hidden", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay",
                           "random_state")  # WideAndDeepClassifier/Regressor's, as a stack member
 
 
 def _check_member(member: dict[str, Any], task: str, where: str) -> None:
     if member["type"] == "wide_and_deep":
         params = dict(member["params"])
-        unknown = sorted(set(params) - set(_MEMBER_NETWORK_PARAMS))
+        unknown = sorted(set(params) - set(MEMBER_NETWORK_PARAMS))
         if unknown:
             raise SpecError(f"{where}.params: unknown parameter(s) {unknown} for a wide_and_deep member; "
-                            f"expected some of {list(_MEMBER_NETWORK_PARAMS)}")
+                            f"expected some of {list(MEMBER_NETWORK_PARAMS)}")
         params.pop("random_state", None)
         _check_network(params, f"{where}.params")
         return
