@@ -50,7 +50,7 @@ def test_valid_spec_parses_with_defaults():
         ("target.task", "clustering", "target.task: expected one of"),
         ("split.fractions", {"train": 0.8, "valid": 0.1, "test": 0.2}, "split.fractions: the fractions must add up to 1"),
         ("split.fractions", {"train": 0.8, "test": 0.2}, "split.fractions: expected train, valid and test"),
-        ("features.categorical", {"carrier": 0}, "features.categorical.carrier: expected a positive number"),
+        ("features.categorical", {"carrier": 0}, "features.categorical.carrier: expected a positive bucket count"),
         ("features.crosses", [{"columns": ["a"], "buckets": 4}], r"features.crosses\[0\].columns: expected 2 to 4"),
         ("models.gbm.type", "svm", "models.gbm.type: expected one of"),
         ("data", {"dataset": "nope"}, "data.dataset: expected one of"),

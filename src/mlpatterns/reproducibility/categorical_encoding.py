@@ -27,7 +27,7 @@ from mlpatterns.data.hashed_feature import collision_report  # the Hashed Featur
 from mlpatterns.hashing import to_bigquery_strings
 
 __all__ = [
-    "DEFAULT_MIN_FREQUENCY", "ENCODINGS", "MAX_AUTO_BUCKETS", "VOCABULARY_CUTOFF",
+    "CATEGORICAL_FIELDS", "DEFAULT_MIN_FREQUENCY", "ENCODINGS", "MAX_AUTO_BUCKETS", "VOCABULARY_CUTOFF",
     "MergedCategoriesWarning", "auto_bucket_count", "collision_report", "normalize_categorical",
 ]
 
@@ -35,7 +35,7 @@ ENCODINGS = ("auto", "vocabulary", "hash")
 VOCABULARY_CUTOFF = 1000  # at most this many frequent values: a vocabulary; more: hashing
 DEFAULT_MIN_FREQUENCY = 1  # every value seen in training keeps its own code
 MAX_AUTO_BUCKETS = 2**20
-_FIELDS = ("encoding", "buckets", "min_frequency", "max_categories")
+CATEGORICAL_FIELDS = ("encoding", "buckets", "min_frequency", "max_categories")  # of a column's mapping
 
 
 class MergedCategoriesWarning(UserWarning):
@@ -58,16 +58,16 @@ def _normalize_one(column: Any, value: Any) -> int | str | dict[str, Any]:
         return value
     if not isinstance(value, Mapping):
         return _positive_int(value, where, "a positive bucket count, 'auto', or a mapping with 'encoding'")
-    unknown = sorted(set(map(str, value)) - set(_FIELDS))
+    unknown = sorted(set(map(str, value)) - set(CATEGORICAL_FIELDS))
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {list(_FIELDS)}")
+        raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {list(CATEGORICAL_FIELDS)}")
     if set(value) == {"buckets"}:  # the original form {"buckets": N}: plain hashing
         return _positive_int(value["buckets"], f"{where}.buckets", "a positive bucket count")
     encoding = value.get("encoding", "hash" if "buckets" in value else "auto")
     if encoding not in ENCODINGS:
         raise ValueError(f"{where}.encoding: expected one of {list(ENCODINGS)}, got {encoding!r}")
     out: dict[str, Any] = {"encoding": encoding}
-    for name in _FIELDS[1:]:
+    for name in CATEGORICAL_FIELDS[1:]:
         if name not in value:
             continue
         if name == "buckets" and encoding == "vocabulary":
