@@ -231,6 +231,9 @@ def test_the_model_defaults_are_documented(doc):
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 
     loop, net = inspect.signature(train_network).parameters, inspect.signature(WideAndDeep).parameters
+    from mlpatterns.spec_params import NETWORK_PARAMS  # what a spec may set, checked at load
+
+    assert set(NETWORK_PARAMS) == ({"hidden", "dropout"} & set(net)) | (set(NETWORK_PARAMS) & set(loop))
     network = {k: loop[k].default for k in ("learning_rate", "weight_decay", "patience", "examples_per_epoch")}
     # a spec network's epochs and batch size follow the training rows (network_defaults)
     assert network_defaults(1_000) == {"batch_size": 32, "epochs": DEFAULT_EPOCHS}

@@ -14,7 +14,6 @@ are this project's own (:func:`~mlpatterns.models.training_loop.train_network` a
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any
 
@@ -24,9 +23,7 @@ from mlpatterns.spec import SpecError
 
 __all__ = ["MEMBER_NETWORK_PARAMS", "NETWORK_PARAMS", "check_model_params"]
 
-# A network's parameters: the architecture's and the training loop's (see train_network)
-NETWORK_PARAMS = ("hidden", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay", "patience",
-                  "examples_per_epoch")
+# scikit-learn parameters that count rounds or trees: lowered to 1 for the check fit
 _ITERATIONS = ("max_iter", "n_estimators")
 
 
@@ -38,33 +35,34 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
-def _check_network(params: dict[str, Any], where: str) -> None:
-    from mlpatterns.models.training_loop import train_network
+# A network's parameters (the architecture's and train_network's), each with its check and what it expects
+_NETWORK_CHECKS = {
+    "hidden": (lambda v: isinstance(v, list) and bool(v) and all(_whole(u, 1) for u in v),
+               "a list of layer widths, e.g. [64, 32]"),
+    "dropout": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "epochs": (lambda v: _whole(v, 1), "a whole number of at least 1"),
+    "batch_size": (lambda v: _whole(v, 1), "a whole number of at least 1"),
+    "learning_rate": (lambda v: _number(v) and v > 0, "a positive number"),
+    "weight_decay": (lambda v: _number(v) and v >= 0, "a number of at least 0"),
+    "patience": (lambda v: _whole(v, 1), "a whole number of at least 1"),
+    "examples_per_epoch": (lambda v: v is None or _whole(v, 1), "a whole number of at least 1, or null"),
+}
 
-    loop = set(inspect.signature(train_network).parameters)
+NETWORK_PARAMS = tuple(_NETWORK_CHECKS)
+
+
+def _check_network(params: dict[str, Any], where: str) -> None:
     unknown = sorted(set(params) - set(NETWORK_PARAMS))
     if unknown:
         raise SpecError(f"{where}: unknown parameter(s) {unknown} for a wide_and_deep network; "
                         f"expected some of {list(NETWORK_PARAMS)}")
-    assert set(NETWORK_PARAMS) - {"hidden", "dropout"} <= loop  # the loop still takes them
-    checks = {
-        "hidden": (lambda v: isinstance(v, list) and bool(v) and all(_whole(u, 1) for u in v),
-                   "a list of layer widths, e.g. [64, 32]"),
-        "dropout": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-        "epochs": (lambda v: _whole(v, 1), "a whole number of at least 1"),
-        "batch_size": (lambda v: _whole(v, 1), "a whole number of at least 1"),
-        "patience": (lambda v: _whole(v, 1), "a whole number of at least 1"),
-        "examples_per_epoch": (lambda v: v is None or _whole(v, 1), "a whole number of at least 1, or null"),
-        "learning_rate": (lambda v: _number(v) and v > 0, "a positive number"),
-        "weight_decay": (lambda v: _number(v) and v >= 0, "a number of at least 0"),
-    }
     for name, value in params.items():
-        ok, expected = checks[name]
+        ok, expected = _NETWORK_CHECKS[name]
         if not ok(value):
             raise SpecError(f"{where}.{name}: expected {expected}, got {value!r}")
 
 
-def _tiny_data(kind: str, task: str) -> tuple[np.ndarray, np.ndarray]:
+def _tiny_data(task: str) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3)).astype(np.float32)
     X[:, 2] = rng.integers(0, 4, size=60)  # a categorical index column, as the transform gives
@@ -95,7 +93,7 @@ def _check_sklearn(kind: str, params: dict[str, Any], task: str, where: str) -> 
         for name in _ITERATIONS:  # the value is checked above; one iteration validates the rest quickly
             if name in params:
                 estimator.set_params(**{name: 1})
-        X, y = _tiny_data(kind, task)
+        X, y = _tiny_data(task)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence and small-data warnings of the check fit
             estimator.fit(X, y)
@@ -115,7 +113,7 @@ def _check_isolation_forest(params: dict[str, Any], where: str) -> None:
         detector = IsolationForest(**{**params, "n_estimators": 2})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            detector.fit(_tiny_data("anomaly_detector", "regression")[0])
+            detector.fit(_tiny_data("regression")[0])
     except (TypeError, ValueError) as error:
         raise SpecError(f"{where}: {str(error).splitlines()[0]}") from None
 

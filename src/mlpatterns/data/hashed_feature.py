@@ -249,13 +249,13 @@ class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
 
     def _collisions(self, name: str, values: Any) -> dict[str, Any]:
         try:
-            text = to_bigquery_strings(values)
+            report = collision_report(values, int(self.num_buckets), self.convention)
         except TypeError as error:
             raise TypeError(f"column {name!r}: {_CAST_ERROR} ({error})") from error
-        nulls = pd.isna(pd.Series(text, dtype=object)).to_numpy()
-        if nulls.any() and self.handle_null == "error":
-            raise _null_error(name, int(nulls.sum()), int(np.argmax(nulls)))
-        return collision_report(text, int(self.num_buckets), self.convention)
+        if report["null_rows"] and self.handle_null == "error":
+            nulls = pd.isna(pd.Series(values, dtype=object)).to_numpy()
+            raise _null_error(name, report["null_rows"], int(np.argmax(nulls)))
+        return report
 
     def transform(self, X: Any) -> np.ndarray | sp.csr_matrix:
         """Bucket indices (int64 ``[n, n_columns]``) or their one-hot CSR matrix."""
