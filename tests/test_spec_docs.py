@@ -2,7 +2,7 @@
 the defaults it states are the code's, and the complete specs it shows are valid.
 
 The field names are collected from the code itself: the ``allowed`` tuples passed to
-``_mapping(value, where, allowed)`` in ``mlpatterns.spec`` and ``mlpatterns.training.tuning_spec``
+``mapping(value, where, allowed)`` in ``mlpatterns.spec.schema`` and ``mlpatterns.spec.tuning``
 (read with ``ast``, since most are literals inside functions), so a field added to the
 parser without a line in the docs fails here.
 """
@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
-from mlpatterns import spec as spec_module
 from mlpatterns.metrics import TASK_METRICS
 from mlpatterns.spec import parse_spec
-from mlpatterns.training import tuning_search_space, tuning_spec
+from mlpatterns.spec import schema as spec_module
+from mlpatterns.spec import tuning as tuning_spec
+from mlpatterns.training import tuning_search_space
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
 
@@ -48,12 +49,12 @@ def _resolve(node: ast.expr, module: ModuleType) -> list[str] | None:
 
 
 def mapping_fields(module: ModuleType) -> tuple[set[str], list[str]]:
-    """Every field name ``module`` allows in a ``_mapping`` call, and the arguments it could not read."""
+    """Every field name ``module`` allows in a ``mapping`` call, and the arguments it could not read."""
     tree = ast.parse(Path(module.__file__).read_text())
     found: set[str] = set()
     unresolved: list[str] = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_mapping"):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "mapping"):
             continue
         allowed = node.args[2] if len(node.args) >= 3 else next(
             (k.value for k in node.keywords if k.arg == "allowed"), None)
@@ -84,7 +85,7 @@ def _missing(doc: str, names: Any) -> list[str]:
 
 
 def spec_fields() -> set[str]:
-    """Every field a spec can hold: the ``_mapping`` calls of the parsers and a categorical column's mapping,
+    """Every field a spec can hold: the ``mapping`` calls of the parsers and a categorical column's mapping,
     which the transform's own declaration check reads."""
     from mlpatterns.reproducibility.categorical_encoding import CATEGORICAL_FIELDS
 
@@ -93,7 +94,7 @@ def spec_fields() -> set[str]:
 
 
 def test_the_field_collection_finds_the_fields_of_every_level():
-    """A guard for the guard: the ast walk must read every ``_mapping`` call and find fields of all levels."""
+    """A guard for the guard: the ast walk must read every ``mapping`` call and find fields of all levels."""
     names, unresolved = mapping_fields(spec_module)
     names |= spec_fields()
     assert unresolved == []
@@ -111,8 +112,8 @@ def test_every_spec_field_is_documented(doc):
 
 
 def test_every_model_type_task_and_choice_is_documented(doc):
-    from mlpatterns.models.spec_emulator import EMULATOR_PARAMS
-    from mlpatterns.spec_params import MEMBER_NETWORK_PARAMS, NETWORK_PARAMS
+    from mlpatterns.spec.emulator import EMULATOR_PARAMS
+    from mlpatterns.spec.params import MEMBER_NETWORK_PARAMS, NETWORK_PARAMS
     from mlpatterns.training.tuning_samplers import PRUNERS, SAMPLERS
 
     s = spec_module
@@ -223,15 +224,15 @@ def test_the_tuning_defaults_are_documented(doc):
 
 def test_the_model_defaults_are_documented(doc):
     from mlpatterns.models import WideAndDeepClassifier
-    from mlpatterns.models.spec_models import DEFAULT_MAX_ITER, build_estimator, sklearn_model
-    from mlpatterns.models.spec_network import DEFAULT_EPOCHS, MAX_BATCH_SIZE, network_defaults
     from mlpatterns.models.training_loop import train_network
     from mlpatterns.models.wide_and_deep import WideAndDeep
+    from mlpatterns.spec.models import DEFAULT_MAX_ITER, build_estimator, sklearn_model
+    from mlpatterns.spec.network import DEFAULT_EPOCHS, MAX_BATCH_SIZE, network_defaults
     from mlpatterns.training.trainer import DEFAULT_CHECKPOINT_EVERY
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 
     loop, net = inspect.signature(train_network).parameters, inspect.signature(WideAndDeep).parameters
-    from mlpatterns.spec_params import NETWORK_PARAMS  # what a spec may set, checked at load
+    from mlpatterns.spec.params import NETWORK_PARAMS  # what a spec may set, checked at load
 
     assert set(NETWORK_PARAMS) == ({"hidden", "dropout"} & set(net)) | (set(NETWORK_PARAMS) & set(loop))
     network = {k: loop[k].default for k in ("learning_rate", "weight_decay", "patience", "examples_per_epoch")}

@@ -294,7 +294,7 @@ def test_a_reused_output_folder_keeps_no_stale_bundles(tmp_path):
 def test_boosting_in_warm_start_steps_equals_one_fit():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from mlpatterns.models.spec_models import fit_boosting
+    from mlpatterns.spec.models import fit_boosting
 
     class Progress:
         def __init__(self):

@@ -30,11 +30,10 @@ import numpy as np
 import pandas as pd
 
 from mlpatterns.metrics import evaluate, evaluate_multiclass, evaluate_multilabel, evaluate_neutral
-from mlpatterns.models.spec_models import classes_of, served_task, train_model
 from mlpatterns.reproducibility.categorical_encoding import MergedCategoriesWarning
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.spec import Spec, SpecError
-from mlpatterns.spec_data import (
+from mlpatterns.spec.data import (
     data_path,
     explain_text_columns,
     label_text,
@@ -45,6 +44,7 @@ from mlpatterns.spec_data import (
     read_data,
     with_spec_option,
 )
+from mlpatterns.spec.models import classes_of, evaluate_model, served_task, train_model
 
 __all__ = ["RunResult", "check_skew", "data_path", "evaluate", "evaluate_model", "evaluate_multiclass",
            "evaluate_multilabel", "evaluate_neutral", "explain_text_columns", "label_text", "label_texts", "load_data",
@@ -225,7 +225,7 @@ def run_spec(spec: Spec, *, progress: Any = None, seed: int = 0, log: Any = prin
         raise SpecError("tuning: a spec with a tuning: section runs its trials in worker processes; "
                         "it cannot run as a data-parallel torchrun job")
     if spec.tuning:  # Hyperparameter Tuning (15): the study scores trials on the validation split first
-        from mlpatterns.training.tuning_spec import tune_spec_model
+        from mlpatterns.spec.tuning import tune_spec_model
 
         clock = time.perf_counter()
         tuned = tune_spec_model(spec, data, context, seed, output_dir, progress=progress, log=log)
@@ -472,20 +472,6 @@ def _heuristic_benchmark(spec: Spec, transform: FeatureTransform, parts: dict[st
         proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
         return evaluate_multiclass(y_test, proba, classes)
     return evaluate(spec.task, y_test, predict(y_train))
-
-
-def evaluate_model(spec: Spec, y_test: np.ndarray, trained: Any) -> dict[str, float]:
-    task = served_task(spec)
-    if task == "multilabel":
-        result = evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],
-                                     np.asarray(trained.serving["thresholds"]))
-    elif task == "multiclass" and "neutral" in spec.target:
-        result = evaluate_neutral(y_test, trained.test_output)
-    elif task == "multiclass":
-        result = evaluate_multiclass(y_test, trained.test_output, spec.target["classes"])
-    else:
-        result = evaluate(task, y_test, trained.test_output, trained.serving.get("threshold"))
-    return {**result, **trained.test_metrics}
 
 
 UNKNOWN_SCALE_ROOM = 16.0  # x the outputs' size, when the size of the numbers inside the model is not known

@@ -26,7 +26,6 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.linear_model import Ridge
 
 from mlpatterns.models import WideAndDeepRegressor
-from mlpatterns.models.spec_models import _linear_model
 from mlpatterns.problem import KeyedStackingRegressor
 from mlpatterns.serving.graph_export import export_graph
 from mlpatterns.serving.onnx_export import (
@@ -40,6 +39,7 @@ from mlpatterns.serving.onnx_export import (
     torch_to_onnx,
     verify_sklearn_export,
 )
+from mlpatterns.spec.models import _linear_model
 
 NUMERIC = ["Lot_Area", "Year_Built", "Year_Remod_Add", "Gr_Liv_Area", "Total_Bsmt_SF", "Garage_Area",
            "Full_Bath", "TotRms_AbvGrd", "Longitude", "Latitude"]

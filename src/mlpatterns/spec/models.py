@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from mlpatterns.spec import Spec, SpecError
+from mlpatterns.metrics import evaluate, evaluate_multiclass, evaluate_multilabel, evaluate_neutral
+from mlpatterns.spec._checks import SpecError
+from mlpatterns.spec.schema import Spec
 
-__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "classes_of", "fit_boosting", "sklearn_model", "train_model",
-           "tune_threshold"]
+__all__ = ["NEUTRAL_CLASSES", "TrainedModel", "build_estimator", "classes_of", "evaluate_model", "fit_boosting",
+           "served_task", "sklearn_model", "train_model", "tune_threshold"]
 
 NEUTRAL_CLASSES = ["negative", "neutral", "positive"]
 SAMPLE_ROWS = 2000  # rows every export is verified on
@@ -55,6 +57,21 @@ def served_task(spec: Spec) -> str:
 def classes_of(spec: Spec) -> list[str]:
     """The class names of a multiclass bundle: the neutral class's three, or the target's labels as text."""
     return list(NEUTRAL_CLASSES) if "neutral" in spec.target else list(spec.target["classes"])
+
+
+def evaluate_model(spec: Spec, y_test: np.ndarray, trained: TrainedModel) -> dict[str, float]:
+    """The test metrics of a trained model: its task's metrics of ``test_output``, and its own ``test_metrics``."""
+    task = served_task(spec)
+    if task == "multilabel":
+        result = evaluate_multilabel(y_test, trained.test_output, trained.serving["labels"],
+                                     np.asarray(trained.serving["thresholds"]))
+    elif task == "multiclass" and "neutral" in spec.target:
+        result = evaluate_neutral(y_test, trained.test_output)
+    elif task == "multiclass":
+        result = evaluate_multiclass(y_test, trained.test_output, spec.target["classes"])
+    else:
+        result = evaluate(task, y_test, trained.test_output, trained.serving.get("threshold"))
+    return {**result, **trained.test_metrics}
 
 
 # -- scikit-learn models ---------------------------------------------------------------------------
@@ -213,11 +230,11 @@ def train_model(name: str, model_spec: dict[str, Any], spec: Spec, data: dict[st
     """
     kind = model_spec["type"]
     if kind == "wide_and_deep":
-        from mlpatterns.models.spec_network import train_network_model
+        from mlpatterns.spec.network import train_network_model
 
         return train_network_model(name, model_spec, spec, data, context, progress, seed)
     if kind == "emulator":  # Useful Overfitting (11): the whole grid, to a max-error tolerance
-        from mlpatterns.models.spec_emulator import train_emulator
+        from mlpatterns.spec.emulator import train_emulator
 
         return train_emulator(name, model_spec, spec, data, context, progress, seed)
     if "reframe" in spec.target:

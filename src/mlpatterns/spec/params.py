@@ -14,12 +14,11 @@ are this project's own (:func:`~mlpatterns.models.training_loop.train_network` a
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
-import numpy as np
-
-from mlpatterns.spec import SpecError
+from mlpatterns.spec._checks import SpecError
 
 __all__ = ["MEMBER_NETWORK_PARAMS", "NETWORK_PARAMS", "check_model_params"]
 
@@ -32,7 +31,7 @@ def _whole(value: Any, least: int) -> bool:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # A network's parameters (the architecture's and train_network's), each with its check and what it expects
@@ -62,7 +61,9 @@ def _check_network(params: dict[str, Any], where: str) -> None:
             raise SpecError(f"{where}.{name}: expected {expected}, got {value!r}")
 
 
-def _tiny_data(task: str) -> tuple[np.ndarray, np.ndarray]:
+def _tiny_data(task: str) -> tuple[Any, Any]:
+    import numpy as np
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3)).astype(np.float32)
     X[:, 2] = rng.integers(0, 4, size=60)  # a categorical index column, as the transform gives
@@ -73,7 +74,7 @@ def _tiny_data(task: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_sklearn(kind: str, params: dict[str, Any], task: str, where: str) -> None:
-    from mlpatterns.models.spec_models import sklearn_model
+    from mlpatterns.spec.models import sklearn_model
 
     for name in _ITERATIONS:
         if name in params and not _whole(params[name], 1):

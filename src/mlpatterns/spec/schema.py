@@ -1,11 +1,11 @@
-"""The declarative project: one YAML file that names data, split, features, target and models.
+"""The spec's schema: :class:`Spec` and the parsers of its sections, with :func:`load_spec`.
 
-``mlpatterns run SPEC.yaml`` reads it with :func:`load_spec`. Every mistake is
-reported with the path of the field (``features.categorical.tailnum``) and what
-was expected; column names are checked against the data once it is loaded
-(:meth:`Spec.check_columns`). See ``examples/flights.yaml`` for a full spec.
+Every mistake is reported with the path of the field (``features.categorical.tailnum``)
+and what was expected; column names are checked against the data once it is loaded
+(:meth:`Spec.check_columns`). The models' own parameters are checked by
+:mod:`mlpatterns.spec.params`, an emulator by :mod:`mlpatterns.spec.emulator` and the
+``tuning:`` section by :mod:`mlpatterns.spec.tuning`.
 """
-
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +17,19 @@ from typing import Any
 
 import yaml
 
-__all__ = ["COMPARISONS", "MEMBER_TYPES", "MODEL_TYPES", "Spec", "SpecError", "check_plain_name", "load_spec", "parse_spec"]
+from mlpatterns.spec._checks import (
+    SpecError,
+    check_plain_name,
+    expect,
+    mapping,
+    positive_int,
+    string_list,
+)
+from mlpatterns.spec.params import check_model_params  # the models' own parameter checks
+
+__all__ = ["CATEGORICAL_ENCODINGS", "COMPARISONS", "DATASETS", "DATE_PARTS", "MEMBER_TYPES", "MODEL_TYPES",
+           "NETWORK_REBALANCE_METHODS", "REBALANCE_METHODS", "TASKS", "TEXT_ENCODERS", "Spec", "load_spec",
+           "parse_distribution", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
                "anomaly_detector", "emulator")
@@ -36,39 +48,6 @@ _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "feature
 COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
-class SpecError(ValueError):
-    """A spec that cannot be run; the message names the field and what was expected."""
-
-
-def _expect(condition: bool, where: str, message: str) -> None:
-    if not condition:
-        raise SpecError(f"{where}: {message}")
-
-
-def check_plain_name(name: Any, where: str) -> None:
-    """A model or run name becomes a folder name: never a path, never hidden, no control characters."""
-    ok = isinstance(name, str) and name.strip() != "" and name not in (".", "..") and len(name) <= 100 \
-        and not name.startswith(".") and not any(c in "/\\:" or ord(c) < 32 for c in name)
-    _expect(ok, where, f"expected a plain name (no '/', '\\' or ':', no leading '.', at most 100 characters), "
-            f"got {name!r}")
-
-
-def _mapping(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-    _expect(isinstance(value, Mapping), where, f"expected a mapping, got {type(value).__name__}")
-    if allowed is not None:
-        unknown = sorted(set(value) - set(allowed))
-        _expect(not unknown, where, f"unknown field(s) {unknown}; expected some of {list(allowed)}")
-    return dict(value)
-
-
-def _string_list(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    _expect(isinstance(value, list) and all(isinstance(v, str) for v in value), where,
-            f"expected a column name or a list of column names, got {value!r}")
-    return list(value)
-
-
 @dataclass
 class Spec:
     """A validated spec. Build it with :func:`load_spec` or :func:`parse_spec`."""
@@ -84,7 +63,7 @@ class Spec:
     output: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     source: Path | None = None
-    tuning: dict[str, Any] = field(default_factory=dict)  # Hyperparameter Tuning (15); see training.tuning_spec
+    tuning: dict[str, Any] = field(default_factory=dict)  # Hyperparameter Tuning (15); see spec.tuning
     distribution: dict[str, Any] = field(default_factory=dict)  # Distribution Strategy (14)
     target_declared: tuple[str, ...] = ()  # the target fields the spec wrote itself (the rest are defaults)
 
@@ -136,7 +115,7 @@ class Spec:
         available = list(columns)
 
         def known(column: str, where: str) -> None:
-            _expect(column in columns, where, f"unknown column {column!r}; the data has {available}")
+            expect(column in columns, where, f"unknown column {column!r}; the data has {available}")
 
         for i, column in enumerate(self.label_columns):
             known(column, f"target.columns[{i}]" if self.task == "multilabel" else "target.column")
@@ -165,69 +144,69 @@ class Spec:
             if where == "target.column" and self.task == "regression" and "task" not in self.target_declared:
                 hint = ("; a regression is the default task: for labels set task: classification (two classes) "
                         "or task: multiclass")
-            _expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
+            expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
                     f"expected a numeric column, but {column!r} has type {dtype}{hint}")
         if self.task == "regression" and "task" not in self.target_declared:
             dtype = columns[self.target["column"]]
-            _expect(not pd.api.types.is_bool_dtype(dtype), "target.column",
+            expect(not pd.api.types.is_bool_dtype(dtype), "target.column",
                     f"{self.target['column']!r} holds true/false (or Yes/No) values, and a regression is the "
                     "default task: set task: classification")
         for column in self.features.get("text", {}):  # Transfer Learning (13): the encoder reads text
             dtype = columns[column]
-            _expect(pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype),
+            expect(pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype),
                     f"features.text.{column}", f"expected a text column, but {column!r} has type {dtype}")
 
 
 def _parse_target(raw: Any) -> dict[str, Any]:
-    target = _mapping(raw, "target", ("column", "columns", "task", "positive_when", "positive_label", "reframe",
+    target = mapping(raw, "target", ("column", "columns", "task", "positive_when", "positive_label", "reframe",
                                       "neutral"))
     if "columns" in target:  # Multilabel (6): one 0/1 column per label
-        _expect("column" not in target, "target", "expected 'column' (one target) or 'columns' (labels), not both")
-        columns = _string_list(target["columns"], "target.columns")
-        _expect(len(columns) >= 2 and len(set(columns)) == len(columns), "target.columns",
+        expect("column" not in target, "target", "expected 'column' (one target) or 'columns' (labels), not both")
+        columns = string_list(target["columns"], "target.columns")
+        expect(len(columns) >= 2 and len(set(columns)) == len(columns), "target.columns",
                 f"expected at least two distinct label columns, got {columns!r}")
         target["columns"] = columns
         task = target.setdefault("task", "multilabel")
-        _expect(task == "multilabel", "target.task", f"label 'columns' make a multilabel task, got {task!r}")
+        expect(task == "multilabel", "target.task", f"label 'columns' make a multilabel task, got {task!r}")
         for field_name in ("positive_when", "positive_label", "reframe", "neutral"):
-            _expect(field_name not in target, f"target.{field_name}", "does not apply to a multilabel target")
+            expect(field_name not in target, f"target.{field_name}", "does not apply to a multilabel target")
         return target
-    _expect("column" in target, "target", "missing field 'column' (the column to predict)")
-    _expect(isinstance(target["column"], str), "target.column", "expected a column name")
+    expect("column" in target, "target", "missing field 'column' (the column to predict)")
+    expect(isinstance(target["column"], str), "target.column", "expected a column name")
     rule = "positive_when" in target or "positive_label" in target
     task = target.setdefault("task", "classification" if rule else "regression")
-    _expect(task in TASKS, "target.task", f"expected one of {list(TASKS)}, got {task!r}")
-    _expect(task != "multilabel", "target.task", "a multilabel task takes its labels from 'columns'")
+    expect(task in TASKS, "target.task", f"expected one of {list(TASKS)}, got {task!r}")
+    expect(task != "multilabel", "target.task", "a multilabel task takes its labels from 'columns'")
     if task == "multiclass":  # one class among several, text or integer labels
         for field_name in ("positive_when", "positive_label", "reframe", "neutral"):
-            _expect(field_name not in target, f"target.{field_name}",
+            expect(field_name not in target, f"target.{field_name}",
                     "does not apply to a multiclass target (each label is a class of its own)")
-    _expect("positive_label" not in target or task == "classification", "target.positive_label",
+    expect("positive_label" not in target or task == "classification", "target.positive_label",
             f"only applies to a binary classification target, not to a {task} one")
     if "positive_label" in target:
         label = target["positive_label"]
-        _expect(isinstance(label, (str, int, bool)) and not isinstance(label, float), "target.positive_label",
+        expect(isinstance(label, (str, int, bool)) and not isinstance(label, float), "target.positive_label",
                 f"expected the label (text, a whole number or true/false) that counts as positive, got {label!r}")
     if "neutral" in target:  # Neutral Class (9)
         target["neutral"] = _parse_neutral(target)
     if "positive_when" in target:
-        _expect(task == "classification", "target.positive_when", "only applies to classification")
-        rule = _mapping(target["positive_when"], "target.positive_when", tuple(COMPARISONS))
-        _expect(len(rule) == 1, "target.positive_when", f"expected exactly one of {list(COMPARISONS)}")
+        expect(task == "classification", "target.positive_when", "only applies to classification")
+        rule = mapping(target["positive_when"], "target.positive_when", tuple(COMPARISONS))
+        expect(len(rule) == 1, "target.positive_when", f"expected exactly one of {list(COMPARISONS)}")
         (_, threshold), = rule.items()
-        _expect(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
+        expect(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
                 "target.positive_when", f"expected a number, got {threshold!r}")
     if "reframe" in target:
-        _expect(task == "regression", "target.reframe", "reframes a regression target; the task is classification")
-        reframe = _mapping(target["reframe"], "target.reframe", ("buckets", "strategy", "quantiles"))
+        expect(task == "regression", "target.reframe", "reframes a regression target; the task is classification")
+        reframe = mapping(target["reframe"], "target.reframe", ("buckets", "strategy", "quantiles"))
         buckets = reframe.setdefault("buckets", 20)
-        _expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets >= 2,
+        expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets >= 2,
                 "target.reframe.buckets", f"expected a whole number of buckets, at least 2, got {buckets!r}")
         strategy = reframe.setdefault("strategy", "quantile")
-        _expect(strategy in ("quantile", "uniform"), "target.reframe.strategy",
+        expect(strategy in ("quantile", "uniform"), "target.reframe.strategy",
                 f"expected 'quantile' or 'uniform', got {strategy!r}")
         quantiles = reframe.setdefault("quantiles", [0.1, 0.5, 0.9])
-        _expect(isinstance(quantiles, list) and all(isinstance(q, (int, float)) and 0 < q < 1 for q in quantiles),
+        expect(isinstance(quantiles, list) and all(isinstance(q, (int, float)) and 0 < q < 1 for q in quantiles),
                 "target.reframe.quantiles", f"expected numbers between 0 and 1, got {quantiles!r}")
         target["reframe"] = reframe
     return target
@@ -235,22 +214,22 @@ def _parse_target(raw: Any) -> dict[str, Any]:
 
 def _parse_neutral(target: dict[str, Any]) -> dict[str, Any]:
     where = "target.neutral"
-    _expect(target["task"] == "classification", where, "applies to a classification target")
-    neutral = _mapping(target["neutral"], where, ("band", "column"))
-    _expect(len(neutral) == 1, where, "expected 'band: [low, high]' (of the target column) or 'column: NAME' "
+    expect(target["task"] == "classification", where, "applies to a classification target")
+    neutral = mapping(target["neutral"], where, ("band", "column"))
+    expect(len(neutral) == 1, where, "expected 'band: [low, high]' (of the target column) or 'column: NAME' "
             "(a true/false column marking ambiguous rows)")
     if "band" in neutral:
         band = neutral["band"]
-        _expect(isinstance(band, list) and len(band) == 2
+        expect(isinstance(band, list) and len(band) == 2
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band)
                 and band[0] <= band[1], f"{where}.band", f"expected [low, high] with low <= high, got {band!r}")
-        _expect("positive_when" in target, f"{where}.band",
+        expect("positive_when" in target, f"{where}.band",
                 "a band of the target column needs 'positive_when' (the cut that the band surrounds)")
         (_, cut), = target["positive_when"].items()
-        _expect(band[0] <= cut <= band[1], f"{where}.band",
+        expect(band[0] <= cut <= band[1], f"{where}.band",
                 f"expected a band around the positive_when cut {cut}, got {band!r}")
     else:
-        _expect(isinstance(neutral["column"], str), f"{where}.column", "expected a column name")
+        expect(isinstance(neutral["column"], str), f"{where}.column", "expected a column name")
     return neutral
 
 
@@ -260,54 +239,54 @@ def _parse_split(raw: Any) -> dict[str, Any]:
     # data needs a held-out split, or its test metrics measure memorisation.
     if raw == "none":
         return {"none": True, "key": []}
-    _expect(isinstance(raw, Mapping), "split", "expected a mapping with 'key' (the column(s) whose hash decides "
+    expect(isinstance(raw, Mapping), "split", "expected a mapping with 'key' (the column(s) whose hash decides "
             f"the split), or 'none' (no held-out split, for an emulator's enumerated grid), got {raw!r}")
     if raw.get("by") == "time":
         return _parse_time_split(raw)
-    split = _mapping(raw, "split", ("by", "key", "fractions", "num_buckets", "separator", "nulls"))
-    _expect(split.pop("by", "hash") == "hash", "split.by",
+    split = mapping(raw, "split", ("by", "key", "fractions", "num_buckets", "separator", "nulls"))
+    expect(split.pop("by", "hash") == "hash", "split.by",
             f"expected 'hash' (the default: by a hash of the key) or 'time' (sequential), got {raw.get('by')!r}")
-    _expect("key" in split, "split", "missing field 'key' (the column(s) whose hash decides the split)")
-    split["key"] = _string_list(split["key"], "split.key")
+    expect("key" in split, "split", "missing field 'key' (the column(s) whose hash decides the split)")
+    split["key"] = string_list(split["key"], "split.key")
     _check_nulls(split)
     num_buckets = split.setdefault("num_buckets", 100)
-    _positive_int(num_buckets, "split.num_buckets")
-    _expect(isinstance(split.setdefault("separator", ""), str), "split.separator",
+    positive_int(num_buckets, "split.num_buckets")
+    expect(isinstance(split.setdefault("separator", ""), str), "split.separator",
             f"expected the text put between the key columns, got {split['separator']!r}")
     split["fractions"] = _parse_fractions(split.get("fractions"))
     for name, value in split["fractions"].items():  # whole buckets of ABS(MOD(FARM_FINGERPRINT(key), N))
-        _expect(abs(value * num_buckets - round(value * num_buckets)) < 1e-9, f"split.fractions.{name}",
+        expect(abs(value * num_buckets - round(value * num_buckets)) < 1e-9, f"split.fractions.{name}",
                 f"expected a multiple of 1/num_buckets = {1 / num_buckets:g} (whole hash buckets), got {value!r}")
     return split
 
 
 def _check_nulls(split: dict[str, Any]) -> None:
     nulls = split.setdefault("nulls", "raise")
-    _expect(nulls in ("raise", "exclude"), "split.nulls",
+    expect(nulls in ("raise", "exclude"), "split.nulls",
             f"expected 'raise' (a null split value stops the run) or 'exclude' (such rows join no split), "
             f"got {nulls!r}")
 
 
 def _parse_time_split(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Sequential split (Repeatable Splitting, 22, for time series): train on the past, test on the future."""
-    split = _mapping(raw, "split", ("by", "column", "cutoffs", "fractions", "nulls"))
-    _expect(isinstance(split.get("column"), str), "split.column",
+    split = mapping(raw, "split", ("by", "column", "cutoffs", "fractions", "nulls"))
+    expect(isinstance(split.get("column"), str), "split.column",
             f"a time split needs the time column's name, got {split.get('column')!r}")
-    _expect(not ("cutoffs" in split and "fractions" in split), "split",
+    expect(not ("cutoffs" in split and "fractions" in split), "split",
             "expected 'cutoffs' (the first valid and the first test time) or 'fractions', not both")
     _check_nulls(split)
     if "cutoffs" in split:
-        cutoffs = _mapping(split["cutoffs"], "split.cutoffs", ("valid", "test"))
-        _expect(set(cutoffs) == {"valid", "test"}, "split.cutoffs",
+        cutoffs = mapping(split["cutoffs"], "split.cutoffs", ("valid", "test"))
+        expect(set(cutoffs) == {"valid", "test"}, "split.cutoffs",
                 f"expected the first time of the 'valid' and of the 'test' split, got {sorted(cutoffs)}")
         for name, value in cutoffs.items():
             ok = isinstance(value, (str, int, float, dt.date)) and not isinstance(value, bool)
-            _expect(ok, f"split.cutoffs.{name}", f"expected a date, a timestamp or a number, got {value!r}")
+            expect(ok, f"split.cutoffs.{name}", f"expected a date, a timestamp or a number, got {value!r}")
             cutoffs[name] = value.isoformat() if isinstance(value, dt.date) else value
         split["cutoffs"] = {"valid": cutoffs["valid"], "test": cutoffs["test"]}
         order = [_comparable_time(cutoffs[name]) for name in ("valid", "test")]
         if None not in order and type(order[0]) is type(order[1]):
-            _expect(order[0] < order[1], "split.cutoffs", f"the valid split must start before the test split, "
+            expect(order[0] < order[1], "split.cutoffs", f"the valid split must start before the test split, "
                     f"got valid {cutoffs['valid']!r} and test {cutoffs['test']!r}")
     else:
         split["fractions"] = _parse_fractions(split.get("fractions"))
@@ -327,14 +306,14 @@ def _comparable_time(value: Any) -> Any:
 
 
 def _parse_fractions(raw: Any) -> dict[str, float]:
-    fractions = _mapping(raw if raw is not None else {"train": 0.8, "valid": 0.1, "test": 0.1},
+    fractions = mapping(raw if raw is not None else {"train": 0.8, "valid": 0.1, "test": 0.1},
                          "split.fractions", ("train", "valid", "test"))
-    _expect(set(fractions) == {"train", "valid", "test"}, "split.fractions",
+    expect(set(fractions) == {"train", "valid", "test"}, "split.fractions",
             f"expected train, valid and test fractions, got {sorted(fractions)}")
     for name, value in fractions.items():
-        _expect(isinstance(value, (int, float)) and 0 < value < 1, f"split.fractions.{name}",
+        expect(isinstance(value, (int, float)) and 0 < value < 1, f"split.fractions.{name}",
                 f"expected a number between 0 and 1, got {value!r}")
-    _expect(abs(sum(fractions.values()) - 1) < 1e-9, "split.fractions",
+    expect(abs(sum(fractions.values()) - 1) < 1e-9, "split.fractions",
             f"the fractions must add up to 1, they add up to {sum(fractions.values())}")
     # train, valid, test in this order whatever the YAML's order: hash buckets are handed
     # out in order, so another order would put other keys in each split
@@ -342,43 +321,43 @@ def _parse_fractions(raw: Any) -> dict[str, float]:
 
 
 def _parse_features(raw: Any) -> dict[str, Any]:
-    features = _mapping(raw, "features", ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text"))
-    features["numeric"] = _string_list(features.get("numeric", []), "features.numeric")
+    features = mapping(raw, "features", ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text"))
+    features["numeric"] = string_list(features.get("numeric", []), "features.numeric")
     features["text"] = _parse_text(features.get("text", {}) or {})
     features["categorical"] = _parse_categorical(features.get("categorical", {}) or {})
     for group in ("bucketize", "date_parts"):
-        features[group] = _mapping(features.get(group, {}) or {}, f"features.{group}")
+        features[group] = mapping(features.get(group, {}) or {}, f"features.{group}")
     for column, how in features["bucketize"].items():
         where = f"features.bucketize.{column}"
-        how = _mapping(how, where, ("quantiles", "boundaries"))
-        _expect(len(how) == 1, where, "expected 'quantiles: N' or 'boundaries: [...]'")
+        how = mapping(how, where, ("quantiles", "boundaries"))
+        expect(len(how) == 1, where, "expected 'quantiles: N' or 'boundaries: [...]'")
         if "quantiles" in how:
             n = how["quantiles"]
-            _expect(isinstance(n, int) and not isinstance(n, bool) and n >= 2, f"{where}.quantiles",
+            expect(isinstance(n, int) and not isinstance(n, bool) and n >= 2, f"{where}.quantiles",
                     f"expected a whole number of bins, at least 2, got {n!r}")
         else:
             edges = how["boundaries"]
-            _expect(isinstance(edges, list) and edges and all(isinstance(e, (int, float)) and not isinstance(e, bool)
+            expect(isinstance(edges, list) and edges and all(isinstance(e, (int, float)) and not isinstance(e, bool)
                                                               for e in edges) and edges == sorted(set(edges)),
                     f"{where}.boundaries", f"expected increasing numbers, got {edges!r}")
     for column, parts in features["date_parts"].items():
-        _expect(isinstance(parts, list) and all(isinstance(p, str) for p in parts) and parts,
+        expect(isinstance(parts, list) and all(isinstance(p, str) for p in parts) and parts,
                 f"features.date_parts.{column}", f"expected a list of calendar parts, got {parts!r}")
         unknown = sorted(set(parts) - set(DATE_PARTS))
-        _expect(not unknown, f"features.date_parts.{column}",
+        expect(not unknown, f"features.date_parts.{column}",
                 f"unknown part(s) {unknown}; expected some of {list(DATE_PARTS)}")
     crosses = features.get("crosses", []) or []
-    _expect(isinstance(crosses, list), "features.crosses", "expected a list of crosses")
+    expect(isinstance(crosses, list), "features.crosses", "expected a list of crosses")
     for i, cross in enumerate(crosses):
         where = f"features.crosses[{i}]"
-        cross = _mapping(cross, where, ("columns", "buckets"))
-        columns = _string_list(cross.get("columns"), f"{where}.columns")
-        _expect(2 <= len(columns) <= 4, f"{where}.columns", f"expected 2 to 4 columns, got {len(columns)}")
+        cross = mapping(cross, where, ("columns", "buckets"))
+        columns = string_list(cross.get("columns"), f"{where}.columns")
+        expect(2 <= len(columns) <= 4, f"{where}.columns", f"expected 2 to 4 columns, got {len(columns)}")
         buckets = cross.get("buckets")
-        _expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets > 0,
+        expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets > 0,
                 f"{where}.buckets", f"expected a positive number of hash buckets, got {buckets!r}")
     features["crosses"] = crosses
-    _expect(any(features[g] for g in ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text")),
+    expect(any(features[g] for g in ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text")),
             "features", "declares no feature")
     return features
 
@@ -397,38 +376,33 @@ def _parse_categorical(raw: Any) -> dict[str, Any]:
     except ValueError as error:
         raise SpecError(f"features.{error}") from None
     for column, how in categorical.items():
-        _expect(not isinstance(how, Mapping) or how.get("encoding") != "hash" or "buckets" in how,
+        expect(not isinstance(how, Mapping) or how.get("encoding") != "hash" or "buckets" in how,
                 f"features.categorical.{column}.buckets",
                 "hashing needs a number of buckets (or encoding: auto to choose it from the training data)")
-        _expect(how != "hash", f"features.categorical.{column}",
+        expect(how != "hash", f"features.categorical.{column}",
                 "hashing needs a number of buckets: {encoding: hash, buckets: N} (or auto)")
     return categorical
 
 
 def _parse_text(raw: Any) -> dict[str, dict[str, Any]]:
     """Transfer Learning (13): text columns whose features are a frozen pretrained encoder's bottleneck."""
-    text = _mapping(raw, "features.text")
+    text = mapping(raw, "features.text")
     for column, how in text.items():
         where = f"features.text.{column}"
-        how = _mapping(how, where, ("encoder",))
-        _expect("encoder" in how, where, f"missing field 'encoder'; expected one of {list(TEXT_ENCODERS)}")
-        _expect(how["encoder"] in TEXT_ENCODERS, f"{where}.encoder",
+        how = mapping(how, where, ("encoder",))
+        expect("encoder" in how, where, f"missing field 'encoder'; expected one of {list(TEXT_ENCODERS)}")
+        expect(how["encoder"] in TEXT_ENCODERS, f"{where}.encoder",
                 f"unknown encoder {how['encoder']!r}; expected one of {list(TEXT_ENCODERS)}")
         text[column] = how
     return text
 
 
-def _positive_int(value: Any, where: str, least: int = 1) -> None:
-    _expect(isinstance(value, int) and not isinstance(value, bool) and value >= least, where,
-            f"expected a whole number of at least {least}, got {value!r}")
-
-
 def _member(raw: Any, where: str) -> dict[str, Any]:
     """A model inside a stack or a cascade: a scikit-learn type and its parameters."""
-    member = _mapping(raw, where, ("type", "params"))
-    _expect(member.get("type") in MEMBER_TYPES, f"{where}.type",
+    member = mapping(raw, where, ("type", "params"))
+    expect(member.get("type") in MEMBER_TYPES, f"{where}.type",
             f"expected one of {list(MEMBER_TYPES)}, got {member.get('type')!r}")
-    member["params"] = _mapping(member.get("params", {}) or {}, f"{where}.params")
+    member["params"] = mapping(member.get("params", {}) or {}, f"{where}.params")
     return member
 
 
@@ -441,102 +415,102 @@ def _parse_checkpoints(raw: Any, where: str) -> dict[str, Any]:
     """Checkpoints (12) of a network: ``false``, or where and how often to save, and what to fine-tune from."""
     if raw is False:
         return {"enabled": False}
-    checkpoints = _mapping({} if raw is True or raw is None else raw, where, _CHECKPOINT_FIELDS)
+    checkpoints = mapping({} if raw is True or raw is None else raw, where, _CHECKPOINT_FIELDS)
     for name in ("every", "keep_last"):
         if name in checkpoints:
-            _positive_int(checkpoints[name], f"{where}.{name}")
+            positive_int(checkpoints[name], f"{where}.{name}")
     for name in ("dir", "init_from"):
         if name in checkpoints:
             value = checkpoints[name]
-            _expect(isinstance(value, str) and value.strip() != "", f"{where}.{name}",
+            expect(isinstance(value, str) and value.strip() != "", f"{where}.{name}",
                     f"expected a path, got {value!r}")
     return {"enabled": True, **checkpoints}
 
 
 def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
     where = f"models.{name}"
-    model = _mapping(raw, where, _MODEL_FIELDS)
+    model = mapping(raw, where, _MODEL_FIELDS)
     kind = model.get("type")
-    _expect(kind in MODEL_TYPES, f"{where}.type", f"expected one of {list(MODEL_TYPES)}, got {kind!r}")
-    model["params"] = _mapping(model.get("params", {}) or {}, f"{where}.params")
+    expect(kind in MODEL_TYPES, f"{where}.type", f"expected one of {list(MODEL_TYPES)}, got {kind!r}")
+    model["params"] = mapping(model.get("params", {}) or {}, f"{where}.params")
     task = target["task"]
-    _expect(not (kind in ("stacking", "cascade") and model["params"]), f"{where}.params",
+    expect(not (kind in ("stacking", "cascade") and model["params"]), f"{where}.params",
             f"a {kind} model has no parameters of its own; give them to its "
             f"{'members and final' if kind == 'stacking' else 'router, typical and extreme'} models")
     if kind == "stacking":  # Ensembles (7)
-        members = _mapping(model.get("members"), f"{where}.members")
-        _expect(len(members) >= 2, f"{where}.members", "expected at least two members")
+        members = mapping(model.get("members"), f"{where}.members")
+        expect(len(members) >= 2, f"{where}.members", "expected at least two members")
         for member_name in members:
-            _expect("__" not in member_name, f"{where}.members.{member_name}", "a member name cannot contain '__'")
+            expect("__" not in member_name, f"{where}.members.{member_name}", "a member name cannot contain '__'")
         model["members"] = {k: _member(v, f"{where}.members.{k}") for k, v in members.items()}
         if "final" in model:
             model["final"] = _member(model["final"], f"{where}.final")
-        _expect(task in ("classification", "regression") and "neutral" not in target and "reframe" not in target,
+        expect(task in ("classification", "regression") and "neutral" not in target and "reframe" not in target,
                 where, "a stack predicts a binary class or a value")
     if kind == "cascade":  # Cascade (8)
-        _expect(task == "regression" and "reframe" not in target, where,
+        expect(task == "regression" and "reframe" not in target, where,
                 "a cascade routes a regression target (typical and extreme values)")
         for part in ("router", "typical", "extreme"):
             if part in model:
                 model[part] = _member(model[part], f"{where}.{part}")
         if "extreme_above" in model:
             value = model["extreme_above"]
-            _expect(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}.extreme_above",
+            expect(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}.extreme_above",
                     f"expected the target value above which a row is extreme, got {value!r}")
     if kind in ("stacking", "cascade"):
-        _positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
+        positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
     if "refit" in model:  # a single gradient-boosted model refits on train + valid after early stopping
-        _expect(kind == "gradient_boosting", f"{where}.refit", f"applies to a gradient_boosting model, not {kind}")
-        _expect(task in ("classification", "regression", "multiclass") and not {"reframe", "neutral"} & set(target)
+        expect(kind == "gradient_boosting", f"{where}.refit", f"applies to a gradient_boosting model, not {kind}")
+        expect(task in ("classification", "regression", "multiclass") and not {"reframe", "neutral"} & set(target)
                 and (model["rebalance"].get("method") if isinstance(model.get("rebalance"), Mapping) else None)
                 in (None, "class_weight"), f"{where}.refit",
                 "applies to a single gradient-boosted model of a binary, multiclass or regression target "
                 "(without reframing, a neutral class or resampling)")
-        _expect(isinstance(model["refit"], bool), f"{where}.refit", f"expected true or false, got {model['refit']!r}")
+        expect(isinstance(model["refit"], bool), f"{where}.refit", f"expected true or false, got {model['refit']!r}")
     if "checkpoints" in model:
-        _expect(kind == "wide_and_deep", f"{where}.checkpoints",
+        expect(kind == "wide_and_deep", f"{where}.checkpoints",
                 f"applies to a network (a wide_and_deep model), not to a {kind} model")
         model["checkpoints"] = _parse_checkpoints(model["checkpoints"], f"{where}.checkpoints")
     for part in ("members", "final", "router", "typical", "extreme", "extreme_above", "n_splits"):
-        _expect(part not in model or kind in ("stacking", "cascade"), f"{where}.{part}",
+        expect(part not in model or kind in ("stacking", "cascade"), f"{where}.{part}",
                 "only applies to a stacking or cascade model")
-    _expect(kind != "anomaly_detector" or (task == "classification" and "neutral" not in target), where,
+    expect(kind != "anomaly_detector" or (task == "classification" and "neutral" not in target), where,
             "an anomaly detector scores a rare class of a binary classification target")
-    _expect("reframe" not in target or kind in ("gradient_boosting", "wide_and_deep"), f"{where}.type",
+    expect("reframe" not in target or kind in ("gradient_boosting", "wide_and_deep"), f"{where}.type",
             f"a reframed target takes a gradient_boosting or wide_and_deep model, got {kind!r}")
     if "rebalance" in model:  # Rebalancing (10)
-        rebalance = _mapping(model["rebalance"], f"{where}.rebalance", ("method", "sampling_strategy", "n_estimators"))
-        _expect(task == "classification" and "neutral" not in target, f"{where}.rebalance",
+        rebalance = mapping(model["rebalance"], f"{where}.rebalance", ("method", "sampling_strategy", "n_estimators"))
+        expect(task == "classification" and "neutral" not in target, f"{where}.rebalance",
                 "applies to a binary classification target")
         allowed = NETWORK_REBALANCE_METHODS if kind == "wide_and_deep" else tuple(
             m for m in REBALANCE_METHODS if m != "output_bias")
-        _expect(rebalance.get("method") in allowed, f"{where}.rebalance.method",
+        expect(rebalance.get("method") in allowed, f"{where}.rebalance.method",
                 f"expected one of {list(allowed)} for a {kind} model, got {rebalance.get('method')!r}")
-        _expect(kind in ("gradient_boosting", "random_forest", "linear", "wide_and_deep"), f"{where}.rebalance",
+        expect(kind in ("gradient_boosting", "random_forest", "linear", "wide_and_deep"), f"{where}.rebalance",
                 f"applies to a single model, not to a {kind} model")
         if "sampling_strategy" in rebalance:
             ratio = rebalance["sampling_strategy"]
-            _expect(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1,
+            expect(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1,
                     f"{where}.rebalance.sampling_strategy",
                     f"expected the minority/majority ratio after resampling, in (0, 1], got {ratio!r}")
         if "n_estimators" in rebalance:
-            _positive_int(rebalance["n_estimators"], f"{where}.rebalance.n_estimators")
+            positive_int(rebalance["n_estimators"], f"{where}.rebalance.n_estimators")
         model["rebalance"] = rebalance
     if "threshold" in model:  # threshold moving, tuned on the validation split
         threshold = model["threshold"]
-        _expect(task in ("classification", "multilabel") and "neutral" not in target, f"{where}.threshold",
+        expect(task in ("classification", "multilabel") and "neutral" not in target, f"{where}.threshold",
                 "applies to a binary or multilabel classification target")
         if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
-            _expect(0 < threshold < 1, f"{where}.threshold", f"expected a number in (0, 1), got {threshold!r}")
+            expect(0 < threshold < 1, f"{where}.threshold", f"expected a number in (0, 1), got {threshold!r}")
         else:
-            threshold = _mapping(threshold, f"{where}.threshold", ("strategy", "min_precision"))
-            _expect(len(threshold) == 1 and threshold.get("strategy", "f1") == "f1", f"{where}.threshold",
+            threshold = mapping(threshold, f"{where}.threshold", ("strategy", "min_precision"))
+            expect(len(threshold) == 1 and threshold.get("strategy", "f1") == "f1", f"{where}.threshold",
                     "expected a number, 'strategy: f1' or 'min_precision: P'")
             if "min_precision" in threshold:
                 value = threshold["min_precision"]
-                _expect(task == "classification", f"{where}.threshold.min_precision",
+                expect(task == "classification", f"{where}.threshold.min_precision",
                         "applies to a binary target; a multilabel target uses 'strategy: f1' or a number")
-                _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1,
+                expect(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1,
                         f"{where}.threshold.min_precision", f"expected a number in (0, 1), got {value!r}")
             model["threshold"] = threshold
     return model
@@ -547,43 +521,41 @@ def parse_distribution(raw: Any, where: str = "distribution") -> dict[str, Any]:
 
     The spec's networks train on CPUs, so the ranks talk over gloo.
     """
-    distribution = _mapping(raw, where, ("processes", "nodes", "rendezvous"))
+    distribution = mapping(raw, where, ("processes", "nodes", "rendezvous"))
     distribution.setdefault("processes", 1)
     distribution.setdefault("nodes", 1)
     for name in ("processes", "nodes"):
-        _positive_int(distribution[name], f"{where}.{name}")
+        positive_int(distribution[name], f"{where}.{name}")
     rendezvous = distribution.get("rendezvous")
     if distribution["nodes"] > 1:
         host, _, port = rendezvous.rpartition(":") if isinstance(rendezvous, str) else ("", "", "")
-        _expect(host != "" and port.isdigit() and 0 < int(port) < 65536, f"{where}.rendezvous",
+        expect(host != "" and port.isdigit() and 0 < int(port) < 65536, f"{where}.rendezvous",
                 f"several nodes meet at HOST:PORT (one of the nodes, a free port), got {rendezvous!r}")
     else:
-        _expect(rendezvous is None, f"{where}.rendezvous", "only applies with several nodes")
+        expect(rendezvous is None, f"{where}.rendezvous", "only applies with several nodes")
     return distribution
 
 
 def _check_emulators(models: dict[str, dict[str, Any]], target: dict[str, Any], split: dict[str, Any],
                      features: dict[str, Any], data: dict[str, Any]) -> None:
-    """Useful Overfitting (11): emulators and 'split: none' (see mlpatterns.models.spec_emulator)."""
-    _expect(not (split.get("none") and "sample_fraction" in data), "data.sample_fraction",
+    """Useful Overfitting (11): emulators and 'split: none' (see mlpatterns.spec.emulator)."""
+    expect(not (split.get("none") and "sample_fraction" in data), "data.sample_fraction",
             "a spec with 'split: none' trains on the whole enumerated data set; a sample breaks the enumeration")
     emulators = [name for name, model in models.items() if model["type"] == "emulator"]
     if emulators:
-        from mlpatterns.models.spec_emulator import check_emulator
+        from mlpatterns.spec.emulator import check_emulator
 
         for name in emulators:
             check_emulator(name, models[name], target, split, features)
 
 
 def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    models = _mapping(raw, "models")
-    _expect(bool(models), "models", "expected at least one model")
+    models = mapping(raw, "models")
+    expect(bool(models), "models", "expected at least one model")
     for name, model in models.items():
         check_plain_name(name, f"models.{name}")
-        _expect(name != "heuristic_benchmark", f"models.{name}", "this name is the heuristic benchmark's")
+        expect(name != "heuristic_benchmark", f"models.{name}", "this name is the heuristic benchmark's")
         models[name] = _parse_model(name, model, target)
-    from mlpatterns.spec_params import check_model_params  # the models' own parameter checks
-
     for name, model in models.items():
         check_model_params(name, model, target)
     return models
@@ -591,57 +563,57 @@ def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]
 
 def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     """Validate a spec given as a mapping (the parsed YAML)."""
-    spec = _mapping(raw, "spec", _TOP_LEVEL)
+    spec = mapping(raw, "spec", _TOP_LEVEL)
     for required in ("name", "data", "target", "split", "features", "models"):
-        _expect(required in spec, "spec", f"missing field {required!r}")
-    _expect(isinstance(spec["name"], str) and spec["name"].strip() != "", "name", "expected a non-empty string")
+        expect(required in spec, "spec", f"missing field {required!r}")
+    expect(isinstance(spec["name"], str) and spec["name"].strip() != "", "name", "expected a non-empty string")
     check_plain_name(spec["name"], "name")  # the default output folder is runs/<name>
-    data = _mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values"))
-    _expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
+    data = mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values"))
+    expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
     if "path" in data:
-        _expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
+        expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
                 f"expected the path of a .csv, .csv.gz, .tsv or .parquet file, got {data['path']!r}")
     if "null_values" in data:
-        _expect("path" in data, "data.null_values", "applies to a file (data.path), not to a built-in data set")
+        expect("path" in data, "data.null_values", "applies to a file (data.path), not to a built-in data set")
         markers = data["null_values"]
         markers = [markers] if isinstance(markers, str) else markers
-        _expect(isinstance(markers, list) and bool(markers) and all(isinstance(m, str) for m in markers),
+        expect(isinstance(markers, list) and bool(markers) and all(isinstance(m, str) for m in markers),
                 "data.null_values",
                 f"expected the texts that mean 'no value' in the file, e.g. ['NA', ''], got {data['null_values']!r}")
         data["null_values"] = list(markers)
     if "dataset" in data:
-        _expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
+        expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
     if "sample_fraction" in data:
         fraction = data["sample_fraction"]
-        _expect(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1,
+        expect(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1,
                 "data.sample_fraction", f"expected a number in (0, 1], got {fraction!r}")
-    keys = _string_list(spec.get("keys", []), "keys")
-    baseline = _mapping(spec.get("baseline", {}) or {}, "baseline", ("levels", "min_count", "statistic"))
+    keys = string_list(spec.get("keys", []), "keys")
+    baseline = mapping(spec.get("baseline", {}) or {}, "baseline", ("levels", "min_count", "statistic"))
     if "min_count" in baseline:
-        _positive_int(baseline["min_count"], "baseline.min_count")
-    _expect(baseline.get("statistic", "mean") in ("mean", "median"), "baseline.statistic",
+        positive_int(baseline["min_count"], "baseline.min_count")
+    expect(baseline.get("statistic", "mean") in ("mean", "median"), "baseline.statistic",
             f"expected 'mean' or 'median', got {baseline.get('statistic')!r}")
     if "levels" in baseline:
-        _expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
-        baseline["levels"] = [_string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
+        expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
+        baseline["levels"] = [string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
     target = _parse_target(spec["target"])
     split, features = _parse_split(spec["split"]), _parse_features(spec["features"])
     models = _parse_models(spec["models"], target)
     _check_emulators(models, target, split, features, data)
     tuning: dict[str, Any] = {}
     if spec.get("tuning") is not None:  # Hyperparameter Tuning (15): a study over one model's parameters
-        from mlpatterns.training.tuning_spec import parse_tuning
+        from mlpatterns.spec.tuning import parse_tuning
 
         tuning = parse_tuning(spec["tuning"], models, target, _parse_model)
     distribution = {} if spec.get("distribution") is None else parse_distribution(spec["distribution"])
-    _expect(not (tuning and distribution.get("processes", 1) * distribution.get("nodes", 1) > 1), "distribution",
+    expect(not (tuning and distribution.get("processes", 1) * distribution.get("nodes", 1) > 1), "distribution",
             "a spec with a tuning: section runs its trials in worker processes (tuning.n_workers); "
             "train the tuned model data-parallel in a spec without tuning:")
     return Spec(
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,
-        baseline=baseline, output=_mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),
+        baseline=baseline, output=mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),
         source=Path(source) if source is not None else None, tuning=tuning, distribution=distribution,
     )
 

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from mlpatterns.metrics import METRIC_DIRECTIONS, TASK_METRICS
-from mlpatterns.spec import Spec, SpecError, _expect, _mapping, _positive_int
+from mlpatterns.spec._checks import SpecError, expect, mapping, positive_int
+from mlpatterns.spec.models import evaluate_model
+from mlpatterns.spec.schema import Spec
 from mlpatterns.training.tuning_search_space import (
     CategoricalParam,
     SearchSpaceError,
@@ -55,22 +57,22 @@ def _spec_path(model: dict[str, Any], rest: list[str], where: str) -> tuple[str,
     """The path inside ``models.<name>`` that a space key sets, checked against the model's shape."""
     head = rest[0]
     if head == "params":
-        _expect(len(rest) == 2, where, "expected params.<parameter>")
+        expect(len(rest) == 2, where, "expected params.<parameter>")
     elif head == "members":
-        _expect(len(rest) == 4 and rest[2] == "params", where, "expected members.<member>.params.<parameter>")
-        _expect(rest[1] in model.get("members", {}), where,
+        expect(len(rest) == 4 and rest[2] == "params", where, "expected members.<member>.params.<parameter>")
+        expect(rest[1] in model.get("members", {}), where,
                 f"no member {rest[1]!r}; the model has {sorted(model.get('members', {}))}")
     elif head in _PARTS:
-        _expect(len(rest) == 3 and rest[1] == "params", where, f"expected {head}.params.<parameter>")
-        _expect(head in model, where, f"declare {head} in the model to tune its parameters")
+        expect(len(rest) == 3 and rest[1] == "params", where, f"expected {head}.params.<parameter>")
+        expect(head in model, where, f"declare {head} in the model to tune its parameters")
     elif head in ("threshold", "rebalance"):
         inner = {"threshold": ("min_precision",), "rebalance": ("sampling_strategy", "n_estimators")}[head]
-        _expect(len(rest) == 1 and head == "threshold" or len(rest) == 2 and rest[1] in inner, where,
+        expect(len(rest) == 1 and head == "threshold" or len(rest) == 2 and rest[1] in inner, where,
                 f"expected {head}{'' if head == 'rebalance' else ' or ' + head}.<{'|'.join(inner)}>")
     elif head in ("extreme_above", "n_splits"):
-        _expect(len(rest) == 1, where, f"expected {head} alone")
+        expect(len(rest) == 1, where, f"expected {head} alone")
     else:
-        _expect(len(rest) == 1, where, "expected params.<parameter>, members.<member>.params.<parameter>, "
+        expect(len(rest) == 1, where, "expected params.<parameter>, members.<member>.params.<parameter>, "
                 f"{'|'.join(_PARTS)}.params.<parameter>, threshold, rebalance.<field>, n_splits, extreme_above, "
                 "or a scikit-learn get_params key such as boosting__learning_rate")
         return _sklearn_path(model, head, where)
@@ -86,7 +88,7 @@ def _sklearn_path(model: dict[str, Any], key: str, where: str) -> tuple[str, ...
         section, member, parts = ("members", parts[0]), model["members"][parts[0]], parts[1:]
     elif kind == "stacking" and parts[0] == "final_estimator" or kind == "cascade" and parts[0] in _PARTS[1:]:
         part = "final" if parts[0] == "final_estimator" else parts[0]
-        _expect(part in model, where, f"declare {part} in the model to tune its parameters")
+        expect(part in model, where, f"declare {part} in the model to tune its parameters")
         section, member, parts = (part,), model[part], parts[1:]
     elif kind in ("stacking", "cascade"):
         raise SpecError(f"{where}: {parts[0]!r} is not a part of this {kind} model")
@@ -95,7 +97,7 @@ def _sklearn_path(model: dict[str, Any], key: str, where: str) -> tuple[str, ...
             parts = parts[1:]
     if member.get("type") == "linear" and len(parts) == 2 and parts[0] in ("logisticregression", "ridge"):
         parts = parts[1:]
-    _expect(len(parts) == 1 and parts[0] != "", where,
+    expect(len(parts) == 1 and parts[0] != "", where,
             "reaches below the parameters a spec declares; use a key ending in the parameter of a "
             "member or part (boosting__learning_rate)")
     return (*section, "params", parts[0])
@@ -117,10 +119,10 @@ def apply_params(model: dict[str, Any], values: Mapping[tuple[str, ...], Any]) -
 def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, Any],
                  parse_model: Callable[[str, Any, dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     """Validate a spec's ``tuning:`` section against its (parsed) models; errors name the field."""
-    tuning = _mapping(raw, "tuning", _FIELDS)
-    _expect("space" in tuning, "tuning", "missing field 'space' (the parameters to tune and their ranges)")
-    raw_space = _mapping(tuning["space"], "tuning.space")
-    _expect(bool(raw_space), "tuning.space", "expected at least one parameter")
+    tuning = mapping(raw, "tuning", _FIELDS)
+    expect("space" in tuning, "tuning", "missing field 'space' (the parameters to tune and their ranges)")
+    raw_space = mapping(tuning["space"], "tuning.space")
+    expect(bool(raw_space), "tuning.space", "expected at least one parameter")
     try:
         space = parse_search_space(raw_space, "tuning.space")
     except SearchSpaceError as error:
@@ -128,13 +130,13 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
     names, paths = set(), {}
     for key in space:
         where, parts = f"tuning.space.{key}", key.split(".")
-        _expect(len(parts) >= 3 and parts[0] == "models", where, "expected a path models.<model>.<field>...")
-        _expect(parts[1] in models, where, f"no model {parts[1]!r}; the spec has {list(models)}")
+        expect(len(parts) >= 3 and parts[0] == "models", where, "expected a path models.<model>.<field>...")
+        expect(parts[1] in models, where, f"no model {parts[1]!r}; the spec has {list(models)}")
         names.add(parts[1])
         paths[key] = _spec_path(models[parts[1]], parts[2:], where)
-    _expect(len(names) == 1, "tuning.space", f"a study tunes one model; the paths name {sorted(names)}")
+    expect(len(names) == 1, "tuning.space", f"a study tunes one model; the paths name {sorted(names)}")
     name = names.pop()
-    _expect("reframe" not in target, "tuning", "a reframed target's model reports no validation output to tune on")
+    expect("reframe" not in target, "tuning", "a reframed target's model reports no validation output to tune on")
     for key, param in space.items():  # the range's ends must make a valid model section
         for value in param.bounds():
             try:
@@ -143,26 +145,26 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
                 raise SpecError(f"tuning.space.{key}: with {value!r}, {error}") from None
     task = _task(target)
     metric = tuning.setdefault("metric", TASK_METRICS[task][0])
-    _expect(metric in TASK_METRICS[task], "tuning.metric",
+    expect(metric in TASK_METRICS[task], "tuning.metric",
             f"expected one of {list(TASK_METRICS[task])} for a {task} target, got {metric!r}")
-    _positive_int(tuning.setdefault("n_trials", 20), "tuning.n_trials")
-    _positive_int(tuning.setdefault("n_workers", 1), "tuning.n_workers")
+    positive_int(tuning.setdefault("n_trials", 20), "tuning.n_trials")
+    positive_int(tuning.setdefault("n_workers", 1), "tuning.n_workers")
     timeout = tuning.get("timeout")
-    _expect(timeout is None or isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0,
+    expect(timeout is None or isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0,
             "tuning.timeout", f"expected a number of seconds above 0, got {timeout!r}")
-    _expect(isinstance(tuning.setdefault("start_from_spec", True), bool), "tuning.start_from_spec",
+    expect(isinstance(tuning.setdefault("start_from_spec", True), bool), "tuning.start_from_spec",
             f"expected true or false, got {tuning['start_from_spec']!r}")
     study_name = tuning.get("study_name")
-    _expect(study_name is None or isinstance(study_name, str) and study_name.strip() != "", "tuning.study_name",
+    expect(study_name is None or isinstance(study_name, str) and study_name.strip() != "", "tuning.study_name",
             f"expected a non-empty name, got {study_name!r}")
     storage = tuning.get("storage")
-    _expect(storage is None or isinstance(storage, str), "tuning.storage", f"expected a config string, got {storage!r}")
+    expect(storage is None or isinstance(storage, str), "tuning.storage", f"expected a config string, got {storage!r}")
     from mlpatterns.training.tuning_samplers import make_pruner, make_sampler
     from mlpatterns.training.tuning_storage import open_storage
 
     for field, make in (("sampler", make_sampler), ("pruner", make_pruner)):
         config = tuning.setdefault(field, {"sampler": "tpe", "pruner": "median"}[field])
-        _expect(isinstance(config, (str, Mapping)), f"tuning.{field}", f"expected a name or a mapping, got {config!r}")
+        expect(isinstance(config, (str, Mapping)), f"tuning.{field}", f"expected a name or a mapping, got {config!r}")
         try:
             make(config, where=f"tuning.{field}")
         except ValueError as error:
@@ -176,8 +178,6 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
 
 def validation_metrics(spec: Spec, y_valid: Any, trained: Any) -> dict[str, float]:
     """The lifecycle's test metrics, computed on the validation split's output."""
-    from mlpatterns.lifecycle import evaluate_model
-
     return evaluate_model(spec, y_valid, replace(trained, test_output=trained.valid_output, test_metrics={}))
 
 
@@ -194,7 +194,7 @@ class SpecObjective:
     def __call__(self, params: dict[str, Any], trial: Any) -> float:
         import optuna
 
-        from mlpatterns.models.spec_models import train_model
+        from mlpatterns.spec.models import train_model
         from mlpatterns.training.hyperparameter_tuning import PruningCallback
 
         tuning = self.spec.tuning
@@ -269,7 +269,7 @@ def _start_values(spec: Spec, estimator_params: dict[str, Any]) -> dict[str, Any
 def tune_spec_model(spec: Spec, data: dict[str, Any], context: dict[str, Any], seed: int, output_dir: Path,
                     progress: Any = None, log: Any = print) -> TunedModel:
     """Run (or resume) the spec's study; return the best trial's model section and the manifest fields."""
-    from mlpatterns.models.spec_models import build_estimator
+    from mlpatterns.spec.models import build_estimator
     from mlpatterns.training.hyperparameter_tuning import plot_history, tune
 
     tuning, name = spec.tuning, spec.tuning["model"]

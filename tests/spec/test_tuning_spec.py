@@ -16,7 +16,7 @@ from mlpatterns.cli import main
 from mlpatterns.lifecycle import run_spec
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 from mlpatterns.spec import SpecError, load_spec, parse_spec
-from mlpatterns.training.tuning_spec import apply_params
+from mlpatterns.spec.tuning import apply_params
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LEARNING_RATE = "models.gradient_boosting.params.learning_rate"

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpatterns.spec import Spec, SpecError
+from mlpatterns.spec._checks import SpecError, expect
+from mlpatterns.spec.schema import Spec
 
 __all__ = ["EMULATOR_PARAMS", "check_emulator", "train_emulator", "transformed_periods"]
 
@@ -38,37 +39,32 @@ EMULATOR_PARAMS = ("tol", "hidden", "activation", "periods", "solver", "loss", "
 _NON_NUMERIC = ("categorical", "bucketize", "crosses", "date_parts", "text")
 
 
-def _expect(condition: bool, where: str, message: str) -> None:
-    if not condition:
-        raise SpecError(f"{where}: {message}")
-
-
 def check_emulator(name: str, model: dict[str, Any], target: dict[str, Any], split: dict[str, Any],
                    features: dict[str, Any]) -> None:
     """Check an emulator's section against the target, split and features; raise :class:`SpecError`."""
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 
     where = f"models.{name}"
-    _expect(target["task"] == "regression", f"{where}.type",
+    expect(target["task"] == "regression", f"{where}.type",
             f"an emulator reproduces a deterministic function's value and needs a regression target, "
             f"got a {target['task']} target")
-    _expect(bool(split.get("none")), "split",
+    expect(bool(split.get("none")), "split",
             f"models.{name} is an emulator (Useful Overfitting): it trains on the whole enumerated input "
             f"space; expected 'split: none'")
     declared = [group for group in _NON_NUMERIC if features.get(group)]
-    _expect(not declared, f"features.{declared[0]}" if declared else "features",
+    expect(not declared, f"features.{declared[0]}" if declared else "features",
             f"an emulator (models.{name}) reads numeric features only, the axes of its input grid")
     params = model["params"]
     unknown = sorted(set(params) - set(EMULATOR_PARAMS))
-    _expect(not unknown, f"{where}.params", f"unknown parameter(s) {unknown}; expected some of {list(EMULATOR_PARAMS)}")
+    expect(not unknown, f"{where}.params", f"unknown parameter(s) {unknown}; expected some of {list(EMULATOR_PARAMS)}")
     periods = params.get("periods") or {}
-    _expect(isinstance(periods, Mapping), f"{where}.params.periods",
+    expect(isinstance(periods, Mapping), f"{where}.params.periods",
             f"expected a mapping of numeric feature to its period in the column's units "
             f"(e.g. {{day_of_year: 365}}), got {periods!r}")
     for column, period in periods.items():
-        _expect(column in features["numeric"], f"{where}.params.periods.{column}",
+        expect(column in features["numeric"], f"{where}.params.periods.{column}",
                 f"not a numeric feature; expected one of {features['numeric']}")
-        _expect(isinstance(period, (int, float)) and not isinstance(period, bool) and bool(np.isfinite(period))
+        expect(isinstance(period, (int, float)) and not isinstance(period, bool) and bool(np.isfinite(period))
                 and period > 0, f"{where}.params.periods.{column}",
                 f"expected a positive period in the column's units, got {period!r}")
     try:
@@ -97,10 +93,10 @@ def train_emulator(name: str, model_spec: dict[str, Any], spec: Spec, data: dict
 
     ``data[split]`` is ``(TransformedFeatures, target)``, every split the whole grid
     (``split: none``); ``context["transform"]`` is the fitted transform, whose scales
-    convert the periods. Returns a :class:`~mlpatterns.models.spec_models.TrainedModel`.
+    convert the periods. Returns a :class:`~mlpatterns.spec.models.TrainedModel`.
     """
-    from mlpatterns.models.spec_models import SAMPLE_ROWS, TrainedModel
     from mlpatterns.serving.onnx_export import torch_matrix_to_onnx
+    from mlpatterns.spec.models import SAMPLE_ROWS, TrainedModel
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 
     (train, y_train), (test, y_test) = data["train"], data["test"]

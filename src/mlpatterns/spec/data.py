@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from mlpatterns.input_types import to_boolean
-from mlpatterns.spec import COMPARISONS, Spec, SpecError
+from mlpatterns.spec._checks import SpecError
+from mlpatterns.spec.schema import COMPARISONS, Spec
 from mlpatterns.tables import read_frame
 
 __all__ = ["data_path", "explain_text_columns", "label_text", "label_texts", "load_data", "make_target",

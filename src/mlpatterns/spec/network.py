@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from mlpatterns.models.spec_models import NEUTRAL_CLASSES, SAMPLE_ROWS, TrainedModel, serving_fields
-from mlpatterns.spec import Spec, SpecError
+from mlpatterns.spec._checks import SpecError
+from mlpatterns.spec.models import NEUTRAL_CLASSES, SAMPLE_ROWS, TrainedModel, serving_fields
+from mlpatterns.spec.schema import Spec
 
 __all__ = ["checkpoint_dir", "network_defaults", "train_network_model"]
 
