@@ -23,6 +23,7 @@ small stand-in model files, which the registry verifies like any other.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import signal
@@ -142,6 +143,12 @@ class ModelRegistryConformance:
                      lambda: registry.set_alias("flights", "champion", 5)):
             with pytest.raises(ModelNotFoundError):
                 call()
+
+    def test_metrics_keep_nan_and_infinity(self, registry: ModelRegistry, bundle: Any) -> None:
+        version = registry.register(bundle(metrics={"test": {"roc_auc": float("nan"), "ratio": float("inf")}}),
+                                    "flights")
+        metrics = registry.get_version("flights", version.version).metrics["test"]
+        assert math.isnan(metrics["roc_auc"]) and metrics["ratio"] == float("inf")
 
     def test_reopened_from_its_url(self, registry: ModelRegistry, bundle: Any) -> None:
         registry.register(bundle(), "flights", alias="champion")

@@ -144,6 +144,8 @@ class ModelRegistry(ABC):
     commits. A process killed before the commit leaves no version: the database rolls
     the transaction back, and the folder it may have renamed into place is an orphan
     that the next registration of that model (which gets the same number) removes.
+    (A test hook: the environment variable ``MLPATTERNS_REGISTRY_TEST_PAUSE_S`` makes a
+    registration sleep that many seconds at that point, renamed and not yet committed.)
     """
 
     url: str
@@ -368,14 +370,19 @@ class ModelRegistry(ABC):
         """Tie ``files_root`` to this registry's database, so two registries never share one folder."""
         self.files_root.mkdir(parents=True, exist_ok=True)
         marker = self.files_root / ID_FILE
-        try:
-            with open(marker, "x", encoding="utf-8") as file:
-                file.write(registry_id + "\n")
-        except FileExistsError:
-            found = marker.read_text(encoding="utf-8").strip()
-            if found != registry_id:
-                raise RegistryError(f"{self.files_root} holds the bundles of another registry (id {found}, "
-                                    f"this one is {registry_id}); give this registry its own folder") from None
+        if not marker.exists():
+            written = self.files_root / f"{ID_FILE}.{uuid.uuid4().hex}"
+            written.write_text(registry_id + "\n", encoding="utf-8")
+            try:
+                os.link(written, marker)  # appears complete, and only if there was none
+            except FileExistsError:
+                pass
+            finally:
+                written.unlink()
+        found = marker.read_text(encoding="utf-8").strip()
+        if found != registry_id:
+            raise RegistryError(f"{self.files_root} holds the bundles of another registry (id {found}, "
+                                f"this one is {registry_id}); give this registry its own folder")
 
     def _stage(self, bundle: Bundle) -> Path:
         """A verified copy of ``bundle`` in ``files_root/.staging`` (on the file system of the versions)."""

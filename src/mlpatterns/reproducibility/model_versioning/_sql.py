@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +23,22 @@ from mlpatterns.reproducibility.model_versioning._base import (
 from mlpatterns.reproducibility.model_versioning.model_uri import RegistryError
 
 SCHEMA_VERSION = "1"
-_JSON = sa.JSON(none_as_null=True)
+
+
+class _JSONText(sa.types.TypeDecorator):
+    """JSON kept as text: the same on every database, NaN and infinities included (the manifests hold them)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+_JSON = _JSONText()
 metadata = sa.MetaData()
 meta = sa.Table("mlp_registry_meta", metadata,
                 sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text, nullable=False))
@@ -156,15 +172,13 @@ class SQLModelRegistry(ModelRegistry):
                                   after=version, message=message)
                     placed = self._place(stage, name, version)
                 return version
-            except IntegrityError:
+            except IntegrityError:  # raised by an insert, before the rename: retry with a fresh number
                 if placed is not None:
                     placed.rename(stage)
                 if attempt == _RETRIES - 1:
                     raise
-            except BaseException:
-                if placed is not None and placed.exists():
-                    placed.rename(stage)
-                raise
+            # Any other failure leaves a folder it renamed into place (if it got that far): if the
+            # commit did not happen, it is an orphan that the next registration of the model removes.
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _models(self, name: str | None = None) -> list[RegisteredModel]:
@@ -184,17 +198,17 @@ class SQLModelRegistry(ModelRegistry):
                                 latest_version=r.latest, aliases=pointers.get(r.name, {})) for r in rows]
 
     def _versions(self, name: str, version: int | None = None) -> list[ModelVersion]:
-        where = [versions.c.name == name] + ([] if version is None else [versions.c.version == version])
+        def of(table: sa.Table) -> list[Any]:
+            return [table.c.name == name] + ([] if version is None else [table.c.version == version])
+
         with self._reader.connect() as connection:
-            rows = connection.execute(sa.select(versions).where(*where).order_by(versions.c.version)).all()
+            rows = connection.execute(sa.select(versions).where(*of(versions)).order_by(versions.c.version)).all()
             labels: dict[int, dict[str, str]] = {}
-            for _, number, key, value in connection.execute(
-                    sa.select(tags).where(tags.c.name == name).order_by(tags.c.key)):
+            for _, number, key, value in connection.execute(sa.select(tags).where(*of(tags)).order_by(tags.c.key)):
                 labels.setdefault(number, {})[key] = value
             pointers: dict[int, list[str]] = {}
             for alias, number in connection.execute(
-                    sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.name == name)
-                    .order_by(aliases.c.alias)):
+                    sa.select(aliases.c.alias, aliases.c.version).where(*of(aliases)).order_by(aliases.c.alias)):
                 pointers.setdefault(number, []).append(alias)
         return [ModelVersion(name=r.name, version=r.version, path=self.version_path(r.name, r.version),
                              bundle_digest=r.bundle_digest, signature=r.signature, metrics=r.metrics,
