@@ -70,7 +70,7 @@ def flights_tensors() -> tuple[Any, Any, list[int]]:
 def flights_model(data: tuple, **overrides: Any) -> Any:
     """The flights spec's wide-and-deep network for ``data``, from seed 0 (the same weights every call)."""
     from mlpatterns.models.wide_and_deep import WideAndDeep
-    from mlpatterns.training.checkpoints_state import seed_everything
+    from mlpatterns.training.checkpoints.state import seed_everything
 
     train, _, cardinalities = data
     seed_everything(0)
@@ -88,8 +88,8 @@ def train_once(data: tuple, batch_size: int, checkpoint_every: Any, directory: s
     """One training run; returns its wall time, time inside save, checkpoints and weights."""
     import torch
 
-    from mlpatterns.training.checkpoints import CheckpointManager
-    from mlpatterns.training.trainer import Trainer
+    from mlpatterns.training.checkpoints.manager import CheckpointManager
+    from mlpatterns.training.trainer.loop import Trainer
 
     train, valid, _ = data
     model = flights_model(data)
@@ -122,7 +122,7 @@ def train_once(data: tuple, batch_size: int, checkpoint_every: Any, directory: s
 def run() -> list[dict]:
     import torch
 
-    from mlpatterns.training.trainer import DEFAULT_CHECKPOINT_EVERY
+    from mlpatterns.training.trainer.loop import DEFAULT_CHECKPOINT_EVERY
 
     torch.set_num_threads(THREADS)
     started = time.perf_counter()

@@ -5,7 +5,7 @@ The 58,788 titles of ggplot2movies (56,007 distinct) encoded into all-MiniLM-L6-
 
 * ``sentence-transformers``: :class:`~mlpatterns.training.SentenceEmbedder` (torch,
   batches of 64 padded to the longest title), the baseline;
-* ``ONNX Runtime``: :class:`~mlpatterns.training.transfer_learning_encoder.TextEncoder`,
+* ``ONNX Runtime``: :class:`~mlpatterns.training.transfer_learning.text_encoder.TextEncoder`,
   the exported encoder the bundle carries (equal titles once, grouped by token count,
   batches of 32 rows padded to a multiple of 8 rows, never with padding tokens).
 
@@ -37,8 +37,8 @@ def run() -> list[dict]:
     import torch
 
     from mlpatterns.datasets import load_movies
-    from mlpatterns.training.transfer_learning_encoder import TextEncoder, cached_encoder_onnx
-    from mlpatterns.training.transfer_learning_text import SentenceEmbedder
+    from mlpatterns.training.transfer_learning.sentence_embedder import SentenceEmbedder
+    from mlpatterns.training.transfer_learning.text_encoder import TextEncoder, cached_encoder_onnx
 
     titles = load_movies()["title"].tolist()[:TEXTS]
     rows = []

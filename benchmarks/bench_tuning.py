@@ -111,7 +111,7 @@ def _bare(objective: Callable[[Any], float], n_trials: int, storage: Any = None)
 
 
 def _ours(objective: Callable[..., float], space: dict, n_trials: int, storage: Any = None, n_workers: int = 1) -> float:
-    from mlpatterns.training.hyperparameter_tuning import tune
+    from mlpatterns.training.hyperparameter_tuning.study import tune
 
     return tune(objective, space, n_trials=n_trials, storage=storage, seed=SEED, pruner="none",
                 n_workers=n_workers).best_value
@@ -133,7 +133,7 @@ def _best_of(cases: list[tuple[str, Callable[[], float]]]) -> list[tuple[float, 
 def run() -> list[dict]:
     import optuna
 
-    from mlpatterns.training.tuning_storage import open_storage
+    from mlpatterns.training.hyperparameter_tuning.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = tempfile.mkdtemp(prefix="bench-tuning-")

@@ -33,7 +33,7 @@ def train(data: tuple, batch_size: int, epochs: int, examples_per_epoch: int | N
     import torch
 
     from benchmarks.bench_checkpoints import flights_model, flights_optimizer
-    from mlpatterns.training.trainer import Trainer
+    from mlpatterns.training.trainer.loop import Trainer
 
     stamps: list[float] = []
     trainer = Trainer(

@@ -37,9 +37,9 @@ from mlpatterns.datasets import load_flights
 from mlpatterns.models.wide_and_deep import WideAndDeep
 from mlpatterns.reproducibility import hash_split_frames
 from mlpatterns.spec import load_spec
-from mlpatterns.training.checkpoints import CheckpointManager
-from mlpatterns.training.checkpoints_state import seed_everything
-from mlpatterns.training.trainer import Trainer
+from mlpatterns.training.checkpoints.manager import CheckpointManager
+from mlpatterns.training.checkpoints.state import seed_everything
+from mlpatterns.training.trainer.loop import Trainer
 
 FLIGHTS_SPEC = Path(__file__).with_name("flights.yaml")  # its features are the transform of this example
 

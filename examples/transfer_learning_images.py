@@ -27,13 +27,13 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from mlpatterns.training.transfer_learning import (
+from mlpatterns.training.transfer_learning.layers import (
     bottleneck_features,
     freeze,
     layerwise_lr_groups,
     train_classifier,
 )
-from mlpatterns.training.transfer_learning_networks import SmallCNN
+from mlpatterns.training.transfer_learning.networks import SmallCNN
 
 SOURCE, TARGET = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 BOTTLENECK = "block2"

@@ -35,8 +35,8 @@ from sklearn.metrics import accuracy_score, roc_auc_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
 from mlpatterns.datasets import load_movies  # noqa: E402
-from mlpatterns.training.transfer_learning_fine_tuning import FineTunedTextClassifier  # noqa: E402
-from mlpatterns.training.transfer_learning_text import SentenceEmbedder  # noqa: E402
+from mlpatterns.training.transfer_learning.fine_tuning import FineTunedTextClassifier  # noqa: E402
+from mlpatterns.training.transfer_learning.sentence_embedder import SentenceEmbedder  # noqa: E402
 
 FINE_TUNING = {
     "learning_rate": 5e-5,

@@ -24,7 +24,7 @@ from mlpatterns.metrics import TASK_METRICS
 from mlpatterns.spec import parse_spec
 from mlpatterns.spec import schema as spec_module
 from mlpatterns.spec import tuning as tuning_spec
-from mlpatterns.training import tuning_search_space
+from mlpatterns.training.hyperparameter_tuning import search_space as tuning_search_space
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
 
@@ -114,7 +114,7 @@ def test_every_spec_field_is_documented(doc):
 def test_every_model_type_task_and_choice_is_documented(doc):
     from mlpatterns.spec.emulator import EMULATOR_PARAMS
     from mlpatterns.spec.params import MEMBER_NETWORK_PARAMS, NETWORK_PARAMS
-    from mlpatterns.training.tuning_samplers import PRUNERS, SAMPLERS
+    from mlpatterns.training.hyperparameter_tuning.samplers import PRUNERS, SAMPLERS
 
     s = spec_module
     choices = {
@@ -228,7 +228,7 @@ def test_the_model_defaults_are_documented(doc):
     from mlpatterns.models.wide_and_deep import WideAndDeep
     from mlpatterns.spec.models import DEFAULT_MAX_ITER, build_estimator, sklearn_model
     from mlpatterns.spec.network import DEFAULT_EPOCHS, MAX_BATCH_SIZE, network_defaults
-    from mlpatterns.training.trainer import DEFAULT_CHECKPOINT_EVERY
+    from mlpatterns.training.trainer.loop import DEFAULT_CHECKPOINT_EVERY
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 
     loop, net = inspect.signature(train_network).parameters, inspect.signature(WideAndDeep).parameters

@@ -174,7 +174,7 @@ def _tuning_overrides(spec: Any, args: argparse.Namespace) -> None:
     import optuna
 
     from mlpatterns.spec import SpecError
-    from mlpatterns.training.tuning_storage import open_storage
+    from mlpatterns.training.hyperparameter_tuning.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for flag, key in (("workers", "n_workers"), ("trials", "n_trials")):

@@ -438,7 +438,7 @@ def _plot_learning_curves(model: dict[str, Any], path: Path, title: str) -> Path
         import matplotlib.pyplot as plt
     except ImportError:  # the plot extra is not installed: the history stays in the manifest
         return None
-    from mlpatterns.training.trainer_history import plot_learning_curves
+    from mlpatterns.training.trainer.history import plot_learning_curves
 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = plot_learning_curves(history, path, title=title)

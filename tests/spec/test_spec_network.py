@@ -129,7 +129,7 @@ def test_run_checkpoints_the_network_and_records_where(reference):
 
 
 def test_interrupted_run_resumes_bit_for_bit(reference, tmp_path, monkeypatch):
-    from mlpatterns.training.trainer import Trainer
+    from mlpatterns.training.trainer.loop import Trainer
 
     reference_run, _ = reference
     spec = flights_spec(tmp_path / "run", checkpoints={"every": 10})
@@ -203,7 +203,7 @@ def test_fine_tuning_starts_from_another_runs_weights(reference, tmp_path):
 
 
 def test_an_interrupted_fine_tuning_run_resumes(reference, tmp_path, monkeypatch):
-    from mlpatterns.training.trainer import Trainer
+    from mlpatterns.training.trainer.loop import Trainer
 
     reference_run, _ = reference
     source = str(reference_run / "checkpoints" / "wide_and_deep")

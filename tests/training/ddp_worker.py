@@ -14,7 +14,7 @@ import torch
 from sklearn.datasets import load_diabetes
 
 from mlpatterns.training.distribution_strategy import init_distributed, shutdown_distributed
-from mlpatterns.training.trainer import Trainer
+from mlpatterns.training.trainer.loop import Trainer
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlpatterns.training import checkpoints_io
-from mlpatterns.training.checkpoints_state import seed_everything
-from mlpatterns.training.trainer import Trainer
+from mlpatterns.training.checkpoints import atomic as checkpoints_io
+from mlpatterns.training.checkpoints.state import seed_everything
+from mlpatterns.training.trainer.loop import Trainer
 
 ROWS, FEATURES = 2000, 12
 STEP_PAUSE_S = 0.004

@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 import torch
 
-from mlpatterns.training import checkpoints, checkpoints_io
-from mlpatterns.training.checkpoints import (
+from mlpatterns.training.checkpoints import atomic as checkpoints_io
+from mlpatterns.training.checkpoints import manager as checkpoints
+from mlpatterns.training.checkpoints.manager import (
     CheckpointError,
     CheckpointManager,
     CorruptCheckpointWarning,
     atomic_write,
     load_checkpoint,
 )
-from mlpatterns.training.checkpoints_state import (
+from mlpatterns.training.checkpoints.state import (
     CheckpointMismatchError,
     capture_rng_state,
     check_weights_only,

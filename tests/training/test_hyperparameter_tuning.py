@@ -11,20 +11,20 @@ import optuna
 import pytest
 
 from mlpatterns.datasets import load_natality
-from mlpatterns.training.hyperparameter_tuning import (
-    PruningCallback,
-    make_pruner,
-    make_sampler,
-    plot_history,
-    tune,
-)
-from mlpatterns.training.tuning_search_space import (
+from mlpatterns.training.hyperparameter_tuning.search_space import (
     CategoricalParam,
     FloatParam,
     IntParam,
     SearchSpaceError,
     decode_params,
     parse_search_space,
+)
+from mlpatterns.training.hyperparameter_tuning.study import (
+    PruningCallback,
+    make_pruner,
+    make_sampler,
+    plot_history,
+    tune,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -142,7 +142,7 @@ def test_a_killed_run_s_trials_are_failed_on_resume(tmp_path):
     import subprocess
     import sys
 
-    from mlpatterns.training.hyperparameter_tuning import WORKER_ATTR, register_worker
+    from mlpatterns.training.hyperparameter_tuning.study import WORKER_ATTR, register_worker
 
     storage = f"sqlite:///{tmp_path}/s.db"
     study = optuna.create_study(storage=storage, study_name="killed")
@@ -222,7 +222,7 @@ def test_pruning_callback_stops_train_network_early(natality_features):
 
 def test_pruning_callback_plugs_into_the_trainer():
     torch = pytest.importorskip("torch")
-    from mlpatterns.training import trainer as trainer_module
+    from mlpatterns.training.trainer import loop as trainer_module
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-6))
     trial = study.ask()
     torch.manual_seed(0)

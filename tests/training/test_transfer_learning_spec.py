@@ -34,7 +34,7 @@ from mlpatterns.reproducibility.transform import FeatureTransform  # noqa: E402
 from mlpatterns.serving.bundle import BundleError, manifest_digest  # noqa: E402
 from mlpatterns.serving.stateless_serving_function import ServingFunction  # noqa: E402
 from mlpatterns.spec import TEXT_ENCODERS, SpecError, parse_spec  # noqa: E402
-from mlpatterns.training import transfer_learning_encoder as tle  # noqa: E402
+from mlpatterns.training.transfer_learning import text_encoder as tle  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ENCODER = "all-MiniLM-L6-v2"
@@ -113,7 +113,7 @@ def test_a_text_column_alone_is_a_feature_and_the_encoder_lists_agree(example):
 # -- the ONNX encoder ------------------------------------------------------------------------------
 def test_onnx_encoder_agrees_with_sentence_transformers(encoder, titles):
     """The exported encoder with its tokenizer gives sentence-transformers' embeddings (cosine 1, 1e-5)."""
-    from mlpatterns.training.transfer_learning_text import SentenceEmbedder
+    from mlpatterns.training.transfer_learning.sentence_embedder import SentenceEmbedder
 
     texts = [
         *titles,

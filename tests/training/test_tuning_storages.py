@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from mlpatterns.training.tuning_conformance import TuningStorageConformance
-from mlpatterns.training.tuning_storage import (
+from mlpatterns.testing.tuning_storage import TuningStorageConformance
+from mlpatterns.training.hyperparameter_tuning.storage import (
     JournalTuningStorage,
     MemoryTuningStorage,
     PostgresTuningStorage,

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mlpatterns.training.useful_overfitting import FunctionGrid, OverfitEmulator, emulation_errors
-from mlpatterns.training.useful_overfitting_check import OverfitCheck, overfit_one_batch
+from mlpatterns.training.useful_overfitting.one_batch import OverfitCheck, overfit_one_batch
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "useful_overfitting_solar.py"
 

@@ -97,7 +97,7 @@ def train_network(
     """
     import torch
 
-    from mlpatterns.training.trainer import Trainer
+    from mlpatterns.training.trainer.loop import Trainer
 
     def adam(parameters: Any) -> Any:
         return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)

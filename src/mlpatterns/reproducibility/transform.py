@@ -128,7 +128,7 @@ class FeatureTransform:
         Text columns and the frozen pretrained encoder whose bottleneck features they
         become (Transfer Learning, 13), e.g. ``{"title": "all-MiniLM-L6-v2"}``: 384
         numbers ``title_emb_000``... after the numeric columns; a null is the empty
-        text. The encoder runs as ONNX (:class:`~mlpatterns.training.transfer_learning_encoder.TextEncoder`);
+        text. The encoder runs as ONNX (:class:`~mlpatterns.training.transfer_learning.text_encoder.TextEncoder`);
         the JSON records its sha256, and a bundle carries its files (:meth:`text_files`).
     """
 
@@ -174,7 +174,7 @@ class FeatureTransform:
                 raise ValueError(f"crosses[{i}].columns: expected a list of 2 to 4 columns, got {columns!r}")
             _as_bucket_count(f"crosses[{i}]", cross.get("buckets"))
         if self.text:
-            from mlpatterns.training.transfer_learning_encoder import ENCODERS
+            from mlpatterns.training.transfer_learning.text_encoder import ENCODERS
 
             for column, name in self.text.items():
                 if name not in ENCODERS:
@@ -279,7 +279,7 @@ class FeatureTransform:
 
     def _text_encoder(self, name: str) -> Any:
         if name not in self.text_encoders_:  # the packaged encoder, exported once and cached
-            from mlpatterns.training.transfer_learning_encoder import TextEncoder
+            from mlpatterns.training.transfer_learning.text_encoder import TextEncoder
 
             self.attach_text_encoder(TextEncoder.packaged(name))
         return self.text_encoders_[name]
@@ -523,7 +523,7 @@ class FeatureTransform:
             for column, declared in transform.categorical.items():
                 encodings.check_state(column, declared, categorical.get(column))
         if transform.text:
-            from mlpatterns.training.transfer_learning_encoder import check_record
+            from mlpatterns.training.transfer_learning.text_encoder import check_record
 
             _expect_type(state.get("text"), Mapping, "state.text")
             for name in set(transform.text.values()):

@@ -81,7 +81,7 @@ class ServingFunction:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
             raise BundleError(f"{bundle.path}: the transform cannot be rebuilt ({type(error).__name__}: {error})") from error
         if self.transform.text:  # Transfer Learning (13): the frozen text encoder is two of the bundle's files
-            from mlpatterns.training.transfer_learning_encoder import (
+            from mlpatterns.training.transfer_learning.text_encoder import (
                 TextEncoderError,
                 attach_bundle_encoders,
             )

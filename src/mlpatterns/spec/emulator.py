@@ -24,6 +24,7 @@ other model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,34 +43,33 @@ _NON_NUMERIC = ("categorical", "bucketize", "crosses", "date_parts", "text")
 def check_emulator(name: str, model: dict[str, Any], target: dict[str, Any], split: dict[str, Any],
                    features: dict[str, Any]) -> None:
     """Check an emulator's section against the target, split and features; raise :class:`SpecError`."""
-    from mlpatterns.training.useful_overfitting import OverfitEmulator
+    from mlpatterns.training.useful_overfitting.params import check_emulator_params
 
     where = f"models.{name}"
     expect(target["task"] == "regression", f"{where}.type",
-            f"an emulator reproduces a deterministic function's value and needs a regression target, "
-            f"got a {target['task']} target")
+           f"an emulator reproduces a deterministic function's value and needs a regression target, "
+           f"got a {target['task']} target")
     expect(bool(split.get("none")), "split",
-            f"models.{name} is an emulator (Useful Overfitting): it trains on the whole enumerated input "
-            f"space; expected 'split: none'")
+           f"models.{name} is an emulator (Useful Overfitting): it trains on the whole enumerated input "
+           f"space; expected 'split: none'")
     declared = [group for group in _NON_NUMERIC if features.get(group)]
     expect(not declared, f"features.{declared[0]}" if declared else "features",
-            f"an emulator (models.{name}) reads numeric features only, the axes of its input grid")
+           f"an emulator (models.{name}) reads numeric features only, the axes of its input grid")
     params = model["params"]
     unknown = sorted(set(params) - set(EMULATOR_PARAMS))
     expect(not unknown, f"{where}.params", f"unknown parameter(s) {unknown}; expected some of {list(EMULATOR_PARAMS)}")
     periods = params.get("periods") or {}
     expect(isinstance(periods, Mapping), f"{where}.params.periods",
-            f"expected a mapping of numeric feature to its period in the column's units "
-            f"(e.g. {{day_of_year: 365}}), got {periods!r}")
+           f"expected a mapping of numeric feature to its period in the column's units "
+           f"(e.g. {{day_of_year: 365}}), got {periods!r}")
     for column, period in periods.items():
         expect(column in features["numeric"], f"{where}.params.periods.{column}",
-                f"not a numeric feature; expected one of {features['numeric']}")
-        expect(isinstance(period, (int, float)) and not isinstance(period, bool) and bool(np.isfinite(period))
-                and period > 0, f"{where}.params.periods.{column}",
-                f"expected a positive period in the column's units, got {period!r}")
-    try:
-        emulator = OverfitEmulator(**{k: v for k, v in params.items() if k != "periods"})
-        emulator._check_params(len(features["numeric"]))
+               f"not a numeric feature; expected one of {features['numeric']}")
+        expect(isinstance(period, (int, float)) and not isinstance(period, bool) and math.isfinite(period)
+               and period > 0, f"{where}.params.periods.{column}",
+               f"expected a positive period in the column's units, got {period!r}")
+    try:  # the emulator's own checks (periods by column name are checked above)
+        check_emulator_params({k: v for k, v in params.items() if k != "periods"}, len(features["numeric"]))
     except ValueError as error:
         raise SpecError(f"{where}.params: {error}") from None
 

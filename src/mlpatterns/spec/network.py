@@ -44,7 +44,7 @@ def checkpoint_dir(name: str, model_spec: dict[str, Any], context: dict[str, Any
 
 
 def _holds_checkpoints(directory: Path) -> bool:
-    from mlpatterns.training.checkpoints import CheckpointError, CheckpointManager
+    from mlpatterns.training.checkpoints.manager import CheckpointError, CheckpointManager
 
     try:
         return bool(CheckpointManager(directory).candidates())
@@ -86,8 +86,8 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     from mlpatterns.models.training_loop import predict_network, train_network
     from mlpatterns.models.wide_and_deep import WideAndDeep
     from mlpatterns.serving.onnx_export import torch_to_onnx
-    from mlpatterns.training.checkpoints import CheckpointError
-    from mlpatterns.training.checkpoints_state import CheckpointMismatchError
+    from mlpatterns.training.checkpoints.manager import CheckpointError
+    from mlpatterns.training.checkpoints.state import CheckpointMismatchError
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
     params = {**network_defaults(len(y_train)), **model_spec["params"]}
@@ -136,7 +136,7 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     # a resumed run continues from its own checkpoints, which already hold the fine-tuned weights
     loop = {"checkpoint_dir": directory, "resume": resume, "init_from": None if resume else checkpoints.get("init_from")}
     if directory is not None:
-        from mlpatterns.training.trainer import DEFAULT_CHECKPOINT_EVERY
+        from mlpatterns.training.trainer.loop import DEFAULT_CHECKPOINT_EVERY
 
         loop.update(checkpoint_every=checkpoints.get("every", DEFAULT_CHECKPOINT_EVERY),
                     keep_last=checkpoints.get("keep_last", 2))

@@ -39,7 +39,7 @@ MEMBER_TYPES = ("gradient_boosting", "random_forest", "linear", "wide_and_deep")
 REBALANCE_METHODS = ("downsample", "upsample", "smote", "class_weight", "downsampled_ensemble", "output_bias")
 NETWORK_REBALANCE_METHODS = ("downsample", "upsample", "class_weight", "output_bias")
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")  # as FeatureTransform
-TEXT_ENCODERS = ("all-MiniLM-L6-v2",)  # as mlpatterns.training.transfer_learning_encoder.ENCODERS
+TEXT_ENCODERS = ("all-MiniLM-L6-v2",)  # as mlpatterns.training.transfer_learning.text_encoder.ENCODERS
 DATASETS = ("flights", "natality", "movies", "taxi", "solar_day_length")
 TASKS = ("classification", "regression", "multiclass", "multilabel")
 CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform (documented in docs/spec.md)
@@ -145,16 +145,16 @@ class Spec:
                 hint = ("; a regression is the default task: for labels set task: classification (two classes) "
                         "or task: multiclass")
             expect(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype), where,
-                    f"expected a numeric column, but {column!r} has type {dtype}{hint}")
+                   f"expected a numeric column, but {column!r} has type {dtype}{hint}")
         if self.task == "regression" and "task" not in self.target_declared:
             dtype = columns[self.target["column"]]
             expect(not pd.api.types.is_bool_dtype(dtype), "target.column",
-                    f"{self.target['column']!r} holds true/false (or Yes/No) values, and a regression is the "
-                    "default task: set task: classification")
+                   f"{self.target['column']!r} holds true/false (or Yes/No) values, and a regression is the "
+                   "default task: set task: classification")
         for column in self.features.get("text", {}):  # Transfer Learning (13): the encoder reads text
             dtype = columns[column]
             expect(pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype),
-                    f"features.text.{column}", f"expected a text column, but {column!r} has type {dtype}")
+                   f"features.text.{column}", f"expected a text column, but {column!r} has type {dtype}")
 
 
 def _parse_target(raw: Any) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def _parse_target(raw: Any) -> dict[str, Any]:
         expect("column" not in target, "target", "expected 'column' (one target) or 'columns' (labels), not both")
         columns = string_list(target["columns"], "target.columns")
         expect(len(columns) >= 2 and len(set(columns)) == len(columns), "target.columns",
-                f"expected at least two distinct label columns, got {columns!r}")
+               f"expected at least two distinct label columns, got {columns!r}")
         target["columns"] = columns
         task = target.setdefault("task", "multilabel")
         expect(task == "multilabel", "target.task", f"label 'columns' make a multilabel task, got {task!r}")
@@ -180,13 +180,13 @@ def _parse_target(raw: Any) -> dict[str, Any]:
     if task == "multiclass":  # one class among several, text or integer labels
         for field_name in ("positive_when", "positive_label", "reframe", "neutral"):
             expect(field_name not in target, f"target.{field_name}",
-                    "does not apply to a multiclass target (each label is a class of its own)")
+                   "does not apply to a multiclass target (each label is a class of its own)")
     expect("positive_label" not in target or task == "classification", "target.positive_label",
-            f"only applies to a binary classification target, not to a {task} one")
+           f"only applies to a binary classification target, not to a {task} one")
     if "positive_label" in target:
         label = target["positive_label"]
         expect(isinstance(label, (str, int, bool)) and not isinstance(label, float), "target.positive_label",
-                f"expected the label (text, a whole number or true/false) that counts as positive, got {label!r}")
+               f"expected the label (text, a whole number or true/false) that counts as positive, got {label!r}")
     if "neutral" in target:  # Neutral Class (9)
         target["neutral"] = _parse_neutral(target)
     if "positive_when" in target:
@@ -195,19 +195,19 @@ def _parse_target(raw: Any) -> dict[str, Any]:
         expect(len(rule) == 1, "target.positive_when", f"expected exactly one of {list(COMPARISONS)}")
         (_, threshold), = rule.items()
         expect(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
-                "target.positive_when", f"expected a number, got {threshold!r}")
+               "target.positive_when", f"expected a number, got {threshold!r}")
     if "reframe" in target:
         expect(task == "regression", "target.reframe", "reframes a regression target; the task is classification")
         reframe = mapping(target["reframe"], "target.reframe", ("buckets", "strategy", "quantiles"))
         buckets = reframe.setdefault("buckets", 20)
         expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets >= 2,
-                "target.reframe.buckets", f"expected a whole number of buckets, at least 2, got {buckets!r}")
+               "target.reframe.buckets", f"expected a whole number of buckets, at least 2, got {buckets!r}")
         strategy = reframe.setdefault("strategy", "quantile")
         expect(strategy in ("quantile", "uniform"), "target.reframe.strategy",
-                f"expected 'quantile' or 'uniform', got {strategy!r}")
+               f"expected 'quantile' or 'uniform', got {strategy!r}")
         quantiles = reframe.setdefault("quantiles", [0.1, 0.5, 0.9])
         expect(isinstance(quantiles, list) and all(isinstance(q, (int, float)) and 0 < q < 1 for q in quantiles),
-                "target.reframe.quantiles", f"expected numbers between 0 and 1, got {quantiles!r}")
+               "target.reframe.quantiles", f"expected numbers between 0 and 1, got {quantiles!r}")
         target["reframe"] = reframe
     return target
 
@@ -217,17 +217,17 @@ def _parse_neutral(target: dict[str, Any]) -> dict[str, Any]:
     expect(target["task"] == "classification", where, "applies to a classification target")
     neutral = mapping(target["neutral"], where, ("band", "column"))
     expect(len(neutral) == 1, where, "expected 'band: [low, high]' (of the target column) or 'column: NAME' "
-            "(a true/false column marking ambiguous rows)")
+           "(a true/false column marking ambiguous rows)")
     if "band" in neutral:
         band = neutral["band"]
         expect(isinstance(band, list) and len(band) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band)
-                and band[0] <= band[1], f"{where}.band", f"expected [low, high] with low <= high, got {band!r}")
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band)
+               and band[0] <= band[1], f"{where}.band", f"expected [low, high] with low <= high, got {band!r}")
         expect("positive_when" in target, f"{where}.band",
-                "a band of the target column needs 'positive_when' (the cut that the band surrounds)")
+               "a band of the target column needs 'positive_when' (the cut that the band surrounds)")
         (_, cut), = target["positive_when"].items()
         expect(band[0] <= cut <= band[1], f"{where}.band",
-                f"expected a band around the positive_when cut {cut}, got {band!r}")
+               f"expected a band around the positive_when cut {cut}, got {band!r}")
     else:
         expect(isinstance(neutral["column"], str), f"{where}.column", "expected a column name")
     return neutral
@@ -240,45 +240,45 @@ def _parse_split(raw: Any) -> dict[str, Any]:
     if raw == "none":
         return {"none": True, "key": []}
     expect(isinstance(raw, Mapping), "split", "expected a mapping with 'key' (the column(s) whose hash decides "
-            f"the split), or 'none' (no held-out split, for an emulator's enumerated grid), got {raw!r}")
+           f"the split), or 'none' (no held-out split, for an emulator's enumerated grid), got {raw!r}")
     if raw.get("by") == "time":
         return _parse_time_split(raw)
     split = mapping(raw, "split", ("by", "key", "fractions", "num_buckets", "separator", "nulls"))
     expect(split.pop("by", "hash") == "hash", "split.by",
-            f"expected 'hash' (the default: by a hash of the key) or 'time' (sequential), got {raw.get('by')!r}")
+           f"expected 'hash' (the default: by a hash of the key) or 'time' (sequential), got {raw.get('by')!r}")
     expect("key" in split, "split", "missing field 'key' (the column(s) whose hash decides the split)")
     split["key"] = string_list(split["key"], "split.key")
     _check_nulls(split)
     num_buckets = split.setdefault("num_buckets", 100)
     positive_int(num_buckets, "split.num_buckets")
     expect(isinstance(split.setdefault("separator", ""), str), "split.separator",
-            f"expected the text put between the key columns, got {split['separator']!r}")
+           f"expected the text put between the key columns, got {split['separator']!r}")
     split["fractions"] = _parse_fractions(split.get("fractions"))
     for name, value in split["fractions"].items():  # whole buckets of ABS(MOD(FARM_FINGERPRINT(key), N))
         expect(abs(value * num_buckets - round(value * num_buckets)) < 1e-9, f"split.fractions.{name}",
-                f"expected a multiple of 1/num_buckets = {1 / num_buckets:g} (whole hash buckets), got {value!r}")
+               f"expected a multiple of 1/num_buckets = {1 / num_buckets:g} (whole hash buckets), got {value!r}")
     return split
 
 
 def _check_nulls(split: dict[str, Any]) -> None:
     nulls = split.setdefault("nulls", "raise")
     expect(nulls in ("raise", "exclude"), "split.nulls",
-            f"expected 'raise' (a null split value stops the run) or 'exclude' (such rows join no split), "
-            f"got {nulls!r}")
+           f"expected 'raise' (a null split value stops the run) or 'exclude' (such rows join no split), "
+           f"got {nulls!r}")
 
 
 def _parse_time_split(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Sequential split (Repeatable Splitting, 22, for time series): train on the past, test on the future."""
     split = mapping(raw, "split", ("by", "column", "cutoffs", "fractions", "nulls"))
     expect(isinstance(split.get("column"), str), "split.column",
-            f"a time split needs the time column's name, got {split.get('column')!r}")
+           f"a time split needs the time column's name, got {split.get('column')!r}")
     expect(not ("cutoffs" in split and "fractions" in split), "split",
-            "expected 'cutoffs' (the first valid and the first test time) or 'fractions', not both")
+           "expected 'cutoffs' (the first valid and the first test time) or 'fractions', not both")
     _check_nulls(split)
     if "cutoffs" in split:
         cutoffs = mapping(split["cutoffs"], "split.cutoffs", ("valid", "test"))
         expect(set(cutoffs) == {"valid", "test"}, "split.cutoffs",
-                f"expected the first time of the 'valid' and of the 'test' split, got {sorted(cutoffs)}")
+               f"expected the first time of the 'valid' and of the 'test' split, got {sorted(cutoffs)}")
         for name, value in cutoffs.items():
             ok = isinstance(value, (str, int, float, dt.date)) and not isinstance(value, bool)
             expect(ok, f"split.cutoffs.{name}", f"expected a date, a timestamp or a number, got {value!r}")
@@ -287,7 +287,7 @@ def _parse_time_split(raw: Mapping[str, Any]) -> dict[str, Any]:
         order = [_comparable_time(cutoffs[name]) for name in ("valid", "test")]
         if None not in order and type(order[0]) is type(order[1]):
             expect(order[0] < order[1], "split.cutoffs", f"the valid split must start before the test split, "
-                    f"got valid {cutoffs['valid']!r} and test {cutoffs['test']!r}")
+                   f"got valid {cutoffs['valid']!r} and test {cutoffs['test']!r}")
     else:
         split["fractions"] = _parse_fractions(split.get("fractions"))
     split.update(by="time", key=[])
@@ -307,14 +307,14 @@ def _comparable_time(value: Any) -> Any:
 
 def _parse_fractions(raw: Any) -> dict[str, float]:
     fractions = mapping(raw if raw is not None else {"train": 0.8, "valid": 0.1, "test": 0.1},
-                         "split.fractions", ("train", "valid", "test"))
+                        "split.fractions", ("train", "valid", "test"))
     expect(set(fractions) == {"train", "valid", "test"}, "split.fractions",
-            f"expected train, valid and test fractions, got {sorted(fractions)}")
+           f"expected train, valid and test fractions, got {sorted(fractions)}")
     for name, value in fractions.items():
         expect(isinstance(value, (int, float)) and 0 < value < 1, f"split.fractions.{name}",
-                f"expected a number between 0 and 1, got {value!r}")
+               f"expected a number between 0 and 1, got {value!r}")
     expect(abs(sum(fractions.values()) - 1) < 1e-9, "split.fractions",
-            f"the fractions must add up to 1, they add up to {sum(fractions.values())}")
+           f"the fractions must add up to 1, they add up to {sum(fractions.values())}")
     # train, valid, test in this order whatever the YAML's order: hash buckets are handed
     # out in order, so another order would put other keys in each split
     return {name: fractions[name] for name in ("train", "valid", "test")}
@@ -334,7 +334,7 @@ def _parse_features(raw: Any) -> dict[str, Any]:
         if "quantiles" in how:
             n = how["quantiles"]
             expect(isinstance(n, int) and not isinstance(n, bool) and n >= 2, f"{where}.quantiles",
-                    f"expected a whole number of bins, at least 2, got {n!r}")
+                   f"expected a whole number of bins, at least 2, got {n!r}")
         else:
             edges = how["boundaries"]
             expect(isinstance(edges, list) and edges and all(isinstance(e, (int, float)) and not isinstance(e, bool)
@@ -342,10 +342,10 @@ def _parse_features(raw: Any) -> dict[str, Any]:
                     f"{where}.boundaries", f"expected increasing numbers, got {edges!r}")
     for column, parts in features["date_parts"].items():
         expect(isinstance(parts, list) and all(isinstance(p, str) for p in parts) and parts,
-                f"features.date_parts.{column}", f"expected a list of calendar parts, got {parts!r}")
+               f"features.date_parts.{column}", f"expected a list of calendar parts, got {parts!r}")
         unknown = sorted(set(parts) - set(DATE_PARTS))
         expect(not unknown, f"features.date_parts.{column}",
-                f"unknown part(s) {unknown}; expected some of {list(DATE_PARTS)}")
+               f"unknown part(s) {unknown}; expected some of {list(DATE_PARTS)}")
     crosses = features.get("crosses", []) or []
     expect(isinstance(crosses, list), "features.crosses", "expected a list of crosses")
     for i, cross in enumerate(crosses):
@@ -355,10 +355,10 @@ def _parse_features(raw: Any) -> dict[str, Any]:
         expect(2 <= len(columns) <= 4, f"{where}.columns", f"expected 2 to 4 columns, got {len(columns)}")
         buckets = cross.get("buckets")
         expect(isinstance(buckets, int) and not isinstance(buckets, bool) and buckets > 0,
-                f"{where}.buckets", f"expected a positive number of hash buckets, got {buckets!r}")
+               f"{where}.buckets", f"expected a positive number of hash buckets, got {buckets!r}")
     features["crosses"] = crosses
     expect(any(features[g] for g in ("numeric", "categorical", "bucketize", "crosses", "date_parts", "text")),
-            "features", "declares no feature")
+           "features", "declares no feature")
     return features
 
 
@@ -377,10 +377,10 @@ def _parse_categorical(raw: Any) -> dict[str, Any]:
         raise SpecError(f"features.{error}") from None
     for column, how in categorical.items():
         expect(not isinstance(how, Mapping) or how.get("encoding") != "hash" or "buckets" in how,
-                f"features.categorical.{column}.buckets",
-                "hashing needs a number of buckets (or encoding: auto to choose it from the training data)")
+               f"features.categorical.{column}.buckets",
+               "hashing needs a number of buckets (or encoding: auto to choose it from the training data)")
         expect(how != "hash", f"features.categorical.{column}",
-                "hashing needs a number of buckets: {encoding: hash, buckets: N} (or auto)")
+               "hashing needs a number of buckets: {encoding: hash, buckets: N} (or auto)")
     return categorical
 
 
@@ -392,7 +392,7 @@ def _parse_text(raw: Any) -> dict[str, dict[str, Any]]:
         how = mapping(how, where, ("encoder",))
         expect("encoder" in how, where, f"missing field 'encoder'; expected one of {list(TEXT_ENCODERS)}")
         expect(how["encoder"] in TEXT_ENCODERS, f"{where}.encoder",
-                f"unknown encoder {how['encoder']!r}; expected one of {list(TEXT_ENCODERS)}")
+               f"unknown encoder {how['encoder']!r}; expected one of {list(TEXT_ENCODERS)}")
         text[column] = how
     return text
 
@@ -401,7 +401,7 @@ def _member(raw: Any, where: str) -> dict[str, Any]:
     """A model inside a stack or a cascade: a scikit-learn type and its parameters."""
     member = mapping(raw, where, ("type", "params"))
     expect(member.get("type") in MEMBER_TYPES, f"{where}.type",
-            f"expected one of {list(MEMBER_TYPES)}, got {member.get('type')!r}")
+           f"expected one of {list(MEMBER_TYPES)}, got {member.get('type')!r}")
     member["params"] = mapping(member.get("params", {}) or {}, f"{where}.params")
     return member
 
@@ -423,7 +423,7 @@ def _parse_checkpoints(raw: Any, where: str) -> dict[str, Any]:
         if name in checkpoints:
             value = checkpoints[name]
             expect(isinstance(value, str) and value.strip() != "", f"{where}.{name}",
-                    f"expected a path, got {value!r}")
+                   f"expected a path, got {value!r}")
     return {"enabled": True, **checkpoints}
 
 
@@ -435,8 +435,8 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
     model["params"] = mapping(model.get("params", {}) or {}, f"{where}.params")
     task = target["task"]
     expect(not (kind in ("stacking", "cascade") and model["params"]), f"{where}.params",
-            f"a {kind} model has no parameters of its own; give them to its "
-            f"{'members and final' if kind == 'stacking' else 'router, typical and extreme'} models")
+           f"a {kind} model has no parameters of its own; give them to its "
+           f"{'members and final' if kind == 'stacking' else 'router, typical and extreme'} models")
     if kind == "stacking":  # Ensembles (7)
         members = mapping(model.get("members"), f"{where}.members")
         expect(len(members) >= 2, f"{where}.members", "expected at least two members")
@@ -446,72 +446,72 @@ def _parse_model(name: str, raw: Any, target: dict[str, Any]) -> dict[str, Any]:
         if "final" in model:
             model["final"] = _member(model["final"], f"{where}.final")
         expect(task in ("classification", "regression") and "neutral" not in target and "reframe" not in target,
-                where, "a stack predicts a binary class or a value")
+               where, "a stack predicts a binary class or a value")
     if kind == "cascade":  # Cascade (8)
         expect(task == "regression" and "reframe" not in target, where,
-                "a cascade routes a regression target (typical and extreme values)")
+               "a cascade routes a regression target (typical and extreme values)")
         for part in ("router", "typical", "extreme"):
             if part in model:
                 model[part] = _member(model[part], f"{where}.{part}")
         if "extreme_above" in model:
             value = model["extreme_above"]
             expect(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}.extreme_above",
-                    f"expected the target value above which a row is extreme, got {value!r}")
+                   f"expected the target value above which a row is extreme, got {value!r}")
     if kind in ("stacking", "cascade"):
         positive_int(model.setdefault("n_splits", 5), f"{where}.n_splits", least=2)
     if "refit" in model:  # a single gradient-boosted model refits on train + valid after early stopping
         expect(kind == "gradient_boosting", f"{where}.refit", f"applies to a gradient_boosting model, not {kind}")
         expect(task in ("classification", "regression", "multiclass") and not {"reframe", "neutral"} & set(target)
-                and (model["rebalance"].get("method") if isinstance(model.get("rebalance"), Mapping) else None)
-                in (None, "class_weight"), f"{where}.refit",
-                "applies to a single gradient-boosted model of a binary, multiclass or regression target "
-                "(without reframing, a neutral class or resampling)")
+               and (model["rebalance"].get("method") if isinstance(model.get("rebalance"), Mapping) else None)
+               in (None, "class_weight"), f"{where}.refit",
+               "applies to a single gradient-boosted model of a binary, multiclass or regression target "
+               "(without reframing, a neutral class or resampling)")
         expect(isinstance(model["refit"], bool), f"{where}.refit", f"expected true or false, got {model['refit']!r}")
     if "checkpoints" in model:
         expect(kind == "wide_and_deep", f"{where}.checkpoints",
-                f"applies to a network (a wide_and_deep model), not to a {kind} model")
+               f"applies to a network (a wide_and_deep model), not to a {kind} model")
         model["checkpoints"] = _parse_checkpoints(model["checkpoints"], f"{where}.checkpoints")
     for part in ("members", "final", "router", "typical", "extreme", "extreme_above", "n_splits"):
         expect(part not in model or kind in ("stacking", "cascade"), f"{where}.{part}",
-                "only applies to a stacking or cascade model")
+               "only applies to a stacking or cascade model")
     expect(kind != "anomaly_detector" or (task == "classification" and "neutral" not in target), where,
-            "an anomaly detector scores a rare class of a binary classification target")
+           "an anomaly detector scores a rare class of a binary classification target")
     expect("reframe" not in target or kind in ("gradient_boosting", "wide_and_deep"), f"{where}.type",
-            f"a reframed target takes a gradient_boosting or wide_and_deep model, got {kind!r}")
+           f"a reframed target takes a gradient_boosting or wide_and_deep model, got {kind!r}")
     if "rebalance" in model:  # Rebalancing (10)
         rebalance = mapping(model["rebalance"], f"{where}.rebalance", ("method", "sampling_strategy", "n_estimators"))
         expect(task == "classification" and "neutral" not in target, f"{where}.rebalance",
-                "applies to a binary classification target")
+               "applies to a binary classification target")
         allowed = NETWORK_REBALANCE_METHODS if kind == "wide_and_deep" else tuple(
             m for m in REBALANCE_METHODS if m != "output_bias")
         expect(rebalance.get("method") in allowed, f"{where}.rebalance.method",
-                f"expected one of {list(allowed)} for a {kind} model, got {rebalance.get('method')!r}")
+               f"expected one of {list(allowed)} for a {kind} model, got {rebalance.get('method')!r}")
         expect(kind in ("gradient_boosting", "random_forest", "linear", "wide_and_deep"), f"{where}.rebalance",
-                f"applies to a single model, not to a {kind} model")
+               f"applies to a single model, not to a {kind} model")
         if "sampling_strategy" in rebalance:
             ratio = rebalance["sampling_strategy"]
             expect(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1,
-                    f"{where}.rebalance.sampling_strategy",
-                    f"expected the minority/majority ratio after resampling, in (0, 1], got {ratio!r}")
+                   f"{where}.rebalance.sampling_strategy",
+                   f"expected the minority/majority ratio after resampling, in (0, 1], got {ratio!r}")
         if "n_estimators" in rebalance:
             positive_int(rebalance["n_estimators"], f"{where}.rebalance.n_estimators")
         model["rebalance"] = rebalance
     if "threshold" in model:  # threshold moving, tuned on the validation split
         threshold = model["threshold"]
         expect(task in ("classification", "multilabel") and "neutral" not in target, f"{where}.threshold",
-                "applies to a binary or multilabel classification target")
+               "applies to a binary or multilabel classification target")
         if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
             expect(0 < threshold < 1, f"{where}.threshold", f"expected a number in (0, 1), got {threshold!r}")
         else:
             threshold = mapping(threshold, f"{where}.threshold", ("strategy", "min_precision"))
             expect(len(threshold) == 1 and threshold.get("strategy", "f1") == "f1", f"{where}.threshold",
-                    "expected a number, 'strategy: f1' or 'min_precision: P'")
+                   "expected a number, 'strategy: f1' or 'min_precision: P'")
             if "min_precision" in threshold:
                 value = threshold["min_precision"]
                 expect(task == "classification", f"{where}.threshold.min_precision",
-                        "applies to a binary target; a multilabel target uses 'strategy: f1' or a number")
+                       "applies to a binary target; a multilabel target uses 'strategy: f1' or a number")
                 expect(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1,
-                        f"{where}.threshold.min_precision", f"expected a number in (0, 1), got {value!r}")
+                       f"{where}.threshold.min_precision", f"expected a number in (0, 1), got {value!r}")
             model["threshold"] = threshold
     return model
 
@@ -530,7 +530,7 @@ def parse_distribution(raw: Any, where: str = "distribution") -> dict[str, Any]:
     if distribution["nodes"] > 1:
         host, _, port = rendezvous.rpartition(":") if isinstance(rendezvous, str) else ("", "", "")
         expect(host != "" and port.isdigit() and 0 < int(port) < 65536, f"{where}.rendezvous",
-                f"several nodes meet at HOST:PORT (one of the nodes, a free port), got {rendezvous!r}")
+               f"several nodes meet at HOST:PORT (one of the nodes, a free port), got {rendezvous!r}")
     else:
         expect(rendezvous is None, f"{where}.rendezvous", "only applies with several nodes")
     return distribution
@@ -540,7 +540,7 @@ def _check_emulators(models: dict[str, dict[str, Any]], target: dict[str, Any], 
                      features: dict[str, Any], data: dict[str, Any]) -> None:
     """Useful Overfitting (11): emulators and 'split: none' (see mlpatterns.spec.emulator)."""
     expect(not (split.get("none") and "sample_fraction" in data), "data.sample_fraction",
-            "a spec with 'split: none' trains on the whole enumerated data set; a sample breaks the enumeration")
+           "a spec with 'split: none' trains on the whole enumerated data set; a sample breaks the enumeration")
     emulators = [name for name, model in models.items() if model["type"] == "emulator"]
     if emulators:
         from mlpatterns.spec.emulator import check_emulator
@@ -572,27 +572,27 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
     if "path" in data:
         expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
-                f"expected the path of a .csv, .csv.gz, .tsv or .parquet file, got {data['path']!r}")
+               f"expected the path of a .csv, .csv.gz, .tsv or .parquet file, got {data['path']!r}")
     if "null_values" in data:
         expect("path" in data, "data.null_values", "applies to a file (data.path), not to a built-in data set")
         markers = data["null_values"]
         markers = [markers] if isinstance(markers, str) else markers
         expect(isinstance(markers, list) and bool(markers) and all(isinstance(m, str) for m in markers),
-                "data.null_values",
-                f"expected the texts that mean 'no value' in the file, e.g. ['NA', ''], got {data['null_values']!r}")
+               "data.null_values",
+               f"expected the texts that mean 'no value' in the file, e.g. ['NA', ''], got {data['null_values']!r}")
         data["null_values"] = list(markers)
     if "dataset" in data:
         expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
     if "sample_fraction" in data:
         fraction = data["sample_fraction"]
         expect(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1,
-                "data.sample_fraction", f"expected a number in (0, 1], got {fraction!r}")
+               "data.sample_fraction", f"expected a number in (0, 1], got {fraction!r}")
     keys = string_list(spec.get("keys", []), "keys")
     baseline = mapping(spec.get("baseline", {}) or {}, "baseline", ("levels", "min_count", "statistic"))
     if "min_count" in baseline:
         positive_int(baseline["min_count"], "baseline.min_count")
     expect(baseline.get("statistic", "mean") in ("mean", "median"), "baseline.statistic",
-            f"expected 'mean' or 'median', got {baseline.get('statistic')!r}")
+           f"expected 'mean' or 'median', got {baseline.get('statistic')!r}")
     if "levels" in baseline:
         expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
         baseline["levels"] = [string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
@@ -607,8 +607,8 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
         tuning = parse_tuning(spec["tuning"], models, target, _parse_model)
     distribution = {} if spec.get("distribution") is None else parse_distribution(spec["distribution"])
     expect(not (tuning and distribution.get("processes", 1) * distribution.get("nodes", 1) > 1), "distribution",
-            "a spec with a tuning: section runs its trials in worker processes (tuning.n_workers); "
-            "train the tuned model data-parallel in a spec without tuning:")
+           "a spec with a tuning: section runs its trials in worker processes (tuning.n_workers); "
+           "train the tuned model data-parallel in a spec without tuning:")
     return Spec(
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,

@@ -36,7 +36,7 @@ from mlpatterns.metrics import METRIC_DIRECTIONS, TASK_METRICS
 from mlpatterns.spec._checks import SpecError, expect, mapping, positive_int
 from mlpatterns.spec.models import evaluate_model
 from mlpatterns.spec.schema import Spec
-from mlpatterns.training.tuning_search_space import (
+from mlpatterns.training.hyperparameter_tuning.search_space import (
     CategoricalParam,
     SearchSpaceError,
     parse_search_space,
@@ -61,20 +61,20 @@ def _spec_path(model: dict[str, Any], rest: list[str], where: str) -> tuple[str,
     elif head == "members":
         expect(len(rest) == 4 and rest[2] == "params", where, "expected members.<member>.params.<parameter>")
         expect(rest[1] in model.get("members", {}), where,
-                f"no member {rest[1]!r}; the model has {sorted(model.get('members', {}))}")
+               f"no member {rest[1]!r}; the model has {sorted(model.get('members', {}))}")
     elif head in _PARTS:
         expect(len(rest) == 3 and rest[1] == "params", where, f"expected {head}.params.<parameter>")
         expect(head in model, where, f"declare {head} in the model to tune its parameters")
     elif head in ("threshold", "rebalance"):
         inner = {"threshold": ("min_precision",), "rebalance": ("sampling_strategy", "n_estimators")}[head]
         expect(len(rest) == 1 and head == "threshold" or len(rest) == 2 and rest[1] in inner, where,
-                f"expected {head}{'' if head == 'rebalance' else ' or ' + head}.<{'|'.join(inner)}>")
+               f"expected {head}{'' if head == 'rebalance' else ' or ' + head}.<{'|'.join(inner)}>")
     elif head in ("extreme_above", "n_splits"):
         expect(len(rest) == 1, where, f"expected {head} alone")
     else:
         expect(len(rest) == 1, where, "expected params.<parameter>, members.<member>.params.<parameter>, "
-                f"{'|'.join(_PARTS)}.params.<parameter>, threshold, rebalance.<field>, n_splits, extreme_above, "
-                "or a scikit-learn get_params key such as boosting__learning_rate")
+               f"{'|'.join(_PARTS)}.params.<parameter>, threshold, rebalance.<field>, n_splits, extreme_above, "
+               "or a scikit-learn get_params key such as boosting__learning_rate")
         return _sklearn_path(model, head, where)
     return tuple(rest)
 
@@ -98,8 +98,8 @@ def _sklearn_path(model: dict[str, Any], key: str, where: str) -> tuple[str, ...
     if member.get("type") == "linear" and len(parts) == 2 and parts[0] in ("logisticregression", "ridge"):
         parts = parts[1:]
     expect(len(parts) == 1 and parts[0] != "", where,
-            "reaches below the parameters a spec declares; use a key ending in the parameter of a "
-            "member or part (boosting__learning_rate)")
+           "reaches below the parameters a spec declares; use a key ending in the parameter of a "
+           "member or part (boosting__learning_rate)")
     return (*section, "params", parts[0])
 
 
@@ -146,21 +146,21 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
     task = _task(target)
     metric = tuning.setdefault("metric", TASK_METRICS[task][0])
     expect(metric in TASK_METRICS[task], "tuning.metric",
-            f"expected one of {list(TASK_METRICS[task])} for a {task} target, got {metric!r}")
+           f"expected one of {list(TASK_METRICS[task])} for a {task} target, got {metric!r}")
     positive_int(tuning.setdefault("n_trials", 20), "tuning.n_trials")
     positive_int(tuning.setdefault("n_workers", 1), "tuning.n_workers")
     timeout = tuning.get("timeout")
     expect(timeout is None or isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0,
-            "tuning.timeout", f"expected a number of seconds above 0, got {timeout!r}")
+           "tuning.timeout", f"expected a number of seconds above 0, got {timeout!r}")
     expect(isinstance(tuning.setdefault("start_from_spec", True), bool), "tuning.start_from_spec",
-            f"expected true or false, got {tuning['start_from_spec']!r}")
+           f"expected true or false, got {tuning['start_from_spec']!r}")
     study_name = tuning.get("study_name")
     expect(study_name is None or isinstance(study_name, str) and study_name.strip() != "", "tuning.study_name",
-            f"expected a non-empty name, got {study_name!r}")
+           f"expected a non-empty name, got {study_name!r}")
     storage = tuning.get("storage")
     expect(storage is None or isinstance(storage, str), "tuning.storage", f"expected a config string, got {storage!r}")
-    from mlpatterns.training.tuning_samplers import make_pruner, make_sampler
-    from mlpatterns.training.tuning_storage import open_storage
+    from mlpatterns.training.hyperparameter_tuning.samplers import make_pruner, make_sampler
+    from mlpatterns.training.hyperparameter_tuning.storage import open_storage
 
     for field, make in (("sampler", make_sampler), ("pruner", make_pruner)):
         config = tuning.setdefault(field, {"sampler": "tpe", "pruner": "median"}[field])
@@ -195,7 +195,7 @@ class SpecObjective:
         import optuna
 
         from mlpatterns.spec.models import train_model
-        from mlpatterns.training.hyperparameter_tuning import PruningCallback
+        from mlpatterns.training.hyperparameter_tuning.study import PruningCallback
 
         tuning = self.spec.tuning
         model = apply_params(self.spec.models[self.name], {tuning["paths"][k]: v for k, v in params.items()})
@@ -270,7 +270,7 @@ def tune_spec_model(spec: Spec, data: dict[str, Any], context: dict[str, Any], s
                     progress: Any = None, log: Any = print) -> TunedModel:
     """Run (or resume) the spec's study; return the best trial's model section and the manifest fields."""
     from mlpatterns.spec.models import build_estimator
-    from mlpatterns.training.hyperparameter_tuning import plot_history, tune
+    from mlpatterns.training.hyperparameter_tuning.study import plot_history, tune
 
     tuning, name = spec.tuning, spec.tuning["model"]
     train = data["train"][0]

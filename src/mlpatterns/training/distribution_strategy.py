@@ -8,7 +8,7 @@ Solution: every process (a *rank*) holds a replica of the model; each step, each
 computes the gradient on its share of the same global batch, and an all-reduce of
 ``torch.distributed`` (gloo on CPUs, nccl on GPUs) combines the gradients, so every
 replica takes the same step. :class:`~mlpatterns.training.Trainer` does this when it
-runs in a process group of several ranks (see :mod:`mlpatterns.training.trainer_distributed`):
+runs in a process group of several ranks (see :mod:`mlpatterns.training.trainer.distributed`):
 each rank trains on every ``world_size``-th row of each global batch of ``batch_size``
 rows, weighs its mean loss by its share of the rows, and the summed gradient is exactly
 the gradient of the global batch, so a 2-process run follows the single-process run

@@ -1,6 +1,6 @@
 """Worker processes that share one tuning study (Hyperparameter Tuning, 15).
 
-:func:`~mlpatterns.training.hyperparameter_tuning.tune` gives each worker a share
+:func:`~mlpatterns.training.hyperparameter_tuning.study.tune` gives each worker a share
 of the missing trials; each worker is a spawned process that opens the storage from
 its config string, loads the study and calls ``study.optimize`` for its share, so
 the trials are counted exactly and numbered by the storage without duplicates.
@@ -68,9 +68,9 @@ def _work(payload: str, threads: int, results: Any, index: int) -> None:
         import optuna
         from threadpoolctl import threadpool_limits
 
-        from mlpatterns.training.hyperparameter_tuning import register_worker
-        from mlpatterns.training.tuning_samplers import make_pruner, make_sampler
-        from mlpatterns.training.tuning_storage import open_storage
+        from mlpatterns.training.hyperparameter_tuning.samplers import make_pruner, make_sampler
+        from mlpatterns.training.hyperparameter_tuning.storage import open_storage
+        from mlpatterns.training.hyperparameter_tuning.study import register_worker
 
         optuna.logging.set_verbosity(job.verbosity)
         sampler = make_sampler(job.sampler, job.seed)

@@ -5,7 +5,7 @@ movie titles) to learn its features from scratch.
 
 Solution: networks split into a pretrained part, cut at a bottleneck, and a new head,
 with their layers listed bottom to top so that the generic helpers of
-:mod:`mlpatterns.training.transfer_learning` (``freeze``, ``layerwise_lr_groups``,
+:mod:`mlpatterns.training.transfer_learning.layers` (``freeze``, ``layerwise_lr_groups``,
 ``bottleneck_features``) apply:
 
 * :class:`SmallCNN`: a CNN for 8x8 digits (children ``block1``, ``block2``,

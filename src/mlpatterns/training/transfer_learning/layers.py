@@ -23,8 +23,8 @@ This module holds the helpers that work for any ``torch.nn.Module``:
 
 The text side (the pretrained all-MiniLM-L6-v2 sentence encoder as a scikit-learn
 transformer and a fine-tuned classifier) is in
-:mod:`mlpatterns.training.transfer_learning_text`; a small CNN for 8x8 digits is in
-:mod:`mlpatterns.training.transfer_learning_images`. torch is imported when a helper
+:mod:`mlpatterns.training.transfer_learning.sentence_embedder`; a small CNN for 8x8 digits is in
+``examples/transfer_learning_images.py``. torch is imported when a helper
 is called, not when this module is.
 
 Examples

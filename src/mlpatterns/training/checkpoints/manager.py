@@ -9,7 +9,7 @@ Solution: save the *full* state periodically, each save written atomically so th
 process killed in the middle of a write never damages the last good checkpoint; keep the
 last few and the best; verify each file on load (a sha256 in a small manifest) and fall
 back to the previous good one when a file is damaged. :class:`CheckpointManager` is that
-directory; :class:`~mlpatterns.training.trainer.Trainer` decides what goes into a state and
+directory; :class:`~mlpatterns.training.trainer.loop.Trainer` decides what goes into a state and
 when to save.
 
 A checkpoint holds only tensors and plain containers (``dict``, ``list``, ``tuple``,
@@ -44,8 +44,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlpatterns.training.checkpoints_io import atomic_write
-from mlpatterns.training.checkpoints_state import check_weights_only
+from mlpatterns.training.checkpoints.atomic import atomic_write
+from mlpatterns.training.checkpoints.state import check_weights_only
 
 __all__ = [
     "CheckpointError",

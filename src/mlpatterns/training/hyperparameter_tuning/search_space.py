@@ -157,7 +157,7 @@ def parse_search_space(raw: Any, where: str = "space") -> dict[str, Param]:
     >>> parse_search_space({"max_leaf_nodes": {"type": "int", "low": 64, "high": 8}})
     Traceback (most recent call last):
     ...
-    mlpatterns.training.tuning_search_space.SearchSpaceError: space.max_leaf_nodes.high: expected at least low (64), got 8
+    mlpatterns.training.hyperparameter_tuning.search_space.SearchSpaceError: space.max_leaf_nodes.high: expected at least low (64), got 8
     """
     if not isinstance(raw, Mapping):
         raise SearchSpaceError(f"{where}: expected a mapping of parameter names to distributions, "

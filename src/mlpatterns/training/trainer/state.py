@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlpatterns.training.checkpoints import CheckpointError, load_checkpoint
-from mlpatterns.training.checkpoints_state import (
+from mlpatterns.training.checkpoints.manager import CheckpointError, load_checkpoint
+from mlpatterns.training.checkpoints.state import (
     capture_rng_state,
     load_model_state,
     restore_rng_state,
 )
-from mlpatterns.training.trainer_history import History
+from mlpatterns.training.trainer.history import History
 
 __all__ = ["TRAINER_FORMAT", "TrainerState"]
 
@@ -33,7 +33,7 @@ RESUME_CONFIG = ("batch_size", "examples_per_epoch", "seed", "shuffle", "train_r
 
 class TrainerState:
     """The Trainer's checkpoint state: :meth:`state_dict`, :meth:`load_state_dict` and finding the
-    checkpoint to resume from. Mixed into :class:`~mlpatterns.training.trainer.Trainer`."""
+    checkpoint to resume from. Mixed into :class:`~mlpatterns.training.trainer.loop.Trainer`."""
 
     def state_dict(self) -> dict[str, Any]:
         """The full training state, as a checkpoint holds it (tensors and plain containers).

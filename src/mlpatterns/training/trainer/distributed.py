@@ -1,6 +1,6 @@
 """The Trainer's side of data-parallel training (Distribution Strategy, 14, with Checkpoints, 12).
 
-When :class:`~mlpatterns.training.trainer.Trainer` runs in an initialised
+When :class:`~mlpatterns.training.trainer.loop.Trainer` runs in an initialised
 ``torch.distributed`` process group of several ranks (``torchrun``; see
 :mod:`mlpatterns.training.distribution_strategy`), every rank draws the same global
 batch from the same shuffled stream and trains on its share (every ``world_size``-th

@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlpatterns.training.checkpoints import CheckpointManager, load_checkpoint
-from mlpatterns.training.checkpoints_state import load_model_state, seed_everything
-from mlpatterns.training.trainer_data import ShuffledStream, TrainingData, as_training_data
-from mlpatterns.training.trainer_distributed import Replicas
-from mlpatterns.training.trainer_history import History
-from mlpatterns.training.trainer_state import TRAINER_FORMAT, TrainerState
+from mlpatterns.training.checkpoints.manager import CheckpointManager, load_checkpoint
+from mlpatterns.training.checkpoints.state import load_model_state, seed_everything
+from mlpatterns.training.trainer.data import ShuffledStream, TrainingData, as_training_data
+from mlpatterns.training.trainer.distributed import Replicas
+from mlpatterns.training.trainer.history import History
+from mlpatterns.training.trainer.state import TRAINER_FORMAT, TrainerState
 
 __all__ = ["DEFAULT_CHECKPOINT_EVERY", "Trainer"]
 
@@ -84,7 +84,7 @@ class Trainer(TrainerState):
         fresh run, and the trainer's own shuffling generator. Same seed and same initial
         model: the same weights, bit for bit.
     checkpoint_dir : str or path, optional
-        Where checkpoints go (see :class:`~mlpatterns.training.checkpoints.CheckpointManager`).
+        Where checkpoints go (see :class:`~mlpatterns.training.checkpoints.manager.CheckpointManager`).
         None: no checkpoints. A fresh run refuses a directory that already holds checkpoints.
     checkpoint_every : int, optional
         Also save every this many optimizer steps inside an epoch (default
@@ -111,7 +111,7 @@ class Trainer(TrainerState):
     Data parallel: inside an initialised ``torch.distributed`` group of several ranks
     (``torchrun``, :mod:`mlpatterns.training.distribution_strategy`), each rank trains on its
     share of every global batch of ``batch_size`` rows and the gradients are summed over
-    the ranks (:mod:`mlpatterns.training.trainer_distributed`); rank 0 alone writes
+    the ranks (:mod:`mlpatterns.training.trainer.distributed`); rank 0 alone writes
     checkpoints and shows progress; every rank resumes from the checkpoint rank 0 chose.
     Callbacks run on every rank, with the same metrics.
 
@@ -134,7 +134,7 @@ class Trainer(TrainerState):
     Examples
     --------
     >>> import torch
-    >>> from mlpatterns.training.checkpoints_state import seed_everything
+    >>> from mlpatterns.training.checkpoints.state import seed_everything
     >>> seed_everything(0)
     >>> x = torch.linspace(-1, 1, 64).reshape(-1, 1); y = 3 * x + 1
     >>> trainer = Trainer(torch.nn.Linear(1, 1), torch.nn.functional.mse_loss,

@@ -2,7 +2,7 @@
 
 In the style of Optuna's ``optuna/testing/pytest_storages.py``: a test class whose
 tests need one fixture, ``storage_config`` (a config string for
-:func:`~mlpatterns.training.tuning_storage.open_storage`, ``None`` for memory). A
+:func:`~mlpatterns.training.hyperparameter_tuning.storage.open_storage`, ``None`` for memory). A
 test module subclasses it and parametrizes the fixture over the backends::
 
     @pytest.fixture(params=[None, "sqlite", "postgres"])
@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from mlpatterns.training.hyperparameter_tuning import WORKER_ATTR, PruningCallback, tune
-from mlpatterns.training.tuning_storage import open_storage
+from mlpatterns.training.hyperparameter_tuning.storage import open_storage
+from mlpatterns.training.hyperparameter_tuning.study import WORKER_ATTR, PruningCallback, tune
 
 __all__ = ["SPACE", "TuningStorageConformance", "pruned_quadratic", "quadratic"]
 
@@ -127,8 +127,8 @@ class TuningStorageConformance:
             pytest.skip(f"{type(storage).__name__} does not outlive its process")
         storage.optuna_storage()  # create the tables before the child does
         code = ("import optuna; optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
-                "from mlpatterns.training.hyperparameter_tuning import tune\n"
-                "from mlpatterns.training.tuning_conformance import SPACE, slow_quadratic\n"
+                "from mlpatterns.training.hyperparameter_tuning.study import tune\n"
+                "from mlpatterns.testing.tuning_storage import SPACE, slow_quadratic\n"
                 f"tune(slow_quadratic, SPACE, n_trials=50, storage={storage.url!r}, study_name={study_name!r})\n")
         child = subprocess.Popen([sys.executable, "-c", code])
         try:

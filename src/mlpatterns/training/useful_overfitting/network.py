@@ -17,7 +17,7 @@ from torch import nn
 
 __all__ = ["EmulatorNetwork", "train_to_tolerance"]
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+ACTIVATION_LAYERS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}  # by the names of params.ACTIVATIONS
 _STALL_CHECKS = 3  # checks without a 1 % better max error before the quartic loss takes over
 
 
@@ -45,7 +45,7 @@ class EmulatorNetwork(nn.Module):
         layers: list[nn.Module] = []
         width = len(linear) + 2 * len(periodic)
         for size in hidden:
-            layers += [nn.Linear(width, int(size)), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(width, int(size)), ACTIVATION_LAYERS[activation]()]
             width = int(size)
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)

@@ -11,7 +11,7 @@ it loads with ``local_files_only``). Two steps, as the book describes:
 * :class:`SentenceEmbedder`: the frozen encoder as a scikit-learn transformer. Its
   384 bottleneck features (the pooled sentence embedding) feed any model, such as a
   ``LogisticRegression`` in a ``Pipeline``.
-* :class:`~mlpatterns.training.transfer_learning_fine_tuning.FineTunedTextClassifier`
+* :class:`~mlpatterns.training.transfer_learning.fine_tuning.FineTunedTextClassifier`
   (its own module): a linear head on the encoder, first fitted on the frozen
   features, then trained end to end with layer-wise learning rates.
 
@@ -32,13 +32,14 @@ Examples
 from __future__ import annotations
 
 import functools
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from mlpatterns.training.transfer_learning._text_input import TextInput, check_positive, check_texts
 
 __all__ = ["PACKAGED_MODEL", "SentenceEmbedder", "load_sentence_encoder"]
 
@@ -81,40 +82,8 @@ def load_sentence_encoder(model: Any = None, device: str = "cpu") -> Any:
     return _load(str(_model_path(model)), str(device))
 
 
-def _check_texts(X: Any) -> list[str]:
-    if isinstance(X, str | bytes) or not hasattr(X, "__iter__"):
-        raise ValueError(
-            f"X must be a list of texts, got {type(X).__name__}: wrap a single text in a list"
-        )
-    texts = list(np.asarray(X, dtype=object).ravel()) if hasattr(X, "shape") else list(X)
-    for position, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"X[{position}] must be a str, got {type(text).__name__} {text!r}")
-    return texts
-
-
-def _check_positive(name: str, value: Any, kind: type = Integral, allow_zero: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, kind)
-        or not (value >= 0 if allow_zero else value > 0)
-    ):
-        what = "whole number" if kind is Integral else "number"
-        raise ValueError(
-            f"{name} must be a {'non-negative' if allow_zero else 'positive'} {what}, got {value!r}"
-        )
-
-
-class _TextInput:
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        return tags
-
-
 class SentenceEmbedder(
-    _TextInput, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    TextInput, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
     """Texts to the frozen sentence embeddings of a pretrained encoder (bottleneck features).
 
@@ -158,8 +127,8 @@ class SentenceEmbedder(
 
     def fit(self, X, y=None):
         """Check ``X`` and record the encoder's name and dimension; the encoder is not trained."""
-        _check_texts(X)
-        _check_positive("batch_size", self.batch_size)
+        check_texts(X)
+        check_positive("batch_size", self.batch_size)
         encoder = load_sentence_encoder(self.model, self.device)
         self.model_name_ = PACKAGED_MODEL if self.model is None else str(self.model)
         dimension = (
@@ -173,7 +142,7 @@ class SentenceEmbedder(
     def transform(self, X) -> np.ndarray:
         """One float32 row of ``embedding_dim_`` features per text."""
         check_is_fitted(self, "embedding_dim_")
-        texts = _check_texts(X)
+        texts = check_texts(X)
         if not texts:
             return np.empty((0, self.embedding_dim_), dtype=np.float32)
         encoder = load_sentence_encoder(self.model, self.device)

@@ -52,7 +52,7 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, sync_directory: bool =
     is fsynced so that the rename survives a power cut (``sync_directory=False`` leaves that
     to a later write in the same directory). A process killed at any moment leaves at worst
     a stray ``.<name>.*.tmp`` file, which the next
-    :meth:`mlpatterns.training.checkpoints.CheckpointManager.locked` removes.
+    :meth:`mlpatterns.training.checkpoints.manager.CheckpointManager.locked` removes.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

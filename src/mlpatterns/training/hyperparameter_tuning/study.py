@@ -10,7 +10,7 @@ ones; a pruner stops trials whose intermediate validation metric is hopeless
 (:class:`PruningCallback` plugs into :func:`mlpatterns.models.training_loop.train_network`
 and :class:`mlpatterns.training.Trainer`); trials run in parallel worker processes
 that share one study through a storage named by a config string
-(:func:`mlpatterns.training.tuning_storage.open_storage`), and a study that was
+(:func:`mlpatterns.training.hyperparameter_tuning.storage.open_storage`), and a study that was
 interrupted resumes with the trials already stored.
 
 >>> import optuna
@@ -33,20 +33,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpatterns.training.tuning_samplers import (
+from mlpatterns.training.hyperparameter_tuning.samplers import (
     PRUNERS,
     SAMPLERS,
     describe_config,
     make_pruner,
     make_sampler,
 )
-from mlpatterns.training.tuning_search_space import (
+from mlpatterns.training.hyperparameter_tuning.search_space import (
     decode_params,
     encode_params,
     parse_search_space,
     suggest_params,
 )
-from mlpatterns.training.tuning_storage import TuningStorage, open_storage
+from mlpatterns.training.hyperparameter_tuning.storage import TuningStorage, open_storage
 
 __all__ = ["PRUNERS", "SAMPLERS", "PruningCallback", "TuningResult", "make_pruner", "make_sampler",
            "plot_history", "tune"]
@@ -206,9 +206,9 @@ def tune(
     """Run (or resume) a study until it holds ``n_trials`` complete or pruned trials.
 
     ``objective(trial)`` returns the value to optimise; with a ``space`` (see
-    :func:`~mlpatterns.training.tuning_search_space.parse_search_space`) it is called
+    :func:`~mlpatterns.training.hyperparameter_tuning.search_space.parse_search_space`) it is called
     ``objective(params, trial)`` with the sampled values. ``storage`` is a config
-    string (:func:`~mlpatterns.training.tuning_storage.open_storage`); a named study
+    string (:func:`~mlpatterns.training.hyperparameter_tuning.storage.open_storage`); a named study
     that exists there is loaded and continued, trials left running by a killed
     process on this machine are marked failed, and only the missing trials run.
     ``n_workers > 1`` starts that many processes (spawned, so ``objective`` must be
@@ -252,7 +252,7 @@ def tune(
     if remaining and n_workers == 1:
         study.optimize(wrapped, n_trials=remaining, timeout=timeout, callbacks=[reporter.callback])
     elif remaining:
-        from mlpatterns.training.tuning_workers import WorkerJob, run_workers
+        from mlpatterns.training.hyperparameter_tuning.workers import WorkerJob, run_workers
 
         shares = [remaining // n_workers + (i < remaining % n_workers) for i in range(n_workers)]
         jobs = [WorkerJob(url, study.study_name, wrapped, share, sampler, pruner,

@@ -1,6 +1,6 @@
 """Transfer Learning (pattern 13), the second step: fine-tune a pretrained text encoder.
 
-Problem: frozen pretrained features (:class:`~mlpatterns.training.transfer_learning_text.SentenceEmbedder`)
+Problem: frozen pretrained features (:class:`~mlpatterns.training.transfer_learning.sentence_embedder.SentenceEmbedder`)
 were learned for another task; a few hundred labels may still adapt them to this one,
 but training every layer at one rate on so few examples overwrites what pretraining
 taught the lower layers.
@@ -8,7 +8,7 @@ taught the lower layers.
 Solution: :class:`FineTunedTextClassifier` puts a linear head on the pretrained
 all-MiniLM-L6-v2, fits the head on the frozen features first, then trains end to end
 with layer-wise learning rates (torch optimizer parameter groups from
-:func:`~mlpatterns.training.transfer_learning.layerwise_lr_groups`): the head and top
+:func:`~mlpatterns.training.transfer_learning.layers.layerwise_lr_groups`): the head and top
 layer at ``learning_rate``, each layer below at ``layer_decay`` times the rate above,
 the first ``frozen_layers`` not at all. torch is imported when it is fitted.
 """
@@ -26,18 +26,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from mlpatterns.training.transfer_learning import freeze, layerwise_lr_groups, train_mode
-from mlpatterns.training.transfer_learning_text import (
-    _check_positive,
-    _check_texts,
-    _TextInput,
-    load_sentence_encoder,
-)
+from mlpatterns.training.transfer_learning._text_input import TextInput, check_positive, check_texts
+from mlpatterns.training.transfer_learning.layers import freeze, layerwise_lr_groups, train_mode
+from mlpatterns.training.transfer_learning.sentence_embedder import load_sentence_encoder
 
 __all__ = ["FineTunedTextClassifier"]
 
 
-class FineTunedTextClassifier(_TextInput, ClassifierMixin, BaseEstimator):
+class FineTunedTextClassifier(TextInput, ClassifierMixin, BaseEstimator):
     """A pretrained sentence encoder and a linear head, fine-tuned with layer-wise learning rates.
 
     Training has two steps. First the head alone: a logistic regression (``head_C``)
@@ -108,13 +104,13 @@ class FineTunedTextClassifier(_TextInput, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _check_params(self) -> None:
-        _check_positive("epochs", self.epochs, allow_zero=True)
-        _check_positive("frozen_layers", self.frozen_layers, allow_zero=True)
+        check_positive("epochs", self.epochs, allow_zero=True)
+        check_positive("frozen_layers", self.frozen_layers, allow_zero=True)
         for name in ("batch_size", "max_length"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         for name in ("learning_rate", "head_C"):
-            _check_positive(name, getattr(self, name), Real)
-        _check_positive("weight_decay", self.weight_decay, Real, allow_zero=True)
+            check_positive(name, getattr(self, name), Real)
+        check_positive("weight_decay", self.weight_decay, Real, allow_zero=True)
         if (
             isinstance(self.layer_decay, bool)
             or not isinstance(self.layer_decay, Real)
@@ -161,9 +157,9 @@ class FineTunedTextClassifier(_TextInput, ClassifierMixin, BaseEstimator):
         """Fit the head on the frozen embeddings, then fine-tune with layer-wise learning rates."""
         import torch
 
-        from mlpatterns.training.transfer_learning_networks import SentenceClassifier
+        from mlpatterns.training.transfer_learning.networks import SentenceClassifier
 
-        texts = _check_texts(X)
+        texts = check_texts(X)
         y = column_or_1d(y, warn=True)
         if len(texts) != len(y):
             raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
@@ -228,7 +224,7 @@ class FineTunedTextClassifier(_TextInput, ClassifierMixin, BaseEstimator):
         import torch
 
         check_is_fitted(self, "network_")
-        texts = _check_texts(X)
+        texts = check_texts(X)
         if not texts:
             return np.empty((0, len(self.classes_)))
         self.network_.eval()
