@@ -91,6 +91,15 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def fsync_directory(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def fsync_tree(path: Path) -> None:
     """Flush a file, or every file under a directory, to disk."""
     files = [item for item in path.rglob("*") if item.is_file()] if path.is_dir() else [path]
@@ -111,8 +120,9 @@ class Store:
         Created with its marker when it does not exist or is empty; an existing folder
         with other content and no ``PIPELINE_STORE`` marker is refused.
     durable : bool, default True
-        Flush artifacts and records to disk before renaming them into place, so a power
-        loss (not only a killed process) leaves no record without its data.
+        Flush each artifact (its files, then the rename) and each record to disk before
+        the record is renamed into place, so that a power loss, not only a killed
+        process, leaves no record without its data (three fsyncs per step).
     create : bool, default True
         Create the folder when it does not exist. ``False`` (what a dry run uses) reads
         a missing store as an empty one and writes nothing.
@@ -149,7 +159,8 @@ class Store:
 
     def read_record(self, key: str) -> StepRecord | None:
         """The record of a key, or ``None`` when there is none (or it cannot be read)."""
-        return self.read_record_file(self.record_path(key))
+        record = self.read_record_file(self.record_path(key))
+        return record if record is not None and record.key == key else None
 
     @staticmethod
     def read_record_file(path: Path) -> StepRecord | None:
@@ -222,25 +233,33 @@ class Store:
             if not target.exists():
                 raise
             remove(temporary)  # a concurrent writer committed the same content first
+        if self.durable:
+            fsync_directory(target.parent)  # the rename is on disk before the record is
         return relative
 
-    def write_json(self, path: Path, data: dict[str, Any]) -> None:
-        """Write JSON to a temporary file under ``tmp/`` and rename it to ``path``."""
+    def write_json(self, path: Path, data: dict[str, Any], sync: bool = False) -> None:
+        """Write JSON to a temporary file under ``tmp/`` and rename it to ``path``.
+
+        ``sync`` flushes the file before the rename, so that a power loss leaves the old
+        file or the whole new one. The directory is not flushed: losing a record only
+        makes its step run again.
+        """
         temporary = self.root / "tmp" / f"{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
             handle.write("\n")
-            if self.durable:
+            if sync:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(temporary, path)
 
     def write_record(self, record: StepRecord) -> None:
         """Write ``steps/<key>.json`` (last step of a commit), then ``latest/<step>.json``."""
-        self.write_json(self.record_path(record.key), record.to_dict())
+        self.write_json(self.record_path(record.key), record.to_dict(), sync=self.durable)
         self.set_latest(record)
 
     def set_latest(self, record: StepRecord) -> None:
+        """Point ``latest/<step>.json`` at a record (a copy; only explains misses)."""
         self.write_json(self.root / "latest" / f"{record.step}.json", record.to_dict())
 
     # management ----------------------------------------------------------------------
