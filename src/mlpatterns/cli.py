@@ -347,9 +347,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     Imported only once such an error happened, so that ``validate`` and ``--help`` stay light.
     """
     from mlpatterns.serving.bundle import BundleError
-    from mlpatterns.serving.onnx_export import ExportMismatchError
     from mlpatterns.serving.stateless_serving_function import InputError
     from mlpatterns.spec import SpecError
+    from mlpatterns.tolerance import ExportMismatchError
 
     return (SpecError, BundleError, InputError, ExportMismatchError, OSError, KeyError, ValueError, ImportError)
 

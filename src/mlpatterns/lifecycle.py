@@ -499,7 +499,7 @@ def check_skew(serving: Any, served_file: Path, training_features: TransformedFe
     if not identical:
         raise RuntimeError(f"training-serving skew: the bundle '{serving.name}' computes different features")
     served_scores = serving.predict_features(served)
-    from mlpatterns.serving.onnx_export import ExportMismatchError, compare_outputs
+    from mlpatterns.tolerance import ExportMismatchError, compare_outputs
 
     if scale is None:
         # a composite graph or a network: the export check verified it at the scale of the numbers inside it;

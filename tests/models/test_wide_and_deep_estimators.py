@@ -17,9 +17,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mean_squared_error
 
+from mlpatterns.export.graph_export import export_graph
 from mlpatterns.models import WideAndDeepClassifier, WideAndDeepRegressor
 from mlpatterns.problem import KeyedStackingClassifier
-from mlpatterns.serving.graph_export import export_graph
 from mlpatterns.serving.model_graph import ModelGraph
 
 ESTIMATORS = [WideAndDeepClassifier, WideAndDeepRegressor]

@@ -24,6 +24,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from mlpatterns.export.graph_export import export_graph
+from mlpatterns.export.onnx_export import sklearn_to_onnx
 from mlpatterns.lifecycle import run_spec
 from mlpatterns.models import WideAndDeepRegressor
 from mlpatterns.problem import (
@@ -38,9 +40,7 @@ from mlpatterns.problem import (
 )
 from mlpatterns.reproducibility.transform import FeatureTransform
 from mlpatterns.serving.bundle import BundleError, manifest_digest, read_bundle, write_bundle
-from mlpatterns.serving.graph_export import export_graph
 from mlpatterns.serving.model_graph import GraphError, ModelGraph, leaf_files
-from mlpatterns.serving.onnx_export import sklearn_to_onnx
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 from mlpatterns.spec import parse_spec
 

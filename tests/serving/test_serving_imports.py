@@ -1,4 +1,5 @@
-"""Serving a bundle needs ONNX Runtime only: neither torch nor skl2onnx is imported, nor the orchestration layer."""
+"""Serving a bundle needs ONNX Runtime only: neither torch, skl2onnx nor onnx is imported, nor the build-time
+export (mlpatterns.export) nor the orchestration layer."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ rows = pd.read_parquet({str(tmp_path / "run" / "test.parquet")!r})
 for model in ("gbm", "net"):
     ServingFunction.load({str(tmp_path / "run" / "bundles")!r} + "/" + model).predict(rows)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "skl2onnx", "onnx")
-                        or m in ("mlpatterns.spec", "mlpatterns.lifecycle", "mlpatterns.cli"))))
+                        or m.startswith(("mlpatterns.spec", "mlpatterns.export"))
+                        or m in ("mlpatterns.lifecycle", "mlpatterns.cli"))))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

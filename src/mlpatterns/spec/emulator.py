@@ -95,7 +95,7 @@ def train_emulator(name: str, model_spec: dict[str, Any], spec: Spec, data: dict
     (``split: none``); ``context["transform"]`` is the fitted transform, whose scales
     convert the periods. Returns a :class:`~mlpatterns.spec.models.TrainedModel`.
     """
-    from mlpatterns.serving.onnx_export import torch_matrix_to_onnx
+    from mlpatterns.export.onnx_export import torch_matrix_to_onnx
     from mlpatterns.spec.models import SAMPLE_ROWS, TrainedModel
     from mlpatterns.training.useful_overfitting import OverfitEmulator
 

@@ -45,7 +45,7 @@ class TrainedModel:
     valid_output: np.ndarray | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)  # what only this kind of model reports
     # the size of the numbers the float32 computation of each test output carries (see
-    # mlpatterns.serving.onnx_export.output_scale); None: the outputs' own size
+    # mlpatterns.export.onnx_export.output_scale); None: the outputs' own size
     score_scale: np.ndarray | None = None
 
 
@@ -256,7 +256,7 @@ def _output(estimator: Any, X: np.ndarray, task: str) -> np.ndarray:
 
 def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> TrainedModel:
     from mlpatterns.problem import CascadeRegressor, KeyedStackingClassifier, KeyedStackingRegressor
-    from mlpatterns.serving.graph_export import export_graph
+    from mlpatterns.export.graph_export import export_graph
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
     X = train.matrix()
@@ -301,7 +301,7 @@ def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedMode
     learns from every row that is not a test row. The validation output that tunes the
     threshold and scores tuning trials comes from the first model, which never saw those rows.
     """
-    from mlpatterns.serving.onnx_export import sklearn_to_onnx
+    from mlpatterns.export.onnx_export import sklearn_to_onnx
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
     classification = spec.task in ("classification", "multiclass")
@@ -346,8 +346,8 @@ def _train_boosting(name, model_spec, spec, data, progress, seed) -> TrainedMode
 
 
 def _score_scale(model: Any, X: np.ndarray, task: str) -> np.ndarray | None:
-    """:func:`~mlpatterns.serving.onnx_export.output_scale` for the outputs the lifecycle compares."""
-    from mlpatterns.serving.onnx_export import output_scale
+    """:func:`~mlpatterns.export.onnx_export.output_scale` for the outputs the lifecycle compares."""
+    from mlpatterns.export.onnx_export import output_scale
 
     scale = output_scale(model, X.astype(np.float64), "classification" if task != "regression" else "regression")
     if scale is None:
@@ -394,7 +394,7 @@ def _train_reframed(name, model_spec, spec, data, progress, seed) -> TrainedMode
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from mlpatterns.problem.reframing import ReframedRegressor
-    from mlpatterns.serving.onnx_export import sklearn_to_onnx
+    from mlpatterns.export.onnx_export import sklearn_to_onnx
 
     reframe = spec.target["reframe"]
     (train, y_train), (test, _) = data["train"], data["test"]

@@ -85,7 +85,7 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
 
     from mlpatterns.models.training_loop import predict_network, train_network
     from mlpatterns.models.wide_and_deep import WideAndDeep
-    from mlpatterns.serving.onnx_export import torch_to_onnx
+    from mlpatterns.export.onnx_export import torch_to_onnx
     from mlpatterns.training.checkpoints.manager import CheckpointError
     from mlpatterns.training.checkpoints.state import CheckpointMismatchError
 

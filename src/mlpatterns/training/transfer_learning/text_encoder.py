@@ -117,7 +117,7 @@ def export_encoder(name: str = PACKAGED_ENCODER) -> bytes:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    from mlpatterns.serving.onnx_export import ExportMismatchError
+    from mlpatterns.tolerance import ExportMismatchError
 
     directory = _package_directory(name)
     settings = _settings(directory)

@@ -2,13 +2,13 @@
 
 :func:`export_graph` walks the chapter-3 meta-estimators of :mod:`mlpatterns.problem`
 down to plain scikit-learn models, converts each with the verified
-:func:`~mlpatterns.serving.onnx_export.sklearn_to_onnx`, and returns the node of
+:func:`~mlpatterns.export.onnx_export.sklearn_to_onnx`, and returns the node of
 :mod:`mlpatterns.serving.model_graph` that recombines them as the estimator does.
 What exists only at training time (a resampler, out-of-fold predictions, the
 threshold search) is left behind; what prediction needs is in the graph.
 
 The whole graph is then checked against the estimator like one export
-(:func:`~mlpatterns.serving.onnx_export.compare_outputs`), at the scale its leaves'
+(:func:`~mlpatterns.tolerance.compare_outputs`), at the scale its leaves'
 float32 rounding reaches through the composition: averaged in a mean, times
 ``p (1 - p)`` in a logistic, through the meta-model (by finite differences, over
 ``p`` for log-probabilities) in a stack, and either branch for a row whose router is
@@ -21,14 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpatterns.serving.onnx_export import (
-    EPS32,
-    TOLERANCE_FACTOR,
-    compare_outputs,
-    export_tolerance,
-    output_scale,
-    sklearn_to_onnx,
-)
+from mlpatterns.export.onnx_export import output_scale, sklearn_to_onnx
+from mlpatterns.tolerance import EPS32, TOLERANCE_FACTOR, compare_outputs, export_tolerance
 
 __all__ = ["export_graph"]
 
@@ -119,8 +113,8 @@ def _export(estimator: Any, sample: np.ndarray, stem: str, files: dict[str, byte
 def _export_network(estimator: Any, sample: np.ndarray, name: str, files: dict[str, bytes],
                     leaves: dict[str, Any]) -> dict[str, Any]:
     """A wide-and-deep estimator: its network takes the matrix split into (numeric, categorical)."""
+    from mlpatterns.export.onnx_export import torch_to_onnx
     from mlpatterns.models import WideAndDeepClassifier
-    from mlpatterns.serving.onnx_export import torch_to_onnx
 
     classifier = isinstance(estimator, WideAndDeepClassifier)
     if classifier and len(estimator.classes_) < 2:

