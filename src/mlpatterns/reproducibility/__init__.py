@@ -1,37 +1,30 @@
 """Chapter 6, reproducibility: Transform (21), Repeatable Splitting (22, by key hash or in
 time order), and later
-Bridged Schema, Windowed Inference, Workflow Pipeline, Feature Store, Model Versioning."""
+Bridged Schema, Windowed Inference, Workflow Pipeline, Feature Store, Model Versioning.
 
-from mlpatterns.reproducibility.repeatable_splitting import (
-    DEFAULT_FRACTIONS,
-    HashKFold,
-    hash_split,
-    hash_split_frames,
-    key_buckets,
-    repeatable_sample,
-    split_sql_condition,
-)
-from mlpatterns.reproducibility.time_split import (
-    TIME_SPLITS,
-    time_cutoffs,
-    time_split,
-    time_split_sql_condition,
-)
-from mlpatterns.reproducibility.transform import DATE_PARTS, FeatureTransform, TransformedFeatures
+Importing this package imports none of its modules (so neither pandas nor scikit-learn);
+each name loads its module on first use.
+"""
 
-__all__ = [
-    "DATE_PARTS",
-    "DEFAULT_FRACTIONS",
-    "FeatureTransform",
-    "HashKFold",
-    "TIME_SPLITS",
-    "TransformedFeatures",
-    "hash_split",
-    "hash_split_frames",
-    "key_buckets",
-    "repeatable_sample",
-    "split_sql_condition",
-    "time_cutoffs",
-    "time_split",
-    "time_split_sql_condition",
-]
+from mlpatterns._lazy import lazy_exports
+
+_EXPORTS = {  # name -> the module (relative to this package) that defines it
+    "DEFAULT_FRACTIONS": "repeatable_splitting",
+    "HashKFold": "repeatable_splitting",
+    "hash_split": "repeatable_splitting",
+    "hash_split_frames": "repeatable_splitting",
+    "key_buckets": "repeatable_splitting",
+    "repeatable_sample": "repeatable_splitting",
+    "split_sql_condition": "repeatable_splitting",
+    "TIME_SPLITS": "time_splitting",
+    "time_cutoffs": "time_splitting",
+    "time_split": "time_splitting",
+    "time_split_sql_condition": "time_splitting",
+    "DATE_PARTS": "transform",
+    "FeatureTransform": "transform",
+    "TransformedFeatures": "transform",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

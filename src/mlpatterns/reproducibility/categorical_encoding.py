@@ -17,7 +17,7 @@ values of a column a vocabulary could hold whole is reported (:func:`merge_warni
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,79 +25,25 @@ import pandas as pd
 
 from mlpatterns.data.hashed_feature import collision_report  # the Hashed Feature's own report
 from mlpatterns.hashing import to_bigquery_strings
+from mlpatterns.reproducibility.categorical_declaration import (  # the light check a spec also runs
+    CATEGORICAL_FIELDS,
+    ENCODINGS,
+    normalize_categorical,
+    positive_count,
+)
 
 __all__ = [
     "CATEGORICAL_FIELDS", "DEFAULT_MIN_FREQUENCY", "ENCODINGS", "MAX_AUTO_BUCKETS", "VOCABULARY_CUTOFF",
     "MergedCategoriesWarning", "auto_bucket_count", "collision_report", "normalize_categorical",
 ]
 
-ENCODINGS = ("auto", "vocabulary", "hash")
 VOCABULARY_CUTOFF = 1000  # at most this many frequent values: a vocabulary; more: hashing
 DEFAULT_MIN_FREQUENCY = 1  # every value seen in training keeps its own code
 MAX_AUTO_BUCKETS = 2**20
-CATEGORICAL_FIELDS = ("encoding", "buckets", "min_frequency", "max_categories")  # of a column's mapping
 
 
 class MergedCategoriesWarning(UserWarning):
     """A declared hash bucket count merges values that a vocabulary would keep apart."""
-
-
-def _positive_int(value: Any, where: str, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: expected {what}, got {value!r}")
-    return int(value)
-
-
-def _normalize_one(column: Any, value: Any) -> int | str | dict[str, Any]:
-    where = f"categorical.{column}"
-    if not isinstance(column, str):
-        raise ValueError(f"categorical: expected column names as text, got {column!r}")
-    if isinstance(value, str):
-        if value not in ENCODINGS:
-            raise ValueError(f"{where}: expected a bucket count or one of {list(ENCODINGS)}, got {value!r}")
-        return value
-    if not isinstance(value, Mapping):
-        return _positive_int(value, where, "a positive bucket count, 'auto', or a mapping with 'encoding'")
-    unknown = sorted(set(map(str, value)) - set(CATEGORICAL_FIELDS))
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {list(CATEGORICAL_FIELDS)}")
-    if set(value) == {"buckets"}:  # the original form {"buckets": N}: plain hashing
-        return _positive_int(value["buckets"], f"{where}.buckets", "a positive bucket count")
-    encoding = value.get("encoding", "hash" if "buckets" in value else "auto")
-    if encoding not in ENCODINGS:
-        raise ValueError(f"{where}.encoding: expected one of {list(ENCODINGS)}, got {encoding!r}")
-    out: dict[str, Any] = {"encoding": encoding}
-    for name in CATEGORICAL_FIELDS[1:]:
-        if name not in value:
-            continue
-        if name == "buckets" and encoding == "vocabulary":
-            raise ValueError(f"{where}.buckets: a vocabulary has no hash buckets; drop it or use encoding: hash")
-        if name != "buckets" and encoding == "hash":
-            raise ValueError(f"{where}.{name}: applies to encoding vocabulary or auto, not hash")
-        out[name] = _positive_int(value[name], f"{where}.{name}", "a positive integer")
-    return out
-
-
-def normalize_categorical(categorical: Any) -> dict[str, int | str | dict[str, Any]]:
-    """The ``categorical`` declaration in one form: column -> bucket count, encoding name or mapping.
-
-    A list of names means ``"auto"`` for each; ``{"c": 32}`` and ``{"c": {"buckets": 32}}`` both
-    mean 32 hash buckets (kept as the int 32, so saved transforms keep their bytes).
-    """
-    if categorical is None:
-        return {}
-    if isinstance(categorical, Mapping):
-        return {column: _normalize_one(column, value) for column, value in categorical.items()}
-    if isinstance(categorical, str) or not isinstance(categorical, Sequence):
-        raise ValueError(f"categorical: expected a list of column names or a mapping, got {categorical!r}")
-    out: dict[str, int | str | dict[str, Any]] = {}
-    for i, column in enumerate(categorical):
-        if not isinstance(column, str):
-            raise ValueError(f"categorical[{i}]: expected a column name, got {column!r}")
-        if column in out:
-            raise ValueError(f"categorical[{i}]: column {column!r} is listed twice")
-        out[column] = "auto"
-    return out
 
 
 def settings(declared: int | str | Mapping[str, Any]) -> dict[str, Any]:
@@ -282,7 +228,7 @@ def check_state(column: str, declared: Any, state: Any) -> None:
     if not isinstance(state, Mapping) or state.get("encoding") not in ("vocabulary", "hash"):
         raise ValueError(f"{where} must be an object with encoding 'vocabulary' or 'hash'")
     if state["encoding"] == "hash":
-        buckets = _positive_int(state.get("buckets"), f"{where}.buckets", "a positive bucket count")
+        buckets = positive_count(state.get("buckets"), f"{where}.buckets", "a positive bucket count")
         if isinstance(declared, int) and buckets != declared:
             raise ValueError(f"{where}.buckets is {buckets}, but the declaration says {declared}")
         return

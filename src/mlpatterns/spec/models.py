@@ -255,8 +255,8 @@ def _output(estimator: Any, X: np.ndarray, task: str) -> np.ndarray:
 
 
 def _train_estimator(name, model_spec, spec, data, context, progress, seed) -> TrainedModel:
-    from mlpatterns.problem import CascadeRegressor, KeyedStackingClassifier, KeyedStackingRegressor
     from mlpatterns.export.graph_export import export_graph
+    from mlpatterns.problem import CascadeRegressor, KeyedStackingClassifier, KeyedStackingRegressor
 
     (train, y_train), (valid, y_valid), (test, _) = (data[s] for s in ("train", "valid", "test"))
     X = train.matrix()
@@ -393,8 +393,8 @@ def _train_reframed(name, model_spec, spec, data, progress, seed) -> TrainedMode
     """Reframing (5): a gradient-boosted classifier over target buckets."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from mlpatterns.problem.reframing import ReframedRegressor
     from mlpatterns.export.onnx_export import sklearn_to_onnx
+    from mlpatterns.problem.reframing import ReframedRegressor
 
     reframe = spec.target["reframe"]
     (train, y_train), (test, _) = data["train"], data["test"]

@@ -83,9 +83,9 @@ def train_network_model(name: str, model_spec: dict[str, Any], spec: Spec, data:
     """A torch wide-and-deep network whose output layer fits the problem representation."""
     import torch
 
+    from mlpatterns.export.onnx_export import torch_to_onnx
     from mlpatterns.models.training_loop import predict_network, train_network
     from mlpatterns.models.wide_and_deep import WideAndDeep
-    from mlpatterns.export.onnx_export import torch_to_onnx
     from mlpatterns.training.checkpoints.manager import CheckpointError
     from mlpatterns.training.checkpoints.state import CheckpointMismatchError
 

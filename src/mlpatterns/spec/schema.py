@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mlpatterns.reproducibility.categorical_declaration import normalize_categorical
 from mlpatterns.spec._checks import (
     SpecError,
     check_plain_name,
@@ -367,8 +368,6 @@ def _parse_categorical(raw: Any) -> dict[str, Any]:
     each column to a hash bucket count, ``auto``, or ``{encoding: auto|vocabulary|hash, buckets: N,
     min_frequency: K, max_categories: M}``, checked by the transform's own declaration check; a spec's
     ``encoding: hash`` also names its bucket count."""
-    from mlpatterns.reproducibility.categorical_encoding import normalize_categorical
-
     if isinstance(raw, Mapping):  # YAML's empty value means auto
         raw = {column: "auto" if how is None else how for column, how in raw.items()}
     try:
