@@ -43,11 +43,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mlpatterns._json_state import JSONStateMixin, register_json_state
-from mlpatterns.data.hashed_feature import (
-    _check_bucket_count,
-    _check_choice,
-    _feature_names_in,
-    _validated_columns,
+from mlpatterns.data._columns import (
+    check_bucket_count,
+    check_choice,
+    feature_names_in,
+    validated_columns,
 )
 
 __all__ = ["Bucketizer", "bucketize", "quantile_boundaries"]
@@ -129,7 +129,7 @@ def quantile_boundaries(values: Any, num_buckets: int) -> np.ndarray:
     >>> quantile_boundaries([1, 1, 1, 4, 5, 6, 7, 8, 9, 10], 2).tolist()  # APPROX_QUANTILES: [1, 5, 10]
     [5.0]
     """
-    _check_bucket_count("num_buckets", num_buckets)
+    check_bucket_count("num_buckets", num_buckets)
     x = _numbers(values, "quantile_boundaries values")
     x = np.sort(x[~np.isnan(x)])
     if len(x) == 0:
@@ -228,13 +228,13 @@ class Bucketizer(JSONStateMixin, TransformerMixin, BaseEstimator):
                 f"bins), got boundaries={self.boundaries!r}, n_quantiles={self.n_quantiles!r}"
             )
         if self.n_quantiles is not None:
-            _check_bucket_count("n_quantiles", self.n_quantiles)
-        _check_choice("output", self.output, ("name", "index"))
+            check_bucket_count("n_quantiles", self.n_quantiles)
+        check_choice("output", self.output, ("name", "index"))
 
     def fit(self, X: Any, y: Any = None) -> Bucketizer:
         """Take the explicit split points, or learn the quantile ones from ``X``."""
         self._check_params()
-        names, columns = _validated_columns(self, X, reset=True, dtype=np.float64)
+        names, columns = validated_columns(self, X, reset=True, dtype=np.float64)
         if isinstance(self.boundaries, Mapping):
             extra = sorted(set(self.boundaries) - set(names), key=str)
             if extra:
@@ -266,7 +266,7 @@ class Bucketizer(JSONStateMixin, TransformerMixin, BaseEstimator):
         """``'bin_N'`` names (object array) or 0-based bin indices (int64), column by column."""
         check_is_fitted(self)
         self._check_params()
-        names, columns = _validated_columns(self, X, reset=False, dtype=np.float64)
+        names, columns = validated_columns(self, X, reset=False, dtype=np.float64)
         dtype = object if self.output == "name" else np.int64
         out = np.empty((len(columns[0]), len(columns)), dtype=dtype)
         for j, (name, values) in enumerate(zip(names, columns, strict=True)):
@@ -279,4 +279,4 @@ class Bucketizer(JSONStateMixin, TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The input names: one output column per input column."""
-        return _feature_names_in(self, input_features)
+        return feature_names_in(self, input_features)

@@ -36,13 +36,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mlpatterns._json_state import JSONStateMixin, register_json_state
-from mlpatterns.data.hashed_feature import (
-    _CAST_ERROR,
-    _check_bucket_count,
-    _check_choice,
-    _feature_names_in,
-    _hash_column,
-    _validated_columns,
+from mlpatterns.data._columns import (
+    CAST_ERROR,
+    check_bucket_count,
+    check_choice,
+    feature_names_in,
+    hash_column,
+    validated_columns,
 )
 from mlpatterns.hashing import BUCKET_CONVENTIONS, to_bigquery_strings
 
@@ -101,7 +101,7 @@ def cross_values(*columns: Any, separator: str = "_") -> np.ndarray:
         try:
             texts.append(to_bigquery_strings(column))
         except TypeError as error:
-            raise TypeError(f"cross_values column {i}: {_CAST_ERROR} ({error})") from error
+            raise TypeError(f"cross_values column {i}: {CAST_ERROR} ({error})") from error
     lengths = [len(text) for text in texts]
     if len(set(lengths)) > 1:
         raise ValueError(f"cross_values: the columns have different lengths {lengths}")
@@ -115,7 +115,7 @@ def _texts(names: list[str], columns: list[Any], crosses: list[tuple[int, ...]])
         try:
             texts[position] = to_bigquery_strings(columns[position])
         except TypeError as error:
-            raise TypeError(f"column {names[position]!r}: {_CAST_ERROR} ({error})") from error
+            raise TypeError(f"column {names[position]!r}: {CAST_ERROR} ({error})") from error
     return texts
 
 
@@ -200,8 +200,8 @@ class FeatureCross(JSONStateMixin, TransformerMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         if self.num_buckets is not None:
-            _check_bucket_count("num_buckets", self.num_buckets)
-        _check_choice("convention", self.convention, BUCKET_CONVENTIONS)
+            check_bucket_count("num_buckets", self.num_buckets)
+        check_choice("convention", self.convention, BUCKET_CONVENTIONS)
         if self.crosses is None and (
             isinstance(self.degree, bool)
             or not isinstance(self.degree, (int, np.integer))
@@ -212,7 +212,7 @@ class FeatureCross(JSONStateMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> FeatureCross:
         """Resolve which columns are crossed and check that their values can be cast to STRING."""
         self._check_params()
-        names, columns = _validated_columns(self, X, reset=True)
+        names, columns = validated_columns(self, X, reset=True)
         if self.crosses is None:
             n = len(names)
             if n < 2:
@@ -255,7 +255,7 @@ class FeatureCross(JSONStateMixin, TransformerMixin, BaseEstimator):
         """Crossed strings (object ``[n, n_crosses]``) or their hash bucket indices (int64)."""
         check_is_fitted(self)
         self._check_params()
-        names, columns = _validated_columns(self, X, reset=False)
+        names, columns = validated_columns(self, X, reset=False)
         texts = _texts(names, columns, self.crosses_)
         dtype = object if self.num_buckets is None else np.int64
         out = np.empty((len(columns[0]), len(self.crosses_)), dtype=dtype)
@@ -265,14 +265,14 @@ class FeatureCross(JSONStateMixin, TransformerMixin, BaseEstimator):
             if self.num_buckets is None:
                 out[:, j] = crossed
             else:
-                out[:, j] = _hash_column(
+                out[:, j] = hash_column(
                     cross_names[j], crossed, int(self.num_buckets), self.convention
                 )
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``f1_f2`` for the cross of ``f1`` and ``f2``, as BigQuery names it."""
-        names = _feature_names_in(self, input_features)
+        names = feature_names_in(self, input_features)
         return np.asarray(
             ["_".join(str(names[p]) for p in cross) for cross in self.crosses_], dtype=object
         )

@@ -23,87 +23,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from mlpatterns._json_state import JSONStateMixin, register_json_state
+from mlpatterns.data._columns import (
+    CAST_ERROR,
+    check_bucket_count,
+    check_choice,
+    feature_names_in,
+    hash_column,
+    validated_columns,
+)
 from mlpatterns.hashing import BUCKET_CONVENTIONS, hash_bucket, to_bigquery_strings
 
 __all__ = ["HashedFeature", "collision_report"]
-
-_CAST_ERROR = (
-    "argument must be a string, bytes, bool, number, date or datetime, the types that "
-    "FARM_FINGERPRINT(CAST(x AS STRING)) accepts"
-)
-
-
-def _is_dataframe(X: Any) -> bool:
-    return hasattr(X, "columns") and hasattr(X, "iloc") and hasattr(X, "dtypes")
-
-
-def _validated_columns(
-    estimator: BaseEstimator, X: Any, *, reset: bool, dtype: Any = None
-) -> tuple[list[str], list[Any]]:
-    """Check ``X`` as scikit-learn does and return its column names and 1-D columns.
-
-    A pandas DataFrame keeps its columns as they are (string, categorical, Arrow or
-    nullable dtypes), so nothing is converted to a wide object array; anything else
-    goes through ``validate_data``. Both paths record or check ``n_features_in_``
-    and ``feature_names_in_``.
-    """
-    name = type(estimator).__name__
-    if _is_dataframe(X):
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
-        if X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(
-                f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
-                f"(shape={X.shape}) while a minimum of 1 of each is required by {name}."
-            )
-        columns: list[Any] = [X.iloc[:, j] for j in range(X.shape[1])]
-    else:
-        array = validate_data(estimator, X, reset=reset, dtype=dtype, ensure_all_finite="allow-nan")
-        columns = [array[:, j] for j in range(array.shape[1])]
-    return list(_feature_names_in(estimator, None)), columns
-
-
-def _feature_names_in(estimator: BaseEstimator, input_features: Any) -> np.ndarray:
-    """The input feature names, checked against what ``fit`` saw (``x0, x1, ...`` for arrays)."""
-    check_is_fitted(estimator, "n_features_in_")
-    seen = getattr(estimator, "feature_names_in_", None)
-    if input_features is None:
-        if seen is not None:
-            return np.asarray(seen, dtype=object)
-        return np.asarray([f"x{i}" for i in range(estimator.n_features_in_)], dtype=object)
-    names = np.asarray(input_features, dtype=object)
-    if seen is not None and not np.array_equal(names, seen):
-        raise ValueError(
-            f"input_features is not equal to feature_names_in_: got {list(names)}, "
-            f"fitted on {list(seen)}"
-        )
-    if len(names) != estimator.n_features_in_:
-        raise ValueError(
-            f"input_features should have length equal to number of features "
-            f"({estimator.n_features_in_}), got {len(names)}"
-        )
-    return names
-
-
-def _check_choice(parameter: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{parameter} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_bucket_count(parameter: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{parameter} must be a positive integer, got {value!r}")
-
-
-def _hash_column(name: str, values: Any, num_buckets: int, convention: str) -> np.ndarray:
-    """Buckets of one column, nulls in bucket ``num_buckets``; a clear error names the column."""
-    try:
-        return hash_bucket(values, num_buckets, convention=convention, null_bucket=num_buckets)
-    except TypeError as error:
-        raise TypeError(f"column {name!r}: {_CAST_ERROR} ({error})") from error
-
 
 def _null_error(name: str, count: int, first: int) -> ValueError:
     return ValueError(
@@ -231,15 +164,15 @@ class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
         return [cls(), cls(num_buckets=20, convention="keras", output="onehot")]
 
     def _check_params(self) -> None:
-        _check_bucket_count("num_buckets", self.num_buckets)
-        _check_choice("convention", self.convention, BUCKET_CONVENTIONS)
-        _check_choice("handle_null", self.handle_null, ("bucket", "error"))
-        _check_choice("output", self.output, ("index", "onehot"))
+        check_bucket_count("num_buckets", self.num_buckets)
+        check_choice("convention", self.convention, BUCKET_CONVENTIONS)
+        check_choice("handle_null", self.handle_null, ("bucket", "error"))
+        check_choice("output", self.output, ("index", "onehot"))
 
     def fit(self, X: Any, y: Any = None) -> HashedFeature:
         """Record the columns and measure bucket collisions on the training data."""
         self._check_params()
-        names, columns = _validated_columns(self, X, reset=True)
+        names, columns = validated_columns(self, X, reset=True)
         self.collisions_ = {
             name: self._collisions(name, col) for name, col in zip(names, columns, strict=True)
         }
@@ -251,7 +184,7 @@ class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
         try:
             report = collision_report(values, int(self.num_buckets), self.convention)
         except TypeError as error:
-            raise TypeError(f"column {name!r}: {_CAST_ERROR} ({error})") from error
+            raise TypeError(f"column {name!r}: {CAST_ERROR} ({error})") from error
         if report["null_rows"] and self.handle_null == "error":
             nulls = pd.isna(pd.Series(values, dtype=object)).to_numpy()
             raise _null_error(name, report["null_rows"], int(np.argmax(nulls)))
@@ -261,11 +194,11 @@ class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
         """Bucket indices (int64 ``[n, n_columns]``) or their one-hot CSR matrix."""
         check_is_fitted(self)
         self._check_params()
-        names, columns = _validated_columns(self, X, reset=False)
+        names, columns = validated_columns(self, X, reset=False)
         n_buckets = int(self.num_buckets)
         indices = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
         for j, (name, values) in enumerate(zip(names, columns, strict=True)):
-            indices[:, j] = _hash_column(name, values, n_buckets, self.convention)
+            indices[:, j] = hash_column(name, values, n_buckets, self.convention)
             if self.handle_null == "error":
                 nulls = np.flatnonzero(indices[:, j] == n_buckets)
                 if nulls.size:
@@ -276,7 +209,7 @@ class HashedFeature(JSONStateMixin, TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Input names for ``output="index"``; ``<name>_<bucket>`` and ``<name>_null`` for one-hot."""
-        names = _feature_names_in(self, input_features)
+        names = feature_names_in(self, input_features)
         if self.output != "onehot":
             return names
         out = []
