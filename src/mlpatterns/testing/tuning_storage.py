@@ -1,7 +1,7 @@
 """The conformance suite that every tuning storage backend passes (Hyperparameter Tuning, 15).
 
 In the style of Optuna's ``optuna/testing/pytest_storages.py``: a test class whose
-tests need one fixture, ``storage_config`` (a config string for
+tests need one fixture, ``storage_config`` (a URL for
 :func:`~mlpatterns.training.hyperparameter_tuning.storage.open_storage`, ``None`` for memory). A
 test module subclasses it and parametrizes the fixture over the backends::
 
@@ -13,7 +13,8 @@ test module subclasses it and parametrizes the fixture over the backends::
 
 It checks creating and loading a study, resuming it (also from a fresh process's
 storage and after a ``SIGKILL``), refusing a study of the other direction, pruning,
-and two worker processes sharing one study. A backend that cannot share a study
+two worker processes sharing one study, that the storage's URL opens the same backend
+again, and that a password in the URL is never shown. A backend that cannot share a study
 across processes (memory) must refuse workers with ``NotImplementedError``. Running
 it needs pytest; the objectives below are module-level so worker processes can
 unpickle them.
@@ -28,10 +29,12 @@ import sys
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from mlpatterns.training.hyperparameter_tuning.storage import open_storage
+from mlpatterns.backends import redact_url
+from mlpatterns.training.hyperparameter_tuning.storage import STORAGE_KINDS, open_storage
 from mlpatterns.training.hyperparameter_tuning.study import WORKER_ATTR, PruningCallback, tune
 
 __all__ = ["SPACE", "TuningStorageConformance", "pruned_quadratic", "quadratic"]
@@ -72,6 +75,16 @@ class TuningStorageConformance:
         storage = open_storage(storage_config)
         if storage.shared and name in storage.study_names():  # leave a shared server as it was
             storage.delete_study(name)
+
+    def test_url_reopens_the_backend_and_hides_its_password(self, storage_config: Any, study_name: str) -> None:
+        storage = open_storage(storage_config)
+        assert storage.kind in STORAGE_KINDS and open_storage(storage) is storage
+        assert (type(open_storage(storage.url)), open_storage(storage.url).url) == (type(storage), storage.url)
+        result = tune(quadratic, SPACE, n_trials=1, storage=storage, study_name=study_name)
+        assert result.storage_url == storage.describe() == redact_url(storage.url)
+        password = urlsplit(storage.url).password if "://" in storage.url else None
+        for shown in (storage.describe(), repr(storage), str(result.manifest())):
+            assert not password or f":{password}@" not in shown
 
     def test_create_then_load_by_name(self, storage_config: Any, study_name: str) -> None:
         storage = open_storage(storage_config)

@@ -3,7 +3,7 @@
 * ``study``: :func:`tune` (a study, its workers, its result), :class:`PruningCallback`.
 * ``search_space``: the search space as data (int, float, categorical parameters).
 * ``samplers``: samplers and pruners by name; ``storage``: the storage of a study, chosen by
-  a config string (:func:`open_storage`); ``workers``: the worker processes that share one
+  a URL (:func:`open_storage`); ``workers``: the worker processes that share one
   study.
 
 Importing this package imports none of its modules; each name loads its module on first use.
@@ -29,6 +29,7 @@ _EXPORTS = {  # name -> the module that defines it
     "describe_config": "samplers",
     "make_pruner": "samplers",
     "make_sampler": "samplers",
+    "STORAGE_BACKENDS": "storage",
     "STORAGE_KINDS": "storage",
     "JournalTuningStorage": "storage",
     "MemoryTuningStorage": "storage",

@@ -1,7 +1,7 @@
-"""Where a tuning study lives (Hyperparameter Tuning, 15), chosen by a config string.
+"""Where a tuning study lives (Hyperparameter Tuning, 15), chosen by a URL.
 
 =====================================  =========================================================
-config                                 backend
+``open_storage(url)``                  backend
 =====================================  =========================================================
 ``None``, ``""`` or ``"memory"``       :class:`MemoryTuningStorage`: this process only
 ``sqlite:///path/study.db``            :class:`SQLiteTuningStorage`: the embedded default for
@@ -12,33 +12,63 @@ config                                 backend
 ``postgresql+psycopg://...``
 =====================================  =========================================================
 
-Each backend opens one of Optuna's storages (its ``BaseStorage`` is the small set of
-primitives that a study needs) with the settings that make several worker processes
-safe. **Thread-safety contract:** one :class:`TuningStorage` belongs to one process;
-a worker process opens its own from :attr:`TuningStorage.url`, and the shared state
-lives in the file or the server, never in Python objects. SQLite gets a 60 s lock
-timeout (Optuna's own test settings), write-ahead logging so readers do not block the
-writer, and ``synchronous=NORMAL`` (a commit survives a killed process; only a power
-loss can undo the last commits), which makes a trial about 2.5 times cheaper here.
-SQLite's locking needs a local disk: on a network file system use PostgreSQL.
+The URL follows the project's backend convention (:mod:`mlpatterns.backends`: three
+slashes then a relative path, four for an absolute one; a plain path is refused with
+the URL to write). Each backend opens one of Optuna's storages (its ``BaseStorage`` is
+the small set of primitives a study needs) with the settings that make several worker
+processes safe; Optuna, the driver of every backend, is imported only when a storage
+is first used. Where a URL is shown (:meth:`TuningStorage.describe`, ``repr``, a
+study's manifest, errors), its password is hidden.
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any
 
-__all__ = ["STORAGE_KINDS", "JournalTuningStorage", "MemoryTuningStorage", "PostgresTuningStorage",
-           "SQLiteTuningStorage", "TuningStorage", "open_storage"]
+from mlpatterns.backends import (
+    Backend,
+    BackendFamily,
+    BackendURL,
+    open_backend,
+    parse_url,
+    redact_url,
+)
+
+__all__ = ["STORAGE_BACKENDS", "STORAGE_KINDS", "JournalTuningStorage", "MemoryTuningStorage",
+           "PostgresTuningStorage", "SQLiteTuningStorage", "TuningStorage", "open_storage"]
 
 STORAGE_KINDS = ("memory", "sqlite", "journal", "postgresql")
 SQLITE_TIMEOUT_S = 60
 
+_MODULE = __name__
+STORAGE_BACKENDS = BackendFamily(
+    name="storage",
+    default="memory",
+    schemes={
+        "memory": Backend(f"{_MODULE}:MemoryTuningStorage", requires=("optuna",), extra="tuning"),
+        "none": Backend(f"{_MODULE}:MemoryTuningStorage", requires=("optuna",), extra="tuning"),
+        "sqlite": Backend(f"{_MODULE}:SQLiteTuningStorage", requires=("optuna",), extra="tuning"),
+        "journal": Backend(f"{_MODULE}:JournalTuningStorage", requires=("optuna",), extra="tuning"),
+        "postgresql": Backend(f"{_MODULE}:PostgresTuningStorage", requires=("optuna", "psycopg"), extra="tuning"),
+    },
+    examples=("sqlite:///PATH.db", "journal:///PATH.log",
+              "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"),
+)
+
 
 class TuningStorage(ABC):
-    """A study storage named by a config string; see the module docstring for the backends.
+    """A study storage named by a URL; see the module docstring for the backends.
+
+    **Thread- and process-safety contract:** one :class:`TuningStorage` belongs to one
+    process; a worker process opens its own from :attr:`url`, and the shared state lives
+    in the file or the server, never in Python objects. SQLite gets a 60 s lock timeout
+    (Optuna's own test settings), write-ahead logging so readers do not block the writer,
+    and ``synchronous=NORMAL`` (a commit survives a killed process; only a power loss can
+    undo the last commits), which makes a trial about 2.5 times cheaper here. SQLite's
+    locking needs a local disk: on a network file system use PostgreSQL. The journal file
+    is appended under a lock file next to it; PostgreSQL serialises writers itself.
 
     Subclasses implement :meth:`_open` (the Optuna storage for this process) and set
     :attr:`kind`, :attr:`url` and :attr:`shared` (whether worker processes can open the
@@ -63,11 +93,11 @@ class TuningStorage(ABC):
         return self._storage
 
     def describe(self) -> str:
-        """The config string with any password hidden (for manifests and logs)."""
-        return self.url
+        """The URL with any password hidden (for manifests, logs and errors)."""
+        return redact_url(self.url)
 
     def worker_url(self) -> str:
-        """The config string a worker process opens; a backend that cannot be shared refuses."""
+        """The URL a worker process opens; a backend that cannot be shared refuses."""
         if not self.shared:
             raise NotImplementedError(
                 f"{type(self).__name__} keeps trials inside one process, so worker processes cannot share "
@@ -91,6 +121,9 @@ class MemoryTuningStorage(TuningStorage):
 
     kind, url, shared = "memory", "memory", False
 
+    def __init__(self, url: str | BackendURL | None = None) -> None:
+        super().__init__()
+
     def _open(self) -> Any:
         import optuna
 
@@ -102,10 +135,10 @@ class SQLiteTuningStorage(TuningStorage):
 
     kind = "sqlite"
 
-    def __init__(self, url: str, timeout: float = SQLITE_TIMEOUT_S) -> None:
+    def __init__(self, url: str | BackendURL, timeout: float = SQLITE_TIMEOUT_S) -> None:
         super().__init__()
-        self.url, self.timeout = url, timeout
-        self.path = Path(url.removeprefix("sqlite:///"))
+        parsed = parse_url(url)
+        self.url, self.path, self.timeout = parsed.text, parsed.path, timeout
 
     def _open(self) -> Any:
         import sqlite3
@@ -133,10 +166,10 @@ class JournalTuningStorage(TuningStorage):
 
     kind = "journal"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | BackendURL) -> None:
         super().__init__()
-        self.url = url
-        self.path = Path(url.removeprefix("journal:///"))
+        parsed = parse_url(url)
+        self.url, self.path = parsed.text, parsed.path
 
     def _open(self) -> Any:
         from optuna.storages import JournalStorage
@@ -151,17 +184,15 @@ class PostgresTuningStorage(TuningStorage):
 
     kind = "postgresql"
 
-    def __init__(self, url: str, engine_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str | BackendURL, engine_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if url.startswith("postgresql://"):  # SQLAlchemy's default driver is psycopg2; we ship psycopg 3
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        self.url = url
+        parsed = parse_url(url)
+        if parsed.scheme != "postgresql" or parsed.driver not in (None, "psycopg"):
+            raise ValueError(f"storage: {parsed.redacted()!r} names the driver {parsed.driver!r}; PostgreSQL runs "
+                             f"on psycopg 3 (expected {STORAGE_BACKENDS.expected()})")
+        # SQLAlchemy's default driver is psycopg2; we ship psycopg 3
+        self.url = parsed.text if parsed.driver else "postgresql+psycopg://" + parsed.text.split("://", 1)[1]
         self.engine_kwargs = {"pool_pre_ping": True, **(engine_kwargs or {})}
-
-    def describe(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
 
     def _open(self) -> Any:
         import optuna
@@ -176,8 +207,12 @@ class PostgresTuningStorage(TuningStorage):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def open_storage(config: str | os.PathLike[str] | TuningStorage | None) -> TuningStorage:
-    """The storage a config string names (see the module docstring); errors say what is expected.
+def open_storage(config: str | os.PathLike[str] | TuningStorage | None = None, **options: Any) -> TuningStorage:
+    """The storage a URL names (see the module docstring); an open storage is returned as it is.
+
+    ``options`` go to the backend (SQLite ``timeout``, PostgreSQL ``engine_kwargs``). A
+    wrong URL is a ``ValueError`` that names the accepted forms, password hidden; a missing
+    driver an ``ImportError`` that names the extra to install.
 
     Examples
     --------
@@ -188,14 +223,4 @@ def open_storage(config: str | os.PathLike[str] | TuningStorage | None) -> Tunin
     """
     if isinstance(config, TuningStorage):
         return config
-    text = "" if config is None else os.fspath(config)
-    if text in ("", "memory", "none"):
-        return MemoryTuningStorage()
-    if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
-        return SQLiteTuningStorage(text)
-    if text.startswith("journal:///") and len(text) > len("journal:///"):
-        return JournalTuningStorage(text)
-    if text.startswith(("postgresql://", "postgresql+psycopg://")):
-        return PostgresTuningStorage(text)
-    raise ValueError(f"storage: expected none (in memory), 'sqlite:///PATH.db', 'journal:///PATH.log' or "
-                     f"'postgresql+psycopg://USER:PASSWORD@HOST/DATABASE', got {text!r}")
+    return open_backend(STORAGE_BACKENDS, config, **options)
