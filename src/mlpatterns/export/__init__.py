@@ -2,7 +2,8 @@
 
 * ``onnx_export``: :func:`sklearn_to_onnx`, :func:`torch_to_onnx`,
   :func:`torch_matrix_to_onnx` and :func:`verify_sklearn_export`, each checked against the
-  model on a sample at the scale its float32 computation carries (:func:`output_scale`).
+  model on a sample at the scale its float32 computation carries (:func:`output_scale`), and
+  byte-reproducible (:func:`reproducible_onnx_bytes`: no random graph name, no doc strings).
 * ``graph_export``: :func:`export_graph`, a chapter-3 meta-estimator as ONNX leaves and the
   model graph (:mod:`mlpatterns.serving.model_graph`) that recombines them.
 * ``tree_thresholds``: the repair of skl2onnx's HistGradientBoosting split thresholds.
@@ -22,6 +23,7 @@ _EXPORTS = {  # name -> the module (relative to this package) it is taken from
     "compare_outputs": "onnx_export",
     "export_tolerance": "onnx_export",
     "output_scale": "onnx_export",
+    "reproducible_onnx_bytes": "onnx_export",
     "sklearn_to_onnx": "onnx_export",
     "torch_matrix_to_onnx": "onnx_export",
     "torch_to_onnx": "onnx_export",

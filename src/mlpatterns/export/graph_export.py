@@ -13,6 +13,10 @@ float32 rounding reaches through the composition: averaged in a mean, times
 ``p (1 - p)`` in a logistic, through the meta-model (by finite differences, over
 ``p`` for log-probabilities) in a stack, and either branch for a row whose router is
 undecided within its own rounding.
+
+Every file is byte-reproducible
+(:func:`~mlpatterns.export.onnx_export.reproducible_onnx_bytes`): the same fitted
+estimator gives the same files, and the graph node is plain JSON data.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpatterns.export.onnx_export import output_scale, sklearn_to_onnx
+from mlpatterns.export.onnx_export import output_scale, reproducible_onnx_bytes, sklearn_to_onnx
 from mlpatterns.tolerance import EPS32, TOLERANCE_FACTOR, compare_outputs, export_tolerance
 
 __all__ = ["export_graph"]
@@ -139,8 +143,9 @@ def _export_anomaly(estimator: Any, sample: np.ndarray, stem: str, files: dict[s
     if not isinstance(detector, IsolationForest):
         raise ValueError(f"only an IsolationForest anomaly detector is exported, got {type(detector).__name__}")
     name = f"{stem}-detector.onnx"
-    files[name] = to_onnx(detector, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))],
-                          target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString()
+    proto = to_onnx(detector, initial_types=[("features", FloatTensorType([None, sample.shape[1]]))],
+                    target_opset={"": 17, "ai.onnx.ml": 3})
+    files[name] = reproducible_onnx_bytes(proto, f"mlpatterns_{type(detector).__name__}")
     # The ONNX model's second output is decision_function = score_samples - offset_;
     # AnomalyClassifier's anomaly score is -score_samples, so
     # anomaly = -(decision + offset) and the logit is (anomaly - threshold) / scale.

@@ -44,6 +44,12 @@ computations of one model (the lifecycle's training-serving skew check is one; i
 in :mod:`mlpatterns.tolerance` with :class:`ExportMismatchError`, which this module
 re-exports); :func:`verify_sklearn_export` checks an existing export against a model.
 
+Every export is byte-reproducible: the same fitted model gives the same bytes
+(:func:`reproducible_onnx_bytes`), so that a digest names a model. skl2onnx names each
+graph with a random uuid; here a graph is named ``mlpatterns_<model class>`` and carries
+no doc strings (where torch.onnx can write source locations), only the producer's name
+and version.
+
 This module is build time: it imports skl2onnx, onnx and torch when it exports.
 Serving a bundle never imports it (nor anything of :mod:`mlpatterns.export`).
 """
@@ -65,7 +71,43 @@ from mlpatterns.tolerance import (
 )
 
 __all__ = ["EPS32", "TOLERANCE_FACTOR", "ExportMismatchError", "compare_outputs", "export_tolerance", "output_scale",
-           "sklearn_to_onnx", "torch_matrix_to_onnx", "torch_to_onnx", "verify_sklearn_export"]
+           "reproducible_onnx_bytes", "sklearn_to_onnx", "torch_matrix_to_onnx", "torch_to_onnx",
+           "verify_sklearn_export"]
+
+
+def reproducible_onnx_bytes(model: Any, graph_name: str) -> bytes:
+    """``model`` (an ``onnx.ModelProto`` or its bytes) serialised so the bytes depend on the model alone.
+
+    The main graph is named ``graph_name`` (skl2onnx names it with a random uuid) and the
+    doc strings of the model, its graphs and their nodes are emptied (torch.onnx may write
+    source locations there); the producer's name and version stay. Serialisation is
+    protobuf's deterministic one.
+    """
+    import onnx
+
+    if isinstance(model, bytes):
+        model = onnx.load_model_from_string(model)
+    model.doc_string = ""
+    _clear_doc_strings(model.graph)
+    model.graph.name = graph_name
+    return model.SerializeToString(deterministic=True)
+
+
+def _clear_doc_strings(graph: Any) -> None:
+    graph.doc_string = ""
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        value.doc_string = ""
+    for node in graph.node:
+        node.doc_string = ""
+        for attribute in node.attribute:  # the bodies of If, Loop and Scan
+            for subgraph in [attribute.g] if attribute.HasField("g") else []:
+                _clear_doc_strings(subgraph)
+            for subgraph in attribute.graphs:
+                _clear_doc_strings(subgraph)
+
+
+def _graph_name(model: Any) -> str:
+    return f"mlpatterns_{type(model).__name__}"
 
 def _verify(onnx_bytes: bytes, feeds: dict[str, np.ndarray], expected: np.ndarray, pick: Any,
             scale: np.ndarray | None, what: str) -> None:
@@ -242,7 +284,7 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray, task: str) -> bytes:
         from mlpatterns.export.tree_thresholds import repair_hist_gradient_boosting_thresholds
 
         repair_hist_gradient_boosting_thresholds(proto, model)  # skl2onnx rounds them to the nearest float32
-    onnx_bytes = proto.SerializeToString()
+    onnx_bytes = reproducible_onnx_bytes(proto, _graph_name(model))
     verify_sklearn_export(onnx_bytes, model, sample, task)
     return onnx_bytes
 
@@ -290,7 +332,7 @@ def torch_to_onnx(model: Any, numeric: np.ndarray, categorical: np.ndarray, task
             input_names=["numeric", "categorical"], output_names=["output"],
             dynamic_axes={"numeric": {0: "rows"}, "categorical": {0: "rows"}, "output": {0: "rows"}},
         )
-    onnx_bytes = buffer.getvalue()
+    onnx_bytes = reproducible_onnx_bytes(buffer.getvalue(), _graph_name(model))
     with torch.no_grad():
         expected = wrapper(numeric_t, categorical_t).numpy().astype(np.float64)
     _verify(onnx_bytes, {"numeric": numeric_t.numpy(), "categorical": categorical_t.numpy()}, expected,
@@ -326,7 +368,7 @@ def torch_matrix_to_onnx(model: Any, sample: np.ndarray, *, float64: bool = True
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(wrapper, (features[:2],), buffer, dynamo=False, input_names=["features"],
                           output_names=["output"], dynamic_axes={"features": {0: "rows"}, "output": {0: "rows"}})
-    onnx_bytes = buffer.getvalue()
+    onnx_bytes = reproducible_onnx_bytes(buffer.getvalue(), _graph_name(model))
     with torch.no_grad():
         expected = wrapper(features).numpy().astype(np.float64).reshape(-1)
     _verify(onnx_bytes, {"features": features.numpy()}, expected, lambda out: out[0],
