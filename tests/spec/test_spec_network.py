@@ -163,9 +163,10 @@ def test_an_own_checkpoint_dir_is_never_cleared(tmp_path):
     folder = tmp_path / "kept"
     spec = flights_spec(tmp_path / "run", epochs=1, checkpoints={"dir": str(folder)})
     run_spec(parse_spec(spec), log=lambda *a: None)
+    assert run_spec(parse_spec(spec), log=lambda *a: None).steps["train.wide_and_deep"] == "cached"
     with pytest.raises(SpecError, match=r"models.wide_and_deep.checkpoints: .*already holds checkpoints"):
-        run_spec(parse_spec(spec), log=lambda *a: None)
-    run_spec(parse_spec(spec), log=lambda *a: None, resume=True)  # continues (here: already complete)
+        run_spec(parse_spec(spec), log=lambda *a: None, force=("train.wide_and_deep",))  # trains afresh: refused
+    run_spec(parse_spec(spec), log=lambda *a: None, resume=True, force=("train.wide_and_deep",))  # continues
     assert list(folder.glob("ckpt-*.pt"))
 
 
@@ -218,10 +219,11 @@ def test_an_interrupted_fine_tuning_run_resumes(reference, tmp_path, monkeypatch
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Trainer, "_train_step", dies_in_epoch_two)
+    force = ("train.wide_and_deep",)  # trained before: the cache would skip it
     with pytest.raises(KeyboardInterrupt):
-        run_spec(parse_spec(spec), log=lambda *a: None)
+        run_spec(parse_spec(spec), log=lambda *a: None, force=force)
     monkeypatch.undo()
-    run_spec(parse_spec(spec), log=lambda *a: None, resume=True)  # from its checkpoint, not from init_from
+    run_spec(parse_spec(spec), log=lambda *a: None, resume=True, force=force)  # from its checkpoint, not init_from
     assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is not None
     np.testing.assert_array_equal(served(tmp_path / "run"), uninterrupted)
 
@@ -250,7 +252,8 @@ def test_fine_tuning_a_different_architecture_names_the_field(reference, tmp_pat
 def test_resume_cli_flag(tmp_path, capsys):
     path = write(tmp_path, flights_spec(tmp_path / "run", epochs=1))
     assert main(["run", str(path)]) == 0
-    assert main(["run", str(path), "--resume"]) == 0
+    assert main(["run", str(path), "--resume"]) == 0  # every step in the cache: nothing to resume
+    assert main(["run", str(path), "--resume", "--force", "train.wide_and_deep"]) == 0
     assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is not None
 
 
@@ -274,7 +277,7 @@ def test_run_with_two_processes_trains_data_parallel(reference, tmp_path, capfd)
     finished = served(tmp_path / "run")
     np.testing.assert_allclose(finished, served(single), atol=1e-3)
     # a data-parallel run continues with --resume (here: from the finished run's last checkpoint)
-    assert main(["run", str(path), "--processes", "2", "--resume"]) == 0
+    assert main(["run", str(path), "--processes", "2", "--resume", "--force", "train.wide_and_deep"]) == 0
     assert manifest(tmp_path / "run")["model"]["checkpoints"]["resumed_from"] is not None
     np.testing.assert_array_equal(served(tmp_path / "run"), finished)
 

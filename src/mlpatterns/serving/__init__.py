@@ -1,18 +1,19 @@
 """Chapter 5, resilient serving: the bundle as Stateless Serving Function (16), batch
-scoring (17) with Keyed Predictions (20)."""
+scoring (17) with Keyed Predictions (20).
 
-from mlpatterns.serving.bundle import Bundle, BundleError, read_bundle, write_bundle
-from mlpatterns.serving.keyed_predictions import PredictionSummary, predict_file
-from mlpatterns.serving.stateless_serving_function import InputError, RowProblem, ServingFunction
+Names load on first use: reading a bundle's manifest (:mod:`~mlpatterns.serving.bundle`)
+imports neither pandas nor ONNX Runtime.
+"""
 
-__all__ = [
-    "Bundle",
-    "BundleError",
-    "InputError",
-    "PredictionSummary",
-    "RowProblem",
-    "ServingFunction",
-    "predict_file",
-    "read_bundle",
-    "write_bundle",
-]
+from mlpatterns._lazy import lazy_exports
+
+_EXPORTS = {
+    "Bundle": "bundle", "BundleError": "bundle", "read_bundle": "bundle", "write_bundle": "bundle",
+    "PredictionSummary": "keyed_predictions", "predict_file": "keyed_predictions",
+    "InputError": "stateless_serving_function", "RowProblem": "stateless_serving_function",
+    "ServingFunction": "stateless_serving_function",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -58,8 +58,9 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
             if len(frame) == 0:
                 raise SpecError(f"data.path: {path} holds no data rows"
                                 + ("" if len(frame.columns) > 1 else " (nor a header)"))
-            used = [c for c in [*spec.feature_columns(), *spec.label_columns] if c in frame.columns]
-            flags = [c for c in dict.fromkeys(used) if pd.api.types.is_bool_dtype(frame[c].dtype)]
+            # every true/false column, not only those the features use: the read does not depend on the
+            # features, so the Workflow Pipeline re-runs from the transform when a feature changes
+            flags = [c for c in frame.columns if pd.api.types.is_bool_dtype(frame[c].dtype)]
             reading["boolean_texts"] = boolean_texts(path, flags, null_values=reading["null_values"])
         except TableError as error:
             raise SpecError(f"data.path: {error}") from None

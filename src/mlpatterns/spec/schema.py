@@ -29,7 +29,8 @@ from mlpatterns.spec._checks import (
 from mlpatterns.spec.params import check_model_params  # the models' own parameter checks
 
 __all__ = ["CATEGORICAL_ENCODINGS", "COMPARISONS", "DATASETS", "DATE_PARTS", "MEMBER_TYPES", "MODEL_TYPES",
-           "NETWORK_REBALANCE_METHODS", "REBALANCE_METHODS", "TASKS", "TEXT_ENCODERS", "Spec", "load_spec",
+           "NETWORK_REBALANCE_METHODS", "REBALANCE_METHODS", "TASKS", "TEXT_ENCODERS", "Spec", "check_spec_params",
+           "load_spec",
            "parse_distribution", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
@@ -45,7 +46,7 @@ DATASETS = ("flights", "natality", "movies", "taxi", "solar_day_length")
 TASKS = ("classification", "regression", "multiclass", "multilabel")
 CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform (documented in docs/spec.md)
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
-              "baseline", "output", "tuning", "distribution")
+              "baseline", "output", "tuning", "distribution", "validation", "register")
 COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
@@ -67,6 +68,8 @@ class Spec:
     tuning: dict[str, Any] = field(default_factory=dict)  # Hyperparameter Tuning (15); see spec.tuning
     distribution: dict[str, Any] = field(default_factory=dict)  # Distribution Strategy (14)
     target_declared: tuple[str, ...] = ()  # the target fields the spec wrote itself (the rest are defaults)
+    validation: dict[str, Any] = field(default_factory=dict)  # Workflow Pipeline (25): see spec.pipeline_sections
+    register: dict[str, Any] = field(default_factory=dict)  # Model Versioning (27): empty = do not register
 
     @property
     def task(self) -> str:
@@ -548,20 +551,27 @@ def _check_emulators(models: dict[str, dict[str, Any]], target: dict[str, Any], 
             check_emulator(name, models[name], target, split, features)
 
 
-def _parse_models(raw: Any, target: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _parse_models(raw: Any, target: dict[str, Any], check_params: bool = True) -> dict[str, dict[str, Any]]:
     models = mapping(raw, "models")
     expect(bool(models), "models", "expected at least one model")
     for name, model in models.items():
         check_plain_name(name, f"models.{name}")
         expect(name != "heuristic_benchmark", f"models.{name}", "this name is the heuristic benchmark's")
         models[name] = _parse_model(name, model, target)
-    for name, model in models.items():
-        check_model_params(name, model, target)
+    if check_params:
+        for name, model in models.items():
+            check_model_params(name, model, target)
     return models
 
 
-def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
-    """Validate a spec given as a mapping (the parsed YAML)."""
+def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_params: bool = True) -> Spec:
+    """Validate a spec given as a mapping (the parsed YAML).
+
+    ``check_params=False`` leaves out the one check that imports scikit-learn (each
+    model's ``params``, built and fitted on a few rows); ``mlpatterns run`` makes it with
+    :func:`check_spec_params` for the models it is about to train, so a run that finds
+    every step in the cache stays light.
+    """
     spec = mapping(raw, "spec", _TOP_LEVEL)
     for required in ("name", "data", "target", "split", "features", "models"):
         expect(required in spec, "spec", f"missing field {required!r}")
@@ -597,7 +607,7 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
         baseline["levels"] = [string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
     target = _parse_target(spec["target"])
     split, features = _parse_split(spec["split"]), _parse_features(spec["features"])
-    models = _parse_models(spec["models"], target)
+    models = _parse_models(spec["models"], target, check_params)
     _check_emulators(models, target, split, features, data)
     tuning: dict[str, Any] = {}
     if spec.get("tuning") is not None:  # Hyperparameter Tuning (15): a study over one model's parameters
@@ -608,7 +618,12 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     expect(not (tuning and distribution.get("processes", 1) * distribution.get("nodes", 1) > 1), "distribution",
            "a spec with a tuning: section runs its trials in worker processes (tuning.n_workers); "
            "train the tuned model data-parallel in a spec without tuning:")
+    from mlpatterns.spec.pipeline_sections import parse_register, parse_validation
+
+    validation = parse_validation(spec.get("validation"))
+    register = {} if spec.get("register") in (None, False) else parse_register(spec["register"], spec["name"], models)
     return Spec(
+        validation=validation, register=register,
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,
@@ -617,8 +632,14 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None) -> Spec:
     )
 
 
-def load_spec(path: str | os.PathLike[str]) -> Spec:
-    """Read and validate a YAML spec file."""
+def check_spec_params(spec: Spec, models: Any = None) -> None:
+    """The check of the models' ``params`` that :func:`parse_spec` leaves out with ``check_params=False``."""
+    for name in spec.models if models is None else models:
+        check_model_params(name, spec.models[name], spec.target)
+
+
+def load_spec(path: str | os.PathLike[str], *, check_params: bool = True) -> Spec:
+    """Read and validate a YAML spec file (``check_params``: see :func:`parse_spec`)."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such spec file")
@@ -629,6 +650,6 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
     if raw is None:
         raise SpecError(f"{path}: the spec is empty")
     try:
-        return parse_spec(raw, source=path)
+        return parse_spec(raw, source=path, check_params=check_params)
     except SpecError as error:
         raise SpecError(f"{path}: {error}") from None

@@ -38,11 +38,14 @@ from mlpatterns.spec.models import evaluate_model
 from mlpatterns.spec.schema import Spec
 from mlpatterns.training.hyperparameter_tuning.search_space import (
     CategoricalParam,
+    FloatParam,
+    IntParam,
     SearchSpaceError,
     parse_search_space,
 )
 
-__all__ = ["METRIC_DIRECTIONS", "SpecObjective", "TunedModel", "apply_params", "parse_tuning", "tune_spec_model"]
+__all__ = ["METRIC_DIRECTIONS", "SpecObjective", "TunedModel", "apply_params", "parse_tuning", "tune_spec_model",
+           "tuning_from_json", "tuning_to_json"]
 
 _FIELDS = ("n_trials", "metric", "sampler", "pruner", "storage", "study_name", "n_workers", "timeout",
            "start_from_spec", "space")
@@ -174,6 +177,29 @@ def parse_tuning(raw: Any, models: dict[str, dict[str, Any]], target: dict[str, 
     except ValueError as error:
         raise SpecError(f"tuning.{error}") from None
     return {**tuning, "model": name, "space": space, "paths": paths, "direction": METRIC_DIRECTIONS[metric]}
+
+
+_PARAM_KINDS = {"int": IntParam, "float": FloatParam, "categorical": CategoricalParam}
+
+
+def tuning_to_json(tuning: Mapping[str, Any]) -> dict[str, Any]:
+    """A parsed ``tuning:`` section as JSON (the Workflow Pipeline keys its tune step on it)."""
+    import dataclasses
+
+    kinds = {kind: name for name, kind in _PARAM_KINDS.items()}
+    space = {key: {"kind": kinds[type(param)], **dataclasses.asdict(param)} for key, param in tuning["space"].items()}
+    return {**tuning, "space": space, "paths": {key: list(path) for key, path in tuning["paths"].items()}}
+
+
+def tuning_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The parsed ``tuning:`` section that :func:`tuning_to_json` wrote."""
+    space = {}
+    for key, value in data["space"].items():
+        fields = {k: v for k, v in value.items() if k != "kind"}
+        if value["kind"] == "categorical":
+            fields["choices"] = tuple(fields["choices"])
+        space[key] = _PARAM_KINDS[value["kind"]](**fields)
+    return {**data, "space": space, "paths": {key: tuple(path) for key, path in data["paths"].items()}}
 
 
 def validation_metrics(spec: Spec, y_valid: Any, trained: Any) -> dict[str, float]:

@@ -134,22 +134,35 @@ def function_source(function: Callable) -> str:
 def module_files(name: str) -> list[Path]:
     """The source files of a module (every ``.py`` file of a package), found without importing it.
 
-    :func:`importlib.util.find_spec` imports the parents of a dotted name, not the module.
+    Only the top-level package is located with :func:`importlib.util.find_spec`; the rest
+    of the dotted name is followed through the folders, since ``find_spec`` would import
+    every parent package of a dotted name (and all that their ``__init__`` imports).
     """
+    top, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError) as error:
         raise ValueError(f"code module {name!r} cannot be found: {error}") from error
     if spec is None:
         raise ValueError(f"code module {name!r} cannot be found")
-    if spec.submodule_search_locations:
-        files = []
-        for location in spec.submodule_search_locations:
-            files.extend(sorted(Path(location).rglob("*.py")))
-        return files
-    if not spec.origin or not Path(spec.origin).is_file():
-        raise ValueError(f"code module {name!r} has no source file (origin {spec.origin!r})")
-    return [Path(spec.origin)]
+    if not rest:
+        locations = [Path(location) for location in spec.submodule_search_locations or ()]
+        origin = Path(spec.origin) if spec.origin and not locations else None
+    else:
+        locations, origin = [], None
+        for folder in map(Path, spec.submodule_search_locations or ()):
+            place = folder.joinpath(*rest)
+            if (place / "__init__.py").is_file():
+                locations.append(place)
+            elif place.with_suffix(".py").is_file():
+                origin = place.with_suffix(".py")
+            if locations or origin:
+                break
+    if locations:
+        return sorted(file for location in locations for file in location.rglob("*.py"))
+    if origin is None or not origin.is_file():
+        raise ValueError(f"code module {name!r} cannot be found (or has no source file)")
+    return [origin]
 
 
 def module_digest(name: str) -> str:

@@ -89,10 +89,13 @@ def execute_step(
         paths = {argument: input_path(store, entry) for argument, entry in inputs.items()}
         sources = {a: stat_signature(p) for a, p in paths.items() if inputs[a]["producer"] is None}
         written = {argument: temporary / artifact for argument, artifact in step.outputs.items()}
-        params = json.loads(canonical_json(step.params))
+        params = json.loads(json.dumps(step.params))  # as given: key order can matter to a step
         started, clock = now(), time.perf_counter()
         try:
-            facts = step.function(paths, dict(written), params)
+            if step.runtime is None:
+                facts = step.function(paths, dict(written), params)
+            else:
+                facts = step.function(paths, dict(written), params, dict(step.runtime))
         except Exception as error:
             raise StepError(step.name, f"failed: {type(error).__name__}: {error}") from error
         if facts is None:

@@ -131,6 +131,24 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"Pipeline([{', '.join(step.name for step in self.steps)}])"
 
+    def upto(self, artifacts: Iterable[str]) -> Pipeline:
+        """The smaller pipeline of the steps that ``artifacts`` need (their producers and all upstream).
+
+        Run it to check an early result (the data's statistics) before the costly steps;
+        running the whole pipeline next reuses its records.
+        """
+        wanted = list(artifacts)
+        if unknown := sorted(a for a in wanted if a not in self.producers):
+            raise ValueError(f"no step produces {unknown}; the artifacts are {sorted(self.producers)}")
+        needed: set[str] = set()
+        pending = [self.producers[a] for a in wanted]
+        while pending:
+            name = pending.pop()
+            if name not in needed:
+                needed.add(name)
+                pending.extend(self.dependencies[name])
+        return Pipeline([s for s in self.steps if s.name in needed], self.sources, packages=self.packages)
+
     # shared by plan and run ----------------------------------------------------------
 
     def source_entries(self) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Keys and dry runs of the Workflow Pipeline (pattern 25): which steps rerun, and why.
 
-A step's key is the SHA-256 of the canonical JSON of its name, code digest, parameters,
+A step's key is the SHA-256 of the canonical JSON of its name, code digest, parameters (in their
+given order, which a step may read),
 input digests and output names. A key with a usable record is *cached*. Otherwise the
 step *runs*, and the plan explains why by comparing the key's parts with the record the
 step last used (``latest/<step>.json``): its code, a module's code, parameters or an input
@@ -11,6 +12,7 @@ the same bytes lets the step be cached after all).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +63,8 @@ def step_key(step: Step, code: Mapping[str, Any], inputs: Mapping[str, Mapping[s
             "format": KEY_FORMAT,
             "step": step.name,
             "code": code["digest"],
-            "params": step.params,
+            # in the order given, not sorted: a step may read an order (a split's fractions)
+            "params": json.dumps(step.params, separators=(",", ":"), ensure_ascii=False, allow_nan=False),
             "inputs": {argument: entry["digest"] for argument, entry in inputs.items()},
             "outputs": dict(step.outputs),
         }

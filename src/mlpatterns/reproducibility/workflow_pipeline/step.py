@@ -69,6 +69,11 @@ class Step:
         Dotted names of modules whose source files count in the key besides the
         function's own source (a package counts all its ``.py`` files). List the modules
         of helpers the function calls, so that editing them reruns the step.
+    runtime : mapping or None
+        Options that cannot change the step's outputs, only how it runs (a progress
+        display, a logger, where to keep checkpoints of an interrupted run). Not part of
+        the key. When given (even empty), the function is called with a fourth argument,
+        ``function(inputs, outputs, params, runtime)``. On Ray it must pickle.
 
     Notes
     -----
@@ -82,6 +87,7 @@ class Step:
     outputs: Sequence[str] | Mapping[str, str] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     code: Sequence[str] = ()
+    runtime: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_name(self.name, "step name")

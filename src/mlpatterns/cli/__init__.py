@@ -1,4 +1,5 @@
-"""The ``mlpatterns`` command: ``validate`` a spec, ``run`` it, ``tune`` it, ``predict`` a file with a bundle.
+"""The ``mlpatterns`` command: ``validate`` a spec, ``run`` it, ``tune`` it, ``predict`` a file with a bundle;
+``cache`` and ``lineage`` for the Workflow Pipeline's steps, ``registry`` for model versions.
 
 Every spec field is described in docs/spec.md; annotated example specs are in examples/.
 """
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     from mlpatterns.spec import SpecError, load_spec
 
     console = Console()
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, check_params=False)  # the run checks the params of the models it trains
     if args.output:
         spec.output["dir"] = args.output
     if args.command == "tune" and not spec.tuning:
@@ -61,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             ranks = init_distributed("gloo")  # the spec's networks train on CPUs
             if not ranks.is_main:  # the other ranks train the networks with rank 0 and write nothing
-                run_spec(spec, seed=args.seed, log=lambda *a, **k: None, resume=args.resume)
+                run_spec(spec, seed=args.seed, log=lambda *a, **k: None, resume=args.resume, force=_force(args))
                 if ranks.local_rank == 0:  # the first rank of another node says where the results are
                     console.print(f"rank {ranks.rank} of {ranks.world_size}: networks trained; rank 0 writes "
                                   f"the bundles and the report to {spec.output_dir} on its node")
@@ -111,6 +112,8 @@ def _launch_ranks(args: argparse.Namespace, distribution: dict[str, Any], consol
         forwarded += ["--output", args.output]
     if args.resume:
         forwarded.append("--resume")
+    for step in getattr(args, "force", None) or []:
+        forwarded += ["--force", step]
     command = torchrun_command("mlpatterns.cli", forwarded, nproc=distribution["processes"], module=True,
                                nnodes=distribution["nodes"], rendezvous=distribution.get("rendezvous"),
                                job_id=_job_id(spec_name))
@@ -120,8 +123,14 @@ def _launch_ranks(args: argparse.Namespace, distribution: dict[str, Any], consol
 
 
 def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec: Any) -> int:
+    force = _force(args)
+    if getattr(args, "dry_run", False):
+        return _dry_run(spec, args, force, console)
     with _progress() as progress:
-        result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print, resume=args.resume)
+        result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print, resume=args.resume,
+                          engine=getattr(args, "engine", "local"), force=force,
+                          register=not getattr(args, "no_register", False),
+                          register_anyway=getattr(args, "register_anyway", None))
     names = list(result.metrics)
     where = "every row, no held-out split" if spec.split.get("none") else "test split"
     _print_metrics(console, f"{spec.name}: {where} ({result.rows['test']:,} rows)", result.metrics)
@@ -141,8 +150,74 @@ def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec:
         _print_tuning(console, result.tuning)
     for name, path in result.plots.items():
         console.print(f"{name}: learning curves {path}")
+    cached = [step for step, status in result.steps.items() if status == "cached"]
+    if cached:
+        console.print(f"from the cache: {len(cached)} of {len(result.steps)} steps "
+                      f"({'all' if len(cached) == len(result.steps) else ', '.join(cached)})")
+    for name, outcome in result.registered.items():
+        console.print(f"register {name}: {outcome}")
     console.print(f"report: {result.output_dir / 'report.json'}; test rows for batch scoring: "
                   f"{result.output_dir / 'test.parquet'}")
+    return 0
+
+
+# -- Workflow Pipeline (25) ------------------------------------------------------------------------
+def _force(args: argparse.Namespace) -> Any:
+    """``--force STEP`` (repeatable; ``all`` for every step)."""
+    chosen = list(getattr(args, "force", None) or [])
+    return True if "all" in chosen else tuple(chosen)
+
+
+def _dry_run(spec: Any, args: argparse.Namespace, force: Any, console: Any) -> int:
+    """Print the plan: which steps would run and which come from the cache, and why."""
+    from mlpatterns.lifecycle import plan_spec
+    from mlpatterns.reproducibility.workflow_pipeline import format_plan
+
+    plan = plan_spec(spec, seed=args.seed, force=force)
+    console.print(format_plan(plan), highlight=False, soft_wrap=True)
+    runs = sum(entry.status == "run" for entry in plan)
+    console.print(f"{spec.name}: {runs} of {len(plan)} steps would run, {len(plan) - runs} from the cache "
+                  f"({spec.output_dir / 'cache'})")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """``mlpatterns cache list|clear SPEC``: the steps a spec's runs keep, and removing them."""
+    from mlpatterns.lifecycle import open_cache
+    from mlpatterns.spec import load_spec
+
+    spec = load_spec(args.spec, check_params=False)
+    if args.output:
+        spec.output["dir"] = args.output
+    root = spec.output_dir / "cache"
+    if not root.is_dir():
+        print(f"{spec.name}: no cache yet ({root})")
+        return 0
+    store = open_cache(spec)
+    if args.action == "clear":
+        report = store.clear(step=args.step)
+        print(f"{spec.name}: removed {report.records} record(s) and {report.artifacts} artifact(s), "
+              f"{report.bytes / 1e6:.1f} MB, from {root}")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{spec.name}: cached steps in {root}")
+    for column in ("step", "key", "finished", "size", "latest"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    entries = [e for e in store.list() if args.step is None or e.step == args.step]
+    for entry in entries:
+        table.add_row(entry.step, entry.key[:12], entry.finished, f"{entry.size / 1e6:.2f} MB",
+                      "yes" if entry.latest else "")
+    Console().print(table)
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    """``mlpatterns lineage REF``: from a bundle (folder or registered version) back to the data."""
+    from mlpatterns.lifecycle.lineage import bundle_lineage
+
+    print(bundle_lineage(args.ref, registry=args.registry, as_json=args.json))
     return 0
 
 
@@ -257,10 +332,12 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from mlpatterns.cli.registry import resolve_bundle
     from mlpatterns.serving.keyed_predictions import predict_file
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-    serving = ServingFunction.load(args.bundle, public_key=args.public_key)  # refused before any reading
+    bundle = resolve_bundle(args.bundle, args.registry)  # a folder, or models:/NAME/VERSION or models:/NAME@ALIAS
+    serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
     with _progress() as progress:
         summary = predict_file(serving, args.input, args.output, chunk_rows=args.chunk_rows, progress=progress,
                                overwrite=args.overwrite)
@@ -299,7 +376,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nodes", type=int, help="nodes of the data-parallel job (overrides distribution.nodes)")
     run.add_argument("--rendezvous", help="HOST:PORT where several nodes meet: one of them, the same "
                      "on every node (distribution.rendezvous)")
+    run.add_argument("--dry-run", action="store_true", help="print which steps would run and which come from "
+                     "the cache, and why; run nothing")
+    run.add_argument("--force", action="append", metavar="STEP", help="run STEP even if it is in the cache "
+                     "(repeatable; 'all' for every step; e.g. --force train.gradient_boosting)")
+    run.add_argument("--engine", choices=("local", "ray"), default="local", help="local: one step at a time; "
+                     "ray: independent steps (the models) in parallel on Ray (mlpatterns[pipeline])")
+    run.add_argument("--no-register", action="store_true", help="do not register, even if the spec says so")
+    run.add_argument("--register-anyway", metavar="MESSAGE", help="register even if the model does not pass the "
+                     "spec's gate; the message goes into the registry's audit trail")
     run.set_defaults(handler=_run)
+    cache = commands.add_parser("cache", help="list or clear the Workflow Pipeline steps a spec's runs keep")
+    cache.add_argument("action", choices=("list", "clear"))
+    cache.add_argument("spec", type=Path, help="the YAML spec (its output folder holds the cache)")
+    cache.add_argument("--step", help="only this step (e.g. train.gradient_boosting)")
+    cache.add_argument("--output", help="output directory (overrides the spec's output.dir)")
+    cache.set_defaults(handler=_cache)
+    lineage = commands.add_parser("lineage", help="what produced a bundle: steps, parameters and data, back to "
+                                  "the data file")
+    lineage.add_argument("ref", help="a bundle folder, or models:/NAME/VERSION or models:/NAME@ALIAS")
+    lineage.add_argument("--registry", help="the registry of a models:/ reference (default: $MLPATTERNS_REGISTRY, "
+                         "else sqlite:///registry/registry.db)")
+    lineage.add_argument("--json", action="store_true", help="print the lineage as JSON")
+    lineage.set_defaults(handler=_lineage)
     tune = commands.add_parser("tune", help="run a spec's hyperparameter study (its tuning: section), then "
                                "train, evaluate and bundle every model, the tuned one with the best trial's values")
     tune.add_argument("spec", type=Path, help="the YAML spec, with a tuning: section")
@@ -310,9 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--storage", help="sqlite:///PATH.db, journal:///PATH.log or postgresql+psycopg://... "
                       "(overrides tuning.storage); a study already there resumes")
     tune.add_argument("--study-name", help="the study's name (overrides tuning.study_name)")
+    tune.add_argument("--force", action="append", metavar="STEP", help="run STEP even if it is in the cache "
+                      "(e.g. --force tune to run the study again)")
     tune.set_defaults(handler=_run, resume=False)
     predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle, keys passed through")
-    predict.add_argument("bundle", type=Path, help="a bundle directory written by 'mlpatterns run'")
+    predict.add_argument("bundle", help="a bundle directory written by 'mlpatterns run', or a registered version: "
+                         "models:/NAME/VERSION or models:/NAME@ALIAS")
     predict.add_argument("input", type=Path, help="input .csv or .parquet")
     predict.add_argument("output", type=Path, help="output .csv or .parquet")
     predict.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk (default 100000)")
@@ -320,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(without it, an existing output is refused)")
     predict.add_argument("--public-key", type=Path, help="a trusted Ed25519 public key (PEM): refuse a bundle "
                          "that it did not sign")
+    predict.add_argument("--registry", help="the registry of a models:/ reference (default: $MLPATTERNS_REGISTRY, "
+                         "else sqlite:///registry/registry.db)")
     predict.set_defaults(handler=_predict)
     keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
     keygen.add_argument("private_key", type=Path, help="where to write the signing key (PEM, mode 0600)")
@@ -329,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("bundle", type=Path, help="a bundle directory")
     sign.add_argument("--key", type=Path, required=True, help="the signing key written by 'mlpatterns keygen'")
     sign.set_defaults(handler=_sign)
+    from mlpatterns.cli.registry import add_registry_commands
+
+    add_registry_commands(commands)
     return parser
 
 
@@ -365,6 +472,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlpatterns {args.command}: error: {message}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,143 @@
+"""``mlpatterns run`` as a Workflow Pipeline (25): the spec's steps, their cache keys and their order.
+
+:func:`build_pipeline` turns a spec into steps (:mod:`mlpatterns.lifecycle.steps`),
+each keyed by the spec sections it reads, its own code and the modules it calls, and
+its input artifacts' bytes. So re-running an unchanged spec finishes from the cache,
+changing one model's parameters retrains that model only, and changing a feature re-runs
+from the transform. Building the pipeline reads no data and imports neither pandas nor
+scikit-learn: only a cache miss does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlpatterns.lifecycle import steps
+
+__all__ = ["STEP_CODE", "build_pipeline", "data_sources", "spec_state"]
+
+# The modules whose code each step runs besides its own function: editing one re-runs the step.
+_DATA = ["mlpatterns.spec.data", "mlpatterns.tables", "mlpatterns.input_types", "mlpatterns.datasets"]
+_SPLIT = ["mlpatterns.lifecycle.splits", "mlpatterns.reproducibility.repeatable_splitting",
+          "mlpatterns.reproducibility.time_splitting", "mlpatterns.hashing"]
+_TRANSFORM = ["mlpatterns.reproducibility.transform", "mlpatterns.reproducibility.categorical_encoding",
+              "mlpatterns.reproducibility.categorical_declaration",
+              "mlpatterns.data"]
+_MODELS = ["mlpatterns.spec.models", "mlpatterns.spec.network", "mlpatterns.spec.emulator", "mlpatterns.models",
+           "mlpatterns.problem", "mlpatterns.training", "mlpatterns.export", "mlpatterns.metrics",
+           "mlpatterns.tolerance", "mlpatterns.reproducibility.transform"]
+STEP_CODE = {
+    "load": [*_DATA, "mlpatterns.lifecycle.artifacts", "mlpatterns.solar_day_length",
+             "mlpatterns.reproducibility.repeatable_splitting"],
+    "validate": ["mlpatterns.reproducibility.data_statistics", "mlpatterns.lifecycle.artifacts"],
+    "split": [*_DATA, *_SPLIT, "mlpatterns.lifecycle.artifacts"],
+    "transform": [*_DATA, *_SPLIT, *_TRANSFORM, "mlpatterns.lifecycle.artifacts"],
+    "benchmark": ["mlpatterns.lifecycle.evaluation", "mlpatterns.responsible.heuristic_benchmark",
+                  "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts", "mlpatterns.reproducibility.transform"],
+    "tune": [*_MODELS, "mlpatterns.spec.tuning", "mlpatterns.lifecycle.artifacts"],
+    "train": [*_MODELS, "mlpatterns.lifecycle.artifacts", "mlpatterns.lifecycle.outputs"],
+    "evaluate": ["mlpatterns.spec.models", "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts"],
+    "export": ["mlpatterns.serving.bundle", "mlpatterns.lifecycle.artifacts"],
+    "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.tables", "mlpatterns.tolerance",
+               "mlpatterns.input_types", "mlpatterns.reproducibility.transform", "mlpatterns.lifecycle.artifacts"],
+}
+
+
+def spec_state(spec: Any) -> dict[str, Any]:
+    """The spec's sections as JSON (what the step keys are made of).
+
+    A tuning study's storage URL is left out: where the study lives does not change its
+    trials, and the URL may hold a password (the tune step gets it at run time).
+    """
+    state = {name: getattr(spec, name) for name in ("name", "data", "target", "split", "features", "models", "keys",
+                                                    "baseline")}
+    if spec.tuning:
+        from mlpatterns.spec.tuning import tuning_to_json
+
+        state["tuning"] = {k: v for k, v in tuning_to_json(spec.tuning).items() if k != "storage"}
+    state["target_declared"] = list(spec.target_declared)
+    return json.loads(json.dumps(state))
+
+
+def _sections(state: dict[str, Any], step: str) -> dict[str, Any]:
+    chosen = {name: state[name] for name in steps.STEP_SECTIONS[step] if name in state}
+    if "data" in chosen:  # the file's bytes are the step's input; its path is not part of the key
+        chosen["data"] = {k: v for k, v in chosen["data"].items() if k != "path"}
+    chosen["target_declared"] = state["target_declared"]
+    return chosen
+
+
+def data_sources(spec: Any) -> dict[str, Path]:
+    """The files the data comes from: the spec's ``data.path``, or a built-in data set's shipped file."""
+    from mlpatterns.datasets import dataset_files
+    from mlpatterns.spec.data import data_path
+
+    path = data_path(spec)
+    if path is not None:
+        return {"data": path}
+    files = dataset_files(spec.data["dataset"])
+    return {"data": files[0]} if files else {}
+
+
+def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = None, models: list[str] | None = None,
+                   train_only: bool = False) -> Any:
+    """The steps of ``mlpatterns run`` for ``spec`` (see :mod:`mlpatterns.lifecycle.steps`), in order.
+
+    Each bundle records the data's digest (part of the export steps' keys) and
+    ``runtime["lineage"]`` (where the spec was, the git commit: what produced it, not part
+    of any key, like the rest of ``runtime``: output folder, resume, progress, log). ``models``
+    chooses and orders the models (default: the spec's); ``train_only`` stops each model
+    at its training step (the other ranks of a data-parallel job).
+    """
+    from mlpatterns.reproducibility.workflow_pipeline import Pipeline, Step, file_digest
+
+    state = spec_state(spec)
+    sources = data_sources(spec)
+    lineage = {"data": _sections(state, "load")["data"],
+               "data_sha256": file_digest(sources["data"]) if sources else None}
+    data_input = {"data": "data"} if sources else {}
+    runtime = dict(runtime or {})
+
+    def step(step_name: str, function: Any, inputs: dict[str, str], outputs: Any, kind: str | None = None,
+             **params: Any) -> Any:
+        kind = kind or step_name
+        return Step(step_name, function, inputs=inputs, outputs=outputs, code=STEP_CODE[kind],
+                    params={"spec": _sections(state, kind), **params}, runtime=runtime)
+
+    shared = {"table": "table", "prepared": "prepared"}
+    training = {"features": "features", "transform": "transform", "prepared": "prepared"}
+    pipeline = [
+        step("load", steps.load, data_input, ["table"]),
+        step("validate", steps.validate, {"table": "table"}, ["statistics"]),
+        step("split", steps.split, {"table": "table"}, ["prepared"]),
+        step("transform", steps.transform, {**shared, **data_input}, ["transform", "features", "signature"]),
+    ]
+    if not train_only:
+        pipeline.append(step("benchmark", steps.benchmark,
+                             {**shared, "features": "features", "transform": "transform"}, ["benchmark_metrics"]))
+    tuned_model = spec.tuning.get("model") if spec.tuning else None
+    if tuned_model:
+        pipeline.append(step("tune", steps.tune, training, ["tuned"], seed=seed))
+    for name in models if models is not None else list(spec.models):
+        tuned = {"tuned": "tuned"} if name == tuned_model else {}
+        pipeline.append(step(f"train.{name}", steps.train, {**training, **tuned}, {"trained": f"trained.{name}"},
+                             kind="train", model=name, model_spec=state["models"][name], seed=seed, spec_name=spec.name))
+        if train_only:
+            continue
+        pipeline += [
+            step(f"evaluate.{name}", steps.evaluate,
+                 {"trained": f"trained.{name}", "features": "features", "prepared": "prepared"},
+                 {"metrics": f"metrics.{name}"}, kind="evaluate"),
+            step(f"export.{name}", steps.export,
+                 {"trained": f"trained.{name}", "transform": "transform", "metrics": f"metrics.{name}",
+                  "signature": "signature", "benchmark_metrics": "benchmark_metrics", "prepared": "prepared",
+                  "statistics": "statistics", **tuned},
+                 {"bundle": f"bundle.{name}"}, kind="export", model=name, seed=seed, lineage=lineage),
+            step(f"verify.{name}", steps.verify,
+                 {"bundle": f"bundle.{name}", "trained": f"trained.{name}", "features": "features",
+                  "prepared": "prepared"},
+                 {"verified": f"verified.{name}"}, kind="verify"),
+        ]
+    return Pipeline(pipeline, sources=sources)

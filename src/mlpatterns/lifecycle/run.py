@@ -1,0 +1,276 @@
+"""``run_spec``: plan the spec's pipeline, run what the cache lacks, publish the outputs, register."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mlpatterns.lifecycle.outputs import (
+    check_output_folder,
+    copy_file,
+    remove_stale_bundles,
+    replace_folder,
+    write_text_atomically,
+)
+from mlpatterns.lifecycle.result import RunResult
+
+__all__ = ["CACHE_FOLDER", "open_cache", "plan_spec", "run_spec"]
+
+CACHE_FOLDER = "cache"
+
+
+def open_cache(spec: Any) -> Any:
+    """The pipeline store of a spec's runs: ``<output.dir>/cache``."""
+    from mlpatterns.reproducibility.workflow_pipeline import Store
+
+    return Store(spec.output_dir / CACHE_FOLDER)
+
+
+def _data_parallel_ranks() -> Any:
+    """This process's ``DistributedContext`` in a ``torchrun`` job of several ranks, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from mlpatterns.training.distribution_strategy import DistributedContext
+
+    context = DistributedContext.current()
+    return context if context.distributed else None
+
+
+def _lineage(spec: Any, sources: dict[str, Path]) -> dict[str, Any]:
+    """What each bundle records of what produced it beyond its key: the spec's and the data's place, the
+    project's git commit (not part of any key: a cached bundle keeps those of the run that made it)."""
+    from mlpatterns.reproducibility.workflow_pipeline.records import git_commit
+
+    folder = spec.source.parent if spec.source else None
+    return {"spec": str(spec.source) if spec.source else None,
+            "data_path": str(sources["data"]) if "data" in sources else None,
+            "git_commit": git_commit(str(folder) if folder else None)}
+
+
+def plan_spec(spec: Any, *, seed: int = 0, force: tuple[str, ...] = ()) -> list[Any]:
+    """Which steps a run would take from the cache and which it would run, and why (``--dry-run``)."""
+    from mlpatterns.lifecycle.pipeline import build_pipeline
+
+    check_output_folder(spec)
+    return build_pipeline(spec, seed=seed).plan(open_cache(spec), force=force)
+
+
+def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print, resume: bool = False,
+             engine: str = "local", force: Any = (), register: bool = True,
+             register_anyway: str | None = None) -> RunResult:
+    """Run the whole lifecycle of a spec and write one bundle per model.
+
+    Steps whose key (code, spec sections, input bytes) is in the cache are not run again:
+    re-running an unchanged spec only publishes. ``force`` names steps to run anyway.
+    ``resume=True`` continues each network from the newest good checkpoint of an
+    interrupted run (Checkpoints, 12). Run as every rank of a ``torchrun`` job
+    (Distribution Strategy, 14), the networks train data-parallel and rank 0 alone runs
+    the other steps and writes the outputs. ``engine="ray"`` runs independent steps (the
+    models) in parallel on Ray. With a ``register:`` section (and ``register``), the
+    model is registered if it passes the gate, or with ``register_anyway`` (a message for
+    the audit trail) if it does not (Model Versioning, 27).
+    """
+    from mlpatterns.lifecycle.pipeline import build_pipeline, data_sources
+    from mlpatterns.reproducibility.workflow_pipeline import StepError
+
+    check_output_folder(spec)
+    ranks = _data_parallel_ranks()  # Distribution Strategy (14): this process is one rank of a torchrun job
+    main = ranks is None or ranks.is_main  # the process that writes the outputs
+    if spec.tuning and ranks is not None:
+        from mlpatterns.spec import SpecError
+
+        raise SpecError("tuning: a spec with a tuning: section runs its trials in worker processes; "
+                        "it cannot run as a data-parallel torchrun job")
+    output_dir = spec.output_dir
+    created = not output_dir.exists()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runtime: dict[str, Any] = {"output_dir": str(output_dir), "resume": resume,
+                               "lineage": _lineage(spec, data_sources(spec)),
+                               "tuning_storage": spec.tuning.get("storage") if spec.tuning else None}
+    if engine == "local":  # a Ray worker gets no display; its steps log to the driver's progress
+        runtime.update(progress=progress, log=log)
+    networks = [name for name, model in spec.models.items() if model["type"] == "wide_and_deep"]
+    # every rank trains the networks together, first; rank 0 alone trains the rest and writes
+    order = None if ranks is None else networks + ([n for n in spec.models if n not in networks] if main else [])
+    pipeline = build_pipeline(spec, seed=seed, runtime=runtime, models=order, train_only=not main)
+    store, show, anomalies = open_cache(spec), _progress_hook(progress), []
+    _check_params_to_train(spec, pipeline, store, force)
+    try:
+        if main:  # Workflow Pipeline (25): validate the data against the previous run's before training
+            first = pipeline.upto(["statistics"]).run(store, force=_forced(force, ("load", "validate")),
+                                                      progress=show)
+            anomalies = _check_statistics(spec, first.artifacts["statistics"], log)
+        result = pipeline.run(store, engine=engine, force=force, progress=show)
+    except StepError as error:  # the step's own error (a wrong spec, bad data) says what to fix
+        if created and error.step in _DATA_STEPS:  # refused before any training: leave no folder behind
+            _remove_created(output_dir)
+        if error.__cause__ is not None:
+            raise error.__cause__ from None
+        raise
+    except Exception:
+        if created and not any(store.records()):
+            _remove_created(output_dir)
+        raise
+    if not main:  # only rank 0 writes the outputs
+        return RunResult(spec=spec, rows={}, metrics={}, bundles={}, output_dir=output_dir,
+                         rank=ranks.rank, world_size=ranks.world_size)
+    run = _publish(spec, result, anomalies, log)
+    if spec.register and register:
+        from mlpatterns.lifecycle.registration import register_run
+
+        run.registered = register_run(spec, run, result.artifacts["features"] / "test.npz",
+                                      override=register_anyway, log=log)
+    if ranks is not None:
+        run.rank, run.world_size = ranks.rank, ranks.world_size
+    return run
+
+
+def _check_params_to_train(spec: Any, pipeline: Any, store: Any, force: Any) -> None:
+    """Check the ``params`` of each model the run will train (scikit-learn's checks), before any step runs.
+
+    A model whose training step is in the cache had these very params checked when it ran.
+    """
+    from mlpatterns.spec import check_spec_params
+
+    planned = {entry.step: entry.status for entry in pipeline.plan(store, force=force)}
+    check_spec_params(spec, [name for name in spec.models if planned.get(f"train.{name}") == "run"])
+
+
+_DATA_STEPS = ("load", "validate", "split", "transform")  # a failure there is the spec's or the data's
+
+
+def _remove_created(folder: Path) -> None:
+    """Remove the output folder this run created (it holds only this run's cache) after a refusal."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _forced(force: Any, steps: tuple[str, ...]) -> Any:
+    """The forced steps among ``steps`` (``force`` may be True: all)."""
+    if force is True:
+        return True
+    return tuple(name for name in force if name in steps)
+
+
+def _progress_hook(progress: Any) -> Any:
+    """A pipeline progress callback that shows each step once on the rich display."""
+    if progress is None:
+        return None
+    tasks: dict[str, Any] = {}
+
+    def hook(step: str, status: str) -> None:
+        if status == "start":
+            tasks[step] = progress.add_task(step, total=1)
+        elif status == "cached" and step not in tasks:
+            tasks[step] = progress.add_task(f"{step} (cached)", total=1, completed=1)
+        elif status == "done" and step in tasks:
+            progress.update(tasks[step], completed=1)
+
+    return hook
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) -> RunResult:
+    """Copy the run's artifacts into the output folder and write the report."""
+    output_dir = spec.output_dir
+    artifacts, records = result.artifacts, result.records
+    prepared = _read_json(artifacts["prepared"] / "prepared.json")
+    spec.target.update(prepared["target"])
+    if prepared.get("cutoffs_used") is not None:
+        spec.split["cutoffs_used"] = prepared["cutoffs_used"]
+    rows = prepared["rows"]
+    _log_split(spec, prepared, log)
+    encodings = records["transform"].facts.get("encodings", {"columns": {}, "warnings": []})
+    _log_encodings(encodings, log)
+    copy_file(artifacts["prepared"] / "test.parquet", output_dir / "test.parquet")
+    copy_file(artifacts["statistics"], output_dir / "statistics.json")  # what the next run compares with
+    metrics = {"heuristic_benchmark": _read_json(artifacts["benchmark_metrics"])}
+    bundles, skew, plots = {}, {}, {}
+    (output_dir / "bundles").mkdir(exist_ok=True)
+    for name in spec.models:
+        verified = _read_json(artifacts[f"verified.{name}"])
+        metrics[name] = {**_read_json(artifacts[f"metrics.{name}"]), **verified["metrics"]}
+        skew[name] = verified["skew"]
+        bundles[name] = output_dir / "bundles" / name
+        replace_folder(artifacts[f"bundle.{name}"], bundles[name])
+        curves = artifacts[f"trained.{name}"] / "learning_curves.png"
+        if curves.is_file():
+            (output_dir / "plots").mkdir(exist_ok=True)
+            plots[name] = output_dir / "plots" / f"{name}_learning_curves.png"
+            copy_file(curves, plots[name])
+    timings = {step: record.duration_s for step, record in records.items()}
+    tuning = _read_json(artifacts["tuned"])["manifest"] if "tuned" in artifacts else None
+    run = RunResult(spec=spec, rows=rows, metrics=metrics, bundles=bundles, output_dir=output_dir,
+                    dropped_target_rows=prepared["dropped"], timings=timings, skew=skew, tuning=tuning,
+                    plots=plots, steps=dict(result.statuses), anomalies=anomalies)
+    for stale in remove_stale_bundles(output_dir / "bundles", bundles, spec.name):
+        log(f"removed the bundle of model {stale!r}, which the spec no longer declares")
+    report = {
+        "name": spec.name, "task": spec.task, "rows": rows, "dropped_target_rows": run.dropped_target_rows,
+        "metrics": metrics, "bundles": {k: str(v) for k, v in bundles.items()}, "skew": skew,
+        "timings_seconds": {k: round(v, 2) for k, v in timings.items()}, "steps": run.steps,
+        "categorical_encodings": encodings, "data_anomalies": anomalies,
+        **({"tuning": tuning} if tuning is not None else {}),
+        **({"plots": {k: str(v) for k, v in plots.items()}} if plots else {}),
+    }
+    write_text_atomically(output_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    return run
+
+
+def _log_split(spec: Any, prepared: dict[str, Any], log: Any) -> None:
+    rows = prepared["rows"]
+    splits = ", ".join(f"{s} {rows[s]:,}" for s in ("train", "valid", "test"))
+    if spec.split.get("none"):
+        how = "no split (split: none): train, valid and test are all of them"
+    elif spec.split.get("by") == "time":
+        how = f"split in time order by {spec.split['column']!r}: {splits}"
+    else:
+        how = f"split by hash of {spec.split['key']}: {splits}"
+    excluded = prepared["with_target"] - sum(rows.values()) if not spec.split.get("none") else 0
+    log(f"{spec.name}: {prepared['with_target']:,} rows with a target ({prepared['dropped']:,} dropped without "
+        f"one); {how}" + (f"; {excluded:,} row(s) with a null split value left out (split.nulls: exclude)"
+                         if excluded else ""))
+    for line in prepared.get("messages", []):
+        log(line)
+
+
+def _log_encodings(encodings: dict[str, Any], log: Any) -> None:
+    for name, info in encodings["columns"].items():  # Hashed Feature (1): the collisions hashing causes
+        collisions = info.get("collisions")
+        if collisions and collisions["values_sharing_a_bucket"]:
+            log(f"{name}: {collisions['distinct_values']:,} training values hashed into {info['buckets']:,} "
+                f"buckets; {collisions['values_sharing_a_bucket']:,} share a bucket with another value "
+                f"({collisions['share_of_rows_in_shared_buckets']:.1%} of training rows)")
+    for warning in encodings["warnings"]:
+        log(f"features.categorical: {warning}")
+
+
+def _check_statistics(spec: Any, statistics: Path, log: Any) -> list[dict[str, Any]]:
+    """Compare the data's statistics with the last successful run's (``statistics.json``, written when a run
+    publishes); report the anomalies, and fail on those the spec's ``validation.fail_on`` names."""
+    previous_path = spec.output_dir / "statistics.json"
+    anomalies: list[dict[str, Any]] = []
+    if previous_path.is_file() and previous_path.read_bytes() != statistics.read_bytes():
+        from mlpatterns.reproducibility.data_validation import (
+            DataStatistics,
+            check,
+            validate,
+            validation_report,
+        )
+
+        validation = spec.validation
+        found = validate(DataStatistics.from_json(statistics.read_text()),
+                         DataStatistics.from_json(previous_path.read_text()),
+                         thresholds=validation.get("thresholds") or None,
+                         column_thresholds=validation.get("columns") or None)
+        anomalies = [anomaly.to_dict() for anomaly in found]
+        if found:
+            log(validation_report(found))
+        check(found, fail_on=tuple(validation.get("fail_on", ())))
+    return anomalies
