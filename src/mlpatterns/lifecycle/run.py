@@ -44,9 +44,10 @@ def _lineage(spec: Any, sources: dict[str, Path]) -> dict[str, Any]:
     from mlpatterns.reproducibility.workflow_pipeline.records import git_commit
 
     folder = spec.source.parent if spec.source else None
-    return {"spec": str(spec.source) if spec.source else None,
-            "data_path": str(sources["data"]) if "data" in sources else None,
-            "git_commit": git_commit(str(folder) if folder else None)}
+    return {"spec": str(spec.source.resolve()) if spec.source else None,
+            "data_path": str(sources["data"].resolve()) if "data" in sources else None,
+            "git_commit": git_commit(str(folder) if folder else None),
+            "pipeline_store": str((spec.output_dir / CACHE_FOLDER).resolve())}
 
 
 def plan_spec(spec: Any, *, seed: int = 0, force: tuple[str, ...] = ()) -> list[Any]:
