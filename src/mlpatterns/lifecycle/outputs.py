@@ -27,7 +27,7 @@ OWNED = ("test.parquet", "report.json", "statistics.json", "bundles", "plots", "
 def check_output_folder(spec: Any) -> None:
     """Refuse, before any work, an output folder that is a file or that would overwrite the spec's own data."""
     from mlpatterns.spec import SpecError
-    from mlpatterns.spec.data import data_path
+    from mlpatterns.spec.schema import data_path
 
     output = spec.output_dir
     if output.exists() and not output.is_dir():

@@ -72,7 +72,7 @@ def _sections(state: dict[str, Any], step: str) -> dict[str, Any]:
 def data_sources(spec: Any) -> dict[str, Path]:
     """The files the data comes from: the spec's ``data.path``, or a built-in data set's shipped file."""
     from mlpatterns.datasets import dataset_files
-    from mlpatterns.spec.data import data_path
+    from mlpatterns.spec.schema import data_path
 
     path = data_path(spec)
     if path is not None:

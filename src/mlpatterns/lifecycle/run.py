@@ -55,7 +55,7 @@ def plan_spec(spec: Any, *, seed: int = 0, force: tuple[str, ...] = ()) -> list[
     from mlpatterns.lifecycle.pipeline import build_pipeline
 
     check_output_folder(spec)
-    return build_pipeline(spec, seed=seed).plan(open_cache(spec), force=force)
+    return build_pipeline(spec, seed=seed).plan(spec.output_dir / CACHE_FOLDER, force=force)  # creates nothing
 
 
 def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print, resume: bool = False,
@@ -96,13 +96,14 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     # every rank trains the networks together, first; rank 0 alone trains the rest and writes
     order = None if ranks is None else networks + ([n for n in spec.models if n not in networks] if main else [])
     pipeline = build_pipeline(spec, seed=seed, runtime=runtime, models=order, train_only=not main)
-    store, show, anomalies = open_cache(spec), _progress_hook(progress), []
+    store, show, anomalies, ran_first = open_cache(spec), _progress_hook(progress), [], {}
     _check_params_to_train(spec, pipeline, store, force)
     try:
         if main:  # Workflow Pipeline (25): validate the data against the previous run's before training
             first = pipeline.upto(["statistics"]).run(store, force=_forced(force, ("load", "validate")),
                                                       progress=show)
             anomalies = _check_statistics(spec, first.artifacts["statistics"], log)
+            ran_first = {step: status for step, status in first.statuses.items() if status == "ran"}
         result = pipeline.run(store, engine=engine, force=force, progress=show)
     except StepError as error:  # the step's own error (a wrong spec, bad data) says what to fix
         if created and error.step in _DATA_STEPS:  # refused before any training: leave no folder behind
@@ -118,6 +119,7 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
         return RunResult(spec=spec, rows={}, metrics={}, bundles={}, output_dir=output_dir,
                          rank=ranks.rank, world_size=ranks.world_size)
     run = _publish(spec, result, anomalies, log)
+    run.steps.update(ran_first)  # what the validation phase ran is "cached" in the second
     if spec.register and register:
         from mlpatterns.lifecycle.registration import register_run
 

@@ -10,7 +10,6 @@ the text the user sees.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import pandas as pd
 
 from mlpatterns.input_types import to_boolean
 from mlpatterns.spec._checks import SpecError
-from mlpatterns.spec.schema import COMPARISONS, Spec
+from mlpatterns.spec.schema import COMPARISONS, Spec, data_path
 from mlpatterns.tables import read_frame
 
 __all__ = ["data_path", "explain_text_columns", "label_text", "label_texts", "load_data", "make_target",
@@ -28,18 +27,6 @@ __all__ = ["data_path", "explain_text_columns", "label_text", "label_texts", "lo
 def load_data(spec: Spec) -> pd.DataFrame:
     """The spec's data: a built-in data set or a CSV/Parquet file (read with DuckDB)."""
     return read_data(spec)[0]
-
-
-def data_path(spec: Spec) -> Path | None:
-    """The file a spec's ``data.path`` names (relative to the working directory, else to the spec)."""
-    if "path" not in spec.data:
-        return None
-    path = Path(spec.data["path"])
-    if not path.is_absolute() and spec.source is not None and not path.exists():
-        path = spec.source.parent / path
-    if not path.is_file():
-        raise SpecError(f"data.path: no such file {str(path)!r}")
-    return path
 
 
 def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:

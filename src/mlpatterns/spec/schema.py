@@ -30,7 +30,7 @@ from mlpatterns.spec.params import check_model_params  # the models' own paramet
 
 __all__ = ["CATEGORICAL_ENCODINGS", "COMPARISONS", "DATASETS", "DATE_PARTS", "MEMBER_TYPES", "MODEL_TYPES",
            "NETWORK_REBALANCE_METHODS", "REBALANCE_METHODS", "TASKS", "TEXT_ENCODERS", "Spec", "check_spec_params",
-           "load_spec",
+           "data_path", "load_spec",
            "parse_distribution", "parse_spec"]
 
 MODEL_TYPES = ("gradient_boosting", "wide_and_deep", "random_forest", "linear", "stacking", "cascade",
@@ -630,6 +630,19 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         baseline=baseline, output=mapping(spec.get("output", {}) or {}, "output", ("dir", "relative_to_spec")),
         source=Path(source) if source is not None else None, tuning=tuning, distribution=distribution,
     )
+
+
+def data_path(spec: Spec) -> Path | None:
+    """The file a spec's ``data.path`` names (relative to the working directory, else to the spec), or None for a
+    built-in data set; a missing file is a :class:`SpecError`."""
+    if "path" not in spec.data:
+        return None
+    path = Path(spec.data["path"])
+    if not path.is_absolute() and spec.source is not None and not path.exists():
+        path = spec.source.parent / path
+    if not path.is_file():
+        raise SpecError(f"data.path: no such file {str(path)!r}")
+    return path
 
 
 def check_spec_params(spec: Spec, models: Any = None) -> None:
