@@ -124,3 +124,19 @@ def test_reproducible_onnx_bytes_removes_the_random_name_and_doc_strings():
     assert (clean.graph.name, clean.producer_name, clean.producer_version) == ("mlpatterns_example", "tool", "1.2")
     for text in (b"someone", b"12:00", b"made now", b"by me", b"0d3c9f1e"):
         assert text not in content
+
+
+def test_bytes_do_not_depend_on_the_process_string_hashing():
+    """skl2onnx lists operator sets in a Python set's order; two processes hash strings differently."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np\nfrom sklearn.linear_model import Ridge\n"
+            "from mlpatterns.export.onnx_export import sklearn_to_onnx\n"
+            "X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)\n"
+            "print(hashlib.sha256(sklearn_to_onnx(Ridge().fit(X, X @ [1.0, 2.0, 3.0]), X, 'regression')).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+               for seed in range(4)}
+    assert len(digests) == 1

@@ -80,8 +80,9 @@ def reproducible_onnx_bytes(model: Any, graph_name: str) -> bytes:
 
     The main graph is named ``graph_name`` (skl2onnx names it with a random uuid) and the
     doc strings of the model, its graphs and their nodes are emptied (torch.onnx may write
-    source locations there); the producer's name and version stay. Serialisation is
-    protobuf's deterministic one.
+    source locations there); the operator sets are sorted by domain (skl2onnx lists them in
+    the order of a Python set, which differs between processes); the producer's name and
+    version stay. Serialisation is protobuf's deterministic one.
     """
     import onnx
 
@@ -90,6 +91,11 @@ def reproducible_onnx_bytes(model: Any, graph_name: str) -> bytes:
     model.doc_string = ""
     _clear_doc_strings(model.graph)
     model.graph.name = graph_name
+    # skl2onnx collects the operator sets in a set: their order follows the process's string hashing
+    imports = sorted((entry.domain, entry.version) for entry in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in imports:
+        model.opset_import.add(domain=domain, version=version)
     return model.SerializeToString(deterministic=True)
 
 
@@ -108,6 +114,7 @@ def _clear_doc_strings(graph: Any) -> None:
 
 def _graph_name(model: Any) -> str:
     return f"mlpatterns_{type(model).__name__}"
+
 
 def _verify(onnx_bytes: bytes, feeds: dict[str, np.ndarray], expected: np.ndarray, pick: Any,
             scale: np.ndarray | None, what: str) -> None:
