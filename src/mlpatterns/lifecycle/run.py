@@ -85,8 +85,6 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
         raise SpecError("tuning: a spec with a tuning: section runs its trials in worker processes; "
                         "it cannot run as a data-parallel torchrun job")
     output_dir = spec.output_dir
-    created = not output_dir.exists()
-    output_dir.mkdir(parents=True, exist_ok=True)
     runtime: dict[str, Any] = {"output_dir": str(output_dir), "resume": resume,
                                "lineage": _lineage(spec, data_sources(spec)),
                                "tuning_storage": spec.tuning.get("storage") if spec.tuning else None}
@@ -96,8 +94,10 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     # every rank trains the networks together, first; rank 0 alone trains the rest and writes
     order = None if ranks is None else networks + ([n for n in spec.models if n not in networks] if main else [])
     pipeline = build_pipeline(spec, seed=seed, runtime=runtime, models=order, train_only=not main)
+    _check_params_to_train(spec, pipeline, force)  # a wrong parameter costs no data loading and writes nothing
+    created = not output_dir.exists()
+    output_dir.mkdir(parents=True, exist_ok=True)
     store, show, anomalies, ran_first = open_cache(spec), _progress_hook(progress), [], {}
-    _check_params_to_train(spec, pipeline, store, force)
     try:
         if main:  # Workflow Pipeline (25): validate the data against the previous run's before training
             first = pipeline.upto(["statistics"]).run(store, force=_forced(force, ("load", "validate")),
@@ -130,14 +130,15 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     return run
 
 
-def _check_params_to_train(spec: Any, pipeline: Any, store: Any, force: Any) -> None:
+def _check_params_to_train(spec: Any, pipeline: Any, force: Any) -> None:
     """Check the ``params`` of each model the run will train (scikit-learn's checks), before any step runs.
 
     A model whose training step is in the cache had these very params checked when it ran.
     """
     from mlpatterns.spec import check_spec_params
 
-    planned = {entry.step: entry.status for entry in pipeline.plan(store, force=force)}
+    plan = pipeline.plan(spec.output_dir / CACHE_FOLDER, force=force)  # reads the cache, creates nothing
+    planned = {entry.step: entry.status for entry in plan}
     check_spec_params(spec, [name for name in spec.models if planned.get(f"train.{name}") == "run"])
 
 

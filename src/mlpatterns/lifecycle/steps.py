@@ -96,9 +96,6 @@ def validate(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str
     return {"columns": len(frame.columns)}
 
 
-SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
-
-
 def split(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
           runtime: dict[str, Any]) -> dict[str, Any]:
     """The target as numbers and the split of every row with one (Repeatable Splitting, 22)."""
@@ -111,16 +108,12 @@ def split(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
     spec = step_spec(params["spec"], STEP_SECTIONS["split"])
     frame, reading = _table(inputs["table"])
     spec.check_columns(frame.dtypes.to_dict())
-    before = dict(spec.target)
-    kept_index = np.arange(len(frame))
-    frame["__row__"] = kept_index
+    before, table_rows = dict(spec.target), len(frame)
+    frame["__row__"] = np.arange(table_rows)  # which table rows have a target (the other steps take them)
     frame, target, dropped = make_target(spec, frame, reading)
     kept = frame.pop("__row__").to_numpy()
     masks = split_masks(spec, frame)
     check_classes(spec, target, masks)
-    codes = np.full(len(frame), -1, dtype=np.int8)
-    for name, mask in masks.items():
-        codes[mask & (codes < 0)] = SPLIT_CODES[name]
     folder = outputs["prepared"]
     folder.mkdir(parents=True)
     with open(folder / "rows.npz", "wb") as handle:
@@ -130,7 +123,7 @@ def split(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
     learned = {k: v for k, v in spec.target.items() if before.get(k) != v}
     write_json(folder / "prepared.json", {"target": learned, "cutoffs_used": spec.split.get("cutoffs_used"),
                                           "rows": rows, "dropped": dropped, "with_target": len(frame),
-                                          "table_rows": len(kept_index), "messages": _target_messages(spec, target)})
+                                          "table_rows": table_rows, "messages": _target_messages(spec, target)})
     return {"rows": rows, "dropped_target_rows": dropped}
 
 
