@@ -1,7 +1,7 @@
 """Chapter 5, resilient serving: the bundle as Stateless Serving Function (16), batch
 scoring (17) with Keyed Predictions (20).
 
-Names load on first use: reading a bundle's manifest (:mod:`~mlpatterns.serving.bundle`)
+Names load on first use: reading a bundle's manifest (:mod:`mlpatterns.bundles`, re-exported)
 imports neither pandas nor ONNX Runtime.
 """
 

@@ -4,7 +4,7 @@ Problem: a trained model is tied to the language, framework and preprocessing
 code that trained it, and clients should not need to know any of that.
 
 Solution: :class:`ServingFunction` loads a verified bundle (see
-:mod:`mlpatterns.serving.bundle`): the fitted transform (21) from JSON and the model
+:mod:`mlpatterns.bundles`): the fitted transform (21) from JSON and the model
 from ONNX, run by ONNX Runtime. It holds no state between calls, takes raw input
 columns as a DataFrame, checks them against the bundle's signature, applies exactly
 the training-time transform and returns the predictions with the key columns
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.bundles.format import Bundle, BundleError, read_bundle
 from mlpatterns.input_types import conform_column
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
-from mlpatterns.serving.bundle import Bundle, BundleError, read_bundle
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
 
 __all__ = ["InputError", "RowProblem", "ServingFunction", "good_rows"]

@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from mlpatterns.bundles.format import read_bundle, write_bundle
 from mlpatterns.reproducibility.model_versioning import (
     TEST_PAUSE_ENV,
     InterfaceChangeError,
@@ -46,7 +47,6 @@ from mlpatterns.reproducibility.model_versioning import (
     RegistryError,
     open_registry,
 )
-from mlpatterns.serving.bundle import read_bundle, write_bundle
 
 __all__ = ["INPUTS", "ModelRegistryConformance", "make_bundle", "make_signature"]
 

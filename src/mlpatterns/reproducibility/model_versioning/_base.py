@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlpatterns.bundles.format import (
+    DIGEST_FIELD,
+    MANIFEST,
+    SIGNATURE,
+    Bundle,
+    BundleError,
+    read_bundle,
+)
 from mlpatterns.reproducibility.model_versioning.comparison import (
     InterfaceDiff,
     VersionComparison,
@@ -25,14 +33,6 @@ from mlpatterns.reproducibility.model_versioning.model_uri import (
     RegistryError,
     check_alias,
     check_name,
-)
-from mlpatterns.serving.bundle import (
-    DIGEST_FIELD,
-    MANIFEST,
-    SIGNATURE,
-    Bundle,
-    BundleError,
-    read_bundle,
 )
 
 __all__ = ["ANY", "AuditEntry", "InterfaceChangeError", "ModelNotFoundError", "ModelRegistry", "ModelVersion",
@@ -230,7 +230,7 @@ class ModelRegistry(ABC):
         A bundle edited, truncated or replaced after registration is refused with
         :class:`RegistryError`, naming the version and the file. Given a ``public_key``,
         the bundle must also carry a valid Ed25519 signature by its private key (see
-        :func:`~mlpatterns.serving.bundle.read_bundle`).
+        :func:`~mlpatterns.bundles.format.read_bundle`).
         """
         version = self.lookup(uri)
         try:
