@@ -39,9 +39,10 @@ STEP_CODE = {
     "tune": [*_MODELS, "mlpatterns.spec.tuning", "mlpatterns.lifecycle.artifacts"],
     "train": [*_MODELS, "mlpatterns.lifecycle.artifacts", "mlpatterns.lifecycle.outputs"],
     "evaluate": ["mlpatterns.spec.models", "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts"],
-    "export": ["mlpatterns.serving.bundle", "mlpatterns.lifecycle.artifacts"],
-    "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.tables", "mlpatterns.tolerance",
-               "mlpatterns.input_types", "mlpatterns.reproducibility.transform", "mlpatterns.lifecycle.artifacts"],
+    "export": ["mlpatterns.bundles", "mlpatterns.lifecycle.artifacts"],
+    "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.bundles", "mlpatterns.tables",
+               "mlpatterns.tolerance", "mlpatterns.input_types", "mlpatterns.reproducibility.transform",
+               "mlpatterns.lifecycle.artifacts"],
 }
 
 
