@@ -154,7 +154,7 @@ def test_lineage_leads_from_the_bundle_back_to_the_data_file(first, capsys):
     assert main(["lineage", str(result.bundles["boosted"])]) == 0
     text = capsys.readouterr().out
     assert "step export.boosted" in text and "step train.boosted" in text and "step load" in text
-    assert f"source data (sha256" in text and str(folder / "carseats.csv") in text
+    assert "source data (sha256" in text and str(folder / "carseats.csv") in text
     assert main(["lineage", str(result.bundles["boosted"]), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["lineage"]["data_sha256"] and found["lineage"]["rows"] == result.rows

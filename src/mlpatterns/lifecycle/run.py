@@ -118,15 +118,19 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     if not main:  # only rank 0 writes the outputs
         return RunResult(spec=spec, rows={}, metrics={}, bundles={}, output_dir=output_dir,
                          rank=ranks.rank, world_size=ranks.world_size)
-    run = _publish(spec, result, anomalies, log)
+    run, report = _publish(spec, result, anomalies, log)
     run.steps.update(ran_first)  # what the validation phase ran is "cached" in the second
     if spec.register and register:
         from mlpatterns.lifecycle.registration import register_run
 
         run.registered = register_run(spec, run, result.artifacts["features"] / "test.npz",
                                       override=register_anyway, log=log)
+        run.steps["register"] = "ran"  # never cached: registering has an effect outside the run (idempotent)
+        report["registered"] = run.registered
     if ranks is not None:
         run.rank, run.world_size = ranks.rank, ranks.world_size
+    report["steps"] = run.steps
+    write_text_atomically(output_dir / "report.json", json.dumps(report, indent=2) + "\n")
     return run
 
 
@@ -180,8 +184,8 @@ def _read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) -> RunResult:
-    """Copy the run's artifacts into the output folder and write the report."""
+def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) -> tuple[RunResult, dict[str, Any]]:
+    """Copy the run's artifacts into the output folder; the result and the report to write."""
     output_dir = spec.output_dir
     artifacts, records = result.artifacts, result.records
     prepared = _read_json(artifacts["prepared"] / "prepared.json")
@@ -223,8 +227,7 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
         **({"tuning": tuning} if tuning is not None else {}),
         **({"plots": {k: str(v) for k, v in plots.items()}} if plots else {}),
     }
-    write_text_atomically(output_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    return run
+    return run, report
 
 
 def _log_split(spec: Any, prepared: dict[str, Any], log: Any) -> None:
