@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpatterns._processes import process_exists
 from mlpatterns.reproducibility.workflow_pipeline.records import StepRecord
 from mlpatterns.reproducibility.workflow_pipeline.step import check_name
 
@@ -63,17 +64,6 @@ class ClearReport:
     records: int
     artifacts: int
     bytes: int
-
-
-def process_exists(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tree_size(path: Path) -> int:

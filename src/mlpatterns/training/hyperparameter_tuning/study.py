@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlpatterns._processes import process_exists
 from mlpatterns.training.hyperparameter_tuning.samplers import (
     PRUNERS,
     SAMPLERS,
@@ -153,7 +154,7 @@ def register_worker(study: Any) -> None:
 
 def _dead_here(where: str) -> bool:
     name, _, pid = where.rpartition(":")
-    return name == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+    return name == socket.gethostname() and pid.isdigit() and not process_exists(int(pid))
 
 
 def _fail_orphaned_trials(study: Any, storage: Any) -> int:
@@ -175,16 +176,6 @@ def _fail_orphaned_trials(study: Any, storage: Any) -> int:
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         orphans += 1
     return orphans
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tune(
