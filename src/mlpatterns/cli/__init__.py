@@ -48,6 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.spec}: tuning: the spec has no 'tuning:' section (see examples/tuning_flights.yaml)")
     if spec.tuning:
         _tuning_overrides(spec, args)
+    if getattr(args, "dry_run", False):  # the plan only: no ranks, no training
+        return _dry_run(spec, args, _force(args), console)
     distribution = _distribution(spec, args)
     in_job = int(os.environ.get("WORLD_SIZE", "1")) > 1  # this process is one rank of a torchrun job
     if distribution["processes"] * distribution["nodes"] > 1 and not in_job:
@@ -114,6 +116,12 @@ def _launch_ranks(args: argparse.Namespace, distribution: dict[str, Any], consol
         forwarded.append("--resume")
     for step in getattr(args, "force", None) or []:
         forwarded += ["--force", step]
+    if getattr(args, "no_register", False):
+        forwarded.append("--no-register")
+    if getattr(args, "register_anyway", None) is not None:
+        forwarded += ["--register-anyway", args.register_anyway]
+    if getattr(args, "engine", "local") != "local":
+        console.print("--engine ray: a data-parallel job runs its steps on its ranks; the engine is local there")
     command = torchrun_command("mlpatterns.cli", forwarded, nproc=distribution["processes"], module=True,
                                nnodes=distribution["nodes"], rendezvous=distribution.get("rendezvous"),
                                job_id=_job_id(spec_name))
@@ -124,8 +132,6 @@ def _launch_ranks(args: argparse.Namespace, distribution: dict[str, Any], consol
 
 def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec: Any) -> int:
     force = _force(args)
-    if getattr(args, "dry_run", False):
-        return _dry_run(spec, args, force, console)
     with _progress() as progress:
         result = run_spec(spec, progress=progress, seed=args.seed, log=progress.console.print, resume=args.resume,
                           engine=getattr(args, "engine", "local"), force=force,
@@ -357,7 +363,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlpatterns", description=__doc__.split("\n")[0], epilog=_EPILOG,
+    parser = argparse.ArgumentParser(prog="mlpatterns", description=" ".join(__doc__.split("\n\n")[0].split()),
+                                     epilog=_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)

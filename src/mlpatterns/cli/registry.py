@@ -23,21 +23,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlpatterns.lifecycle.registration import DEFAULT_REGISTRY, registry_url
+from mlpatterns.lifecycle.registration import REGISTRY_VARIABLE as REGISTRY_ENV
+
 __all__ = ["DEFAULT_REGISTRY", "REGISTRY_ENV", "add_registry_commands", "registry_url", "resolve_bundle"]
 
-REGISTRY_ENV = "MLPATTERNS_REGISTRY"
-DEFAULT_REGISTRY = "sqlite:///registry/registry.db"  # REGISTRY_BACKENDS.default, named without importing it
 URI_PREFIX = "models:/"
 _REF_FORMS = "NAME, NAME/VERSION, models:/NAME/VERSION or models:/NAME@ALIAS"
 _EPILOG = f"""REF: {_REF_FORMS} (NAME alone: the latest version).
 Registry URLs: sqlite:///relative/path.db, sqlite:////absolute/path.db,
 postgresql+psycopg://USER:PASSWORD@HOST/DATABASE?files=/shared/folder.
 Without --registry: ${REGISTRY_ENV}, else {DEFAULT_REGISTRY}. Docs: docs/patterns/model_versioning.md"""
-
-
-def registry_url(url: str | None = None) -> str:
-    """``url``, else the environment variable ``MLPATTERNS_REGISTRY``, else the embedded default."""
-    return url or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY
 
 
 def resolve_bundle(ref: str | os.PathLike[str], registry: str | None = None) -> Path:

@@ -27,7 +27,7 @@ def lineage_of(ref: str | Path, registry: str | None = None) -> dict[str, Any]:
         from mlpatterns.lifecycle.registration import registry_url
         from mlpatterns.reproducibility.model_versioning import open_registry
 
-        with open_registry(registry_url({"registry": registry})) as opened:
+        with open_registry(registry_url(registry)) as opened:
             folder = opened.resolve(ref)
     bundle = read_bundle(folder)  # verified: every file's digest
     manifest = bundle.manifest

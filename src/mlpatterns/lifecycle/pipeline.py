@@ -83,7 +83,7 @@ def data_sources(spec: Any) -> dict[str, Path]:
 
 
 def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = None, models: list[str] | None = None,
-                   train_only: bool = False) -> Any:
+                   train_only: bool = False, world_size: int = 1) -> Any:
     """The steps of ``mlpatterns run`` for ``spec`` (see :mod:`mlpatterns.lifecycle.steps`), in order.
 
     Each bundle records the data's digest (part of the export steps' keys) and
@@ -99,13 +99,14 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
     lineage = {"data": _sections(state, "load")["data"],
                "data_sha256": file_digest(sources["data"]) if sources else None}
     data_input = {"data": "data"} if sources else {}
-    runtime = dict(runtime or {})
+    runtime = {**(runtime or {}), "spec_name": spec.name}  # a plot's title: renaming a spec retrains nothing
 
     def step(step_name: str, function: Any, inputs: dict[str, str], outputs: Any, kind: str | None = None,
-             **params: Any) -> Any:
+             sections: dict[str, Any] | None = None, **params: Any) -> Any:
         kind = kind or step_name
+        sections = {**_sections(state, kind), **(sections or {})}
         return Step(step_name, function, inputs=inputs, outputs=outputs, code=STEP_CODE[kind],
-                    params={"spec": _sections(state, kind), **params}, runtime=runtime)
+                    params={"spec": sections, **params}, runtime=runtime)
 
     shared = {"table": "table", "prepared": "prepared"}
     training = {"features": "features", "transform": "transform", "prepared": "prepared"}
@@ -119,12 +120,14 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
         pipeline.append(step("benchmark", steps.benchmark,
                              {**shared, "features": "features", "transform": "transform"}, ["benchmark_metrics"]))
     tuned_model = spec.tuning.get("model") if spec.tuning else None
-    if tuned_model:
-        pipeline.append(step("tune", steps.tune, training, ["tuned"], seed=seed))
+    if tuned_model:  # the study sees the tuned model's section only: editing another model keeps it
+        pipeline.append(step("tune", steps.tune, training, ["tuned"], seed=seed,
+                             sections={"models": {tuned_model: state["models"][tuned_model]}}))
     for name in models if models is not None else list(spec.models):
         tuned = {"tuned": "tuned"} if name == tuned_model else {}
         pipeline.append(step(f"train.{name}", steps.train, {**training, **tuned}, {"trained": f"trained.{name}"},
-                             kind="train", model=name, model_spec=state["models"][name], seed=seed, spec_name=spec.name))
+                             kind="train", model=name, model_spec=state["models"][name], seed=seed,
+                             **({"world_size": world_size} if spec.models[name]["type"] == "wide_and_deep" else {})))
         if train_only:
             continue
         pipeline += [

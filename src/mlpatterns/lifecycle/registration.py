@@ -2,7 +2,9 @@
 
 A run registers its model (the spec's ``register:`` section) only if it beats, on this
 run's test split, the heuristic benchmark (28) and the model the alias points at now
-(the champion, scored again on the same test rows, not compared by its old numbers).
+(the champion): both bundles score this run's test rows through ONNX Runtime, so a model
+equal to the champion does not pass by a rounding, and the champion is not judged by old
+numbers on another split.
 ``mlpatterns run --register-anyway MESSAGE`` registers a model that fails the gate; the
 message and the failed checks go into the registry's audit trail. Registering is
 idempotent: a bundle already registered (same manifest digest) is not registered again.
@@ -15,15 +17,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_REGISTRY", "REGISTRY_VARIABLE", "register_run"]
+__all__ = ["DEFAULT_REGISTRY", "REGISTRY_VARIABLE", "register_run", "registry_url"]
 
 REGISTRY_VARIABLE = "MLPATTERNS_REGISTRY"
-DEFAULT_REGISTRY = "sqlite:///registry/registry.db"
+DEFAULT_REGISTRY = "sqlite:///registry/registry.db"  # REGISTRY_BACKENDS.default (a test holds them equal)
 
 
-def registry_url(section: dict[str, Any]) -> str:
-    """The spec's ``register.registry``, else ``$MLPATTERNS_REGISTRY``, else the embedded default."""
-    return section.get("registry") or os.environ.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY
+def registry_url(url: str | None = None) -> str:
+    """``url`` (a spec's ``register.registry``, a ``--registry`` flag), else ``$MLPATTERNS_REGISTRY``, else the
+    embedded default."""
+    return url or os.environ.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY
 
 
 def _headline(spec: Any) -> str:
@@ -53,7 +56,7 @@ def register_run(spec: Any, run: Any, y_test_file: Path, *, override: str | None
     bundle = run.bundles[model]
     digest = json.loads((bundle / "manifest.json").read_text())["manifest_sha256"]
     name, alias = section["name"], section["alias"]
-    with open_registry(registry_url(section)) as registry:
+    with open_registry(registry_url(section.get("registry"))) as registry:
         try:
             versions = registry.list_versions(name)
         except ModelNotFoundError:
@@ -71,15 +74,16 @@ def register_run(spec: Any, run: Any, y_test_file: Path, *, override: str | None
                     failures.append(f"does not beat the heuristic benchmark ({metric} {value:.4f} vs {benchmark:.4f})")
         if "champion" in section["gate"] and versions:
             champion = _current(registry, name, alias)
-            if champion is not None:
-                champion_value = _score_champion(registry.resolve(champion.uri), run.output_dir / "test.parquet",
-                                                 y_test_file, spec, metric)
-                if champion_value is None:
+            if champion is not None:  # both bundles score the same rows the same way (ONNX, float32)
+                test_file = run.output_dir / "test.parquet"
+                champion_value = _score_bundle(registry.resolve(champion.uri), test_file, y_test_file, spec, metric)
+                ours = _score_bundle(bundle, test_file, y_test_file, spec, metric)
+                if champion_value is None or ours is None:
                     checks.append(f"version {champion.version} ({alias}) cannot score this test split")
                 else:
                     checks.append(f"{alias} version {champion.version} {metric} {champion_value:.4f} on this test split")
-                    if not _better(value, champion_value, metric):
-                        failures.append(f"does not beat {alias} version {champion.version} ({metric} {value:.4f} vs "
+                    if not _better(ours, champion_value, metric):
+                        failures.append(f"does not beat {alias} version {champion.version} ({metric} {ours:.4f} vs "
                                         f"{champion_value:.4f} on this test split)")
         if failures and override is None:
             reason = "; ".join(failures)
@@ -109,8 +113,9 @@ def _current(registry: Any, name: str, alias: str) -> Any:
         return None
 
 
-def _score_champion(bundle: Path, test_file: Path, y_test_file: Path, spec: Any, metric: str) -> float | None:
-    """The champion's ``metric`` on this run's test rows (None when it cannot read them: another interface)."""
+def _score_bundle(bundle: Path, test_file: Path, y_test_file: Path, spec: Any, metric: str) -> float | None:
+    """A bundle's ``metric`` on this run's test rows, served as serving scores them (None when it cannot read
+    them: another interface)."""
     import numpy as np
     import pandas as pd
 

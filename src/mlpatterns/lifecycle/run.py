@@ -93,7 +93,8 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     networks = [name for name, model in spec.models.items() if model["type"] == "wide_and_deep"]
     # every rank trains the networks together, first; rank 0 alone trains the rest and writes
     order = None if ranks is None else networks + ([n for n in spec.models if n not in networks] if main else [])
-    pipeline = build_pipeline(spec, seed=seed, runtime=runtime, models=order, train_only=not main)
+    pipeline = build_pipeline(spec, seed=seed, runtime=runtime, models=order, train_only=not main,
+                              world_size=1 if ranks is None else ranks.world_size)
     _check_params_to_train(spec, pipeline, force)  # a wrong parameter costs no data loading and writes nothing
     created = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -250,7 +250,7 @@ def train(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
     context["training"] = {"checkpoint_root": checkpoints, "resume": resume}
     trained = train_model(name, model_spec, spec, data, context, runtime.get("progress"), params["seed"])
     write_trained(outputs["trained"], trained)
-    plot_learning_curves(trained.model, outputs["trained"] / "learning_curves.png", f"{params['spec_name']}/{name}")
+    plot_learning_curves(trained.model, outputs["trained"] / "learning_curves.png", f"{runtime.get('spec_name', '')}/{name}")
     return {}
 
 

@@ -1,6 +1,8 @@
 """Chapter 6, reproducibility: Transform (21), Repeatable Splitting (22, by key hash or in
-time order), and later
-Bridged Schema, Windowed Inference, Workflow Pipeline, Feature Store, Model Versioning.
+time order), Workflow Pipeline (25: the engine in :mod:`.workflow_pipeline`, the data's
+statistics and validation in :mod:`.data_statistics` and :mod:`.data_validation`) and
+Model Versioning (27: the registry in :mod:`.model_versioning`); Bridged Schema (23),
+Windowed Inference (24) and the Feature Store (26) come next.
 
 Importing this package imports none of its modules (so neither pandas nor scikit-learn);
 each name loads its module on first use.
@@ -23,6 +25,12 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "DATE_PARTS": "transform",
     "FeatureTransform": "transform",
     "TransformedFeatures": "transform",
+    "Pipeline": "workflow_pipeline",
+    "Step": "workflow_pipeline",
+    "Store": "workflow_pipeline",
+    "DataStatistics": "data_statistics",
+    "ModelURI": "model_versioning",
+    "open_registry": "model_versioning",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -28,9 +28,15 @@ from typing import Any
 
 from mlpatterns.spec._checks import check_plain_name, expect, mapping
 
-__all__ = ["GATES", "SEVERITIES", "parse_register", "parse_validation"]
+__all__ = ["ANOMALY_KINDS", "GATES", "SEVERITIES", "THRESHOLDS", "parse_register", "parse_validation"]
 
 SEVERITIES = ("error", "warning")
+# mlpatterns.reproducibility.data_validation's ANOMALY_KINDS and DEFAULT_THRESHOLDS, named here so that loading a
+# spec imports no pandas (tests/spec/test_pipeline_sections.py holds them equal)
+ANOMALY_KINDS = ("row_count", "missing_column", "new_column", "kind_change", "type_change", "missing_values",
+                 "out_of_range", "unseen_categories", "drift")
+THRESHOLDS = ("row_count_ratio", "missing_increase", "missing_ratio", "missing_ratio_floor", "out_of_range",
+              "unseen_categories", "psi", "jensen_shannon")
 GATES = ("heuristic_benchmark", "champion")
 
 
@@ -39,16 +45,17 @@ def parse_validation(raw: Any) -> dict[str, Any]:
     section = mapping(raw or {}, "validation", ("fail_on", "thresholds", "columns"))
     fail_on = section.get("fail_on", [])
     fail_on = [fail_on] if isinstance(fail_on, str) else fail_on
-    expect(isinstance(fail_on, list) and all(isinstance(v, str) for v in fail_on), "validation.fail_on",
-           f"expected a list of severities {list(SEVERITIES)} or anomaly kinds, got {section.get('fail_on')!r}")
+    expect(isinstance(fail_on, list) and all(v in (*SEVERITIES, *ANOMALY_KINDS) for v in fail_on),
+           "validation.fail_on", f"expected a list of severities {list(SEVERITIES)} or anomaly kinds "
+           f"{list(ANOMALY_KINDS)}, got {section.get('fail_on')!r}")
     section["fail_on"] = list(fail_on)
-    thresholds = mapping(section.get("thresholds", {}) or {}, "validation.thresholds")
+    thresholds = mapping(section.get("thresholds", {}) or {}, "validation.thresholds", THRESHOLDS)
     for name, value in thresholds.items():
         _threshold(value, f"validation.thresholds.{name}")
     section["thresholds"] = thresholds
     columns = mapping(section.get("columns", {}) or {}, "validation.columns")
     for column, values in columns.items():
-        values = mapping(values, f"validation.columns.{column}")
+        values = mapping(values, f"validation.columns.{column}", THRESHOLDS)
         for name, value in values.items():
             _threshold(value, f"validation.columns.{column}.{name}")
         columns[column] = values

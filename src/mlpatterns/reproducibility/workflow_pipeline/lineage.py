@@ -99,7 +99,9 @@ class Tracer:
         )
         if entry.get("producer", "") is None:
             return ArtifactLineage(*common, source=True)
-        producer = producer or self.producer_of(entry["digest"], entry.get("producer"))
+        # the record the step read (recorded with the input), else the latest that wrote those bytes
+        producer = producer or self.by_key.get(entry.get("producer_key", "")) or self.producer_of(
+            entry["digest"], entry.get("producer"))
         if producer is None:
             note = f"the record of step {entry.get('producer')!r} that wrote it was cleared"
             return ArtifactLineage(*common, note=note)

@@ -56,6 +56,7 @@ def outputs_known(record: StepRecord) -> dict[str, dict[str, Any]]:
             "kind": output["kind"],
             "size": output["size"],
             "producer": record.step,
+            "producer_key": record.key,  # the very record: equal bytes may come from several runs
             "path": output["path"],
         }
         for output in record.outputs.values()
