@@ -278,7 +278,7 @@ def _check_statistics(spec: Any, statistics: Path, log: Any) -> list[dict[str, A
                          thresholds=validation.get("thresholds") or None,
                          column_thresholds=validation.get("columns") or None)
         anomalies = [anomaly.to_dict() for anomaly in found]
+        check(found, fail_on=tuple(validation.get("fail_on", ())))  # its error holds the report
         if found:
             log(validation_report(found))
-        check(found, fail_on=tuple(validation.get("fail_on", ())))
     return anomalies
