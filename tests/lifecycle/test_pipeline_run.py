@@ -99,6 +99,16 @@ def test_changing_a_feature_reruns_from_the_transform(first):
     assert result.steps["transform"] == "ran" and result.steps["train.linear"] == "ran"
 
 
+def test_a_new_split_reads_the_data_again_only_for_a_sample(first):
+    folder, path, _ = first
+    spec = load_spec(path)
+    spec.split["fractions"] = {"train": 0.7, "valid": 0.15, "test": 0.15}
+    plan = {entry.step: entry.status for entry in plan_spec(spec)}
+    assert plan["load"] == "cached" and plan["split"] == "run"
+    spec.data["sample_fraction"] = 0.5
+    assert {entry.step: entry.status for entry in plan_spec(spec)}["load"] == "run"
+
+
 def test_one_changed_value_in_the_data_reruns_from_the_load(tmp_path):
     path = carseats(tmp_path)
     run(path)

@@ -66,6 +66,8 @@ def _sections(state: dict[str, Any], step: str) -> dict[str, Any]:
     chosen = {name: state[name] for name in steps.STEP_SECTIONS[step] if name in state}
     if "data" in chosen:  # the file's bytes are the step's input; its path is not part of the key
         chosen["data"] = {k: v for k, v in chosen["data"].items() if k != "path"}
+    if step == "load" and "sample_fraction" not in state["data"]:
+        chosen.pop("split")  # the split only draws a sample: without one, a new split reads nothing again
     chosen["target_declared"] = state["target_declared"]
     return chosen
 

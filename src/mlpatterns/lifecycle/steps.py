@@ -34,7 +34,7 @@ __all__ = ["STEP_SECTIONS", "benchmark", "evaluate", "export", "load", "split", 
 
 #: the spec sections each step's key covers (and the only ones it sees)
 STEP_SECTIONS = {
-    "load": ("data", "split"),  # the split key draws data.sample_fraction's sample
+    "load": ("data", "split"),  # the split key draws data.sample_fraction's sample (only then in the key)
     "validate": (),
     "split": ("data", "target", "split", "keys"),
     "transform": ("data", "target", "split", "keys", "features"),
