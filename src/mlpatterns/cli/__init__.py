@@ -1,5 +1,5 @@
 """The ``mlpatterns`` command: ``validate`` a spec, ``run`` it, ``tune`` it, ``predict`` a file with a bundle;
-``cache`` and ``lineage`` for the Workflow Pipeline's steps, ``registry`` for model versions.
+``cache`` and ``lineage`` for the Workflow Pipeline's steps, ``registry`` for model versions, ``serve`` over HTTP.
 
 Every spec field is described in docs/spec.md; annotated example specs are in examples/.
 """
@@ -441,8 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--key", type=Path, required=True, help="the signing key written by 'mlpatterns keygen'")
     sign.set_defaults(handler=_sign)
     from mlpatterns.cli.registry import add_registry_commands
+    from mlpatterns.cli.serve import add_serve_command
 
     add_registry_commands(commands)
+    add_serve_command(commands)
     return parser
 
 
