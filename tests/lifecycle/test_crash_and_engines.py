@@ -110,3 +110,13 @@ def test_the_ray_engine_trains_the_models_side_by_side_with_the_local_results(tm
         for name in MODEL_FILES:
             assert (tmp_path / "ray" / "bundles" / model / name).read_bytes() == (
                 reference / "bundles" / model / name).read_bytes()
+
+
+def test_a_steps_own_error_comes_back_from_a_ray_worker(tmp_path):
+    """A wrong feature found in a Ray worker is the same named error (exit 2) as with the local engine."""
+    pytest.importorskip("ray")
+    path = carseats(tmp_path, features={"numeric": ["Price", "Nonexistent"], "categorical": ["ShelveLoc"]})
+    done = subprocess.run([sys.executable, "-m", "mlpatterns.cli", "run", str(path), "--engine", "ray"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "features.numeric.Nonexistent: unknown column 'Nonexistent'" in done.stderr

@@ -109,8 +109,9 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     except StepError as error:  # the step's own error (a wrong spec, bad data) says what to fix
         if created and error.step in _DATA_STEPS:  # refused before any training: leave no folder behind
             _remove_created(output_dir)
-        if error.__cause__ is not None:
-            raise error.__cause__ from None
+        said = error.original or error.__cause__  # what the step raised, also from a Ray worker
+        if isinstance(said, Exception) and not type(said).__module__.startswith("ray"):
+            raise said from None
         raise
     except Exception:
         if created and not any(store.records()):

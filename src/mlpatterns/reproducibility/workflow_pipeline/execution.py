@@ -34,15 +34,32 @@ PAUSE_VARIABLE = "MLPATTERNS_PIPELINE_PAUSE_BEFORE_RECORD"
 
 
 class StepError(RuntimeError):
-    """A step failed, or broke the step contract; names the step (``.step``)."""
+    """A step failed, or broke the step contract; names the step (``.step``).
 
-    def __init__(self, step: str, message: str) -> None:
+    ``original`` is the exception the step's function raised, if any; it travels with the
+    error from a Ray worker (where ``__cause__`` is lost), so a caller can re-raise what
+    the step said (a wrong spec, bad data) instead of a wrapper.
+    """
+
+    def __init__(self, step: str, message: str, original: BaseException | None = None) -> None:
         super().__init__(f"step {step!r}: {message}")
         self.step = step
         self.message = message
+        self.original = original
 
     def __reduce__(self):
-        return (type(self), (self.step, self.message))
+        return (type(self), (self.step, self.message, _picklable(self.original)))
+
+
+def _picklable(error: BaseException | None) -> BaseException | None:
+    """``error`` if it survives pickling (it crosses to the Ray driver), else None."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # an exception holding a lock, a file handle...
+        return None
+    return error
 
 
 def input_path(store: Store, entry: Mapping[str, Any]) -> Path:
@@ -97,7 +114,7 @@ def execute_step(
             else:
                 facts = step.function(paths, dict(written), params, dict(step.runtime))
         except Exception as error:
-            raise StepError(step.name, f"failed: {type(error).__name__}: {error}") from error
+            raise StepError(step.name, f"failed: {type(error).__name__}: {error}", error) from error
         if facts is None:
             facts = {}
         if not isinstance(facts, Mapping):
