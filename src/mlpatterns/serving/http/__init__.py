@@ -4,5 +4,7 @@ Protocol v2 on the verified bundle runtime (needs the ``serve`` extra: FastAPI, 
 
 from mlpatterns.serving.http._common import Limits, RequestError, ServedModel
 from mlpatterns.serving.http.app import DEFAULT_VERSION, ModelLoadError, create_app, load_models
+from mlpatterns.serving.http.operations import ACCESS_LOGGER, TokenFileError, token_from_file
 
-__all__ = ["DEFAULT_VERSION", "Limits", "ModelLoadError", "RequestError", "ServedModel", "create_app", "load_models"]
+__all__ = ["ACCESS_LOGGER", "DEFAULT_VERSION", "Limits", "ModelLoadError", "RequestError", "ServedModel", "TokenFileError",
+           "create_app", "load_models", "token_from_file"]

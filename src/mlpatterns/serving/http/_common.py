@@ -17,7 +17,7 @@ import pandas as pd
 
 from mlpatterns.serving.stateless_serving_function import InputError, ServingFunction
 
-__all__ = ["Limits", "RequestError", "ServedModel", "native", "predict_frame", "read_json", "scalar_problem"]
+__all__ = ["Limits", "RequestError", "ServedModel", "native", "note_rows", "predict_frame", "read_json", "scalar_problem"]
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -72,6 +72,11 @@ async def read_json(request: Any, limits: Limits) -> bytes:
     if len(body) > limits.max_body_bytes:
         raise RequestError(f"the body holds {len(body)} bytes; the limit is {limits.max_body_bytes}", 413)
     return body
+
+
+def note_rows(request: Any, rows: int) -> None:
+    """Record how many rows a request holds, for the access log (``request.state.rows``)."""
+    request.state.rows = rows
 
 
 def parse_json(body: bytes) -> Any:

@@ -27,6 +27,7 @@ from mlpatterns.serving.http._common import (
     RequestError,
     ServedModel,
     column_values,
+    note_rows,
     parse_json,
     predict_frame,
     read_json,
@@ -197,7 +198,9 @@ async def _infer(model: ServedModel, request: Request, limits: Limits) -> dict[s
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise RequestError(f"the input tensors differ in length ({sorted(lengths)}); each needs one value per row")
-    limits.check_rows(lengths.pop())
+    rows = lengths.pop()
+    note_rows(request, rows)
+    limits.check_rows(rows)
     result = predict_frame(model, pd.DataFrame({f: pd.Series(columns[f], dtype=object) for f in model.fields}))
     _, described = _tensors(model)
     wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]

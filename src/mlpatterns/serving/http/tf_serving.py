@@ -25,6 +25,7 @@ from mlpatterns.serving.http._common import (
     RequestError,
     ServedModel,
     column_values,
+    note_rows,
     parse_json,
     predict_frame,
     read_json,
@@ -76,10 +77,13 @@ def tf_serving_router(models: dict[str, ServedModel], limits: Limits) -> APIRout
             raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
         if "instances" in body:
             frame = _rows(model, body["instances"], limits)
+            note_rows(request, len(frame))
             result = predict_frame(model, frame)
             columns = {c: column_values(result, c) for c in result.columns}
             return {"predictions": [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]}
-        result = predict_frame(model, _columns(model, body["inputs"], limits))
+        frame = _columns(model, body["inputs"], limits)
+        note_rows(request, len(frame))
+        result = predict_frame(model, frame)
         return {"outputs": {c: column_values(result, c) for c in result.columns}}
 
     @router.post("/v1/models/{name}:predict")

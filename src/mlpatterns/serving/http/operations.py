@@ -1,0 +1,204 @@
+"""What a serving engineer expects around the HTTP Stateless Serving Function (16).
+
+Problem: a model server that only answers predictions cannot be run in production: nobody
+sees how many requests each model gets, how many fail or how long they take; no line says
+who asked for what; and anyone who reaches the port can use the models.
+
+Solution: three pieces of ASGI middleware that :func:`~mlpatterns.serving.http.create_app`
+puts around the routes, each an option of it:
+
+* :class:`Observability` counts every request and error per model, version, protocol and
+  status code, times each request per model and version, and exposes them as Prometheus
+  text on ``GET /metrics`` from a registry of its own (not the process-wide default one,
+  so that several apps, and tests, do not collide); it also writes one access-log line
+  per request (method, path, status, model, rows, milliseconds) to the ``logging``
+  logger ``mlpatterns.serving.http.access``.
+* :class:`BearerAuth` refuses, with 401, ``{"error": ...}`` and ``WWW-Authenticate:
+  Bearer``, every request but the liveness and readiness probes that lacks
+  ``Authorization: Bearer <token>`` (compared in constant time, :func:`hmac.compare_digest`).
+* :func:`token_from_file` reads that token from a file only its owner can read (mode 0600).
+
+Labels stay bounded: a model or version the server does not serve is counted as ``""``,
+so that requests for made-up names cannot grow the metrics without end.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.responses import Response
+
+from mlpatterns.serving.http._common import ServedModel
+
+__all__ = ["ACCESS_LOGGER", "OPEN_PATHS", "BearerAuth", "Observability", "ServerMetrics", "TokenFileError",
+           "check_token", "metrics_endpoint", "token_from_file"]
+
+ACCESS_LOGGER = "mlpatterns.serving.http.access"
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes answer without the token
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class TokenFileError(ValueError):
+    """A token file that cannot be used: empty, or readable by others than its owner."""
+
+
+def token_from_file(path: str | os.PathLike[str]) -> str:
+    """The bearer token in ``path``, without surrounding whitespace.
+
+    Refuses an empty file and, on POSIX, a file that group or others may access (the
+    token would be a secret shared with every user of the machine): it must be mode 0600.
+    """
+    path = Path(path)
+    if os.name == "posix":
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise TokenFileError(f"the token file {path} has mode {mode:04o}, open to group or others; "
+                                 f"expected mode 0600 (chmod 600 {path})")
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise TokenFileError(f"the token file {path} is empty")
+    return token
+
+
+def check_token(token: str) -> None:
+    """Refuse a token that cannot be sent as ``Authorization: Bearer <token>``: empty, spaced or not ASCII."""
+    if not isinstance(token, str) or not token or any(c.isspace() for c in token) or not token.isascii():
+        raise ValueError("the bearer token must be a non-empty ASCII string without whitespace")
+
+
+def _protocol(path: str) -> str:
+    if path.startswith("/v1/"):
+        return "tf_serving"
+    if path == "/v2" or path.startswith("/v2/"):
+        return "open_inference"
+    return "other"
+
+
+async def _send_json(send: Send, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+    content = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": content})
+
+
+class BearerAuth:
+    """Refuse every request but the health probes without ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        check_token(token)
+        self.app, self._token = app, token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not given.strip():
+            problem = "this server needs 'Authorization: Bearer <token>'"
+        elif not hmac.compare_digest(given.strip(), self._token):
+            problem = "the bearer token is not valid"
+        else:
+            await self.app(scope, receive, send)
+            return
+        await _send_json(send, 401, {"error": problem}, {"WWW-Authenticate": "Bearer"})
+
+
+class ServerMetrics:
+    """The Prometheus metrics of one app, in a registry of its own (:attr:`registry`)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["model", "version", "protocol", "code"]
+        self.requests = Counter("mlpatterns_http_requests", "HTTP requests answered, per model, version, "
+                                "protocol and status code", labels, registry=self.registry)
+        self.errors = Counter("mlpatterns_http_errors", "HTTP requests answered with a 4xx or 5xx status",
+                              labels, registry=self.registry)
+        self.latency = Histogram("mlpatterns_http_request_duration_seconds", "Time to answer an HTTP request",
+                                 ["model", "version"], registry=self.registry)
+
+
+def metrics_endpoint(metrics: ServerMetrics) -> Callable[[Any], Awaitable[Response]]:
+    """The ``GET /metrics`` route: the app's registry as Prometheus text (behind the auth, when there is one)."""
+
+    async def expose(request: Any) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return expose
+
+
+class Observability:
+    """Prometheus metrics on ``GET /metrics`` and an access-log line for every request.
+
+    ``models`` are the served models (to keep labels bounded); ``metrics`` None turns the
+    metrics off, ``access_log`` False the log. A request refused before routing (401) is
+    counted without model and version.
+    """
+
+    def __init__(self, app: ASGIApp, models: Mapping[str, ServedModel], *, metrics: ServerMetrics | None,
+                 access_log: bool = True) -> None:
+        self.app, self.models, self.metrics, self.access_log = app, models, metrics, access_log
+        self.logger = logging.getLogger(ACCESS_LOGGER)
+
+    def _labels(self, scope: Scope) -> tuple[str, str]:
+        """The served model and version a request was for ("" when none, or not one served)."""
+        params = scope.get("path_params") or {}
+        model = self.models.get(str(params.get("name", "")))
+        if model is None:
+            return "", ""
+        version = str(params.get("version", model.version))
+        return model.name, version if version == model.version else ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless a response starts
+        started = time.perf_counter()
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        model, version = self._labels(scope)
+        if self.metrics is not None:
+            labels = {"model": model, "version": version, "protocol": _protocol(scope["path"]), "code": str(status)}
+            self.metrics.requests.labels(**labels).inc()
+            if status >= 400:
+                self.metrics.errors.labels(**labels).inc()
+            self.metrics.latency.labels(model=model, version=version).observe(seconds)
+        if self.access_log:
+            rows = (scope.get("state") or {}).get("rows")
+            self.logger.info("%s %s %d model=%s rows=%s ms=%.1f", scope["method"], scope["path"], status,
+                             f"{model}/{version}" if model else "-", "-" if rows is None else rows,
+                             seconds * 1000.0, extra={"method": scope["method"], "path": scope["path"],
+                                                      "status": status, "model": model, "version": version,
+                                                      "rows": rows, "ms": seconds * 1000.0})
