@@ -27,10 +27,18 @@ def test_serve_resolves_and_verifies_registered_versions_before_starting(tmp_pat
     served = {}
     import mlpatterns.serving.http as http
 
-    monkeypatch.setattr(http, "create_app", lambda models: served.update(models) or object())
+    monkeypatch.setattr(http, "create_app", lambda models, token=None: served.update(models, token=token) or object())
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
     args = build_parser().parse_args(["serve", "models:/flights@champion", "new=models:/flights/2",
                                       "--registry", url])
     assert args.handler(args) == 0
     with open_registry(url) as registry:
-        assert served == {"flights": registry.resolve("models:/flights/1"), "new": registry.resolve("models:/flights/2")}
+        assert served == {"flights": registry.resolve("models:/flights/1"), "new": registry.resolve("models:/flights/2"),
+                          "token": None}
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    served.clear()
+    args = build_parser().parse_args(["serve", "models:/flights@champion", "--registry", url, "--token-file",
+                                      str(secret)])
+    assert args.handler(args) == 0 and served["token"] == "s3cret"

@@ -50,10 +50,11 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mlpatterns.cli.registry import resolve_bundle
-    from mlpatterns.serving.http import create_app
+    from mlpatterns.serving.http import create_app, token_from_file
 
+    token = token_from_file(args.token_file) if getattr(args, "token_file", None) else None
     models = {name: resolve_bundle(ref, getattr(args, "registry", None)) for name, ref in args.models.items()}
-    app = create_app(models)
+    app = create_app(models, token=token)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -79,6 +80,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
                         "else sqlite:///registry/registry.db)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501, TF Serving's REST port)")
+    parser.add_argument("--token-file", type=Path, help="require 'Authorization: Bearer TOKEN' (the file's content, "
+                        "mode 0600) on every endpoint but the health probes; off by default")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=serve)
     return parser
