@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from mlpatterns.serving.stateless_serving_function import ServingFunction, good_rows
 
-__all__ = ["bundle_sql_signature", "bundle_sql_types", "register_bundle"]
+__all__ = ["arrow_scorer", "bundle_sql_signature", "bundle_sql_types", "register_bundle"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OUTPUTS = {"classification": ("probability", "DOUBLE"), "regression": ("prediction", "DOUBLE"),
@@ -71,7 +71,9 @@ def bundle_sql_signature(bundle_path: str | os.PathLike[str]) -> str:
     return ", ".join(_quoted(name) for name, _ in bundle_sql_types(ServingFunction.load(bundle_path)))
 
 
-def _scorer(serving: ServingFunction) -> Any:
+def arrow_scorer(serving: ServingFunction) -> Any:
+    """The vectorized function :func:`register_bundle` registers: Arrow columns in signature order -> the
+    bundle's main output, NULL for a row the bundle refuses (usable on any Arrow batches)."""
     output, _ = _OUTPUTS[serving.task]
     names = serving.input_columns
 
@@ -114,7 +116,8 @@ def register_bundle(
     :class:`ServingFunction`, so its results equal ``mlpatterns predict``'s. It takes the
     input columns in signature order (:func:`bundle_sql_signature` gives the list) with
     DuckDB types from the signature: numbers DOUBLE, integers BIGINT, text VARCHAR,
-    booleans BOOLEAN, dates DATE (VARCHAR where the signature's dtype is text). A row
+    booleans BOOLEAN, dates DATE, or VARCHAR where the bundle was trained on dates as ISO
+    text (pass ``CAST(day AS VARCHAR)`` for a DATE column then). A row
     with a value the bundle refuses gives NULL; a NULL goes to the bundle as a missing
     value. Example::
 
@@ -135,6 +138,6 @@ def register_bundle(
     parameters = [kind for _, kind in bundle_sql_types(serving)]
     with contextlib.suppress(duckdb.InvalidInputException):  # not registered yet
         connection.remove_function(name)
-    connection.create_function(name, _scorer(serving), parameters, _OUTPUTS[serving.task][1],
+    connection.create_function(name, arrow_scorer(serving), parameters, _OUTPUTS[serving.task][1],
                                type="arrow", null_handling="special", side_effects=False)
     return serving
