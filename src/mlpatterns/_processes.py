@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
+from typing import Any
 
-__all__ = ["process_exists"]
+__all__ = ["process_exists", "survives_pickling"]
 
 
 def process_exists(pid: int) -> bool:
@@ -19,4 +21,19 @@ def process_exists(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def survives_pickling(value: Any) -> bool:
+    """Whether ``value`` (an exception, say) can cross to another process of the same run and back.
+
+    Pickles only what this process made and reads it straight back: no outside data.
+
+    >>> survives_pickling(ValueError("x")), survives_pickling(lambda: None)
+    (True, False)
+    """
+    try:
+        pickle.loads(pickle.dumps(value))
+    except Exception:  # a lock, a file handle, a lambda...
+        return False
     return True

@@ -95,17 +95,18 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     order = None if ranks is None else networks + ([n for n in spec.models if n not in networks] if main else [])
     pipeline = build_pipeline(spec, seed=seed, runtime=runtime, models=order, train_only=not main,
                               world_size=1 if ranks is None else ranks.world_size)
-    _check_params_to_train(spec, pipeline, force)  # a wrong parameter costs no data loading and writes nothing
+    codes = pipeline.code()  # the steps' source files, read once for the plan and both phases
+    _check_params_to_train(spec, pipeline, force, codes)  # a wrong parameter costs no data loading, writes nothing
     created = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     store, show, anomalies, ran_first = open_cache(spec), _progress_hook(progress), [], {}
     try:
         if main:  # Workflow Pipeline (25): validate the data against the previous run's before training
             first = pipeline.upto(["statistics"]).run(store, force=_forced(force, ("load", "validate")),
-                                                      progress=show)
+                                                      progress=show, codes=codes)
             anomalies = _check_statistics(spec, first.artifacts["statistics"], log)
             ran_first = {step: status for step, status in first.statuses.items() if status == "ran"}
-        result = pipeline.run(store, engine=engine, force=force, progress=show)
+        result = pipeline.run(store, engine=engine, force=force, progress=show, codes=codes)
     except StepError as error:  # the step's own error (a wrong spec, bad data) says what to fix
         if created and error.step in _DATA_STEPS:  # refused before any training: leave no folder behind
             _remove_created(output_dir)
@@ -136,14 +137,14 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     return run
 
 
-def _check_params_to_train(spec: Any, pipeline: Any, force: Any) -> None:
+def _check_params_to_train(spec: Any, pipeline: Any, force: Any, codes: Any) -> None:
     """Check the ``params`` of each model the run will train (scikit-learn's checks), before any step runs.
 
     A model whose training step is in the cache had these very params checked when it ran.
     """
     from mlpatterns.spec import check_spec_params
 
-    plan = pipeline.plan(spec.output_dir / CACHE_FOLDER, force=force)  # reads the cache, creates nothing
+    plan = pipeline.plan(spec.output_dir / CACHE_FOLDER, force=force, codes=codes)  # reads, creates nothing
     planned = {entry.step: entry.status for entry in plan}
     check_spec_params(spec, [name for name in spec.models if planned.get(f"train.{name}") == "run"])
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlpatterns._processes import survives_pickling
 from mlpatterns.reproducibility.workflow_pipeline.digests import (
     artifact_digest,
     canonical_json,
@@ -48,18 +49,8 @@ class StepError(RuntimeError):
         self.original = original
 
     def __reduce__(self):
-        return (type(self), (self.step, self.message, _picklable(self.original)))
-
-
-def _picklable(error: BaseException | None) -> BaseException | None:
-    """``error`` if it survives pickling (it crosses to the Ray driver), else None."""
-    import pickle
-
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:  # an exception holding a lock, a file handle...
-        return None
-    return error
+        # the original crosses to the Ray driver when it can
+        return (type(self), (self.step, self.message, self.original if survives_pickling(self.original) else None))
 
 
 def input_path(store: Store, entry: Mapping[str, Any]) -> Path:

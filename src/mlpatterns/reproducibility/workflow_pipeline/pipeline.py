@@ -196,15 +196,18 @@ class Pipeline:
     # plan and run --------------------------------------------------------------------
 
     def plan(
-        self, store: Store | str | os.PathLike[str], force: bool | Iterable[str] = ()
+        self,
+        store: Store | str | os.PathLike[str],
+        force: bool | Iterable[str] = (),
+        codes: Mapping[str, dict[str, Any]] | None = None,
     ) -> list[PlannedStep]:
         """What :meth:`run` would do, in execution order, without running or writing anything.
 
         A step whose input comes from a step that reruns has no key yet (``None``) and
-        the reason ``"upstream step <name> reruns"``.
+        the reason ``"upstream step <name> reruns"``. ``codes``: see :meth:`run`.
         """
         store, forced = open_store(store, create=False), self.forced(force)
-        known, codes = self.source_entries(), self.code()
+        known, codes = self.source_entries(), codes or self.code()
         plan = []
         for step in self.steps:
             planned = plan_step(
@@ -223,6 +226,7 @@ class Pipeline:
         progress: Progress | None = None,
         log: Callable[[str], None] | None = None,
         num_cpus: int | None = None,
+        codes: Mapping[str, dict[str, Any]] | None = None,
     ) -> PipelineRun:
         """Run the steps whose keys have no usable record; reuse the others.
 
@@ -243,6 +247,10 @@ class Pipeline:
             printed otherwise.
         num_cpus : int, optional
             CPUs of the local Ray instance the ``"ray"`` engine starts (default: all).
+        codes : mapping, optional
+            The steps' code digests from :meth:`code` (a superset is fine), for a caller
+            that plans and runs the same steps in one go: the source files are read once.
+            Default: read now.
 
         Raises
         ------
@@ -255,6 +263,6 @@ class Pipeline:
         store.clean_temp()
         runner = LocalEngine(store) if engine == "local" else RayEngine(store, num_cpus)
         try:
-            return schedule(self, store, runner, forced, progress, log)
+            return schedule(self, store, runner, forced, progress, log, codes)
         finally:
             runner.close()

@@ -9,7 +9,7 @@ then the failure is raised.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,9 +70,10 @@ def schedule(
     forced: set[str],
     progress: Callable[[str, str], None] | None,
     log: Callable[[str], None] | None,
+    codes: Mapping[str, dict[str, Any]] | None = None,
 ) -> PipelineRun:
     """Run ``pipeline`` on ``runner`` (``LocalEngine``, ``RayEngine``); see ``Pipeline.run``."""
-    known, codes = pipeline.source_entries(), pipeline.code()
+    known, codes = pipeline.source_entries(), codes or pipeline.code()
     lineage = environment(pipeline.packages)
     notify = progress or (lambda name, status: None)
     say = log or (lambda line: None)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlpatterns._processes import survives_pickling
+
 __all__ = ["WorkerJob", "run_workers"]
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -47,12 +49,10 @@ class WorkerJob:
 
 
 def _portable(error: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(error))
+    if survives_pickling(error):
         return error
-    except Exception:  # an exception that does not survive pickling: keep its text
-        text = "".join(traceback.format_exception(error))
-        return RuntimeError(f"{type(error).__name__}: {error}\n{text}")
+    text = "".join(traceback.format_exception(error))  # what does not cross keeps its text
+    return RuntimeError(f"{type(error).__name__}: {error}\n{text}")
 
 
 def _work(payload: str, threads: int, results: Any, index: int) -> None:
