@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,8 @@ import pandas as pd
 
 from mlpatterns.serving.stateless_serving_function import InputError, ServingFunction
 
-__all__ = ["Limits", "RequestError", "ServedModel", "native", "note_rows", "predict_frame", "read_json", "scalar_problem"]
+__all__ = ["Limits", "RequestError", "ServedModel", "conform_frame", "native", "note_answer", "note_rows", "note_version",
+           "predict_frame", "read_json", "scalar_problem"]
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -79,6 +81,26 @@ def note_rows(request: Any, rows: int) -> None:
     request.state.rows = rows
 
 
+def note_version(request: Any, model: str, version: str = "", rows_by_version: dict[str, int] | None = None) -> None:
+    """Record the model and version a request was answered by, for the metrics and the access log.
+
+    ``version`` is "" until the version is known; a request split over several versions
+    records them joined by ",", and ``rows_by_version`` how many rows each answered.
+    """
+    request.state.model, request.state.version = model, version
+    if rows_by_version is not None:
+        request.state.rows_by_version = rows_by_version
+
+
+def note_answer(request: Any, name: str, version: str, rows: int, used: list[str] | None) -> None:
+    """Record the version(s) that answered ``rows`` rows: ``version``, or (a split) each row's in ``used``."""
+    if used is None:
+        note_version(request, name, version, {version: rows})
+        return
+    counts = Counter(used)
+    note_version(request, name, ",".join(sorted(counts, key=int)), dict(counts))
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON document of a body, or a 400 that says where it is malformed."""
     try:
@@ -96,8 +118,8 @@ def scalar_problem(value: Any) -> str | None:
     return None
 
 
-def predict_frame(model: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """Keyed predictions for every row, or a 400 naming each bad row and field."""
+def conform_frame(model: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows converted to the model's input types, or a 400 naming each bad row and field."""
     try:
         conformed, problems = model.serving.conform(frame)
     except InputError as error:
@@ -106,7 +128,12 @@ def predict_frame(model: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
         shown = "; ".join(f"row {p.row}, field '{p.column}': {p.problem}" for p in problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         raise RequestError(f"{len({p.row for p in problems})} bad row(s): {shown}{more}")
-    return model.serving.predict_conformed(frame, conformed)
+    return conformed
+
+
+def predict_frame(model: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """Keyed predictions for every row, or a 400 naming each bad row and field."""
+    return model.serving.predict_conformed(frame, conform_frame(model, frame))
 
 
 def native(value: Any) -> Any:

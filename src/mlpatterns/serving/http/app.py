@@ -5,7 +5,9 @@ online, and clients already speak TensorFlow Serving's REST API or the Open Infe
 Protocol v2 (KServe, Triton); a new protocol would mean new clients.
 
 Solution: :func:`create_app` loads every bundle once, verified (a tampered bundle refuses
-to start, naming the file), and serves each through both protocols
+to start, naming the file), keeps several versions of a name side by side with labels, a
+traffic split and reloads of registry aliases (:mod:`~mlpatterns.serving.http.served_models`),
+and serves each through both protocols
 (:mod:`~mlpatterns.serving.http.tf_serving`, :mod:`~mlpatterns.serving.http.open_inference`)
 as a FastAPI app that uvicorn runs (``mlpatterns serve``). The function holds no state
 between requests; inputs are checked at the boundary, so that a bad request gets a 4xx
@@ -16,17 +18,17 @@ Prometheus metrics on ``/metrics``, an access log, and optional bearer-token aut
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mlpatterns.bundles.format import BundleError
-from mlpatterns.serving.http._common import Limits, RequestError, ServedModel
+from mlpatterns.serving.http._common import Limits, RequestError
 from mlpatterns.serving.http.open_inference import open_inference_router
 from mlpatterns.serving.http.operations import (
     BearerAuth,
@@ -35,43 +37,41 @@ from mlpatterns.serving.http.operations import (
     check_token,
     metrics_endpoint,
 )
+from mlpatterns.serving.http.served_models import ModelLoadError, ServedModels, load_models
 from mlpatterns.serving.http.tf_serving import tf_serving_router
-from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-__all__ = ["DEFAULT_VERSION", "ModelLoadError", "create_app", "load_models"]
+__all__ = ["DEFAULT_RELOAD_INTERVAL", "DEFAULT_VERSION", "ModelLoadError", "create_app", "load_models"]
 
-DEFAULT_VERSION = "1"
-
-
-class ModelLoadError(RuntimeError):
-    """A bundle that cannot be served (missing, tampered, unreadable): the server does not start."""
-
-
-def load_models(models: Mapping[str, str | os.PathLike[str] | ServingFunction]) -> dict[str, ServedModel]:
-    """Load and verify every bundle (name -> folder or loaded function), each as version 1."""
-    if not models:
-        raise ModelLoadError("no model to serve; give at least one NAME=BUNDLE")
-    served: dict[str, ServedModel] = {}
-    for name, source in models.items():
-        if not name or "/" in name or ":" in name:
-            raise ModelLoadError(f"model name {name!r}: use letters, digits, '-', '_' or '.' (no '/' or ':')")
-        if isinstance(source, ServingFunction):
-            serving = source
-        else:
-            path = Path(source)
-            try:
-                serving = ServingFunction.load(path)
-            except (BundleError, OSError, ValueError) as error:
-                raise ModelLoadError(f"model '{name}': the bundle {path} cannot be served: {error}") from error
-        served[name] = ServedModel(name, DEFAULT_VERSION, serving)
-    return served
+DEFAULT_VERSION = "1"  # of a bundle folder given without a version
+DEFAULT_RELOAD_INTERVAL = 10.0  # seconds between two looks at the registry's aliases
 
 
 def create_app(
-    models: Mapping[str, str | os.PathLike[str] | ServingFunction], *, limits: Limits | None = None,
-    token: str | None = None, metrics: bool = True, access_log: bool = True,
+    models: Any, *, registry: Any = None, labels: Mapping[str, Mapping[str, int]] | None = None,
+    split: Mapping[str, Any] | None = None, reload_interval: float = DEFAULT_RELOAD_INTERVAL,
+    limits: Limits | None = None, token: str | None = None, metrics: bool = True, access_log: bool = True,
 ) -> FastAPI:
-    """A FastAPI app serving ``models`` (name -> bundle folder or :class:`ServingFunction`).
+    """A FastAPI app serving ``models``.
+
+    ``models`` maps each name to a bundle folder, a :class:`ServingFunction` or a
+    ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` reference (one version), to a
+    list of references (several registered versions), or to ``{version: bundle}``
+    (several versions of folders); a folder alone is version 1. It may also be a list of
+    :class:`~mlpatterns.serving.http.served_models.ModelSource`, or a
+    :class:`~mlpatterns.serving.http.served_models.ServedModels` already loaded. Examples::
+
+        create_app({"sales": "runs/carseats/bundles/linear"})
+        create_app({"flights": {3: "runs/a/bundles/gbm", 4: "runs/b/bundles/gbm"}}, split={"flights": "3:90,4:10"})
+        create_app({"flights": ["models:/flights@champion", "models:/flights@challenger"]},
+                   registry="sqlite:///registry/registry.db", split={"flights": "champion:95,challenger:5"})
+
+    ``registry`` (a URL or an open registry) resolves the references; each registry alias
+    of a served version is a label (``/v1/models/flights/labels/champion:predict``), and
+    ``labels`` adds ``{name: {label: version}}``. ``split`` sends each row of a request
+    without version to a version by the hash of its key (see
+    :mod:`~mlpatterns.serving.http.traffic_split`). Every ``reload_interval`` seconds
+    (0: never) while the app runs, a background task re-resolves the aliases and swaps in
+    the versions they now point at (``app.state.models.reload()`` does it at once).
 
     Every bundle is loaded and verified here, before the app exists: one that fails
     raises :class:`ModelLoadError` and nothing is served. ``limits`` bounds each request
@@ -87,11 +87,37 @@ def create_app(
     limits = limits or Limits()
     if token is not None:
         check_token(token)
-    served = load_models(models)
-    app = FastAPI(title="mlpatterns serve", description=__doc__, version=DEFAULT_VERSION)
+    if reload_interval < 0:
+        raise ValueError(f"reload_interval: expected seconds >= 0 (0: no reload), got {reload_interval!r}")
+    owned = not isinstance(models, ServedModels)  # loaded here: its registry is closed at shutdown
+    if not owned and (registry is not None or labels or split):
+        raise ValueError("registry, labels and split configure the models loaded here; give them to "
+                         "ServedModels when passing one")
+    served = models if not owned else load_models(
+        models, registry=registry, labels=labels, split=split)
+    server_metrics = ServerMetrics() if metrics else None
+    if server_metrics is not None:
+        served.on_reload = server_metrics.count_reload
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = None
+        if reload_interval > 0 and served.polls_registry:
+            watcher = asyncio.create_task(served.watch(reload_interval))
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            if owned:
+                served.close()
+
+    app = FastAPI(title="mlpatterns serve", description=__doc__, version=DEFAULT_VERSION, lifespan=lifespan)
     app.state.models = served
     app.state.limits = limits
-    app.state.ready = True  # every model above is loaded and verified
+    app.state.ready = served.ready  # every version is loaded and verified
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError) -> JSONResponse:
@@ -106,13 +132,12 @@ def create_app(
         return JSONResponse({"error": str(error.errors())}, status_code=400)
 
     app.include_router(tf_serving_router(served, limits))
-    app.include_router(open_inference_router(served, limits, lambda: app.state.ready))
-    server_metrics = ServerMetrics() if metrics else None
+    app.include_router(open_inference_router(served, limits, lambda: app.state.ready and served.ready))
     if server_metrics is not None:
         app.add_route("/metrics", metrics_endpoint(server_metrics), methods=["GET"], include_in_schema=False)
     if token is not None:
         app.add_middleware(BearerAuth, token=token)
     # added last, so outermost: it also sees the 401s of the auth and the 500s of failures
-    app.add_middleware(Observability, models=served, metrics=server_metrics, access_log=access_log)
+    app.add_middleware(Observability, metrics=server_metrics, access_log=access_log)
     app.state.metrics_registry = server_metrics.registry if server_metrics else None
     return app

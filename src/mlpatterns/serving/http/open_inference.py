@@ -3,10 +3,12 @@
 Problem: inference clients built for KServe or Triton (``tritonclient``, KServe's
 Python SDK) speak named, typed tensors, not rows; they should reach a bundle unchanged.
 
-Solution: the v2 routes answer for every served bundle: ``/v2/health/live``,
-``/v2/health/ready`` (ready once every model is loaded and verified),
-``/v2/models/NAME[/versions/V]`` (metadata with typed inputs and outputs),
-``.../ready`` and ``POST .../infer``. Each input column is a tensor of shape ``[-1]``;
+Solution: the v2 routes answer for every served version: ``/v2/health/live``,
+``/v2/health/ready`` (ready once every version is loaded and verified),
+``/v2/models/NAME[/versions/V]`` (metadata with typed inputs and outputs, and every
+served version), ``.../ready`` and ``POST .../infer``; without a version, the latest
+answers, or the name's traffic split, which adds an output tensor ``model_version``
+(BYTES) with the version that answered each row. Each input column is a tensor of shape ``[-1]``;
 the bundle's key columns travel as input tensors of the same names and come back as
 output tensors (Keyed Predictions, 20); the request's ``id`` is echoed. The body is
 read raw, since ``tritonclient.http`` sends no Content-Type, and the binary tensor
@@ -27,16 +29,19 @@ from mlpatterns.serving.http._common import (
     RequestError,
     ServedModel,
     column_values,
+    note_answer,
     note_rows,
+    note_version,
     parse_json,
-    predict_frame,
     read_json,
     scalar_problem,
 )
+from mlpatterns.serving.http.served_models import NotServedError, Route, ServedModels
 
 __all__ = ["PLATFORM", "open_inference_router"]
 
 PLATFORM = "mlpatterns-onnx"
+VERSION_OUTPUT = "model_version"  # with a traffic split: the version that answered each row (BYTES)
 _INPUT_TYPES = {"boolean": "BOOL", "number": "FP64", "date": "BYTES", "text": "BYTES"}
 _OUTPUT_TYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}
 _KEY_TYPES = {"integer": "INT64", "float": "FP64", "boolean": "BOOL"}
@@ -60,17 +65,22 @@ def _tensors(model: ServedModel) -> tuple[list[dict[str, Any]], list[dict[str, A
     return inputs + keys, outputs + keys
 
 
-def open_inference_router(models: dict[str, ServedModel], limits: Limits, ready: Any) -> APIRouter:
-    """The v2 routes over ``models``; ``ready()`` says whether every model is loaded."""
+def open_inference_router(models: ServedModels, limits: Limits, ready: Any) -> APIRouter:
+    """The v2 routes over ``models``; ``ready()`` says whether every version is loaded and verified."""
     router = APIRouter(tags=["Open Inference Protocol v2"])
 
-    def find(name: str, version: str | None = None) -> ServedModel:
-        model = models.get(name)
-        if model is None:
-            raise RequestError(f"unknown model '{name}'; served: {sorted(models)}", 404)
-        if version is not None and version != model.version:
-            raise RequestError(f"model '{name}' has no version '{version}'; served: ['{model.version}']", 404)
-        return model
+    def find(request: Request, name: str, version: str | None = None) -> Route:
+        try:
+            route = models.route(name, version)
+        except NotServedError:
+            known = name in models.names
+            note_version(request, name if known else "")
+            if not known:
+                raise RequestError(f"unknown model '{name}'; served: {models.names}", 404) from None
+            served = [str(v) for v in models.versions(name)]
+            raise RequestError(f"model '{name}' has no version '{version}'; served: {served}", 404) from None
+        note_version(request, route.name, route.model.version)
+        return route
 
     @router.get("/v2/health/live")
     def live() -> dict[str, bool]:
@@ -87,32 +97,33 @@ def open_inference_router(models: dict[str, ServedModel], limits: Limits, ready:
 
     def metadata(model: ServedModel) -> dict[str, Any]:
         inputs, outputs = _tensors(model)
-        return {"name": model.name, "versions": [model.version], "platform": PLATFORM,
-                "inputs": inputs, "outputs": outputs}
+        return {"name": model.name, "versions": [str(v) for v in models.versions(model.name)],
+                "platform": PLATFORM, "inputs": inputs, "outputs": outputs}
 
     @router.get("/v2/models/{name}")
-    def model_metadata(name: str) -> dict[str, Any]:
-        return metadata(find(name))
+    def model_metadata(name: str, request: Request) -> dict[str, Any]:
+        find(request, name)
+        return metadata(models.find(name))  # the latest version, split or not
 
     @router.get("/v2/models/{name}/versions/{version}")
-    def version_metadata(name: str, version: str) -> dict[str, Any]:
-        return metadata(find(name, version))
+    def version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
+        return metadata(find(request, name, version).model)
 
     @router.get("/v2/models/{name}/ready")
-    def model_ready(name: str) -> dict[str, Any]:
-        return {"name": find(name).name, "ready": bool(ready())}
+    def model_ready(name: str, request: Request) -> dict[str, Any]:
+        return {"name": find(request, name).name, "ready": bool(ready())}
 
     @router.get("/v2/models/{name}/versions/{version}/ready")
-    def version_ready(name: str, version: str) -> dict[str, Any]:
-        return {"name": find(name, version).name, "ready": bool(ready())}
+    def version_ready(name: str, version: str, request: Request) -> dict[str, Any]:
+        return {"name": find(request, name, version).name, "ready": bool(ready())}
 
     @router.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> dict[str, Any]:
-        return await _infer(find(name), request, limits)
+        return await _infer(find(request, name), request, limits)
 
     @router.post("/v2/models/{name}/versions/{version}/infer")
     async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
-        return await _infer(find(name, version), request, limits)
+        return await _infer(find(request, name, version), request, limits)
 
     return router
 
@@ -162,7 +173,8 @@ def _flat(data: Any) -> list[Any]:
     return [v for item in data for v in _flat(item)] if any(isinstance(d, list) for d in data) else data
 
 
-async def _infer(model: ServedModel, request: Request, limits: Limits) -> dict[str, Any]:
+async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, Any]:
+    model = route.model
     body, tail = _split(request, await read_json(request, limits))
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise RequestError("the body must be a JSON object with 'inputs', a list of tensors")
@@ -201,7 +213,8 @@ async def _infer(model: ServedModel, request: Request, limits: Limits) -> dict[s
     rows = lengths.pop()
     note_rows(request, rows)
     limits.check_rows(rows)
-    result = predict_frame(model, pd.DataFrame({f: pd.Series(columns[f], dtype=object) for f in model.fields}))
+    result, used = route.predict(pd.DataFrame({f: pd.Series(columns[f], dtype=object) for f in model.fields}))
+    note_answer(request, route.name, model.version, rows, used)
     _, described = _tensors(model)
     wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]
     unknown = [n for n in wanted if n not in result.columns]
@@ -214,6 +227,12 @@ async def _infer(model: ServedModel, request: Request, limits: Limits) -> dict[s
     answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": [
         {"name": n, "datatype": sent.get(n, datatypes[n]) if n in keys else datatypes[n], "shape": [len(result)],
          "data": column_values(result, n)} for n in names]}
+    if used is not None:  # a traffic split: each row's version, and one model_version only if all rows had it
+        answer["outputs"].append({"name": VERSION_OUTPUT, "datatype": "BYTES", "shape": [len(used)], "data": used})
+        if len(set(used)) == 1:
+            answer["model_version"] = used[0]
+        else:
+            del answer["model_version"]
     if "id" in body:
         answer["id"] = body["id"]
     return answer

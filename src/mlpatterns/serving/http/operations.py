@@ -19,7 +19,8 @@ puts around the routes, each an option of it:
 * :func:`token_from_file` reads that token from a file only its owner can read (mode 0600).
 
 Labels stay bounded: a model or version the server does not serve is counted as ``""``,
-so that requests for made-up names cannot grow the metrics without end.
+so that requests for made-up names cannot grow the metrics without end. Under several
+worker processes the counters are summed over the workers (:class:`ServerMetrics`).
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ from prometheus_client import (
 )
 from starlette.responses import Response
 
-from mlpatterns.serving.http._common import ServedModel
-
-__all__ = ["ACCESS_LOGGER", "OPEN_PATHS", "BearerAuth", "Observability", "ServerMetrics", "TokenFileError",
+__all__ = ["ACCESS_LOGGER", "MULTIPROCESS_ENV", "OPEN_PATHS", "BearerAuth", "Observability", "ServerMetrics", "TokenFileError",
            "check_token", "metrics_endpoint", "token_from_file"]
 
 ACCESS_LOGGER = "mlpatterns.serving.http.access"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes answer without the token
 
 Scope = dict[str, Any]
@@ -125,17 +125,41 @@ class BearerAuth:
 
 
 class ServerMetrics:
-    """The Prometheus metrics of one app, in a registry of its own (:attr:`registry`)."""
+    """The Prometheus metrics of one app, in a registry of its own (:attr:`registry`).
+
+    In prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set before it
+    was imported, as ``mlpatterns serve --workers N`` does), every worker writes its
+    values to that folder and :attr:`registry` reads all of them
+    (``MultiProcessCollector``), so that ``/metrics`` gives the sums over the workers,
+    whichever worker answers the scrape.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        own: CollectorRegistry | None = self.registry
+        if folder:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            MultiProcessCollector(self.registry, path=folder)
+            own = None  # the values live in the folder, collected from there
         labels = ["model", "version", "protocol", "code"]
         self.requests = Counter("mlpatterns_http_requests", "HTTP requests answered, per model, version, "
-                                "protocol and status code", labels, registry=self.registry)
+                                "protocol and status code", labels, registry=own)
         self.errors = Counter("mlpatterns_http_errors", "HTTP requests answered with a 4xx or 5xx status",
-                              labels, registry=self.registry)
+                              labels, registry=own)
         self.latency = Histogram("mlpatterns_http_request_duration_seconds", "Time to answer an HTTP request",
-                                 ["model", "version"], registry=self.registry)
+                                 ["model", "version"], registry=own)
+        self.rows = Counter("mlpatterns_http_predicted_rows", "Rows predicted, per model and the version that "
+                            "answered them (a traffic split sends the rows of one request to several)",
+                            ["model", "version"], registry=own)
+        self.reloads = Counter("mlpatterns_model_reloads", "Versions swapped in when an alias moved "
+                               "(outcome 'loaded'), or refused while the old version serves on ('refused')",
+                               ["model", "outcome"], registry=own)
+
+    def count_reload(self, event: Any) -> None:
+        """Count a :class:`~mlpatterns.serving.http.served_models.ReloadEvent`."""
+        self.reloads.labels(model=event.source.name, outcome=event.outcome).inc()
 
 
 def metrics_endpoint(metrics: ServerMetrics) -> Callable[[Any], Awaitable[Response]]:
@@ -150,24 +174,14 @@ def metrics_endpoint(metrics: ServerMetrics) -> Callable[[Any], Awaitable[Respon
 class Observability:
     """Prometheus metrics on ``GET /metrics`` and an access-log line for every request.
 
-    ``models`` are the served models (to keep labels bounded); ``metrics`` None turns the
-    metrics off, ``access_log`` False the log. A request refused before routing (401) is
-    counted without model and version.
+    ``metrics`` None turns the metrics off, ``access_log`` False the log. The routes note
+    the model and version that answered (``request.state``): a request for a model or
+    version that is not served, or refused before routing (401), is counted as ``""``.
     """
 
-    def __init__(self, app: ASGIApp, models: Mapping[str, ServedModel], *, metrics: ServerMetrics | None,
-                 access_log: bool = True) -> None:
-        self.app, self.models, self.metrics, self.access_log = app, models, metrics, access_log
+    def __init__(self, app: ASGIApp, *, metrics: ServerMetrics | None, access_log: bool = True) -> None:
+        self.app, self.metrics, self.access_log = app, metrics, access_log
         self.logger = logging.getLogger(ACCESS_LOGGER)
-
-    def _labels(self, scope: Scope) -> tuple[str, str]:
-        """The served model and version a request was for ("" when none, or not one served)."""
-        params = scope.get("path_params") or {}
-        model = self.models.get(str(params.get("name", "")))
-        if model is None:
-            return "", ""
-        version = str(params.get("version", model.version))
-        return model.name, version if version == model.version else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,15 +202,19 @@ class Observability:
             self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        model, version = self._labels(scope)
+        state = scope.get("state") or {}
+        model, version = str(state.get("model", "")), str(state.get("version", ""))
         if self.metrics is not None:
+            if status < 400:
+                for answered, rows in (state.get("rows_by_version") or {}).items():
+                    self.metrics.rows.labels(model=model, version=answered).inc(rows)
             labels = {"model": model, "version": version, "protocol": _protocol(scope["path"]), "code": str(status)}
             self.metrics.requests.labels(**labels).inc()
             if status >= 400:
                 self.metrics.errors.labels(**labels).inc()
             self.metrics.latency.labels(model=model, version=version).observe(seconds)
         if self.access_log:
-            rows = (scope.get("state") or {}).get("rows")
+            rows = state.get("rows")
             self.logger.info("%s %s %d model=%s rows=%s ms=%.1f", scope["method"], scope["path"], status,
                              f"{model}/{version}" if model else "-", "-" if rows is None else rows,
                              seconds * 1000.0, extra={"method": scope["method"], "path": scope["path"],

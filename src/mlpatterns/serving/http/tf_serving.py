@@ -3,13 +3,16 @@
 Problem: clients written for TensorFlow Serving (curl scripts, the REST examples of its
 documentation, existing services) should call a bundle without a new client library.
 
-Solution: the routes of TF Serving's REST API answer for every served bundle:
-``GET /v1/models/NAME`` (status), ``GET /v1/models/NAME/metadata`` (the signature),
-``POST /v1/models/NAME[/versions/N]:predict`` with ``instances`` (row format, answered
-with ``predictions``, each row carrying its key columns: Keyed Predictions, 20) or
-``inputs`` (columnar format, answered with ``outputs``). Errors take TF Serving's shape,
-``{"error": "..."}``: 400 for a malformed body or a bad row (the message names the row
-and the field), 404 for an unknown model or version, 413 beyond the request limits.
+Solution: the routes of TF Serving's REST API answer for every served version:
+``GET /v1/models/NAME`` (the status of every version), ``.../metadata`` (the signature),
+``POST /v1/models/NAME[/versions/N | /labels/LABEL]:predict`` with ``instances`` (row
+format, answered with ``predictions``, each row carrying its key columns: Keyed
+Predictions, 20) or ``inputs`` (columnar format, answered with ``outputs``). Without a
+version the latest answers, or the name's traffic split, which adds the version that
+answered each row (``model_version`` in each prediction, or an output list of that name).
+Errors take TF Serving's shape, ``{"error": "..."}``: 400 for a malformed body or a bad
+row (the message names the row and the field), 404 for an unknown model, version or
+label, 413 beyond the request limits.
 ``:classify``, ``:regress`` and custom signatures are not served.
 """
 
@@ -25,49 +28,74 @@ from mlpatterns.serving.http._common import (
     RequestError,
     ServedModel,
     column_values,
+    note_answer,
     note_rows,
+    note_version,
     parse_json,
-    predict_frame,
     read_json,
     scalar_problem,
 )
+from mlpatterns.serving.http.served_models import NotServedError, Route, ServedModels
+
+VERSION_FIELD = "model_version"  # with a traffic split: the version that answered each row
 
 __all__ = ["tf_serving_router"]
 
 
-def tf_serving_router(models: dict[str, ServedModel], limits: Limits) -> APIRouter:
-    """The TF Serving REST routes over ``models`` (name -> served model)."""
+def _status(model: ServedModel) -> dict[str, Any]:
+    return {"version": model.version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+
+
+def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
+    """The TF Serving REST routes over ``models`` (every version and label of every name)."""
     router = APIRouter(tags=["TensorFlow Serving REST"])
 
-    def find(name: str, version: str | None = None) -> ServedModel:
-        model = models.get(name)
-        if model is None:
-            raise RequestError(f"Servable not found for request: Latest({name})", 404)
-        if version is not None and version != model.version:
-            raise RequestError(f"Servable not found for request: Specific({name}, {version})", 404)
-        return model
+    def find(request: Request, name: str, version: str | None = None, label: str | None = None) -> Route:
+        try:
+            route = models.route(name, version, label)
+        except NotServedError as error:
+            note_version(request, name if name in models.names else "")
+            if error.label is not None:
+                raise RequestError(f"Unrecognized servable version label: {label}", 404) from None
+            spec = f"Latest({name})" if error.version is None else f"Specific({name}, {version})"
+            raise RequestError(f"Servable not found for request: {spec}", 404) from None
+        note_version(request, route.name, route.model.version)
+        return route
 
     @router.get("/v1/models/{name}")
-    def status(name: str) -> dict[str, Any]:
-        model = find(name)
-        return {"model_version_status": [
-            {"version": model.version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    def status(name: str, request: Request) -> dict[str, Any]:
+        find(request, name)
+        return {"model_version_status": [_status(m) for m in reversed(models.versions(name).values())]}
 
     @router.get("/v1/models/{name}/versions/{version}")
-    def version_status(name: str, version: str) -> dict[str, Any]:
-        find(name, version)
-        return status(name)
+    def version_status(name: str, version: str, request: Request) -> dict[str, Any]:
+        return {"model_version_status": [_status(find(request, name, version).model)]}
 
-    @router.get("/v1/models/{name}/metadata")
-    def metadata(name: str) -> dict[str, Any]:
-        model = find(name)
+    @router.get("/v1/models/{name}/labels/{label}")
+    def label_status(name: str, label: str, request: Request) -> dict[str, Any]:
+        return {"model_version_status": [_status(find(request, name, label=label).model)]}
+
+    def metadata(model: ServedModel) -> dict[str, Any]:
         signature = model.serving.signature
         return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
                 "metadata": {"signature_def": {"signature_def": {"serving_default": {
                     "inputs": signature["inputs"], "keys": signature.get("keys", []),
                     "outputs": signature["outputs"], "method_name": "predict", "task": model.serving.task}}}}}
 
-    async def predict(request: Request, model: ServedModel) -> dict[str, Any]:
+    @router.get("/v1/models/{name}/metadata")
+    def latest_metadata(name: str, request: Request) -> dict[str, Any]:
+        find(request, name)
+        return metadata(models.find(name))  # the latest version, split or not
+
+    @router.get("/v1/models/{name}/versions/{version}/metadata")
+    def version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
+        return metadata(find(request, name, version).model)
+
+    @router.get("/v1/models/{name}/labels/{label}/metadata")
+    def label_metadata(name: str, label: str, request: Request) -> dict[str, Any]:
+        return metadata(find(request, name, label=label).model)
+
+    async def predict(request: Request, route: Route) -> dict[str, Any]:
         body = parse_json(await read_json(request, limits))
         if not isinstance(body, dict):
             raise RequestError("the body must be a JSON object with 'instances' or 'inputs'")
@@ -75,24 +103,29 @@ def tf_serving_router(models: dict[str, ServedModel], limits: Limits) -> APIRout
             raise RequestError(f"unknown signature_name {body['signature_name']!r}; only 'serving_default' is served")
         if ("instances" in body) == ("inputs" in body):
             raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
-        if "instances" in body:
-            frame = _rows(model, body["instances"], limits)
-            note_rows(request, len(frame))
-            result = predict_frame(model, frame)
-            columns = {c: column_values(result, c) for c in result.columns}
-            return {"predictions": [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]}
-        frame = _columns(model, body["inputs"], limits)
+        rows = "instances" in body
+        frame = _rows(route.model, body["instances"], limits) if rows else _columns(route.model, body["inputs"], limits)
         note_rows(request, len(frame))
-        result = predict_frame(model, frame)
-        return {"outputs": {c: column_values(result, c) for c in result.columns}}
+        result, used = route.predict(frame)
+        note_answer(request, route.name, route.model.version, len(frame), used)
+        columns = {c: column_values(result, c) for c in result.columns}
+        if used is not None:
+            columns[VERSION_FIELD] = used
+        if rows:
+            return {"predictions": [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]}
+        return {"outputs": columns}
 
     @router.post("/v1/models/{name}:predict")
     async def predict_latest(name: str, request: Request) -> dict[str, Any]:
-        return await predict(request, find(name))
+        return await predict(request, find(request, name))
 
     @router.post("/v1/models/{name}/versions/{version}:predict")
     async def predict_version(name: str, version: str, request: Request) -> dict[str, Any]:
-        return await predict(request, find(name, version))
+        return await predict(request, find(request, name, version))
+
+    @router.post("/v1/models/{name}/labels/{label}:predict")
+    async def predict_label(name: str, label: str, request: Request) -> dict[str, Any]:
+        return await predict(request, find(request, name, label=label))
 
     return router
 

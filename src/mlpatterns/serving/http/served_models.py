@@ -1,0 +1,505 @@
+"""The versions an HTTP Stateless Serving Function (16) serves: labels, a split, reloads.
+
+Problem: one bundle per name makes every new version a new name for the clients, a
+canary impossible, and following the registry (Model Versioning, 27) a restart that
+drops the requests in flight.
+
+Solution: :class:`ServedModels`, a table of ``name -> {version: model}``, as TensorFlow
+Serving keeps it. A bundle folder is version 1 unless given one; a registered version
+keeps its registry number. Every registry alias of a served version is a *label*
+(``models:/flights@champion`` served: ``/labels/champion``), and labels may be given.
+The latest (highest) version answers a request without version, unless the name has a
+:class:`~mlpatterns.serving.http.traffic_split.TrafficSplit`. :meth:`ServedModels.reload`
+re-resolves every ``models:/NAME@ALIAS`` source: a version the alias now points at is
+loaded and verified (off the event loop, :meth:`ServedModels.watch`), then the table is
+swapped for a new immutable snapshot in one assignment, so requests in flight finish
+on the version they started with; a bundle that fails verification is refused (logged,
+counted) and the old version keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpatterns.bundles.format import BundleError
+from mlpatterns.reproducibility.model_versioning.model_uri import PREFIX, ModelURI, RegistryError
+from mlpatterns.serving.http._common import ServedModel, conform_frame
+from mlpatterns.serving.http.traffic_split import SplitError, Target, TrafficSplit, parse_target
+from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+__all__ = ["LOGGER", "ModelLoadError", "ModelSource", "NotServedError", "ReloadEvent", "Route", "ServedModels",
+           "model_sources"]
+
+LOGGER = "mlpatterns.serving.http.models"
+_logger = logging.getLogger(LOGGER)
+Source = str | os.PathLike[str] | ServingFunction | ModelURI
+
+
+class ModelLoadError(RuntimeError):
+    """A bundle or a configuration that cannot be served: the server does not start."""
+
+
+class NotServedError(LookupError):
+    """No such model, version or label (``version``/``label`` say which was asked for)."""
+
+    def __init__(self, name: str, *, version: Any = None, label: str | None = None) -> None:
+        super().__init__(f"{name}: version {version}" if version is not None else f"{name}: label {label}"
+                         if label is not None else name)
+        self.name, self.version, self.label = name, version, label
+
+
+def _version(value: Any, where: str) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and not value.startswith("0"):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ModelLoadError(f"{where}: a version is a positive whole number (1, 2, 3...), got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One version to serve: under ``name``, from a bundle folder, a loaded
+    :class:`ServingFunction` or a ``models:/`` reference; ``version`` for the first two (default 1)."""
+
+    name: str
+    source: Source
+    version: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name or ":" in self.name:
+            raise ModelLoadError(f"model name {self.name!r}: use letters, digits, '-', '_' or '.' (no '/' or ':')")
+        if self.version is not None:
+            object.__setattr__(self, "version", _version(self.version, f"model '{self.name}'"))
+        uri = self.uri
+        if uri is not None and self.version is not None and uri.version != self.version:
+            raise ModelLoadError(f"model '{self.name}': {uri} has its version from the registry; "
+                                 f"give it without a version (not {self.version})")
+
+    @property
+    def uri(self) -> ModelURI | None:
+        """The registry reference, or None for a folder or a loaded function."""
+        if isinstance(self.source, ModelURI):
+            return self.source
+        if isinstance(self.source, str) and self.source.startswith(PREFIX):
+            try:
+                return ModelURI.parse(self.source)
+            except RegistryError as error:
+                raise ModelLoadError(f"model '{self.name}': {error}") from None
+        return None
+
+    @property
+    def follows_alias(self) -> bool:
+        uri = self.uri
+        return uri is not None and uri.alias is not None
+
+    def __str__(self) -> str:
+        source = "<ServingFunction>" if isinstance(self.source, ServingFunction) else str(self.source)
+        return f"{self.name}{'' if self.version is None else f'/{self.version}'}={source}"
+
+
+def model_sources(models: Any) -> list[ModelSource]:
+    """The sources ``create_app`` accepts, as a list of :class:`ModelSource`.
+
+    ``{"sales": "runs/a/bundles/linear"}`` (version 1), ``{"flights": {3: path3, 4: path4}}``
+    (explicit versions), ``{"flights": ["models:/flights/3", "models:/flights@champion"]}``
+    (registry versions), or a sequence of :class:`ModelSource`.
+    """
+    if isinstance(models, ModelSource):
+        return [models]
+    if not isinstance(models, Mapping):
+        items = list(models)
+        if not all(isinstance(m, ModelSource) for m in items):
+            raise ModelLoadError("models: expected a mapping of names to bundles or a list of ModelSource")
+        return items
+    sources = []
+    for name, value in models.items():
+        if isinstance(value, ModelSource):
+            sources.append(value)
+        elif isinstance(value, Mapping):
+            sources += [ModelSource(name, source, _version(v, f"model '{name}'")) for v, source in value.items()]
+        elif isinstance(value, (list, tuple)):
+            sources += [s if isinstance(s, ModelSource) else ModelSource(name, s) for s in value]
+        else:
+            sources.append(ModelSource(name, value))
+    return sources
+
+
+@dataclass(frozen=True)
+class ReloadEvent:
+    """What one reload did for one source: ``outcome`` is ``"loaded"`` or ``"refused"``."""
+
+    source: ModelSource
+    outcome: str
+    old_version: int
+    new_version: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a request for one model goes: ``model`` (the version asked for, or the latest), or a split.
+
+    With a split, ``model`` reads the request (every version of a split has the same fields).
+    """
+
+    name: str
+    model: ServedModel
+    split: TrafficSplit | None = None
+    versions: Mapping[int, ServedModel] = field(default_factory=dict)
+    labels: Mapping[str, int] = field(default_factory=dict)
+
+    def version_of(self, target: Target) -> int:
+        return self.labels[target] if isinstance(target, str) else int(target)
+
+    def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
+        """The predictions of every row, and (with a split) the version that made each one."""
+        conformed = conform_frame(self.model, frame)
+        if self.split is None:
+            return self.model.serving.predict_conformed(frame, conformed), None
+        targets = self.split.assign(frame, self.model.serving.key_columns)
+        versions = np.array([self.version_of(t) for t in targets], dtype=np.int64)
+        parts = []
+        for version in np.unique(versions):
+            rows = np.flatnonzero(versions == version)
+            part = self.versions[int(version)].serving.predict_conformed(
+                frame.iloc[rows].reset_index(drop=True), conformed.iloc[rows].reset_index(drop=True))
+            part.index = rows
+            parts.append(part)
+        result = pd.concat(parts).sort_index().reset_index(drop=True) if parts else \
+            self.model.serving.predict_conformed(frame, conformed)
+        return result, [str(v) for v in versions]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    models: tuple[ServedModel, ...]  # one per source
+    versions: Mapping[str, Mapping[int, ServedModel]]
+    labels: Mapping[str, Mapping[str, int]]
+
+
+class ServedModels:
+    """The served versions of every model, their labels and traffic splits; reloads aliases.
+
+    ``models``: see :func:`model_sources`. ``registry``: a URL or an open
+    :class:`~mlpatterns.reproducibility.model_versioning.ModelRegistry` for ``models:/``
+    sources (a URL is opened here and closed by :meth:`close`). ``labels``: ``{name:
+    {label: version}}``, over the registry's aliases. ``split``: ``{name: "3:90,4:10"}``
+    (or a mapping, or a :class:`TrafficSplit`); its versions must be served and share
+    their input and key columns, and the model needs key columns. ``on_reload(event)``
+    is called for each :class:`ReloadEvent`. Every problem raises :class:`ModelLoadError`.
+
+    Thread safety: readers (:meth:`find`, :meth:`route`) read one immutable snapshot
+    without a lock; :meth:`reload` runs one at a time and replaces the snapshot at once.
+    """
+
+    def __init__(self, models: Any, *, registry: Any = None, labels: Mapping[str, Mapping[str, Any]] | None = None,
+                 split: Mapping[str, Any] | None = None, on_reload: Callable[[ReloadEvent], None] | None = None) -> None:
+        self.sources = model_sources(models)
+        if not self.sources:
+            raise ModelLoadError("no model to serve; give at least one NAME=BUNDLE")
+        self.on_reload = on_reload
+        self.reloads: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        names = {s.name for s in self.sources}
+        self._labels = self._given_labels(labels or {}, names)
+        self._splits = self._given_splits(split or {}, names)
+        seen: dict[str, ModelSource] = {}
+        for source in self.sources:
+            text = f"{source.name}={source.source}"
+            if text in seen and source.version == seen[text].version:
+                raise ModelLoadError(f"model '{source.name}' is given twice: {source}")
+            seen[text] = source
+        self._registry, self._owns_registry = self._open_registry(registry)
+        try:
+            aliases = self._read_aliases()
+            loaded = tuple(self._load(source, self._wanted(source, aliases)) for source in self.sources)
+            self._snapshot = self._build(loaded, aliases)
+        except Exception:
+            self.close()
+            raise
+        self.ready = True  # every version above is loaded and verified
+
+    # -- configuration -------------------------------------------------------------------------------
+    @staticmethod
+    def _given_labels(labels: Mapping[str, Mapping[str, Any]], names: set[str]) -> dict[str, dict[str, int]]:
+        given: dict[str, dict[str, int]] = {}
+        for name, table in labels.items():
+            if name not in names:
+                raise ModelLoadError(f"label of '{name}': no model '{name}' is served; served: {sorted(names)}")
+            for label, version in table.items():
+                try:
+                    if not isinstance(parse_target(label, f"label '{name}/{label}'"), str):
+                        raise SplitError(f"label '{name}/{label}': a label starts with a letter")
+                except SplitError as error:
+                    raise ModelLoadError(str(error)) from None
+                given.setdefault(name, {})[label] = _version(version, f"label '{name}/{label}'")
+        return given
+
+    @staticmethod
+    def _given_splits(split: Mapping[str, Any], names: set[str]) -> dict[str, TrafficSplit]:
+        splits = {}
+        for name, value in split.items():
+            if name not in names:
+                raise ModelLoadError(f"split of '{name}': no model '{name}' is served; served: {sorted(names)}")
+            try:
+                splits[name] = TrafficSplit.of(value)
+            except SplitError as error:
+                raise ModelLoadError(f"split of '{name}': {error}") from None
+        return splits
+
+    def _open_registry(self, registry: Any) -> tuple[Any, bool]:
+        needs = [s for s in self.sources if s.uri is not None]
+        if not needs:
+            return None, False
+        if registry is None:
+            raise ModelLoadError(f"model '{needs[0].name}': {needs[0].source} needs a registry: pass registry=URL "
+                                 "(mlpatterns serve: --registry)")
+        from mlpatterns.reproducibility.model_versioning import ModelRegistry, open_registry
+
+        if isinstance(registry, ModelRegistry):
+            return registry, False
+        try:
+            return open_registry(registry), True
+        except (RegistryError, ValueError, OSError) as error:
+            raise ModelLoadError(f"registry {registry!r}: {error}") from error
+
+    def _read_aliases(self) -> dict[str, dict[str, int]]:
+        """Every alias of every registered model a source names, as it points now."""
+        names = sorted({s.uri.name for s in self.sources if s.uri is not None})
+        try:
+            return {name: dict(self._registry.get_model(name).aliases) for name in names}
+        except RegistryError as error:
+            raise ModelLoadError(str(error)) from error
+
+    @staticmethod
+    def _wanted(source: ModelSource, aliases: Mapping[str, Mapping[str, int]]) -> int:
+        uri = source.uri
+        if uri is None:
+            return source.version or 1
+        if uri.version is not None:
+            return uri.version
+        version = aliases.get(uri.name, {}).get(uri.alias)
+        if version is None:
+            raise ModelLoadError(f"model '{source.name}': {uri}: {uri.name} has no alias {uri.alias!r}")
+        return version
+
+    def _load(self, source: ModelSource, version: int) -> ServedModel:
+        """Load and verify one version (a registered one resolved by number, so an alias moving meanwhile is no race)."""
+        uri = source.uri
+        try:
+            if isinstance(source.source, ServingFunction):
+                serving = source.source
+            elif uri is not None:
+                path = self._registry.resolve(ModelURI(uri.name, version=version))
+                serving = ServingFunction.load(path)
+            else:
+                serving = ServingFunction.load(Path(source.source))
+        except (BundleError, RegistryError, OSError, ValueError) as error:
+            where = f"{uri.name} version {version}" if uri is not None else f"the bundle {source.source}"
+            raise ModelLoadError(f"model '{source.name}': {where} cannot be served: {error}") from error
+        return ServedModel(source.name, str(version), serving)
+
+    def _shared(self, first: ModelSource, second: ModelSource) -> bool:
+        """Two sources of one registered model: the same version is the same bundle, served once."""
+        return first.uri is not None and second.uri is not None and first.uri.name == second.uri.name
+
+    def _build(self, models: tuple[ServedModel, ...], aliases: Mapping[str, Mapping[str, int]]) -> _Snapshot:
+        """The table of ``models`` (one per source), checked: versions, labels, splits."""
+        versions: dict[str, dict[int, ServedModel]] = {}
+        owners: dict[tuple[str, int], ModelSource] = {}
+        for source, model in zip(self.sources, models, strict=True):
+            key = (source.name, int(model.version))
+            if key in owners and not self._shared(owners[key], source):
+                raise ModelLoadError(f"model '{source.name}' version {key[1]} is given twice: {owners[key]} and {source}")
+            owners.setdefault(key, source)
+            versions.setdefault(source.name, {}).setdefault(key[1], model)
+        labels: dict[str, dict[str, int]] = {name: {} for name in versions}
+        for source, model in zip(self.sources, models, strict=True):  # the alias a source follows
+            if source.follows_alias:
+                labels[source.name].setdefault(source.uri.alias, int(model.version))
+        for source, model in zip(self.sources, models, strict=True):  # then every alias of a served version
+            if source.uri is not None:
+                for alias, version in sorted(aliases.get(source.uri.name, {}).items()):
+                    if version == int(model.version):
+                        labels[source.name].setdefault(alias, version)
+        for name, given in self._labels.items():
+            for label, version in given.items():
+                if version not in versions[name]:
+                    raise ModelLoadError(f"label '{name}/{label}': version {version} of '{name}' is not served; "
+                                         f"served: {sorted(versions[name])}")
+                labels[name][label] = version
+        for name, split in self._splits.items():
+            self._check_split(name, split, versions[name], labels[name])
+        return _Snapshot(models, versions, labels)
+
+    @staticmethod
+    def _check_split(name: str, split: TrafficSplit, versions: Mapping[int, ServedModel],
+                     labels: Mapping[str, int]) -> None:
+        chosen = []
+        for target in split.targets:
+            version = labels.get(target) if isinstance(target, str) else target
+            if version not in versions:
+                what = f"label '{target}'" if isinstance(target, str) else f"version {target}"
+                raise ModelLoadError(f"split of '{name}' ({split}): {what} is not served; served versions "
+                                     f"{sorted(versions)}, labels {sorted(labels)}")
+            chosen.append(versions[version])
+        first = chosen[0]
+        if not first.serving.key_columns:
+            raise ModelLoadError(f"split of '{name}': the model has no key columns; a traffic split sends each row "
+                                 "to a version by its key (train it with 'keys:')")
+        for other in chosen[1:]:
+            if (other.fields, other.serving.key_columns) != (first.fields, first.serving.key_columns):
+                raise ModelLoadError(f"split of '{name}': versions {first.version} and {other.version} differ in "
+                                     f"their inputs or keys ({first.fields} vs {other.fields})")
+
+    # -- reading -------------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._snapshot.versions)
+
+    def versions(self, name: str) -> dict[int, ServedModel]:
+        """The served versions of ``name``, by version (raises :class:`NotServedError`)."""
+        found = self._snapshot.versions.get(name)
+        if found is None:
+            raise NotServedError(name)
+        return dict(sorted(found.items()))
+
+    def labels(self, name: str) -> dict[str, int]:
+        self.versions(name)
+        return dict(sorted(self._snapshot.labels[name].items()))
+
+    def split(self, name: str) -> TrafficSplit | None:
+        return self._splits.get(name)
+
+    def find(self, name: str, version: Any = None, label: str | None = None) -> ServedModel:
+        """One served version: the one asked for, the one ``label`` names, or the latest."""
+        return self._find(self._snapshot, name, version, label)
+
+    @staticmethod
+    def _find(snapshot: _Snapshot, name: str, version: Any, label: str | None) -> ServedModel:
+        served = snapshot.versions.get(name)
+        if served is None:
+            raise NotServedError(name)
+        if label is not None:
+            number = snapshot.labels[name].get(label)
+            if number is None:
+                raise NotServedError(name, label=label)
+        elif version is not None:
+            text = str(version)
+            number = int(text) if text.isascii() and text.isdigit() else -1
+        else:
+            number = max(served)
+        model = served.get(number)
+        if model is None:
+            raise NotServedError(name, version=version)
+        return model
+
+    def route(self, name: str, version: Any = None, label: str | None = None) -> Route:
+        """Where a request goes: a version, a label's version, or (neither given) the split or the latest."""
+        snapshot = self._snapshot
+        split = self._splits.get(name) if version is None and label is None else None
+        if split is None:
+            return Route(name, self._find(snapshot, name, version, label))
+        labels = snapshot.labels[name]
+        chosen = [labels[t] if isinstance(t, str) else t for t in split.targets]
+        return Route(name, snapshot.versions[name][max(chosen)], split, snapshot.versions[name], labels)
+
+    # -- reloading -----------------------------------------------------------------------------------
+    def reload(self) -> list[ReloadEvent]:
+        """Re-resolve every ``models:/NAME@ALIAS`` source and swap in the versions that changed.
+
+        Blocking (it loads and verifies bundles): run it in a thread, as :meth:`watch` does.
+        A version that cannot be loaded or verified, or that would break a label or a split,
+        is refused: logged as an error, counted, and the old version keeps serving.
+        """
+        if self._registry is None:
+            return []
+        with self._lock:
+            old = self._snapshot
+            following = [i for i, s in enumerate(self.sources) if s.follows_alias]
+            try:
+                aliases = self._read_aliases()
+            except Exception as error:  # noqa: BLE001 - a registry that cannot be read keeps every version serving
+                return self._report([ReloadEvent(self.sources[i], "refused", int(old.models[i].version), None,
+                                                 f"the registry cannot be read: {error}") for i in following])
+            models, events = list(old.models), []
+            for i in following:
+                source, current = self.sources[i], int(old.models[i].version)
+                uri = source.uri
+                wanted = aliases.get(uri.name, {}).get(uri.alias)
+                if wanted is None:
+                    events.append(ReloadEvent(source, "refused", current, None, f"{uri.name} has no alias "
+                                              f"{uri.alias!r} any more; version {current} keeps serving"))
+                    continue
+                if wanted == current:
+                    continue
+                shared = [m for j, m in enumerate(models) if self.sources[j].uri is not None
+                          and self.sources[j].uri.name == uri.name and int(m.version) == wanted]
+                try:
+                    models[i] = shared[0] if shared else self._load(source, wanted)
+                except ModelLoadError as error:
+                    events.append(ReloadEvent(source, "refused", current, wanted,
+                                              f"{error}; version {current} keeps serving"))
+                    continue
+                events.append(ReloadEvent(source, "loaded", current, wanted, f"{uri} moved from version {current} "
+                                          f"to {wanted}; now serving version {wanted}"))
+            try:
+                new = self._build(tuple(models), aliases)
+            except ModelLoadError as error:
+                return self._report([ReloadEvent(e.source, "refused", e.old_version, e.new_version,
+                                                 f"{error}; version {e.old_version} keeps serving")
+                                     if e.outcome == "loaded" else e for e in events])
+            self._snapshot = new  # one assignment: a request holds the snapshot it started with
+            return self._report(events)
+
+    def _report(self, events: list[ReloadEvent]) -> list[ReloadEvent]:
+        for event in events:
+            self.reloads[(event.source.name, event.outcome)] += 1
+            if event.outcome == "loaded":
+                _logger.info("model '%s': %s", event.source.name, event.message)
+            else:
+                _logger.error("model '%s': reload refused: %s", event.source.name, event.message)
+            if self.on_reload is not None:
+                self.on_reload(event)
+        return events
+
+    async def watch(self, interval: float) -> None:
+        """Call :meth:`reload` in a thread every ``interval`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.reload)
+            except Exception:  # a failed poll must not end the polling
+                _logger.exception("reloading the served models failed")
+
+    @property
+    def polls_registry(self) -> bool:
+        """Whether :meth:`reload` has anything to do: a source is a ``models:/`` reference."""
+        return any(source.uri is not None for source in self.sources)
+
+    def close(self) -> None:
+        """Close the registry opened from a URL."""
+        if self._owns_registry and self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    def __repr__(self) -> str:
+        shown = {n: sorted(v) for n, v in self._snapshot.versions.items()}
+        return f"ServedModels({shown})"
+
+
+def load_models(models: Any, **options: Any) -> ServedModels:
+    """Load and verify every version (see :class:`ServedModels`)."""
+    return ServedModels(models, **options)
+

@@ -1,0 +1,148 @@
+"""Several worker processes for the HTTP Stateless Serving Function (16).
+
+Problem: one Python process answers on one core, and a model server needs more; but
+uvicorn starts worker processes only from an import string (a process cannot inherit a
+loaded app across ``spawn``), and each worker's Prometheus counters would show only that
+worker's share of the traffic.
+
+Solution: :func:`run_server` puts the configuration (:class:`ServerConfig`, JSON) in the
+environment variable ``MLPATTERNS_SERVE_CONFIG`` and runs uvicorn with the factory
+:func:`app_from_environment` and ``workers=N``: the processes share the listening
+socket, and each loads and verifies every bundle itself and polls the registry itself,
+so an alias that moves reaches every worker within the reload interval. Metrics go
+through prometheus_client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` points at a
+temporary folder that :func:`run_server` creates before the workers start and removes
+after they stop (or at the folder already set in the environment, left as it is), and
+``/metrics`` sums the counters of all workers, whichever one answers the scrape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlpatterns.serving.http._common import Limits
+from mlpatterns.serving.http.operations import MULTIPROCESS_ENV, token_from_file
+from mlpatterns.serving.http.served_models import ModelLoadError, ModelSource, ServedModels
+from mlpatterns.serving.http.traffic_split import TrafficSplit
+
+__all__ = ["CONFIG_ENV", "FACTORY", "ServerConfig", "app_from_environment", "run_server"]
+
+CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
+FACTORY = "mlpatterns.serving.http.workers:app_from_environment"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a worker needs to build the app, as JSON-able values.
+
+    ``models``: ``(name, source, version)`` per source (a folder or a ``models:/``
+    reference; version None: the registry's, or 1). ``labels``: ``{name: {label:
+    version}}``; ``split``: ``{name: "3:90,4:10"}``; ``token_file``: read by each worker.
+    """
+
+    models: tuple[tuple[str, str, int | None], ...]
+    registry: str | None = None
+    labels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    split: Mapping[str, str] = field(default_factory=dict)
+    reload_interval: float = 10.0
+    token_file: str | None = None
+    max_body_bytes: int = Limits.max_body_bytes
+    max_rows: int = Limits.max_rows
+    metrics: bool = True
+    access_log: bool = True
+
+    @classmethod
+    def of(cls, sources: list[ModelSource], **options: Any) -> ServerConfig:
+        models = []
+        for source in sources:
+            if not isinstance(source.source, (str, os.PathLike)):
+                raise ModelLoadError(f"model '{source.name}': worker processes load bundles from folders or "
+                                     "models:/ references, not from a loaded ServingFunction")
+            models.append((source.name, str(source.source), source.version))
+        split = {name: str(TrafficSplit.of(value)) for name, value in (options.pop("split", None) or {}).items()}
+        return cls(tuple(models), split=split, **options)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerConfig:
+        values = json.loads(text)
+        values["models"] = tuple(tuple(m) for m in values["models"])
+        return cls(**values)
+
+    def sources(self) -> list[ModelSource]:
+        return [ModelSource(name, source, version) for name, source, version in self.models]
+
+    def load(self) -> ServedModels:
+        """Load and verify every version (each worker does; the parent once, to fail before forking)."""
+        return ServedModels(self.sources(), registry=self.registry, labels=self.labels, split=self.split)
+
+    def app(self, served: ServedModels | None = None) -> Any:
+        """The app of this configuration, on ``served`` (its owner closes it) or on versions it loads."""
+        from mlpatterns.serving.http.app import create_app
+
+        options: dict[str, Any] = {"reload_interval": self.reload_interval, "metrics": self.metrics,
+                                   "token": token_from_file(self.token_file) if self.token_file else None,
+                                   "limits": Limits(self.max_body_bytes, self.max_rows), "access_log": self.access_log}
+        if served is not None:
+            return create_app(served, **options)
+        return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split, **options)
+
+
+def app_from_environment() -> Any:
+    """The uvicorn factory of every worker: the app of the configuration in ``MLPATTERNS_SERVE_CONFIG``."""
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise ModelLoadError(f"${CONFIG_ENV} is not set: start the workers with run_server (mlpatterns serve --workers)")
+    return ServerConfig.from_json(text).app()
+
+
+@contextmanager
+def _environment(config: ServerConfig) -> Iterator[Path]:
+    """The configuration and a multiprocess metrics folder in the environment, for the workers' lifetime."""
+    saved = {name: os.environ.get(name) for name in (CONFIG_ENV, MULTIPROCESS_ENV)}
+    given = os.environ.get(MULTIPROCESS_ENV)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="mlpatterns-serve-metrics-"))
+    os.environ[CONFIG_ENV] = config.to_json()
+    os.environ[MULTIPROCESS_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8501, workers: int = 1,
+               log_level: str = "info") -> None:
+    """Load and verify everything once (a bad bundle stops the start here), then serve until stopped.
+
+    One worker serves the app loaded here; several each build their own from the configuration.
+    """
+    import uvicorn
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a whole number >= 1, got {workers!r}")
+    served = config.load()
+    if workers == 1:
+        try:
+            uvicorn.run(config.app(served), host=host, port=port, log_level=log_level)
+        finally:
+            served.close()
+        return
+    served.close()
+    with _environment(config):
+        uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
