@@ -3,31 +3,53 @@
 Problem: a bundle on disk answers nobody; an application needs it behind a server that
 TensorFlow Serving and Open Inference Protocol v2 clients already speak to.
 
-Solution: ``mlpatterns serve [NAME=]BUNDLE ... [--host 127.0.0.1] [--port 8501]`` loads
-and verifies every bundle (a tampered one stops the start) and runs
+Solution: ``mlpatterns serve [NAME[/VERSION]=]BUNDLE ... [--host 127.0.0.1] [--port 8501]``
+loads and verifies every bundle (a tampered one stops the start) and runs
 :func:`mlpatterns.serving.http.create_app` under uvicorn. A bundle given without a name
-is served under its folder's name. A registered version serves by its reference
-(Model Versioning, 27): ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (named NAME
-unless given ``OTHER=models:/...``), resolved and verified in ``--registry``.
+is served under its folder's name, as version 1 unless given ``NAME/VERSION=``. A
+registered version serves by its reference (Model Versioning, 27): ``models:/NAME@ALIAS``
+or ``models:/NAME/VERSION`` (named NAME unless given ``OTHER=models:/...``; its version
+is the registry's), resolved and verified in ``--registry``. One name may be given
+several times, once per version; the latest answers unless ``--split`` shares the
+traffic by key. Aliases are re-resolved every ``--reload-interval`` seconds, and the
+version an alias moves to is swapped in without dropping a request. ``--workers N``
+runs N processes (metrics summed over them).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_serve_command", "parse_models", "serve"]
+__all__ = ["add_serve_command", "parse_labels", "parse_models", "parse_splits", "serve"]
 
 
 URI_PREFIX = "models:/"
+DEFAULT_RELOAD_INTERVAL = 10.0
 
 
-def parse_models(items: list[str]) -> dict[str, str]:
-    """``[NAME=]BUNDLE`` arguments as name -> bundle folder or ``models:/`` reference; a repeated name is an error."""
-    models: dict[str, str] = {}
+def _source(name: str, path: str, version: int | None, item: str) -> Any:
+    from mlpatterns.serving.http.served_models import ModelLoadError, ModelSource
+
+    try:
+        return ModelSource(name, path, version)
+    except ModelLoadError as error:
+        raise argparse.ArgumentTypeError(f"{item!r}: {error}") from None
+
+
+def parse_models(items: list[str]) -> list[Any]:
+    """``[NAME[/VERSION]=]BUNDLE`` arguments as :class:`~mlpatterns.serving.http.ModelSource`.
+
+    A name may repeat with different versions; the same name and version twice is an error
+    (a registered alias's version is known, and checked, only once it is resolved).
+    """
+    sources = []
+    seen: dict[tuple[str, int], str] = {}
     for item in items:
         name, sep, path = item.partition("=")
+        version = None
         if not sep and item.startswith(URI_PREFIX):  # served under the registered model's name
             from mlpatterns.reproducibility.model_versioning import ModelURI, RegistryError
 
@@ -37,35 +59,118 @@ def parse_models(items: list[str]) -> dict[str, str]:
                 raise argparse.ArgumentTypeError(str(error)) from None
         elif not sep:
             name, path = Path(item.rstrip("/\\")).name, item
+        elif "/" in name:
+            name, _, number = name.partition("/")
+            if not (number.isascii() and number.isdigit() and not number.startswith("0")):
+                raise argparse.ArgumentTypeError(f"{item!r}: expected NAME/VERSION=BUNDLE with VERSION 1, 2, 3..., "
+                                                 f"got version {number!r}")
+            version = int(number)
         if not name or not path:
-            raise argparse.ArgumentTypeError(f"{item!r}: expected [NAME=]BUNDLE_FOLDER")
-        if name in models:
-            raise argparse.ArgumentTypeError(f"the model name '{name}' is given twice; name them NAME=BUNDLE")
-        models[name] = path
-    return models
+            raise argparse.ArgumentTypeError(f"{item!r}: expected [NAME[/VERSION]=]BUNDLE_FOLDER or models:/...")
+        source = _source(name, path, version, item)
+        if source.uri is None or source.uri.version is not None:
+            key = (name, source.version or (source.uri.version if source.uri else 1))
+            if key in seen:
+                raise argparse.ArgumentTypeError(f"the model '{name}' version {key[1]} is given twice: {seen[key]!r} "
+                                                 f"and {item!r}; give each version once (NAME/VERSION=BUNDLE)")
+            seen[key] = item
+        sources.append(source)
+    return sources
+
+
+def parse_labels(items: list[str]) -> dict[str, dict[str, int]]:
+    """``--label NAME/LABEL=VERSION`` arguments as ``{name: {label: version}}``."""
+    labels: dict[str, dict[str, int]] = {}
+    for item in items:
+        where, _, version = item.partition("=")
+        name, slash, label = where.partition("/")
+        if not (name and slash and label and version.isascii() and version.isdigit() and not version.startswith("0")):
+            raise argparse.ArgumentTypeError(f"--label {item!r}: expected NAME/LABEL=VERSION (flights/stable=3)")
+        from mlpatterns.reproducibility.model_versioning.model_uri import RegistryError, check_alias
+
+        try:
+            check_alias(label)
+        except RegistryError as error:
+            raise argparse.ArgumentTypeError(f"--label {item!r}: {error}") from None
+        if label in labels.get(name, {}):
+            raise argparse.ArgumentTypeError(f"--label {item!r}: the label '{name}/{label}' is given twice")
+        labels.setdefault(name, {})[label] = int(version)
+    return labels
+
+
+def parse_splits(items: list[str]) -> dict[str, Any]:
+    """``--split NAME=3:90,4:10`` arguments as ``{name: TrafficSplit}``."""
+    from mlpatterns.serving.http.traffic_split import SplitError, TrafficSplit
+
+    splits: dict[str, Any] = {}
+    for item in items:
+        name, sep, shares = item.partition("=")
+        if not (name and sep and shares):
+            raise argparse.ArgumentTypeError(f"--split {item!r}: expected NAME=VERSION:PERCENT,... (flights=3:90,4:10)")
+        if name in splits:
+            raise argparse.ArgumentTypeError(f"--split {item!r}: the model '{name}' has a split already")
+        try:
+            splits[name] = TrafficSplit.parse(shares)
+        except SplitError as error:
+            raise argparse.ArgumentTypeError(f"--split {item!r}: {error}") from None
+    return splits
 
 
 def serve(args: argparse.Namespace) -> int:
     """Load the bundles and run the server until interrupted."""
-    import uvicorn
+    from mlpatterns.cli.registry import registry_url, resolve_bundle
+    from mlpatterns.serving.http import ModelLoadError, token_from_file
+    from mlpatterns.serving.http.workers import ServerConfig, run_server
 
-    from mlpatterns.cli.registry import resolve_bundle
-    from mlpatterns.serving.http import create_app, token_from_file
-
-    token = token_from_file(args.token_file) if getattr(args, "token_file", None) else None
-    models = {name: resolve_bundle(ref, getattr(args, "registry", None)) for name, ref in args.models.items()}
-    app = create_app(models, token=token)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    token_file = getattr(args, "token_file", None)
+    if token_file:
+        token_from_file(token_file)  # refused here, before anything loads
+    registry = None
+    references = [s for s in args.models if s.uri is not None]
+    if references:
+        resolve_bundle(str(references[0].source), getattr(args, "registry", None))  # a clear error for a missing registry
+        registry = registry_url(getattr(args, "registry", None))
+    try:
+        config = ServerConfig.of(args.models, registry=registry, labels=getattr(args, "labels", None) or {},
+                                 split=getattr(args, "split", None) or {},
+                                 reload_interval=getattr(args, "reload_interval", DEFAULT_RELOAD_INTERVAL),
+                                 token_file=str(token_file) if token_file else None)
+        run_server(config, host=args.host, port=args.port, workers=getattr(args, "workers", 1),
+                   log_level=args.log_level)
+    except ModelLoadError as error:
+        print(f"mlpatterns serve: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
-class _Models(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        try:
-            setattr(namespace, self.dest, parse_models(list(values)))
-        except argparse.ArgumentTypeError as error:
-            parser.error(str(error))
+def _action(parse: Any) -> type[argparse.Action]:
+    class Parsed(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            items = list(values) if isinstance(values, list) else [*getattr(namespace, f"_{self.dest}_items", []), values]
+            setattr(namespace, f"_{self.dest}_items", items)
+            try:
+                setattr(namespace, self.dest, parse(items))
+            except argparse.ArgumentTypeError as error:
+                parser.error(str(error))
+
+    return Parsed
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--reload-interval: expected seconds >= 0 (0: no reload), got {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"--workers: expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -73,11 +178,22 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "serve", help="serve bundles over HTTP (TF Serving REST and Open Inference Protocol v2)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", action=_Models, metavar="[NAME=]BUNDLE",
+    parser.add_argument("models", nargs="+", action=_action(parse_models), metavar="[NAME[/VERSION]=]BUNDLE",
                         help="a bundle folder, or models:/NAME@ALIAS or models:/NAME/VERSION, optionally named "
-                             "(default name: the folder's, or the registered model's)")
+                             "(default name: the folder's, or the registered model's); a folder is version 1 "
+                             "unless given NAME/VERSION=; give a name once per version to serve several")
     parser.add_argument("--registry", help="the registry of models:/ references (default: $MLPATTERNS_REGISTRY, "
                         "else sqlite:///registry/registry.db)")
+    parser.add_argument("--label", dest="labels", action=_action(parse_labels), default={},
+                        metavar="NAME/LABEL=VERSION", help="a version label (TF Serving's /labels/LABEL), besides "
+                        "the registry's aliases of served versions; repeatable")
+    parser.add_argument("--split", action=_action(parse_splits), default={}, metavar="NAME=VERSION:PERCENT,...",
+                        help="share the requests without version between served versions (or labels) by the hash "
+                        "of each row's key, e.g. flights=3:90,4:10; repeatable, one per model")
+    parser.add_argument("--reload-interval", type=_seconds, default=DEFAULT_RELOAD_INTERVAL, metavar="SECONDS",
+                        help="re-resolve models:/NAME@ALIAS this often and swap in the version it points at "
+                        f"(default: {DEFAULT_RELOAD_INTERVAL:g}; 0: never)")
+    parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default: 1)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501, TF Serving's REST port)")
     parser.add_argument("--token-file", type=Path, help="require 'Authorization: Bearer TOKEN' (the file's content, "

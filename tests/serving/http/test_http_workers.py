@@ -1,0 +1,142 @@
+"""``mlpatterns serve --workers 2`` (Stateless Serving Function, 16), real processes on 127.0.0.1:
+Prometheus counters summed exactly over the workers, and an alias switch that reaches both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlpatterns.reproducibility.model_versioning import open_registry
+
+INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
+MAIN = "import sys; from mlpatterns.cli import main; sys.exit(main())"
+RELOAD_S = 0.5
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGTERM and uvicorn's worker supervisor are POSIX")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _samples(base: str) -> list:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def _total(samples, name: str, **labels: str) -> float:
+    return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+@pytest.fixture(scope="module")
+def server(carseats, tmp_path_factory):
+    """``mlpatterns serve models:/sales@champion --workers 2`` with its own TMPDIR; yields (base URL, registry, TMPDIR)."""
+    folder = tmp_path_factory.mktemp("workers")
+    url = f"sqlite:///{folder}/registry.db"
+    with open_registry(url) as registry:
+        registry.register(carseats[1]["sales"], "sales", alias="champion")
+        registry.register(carseats[1]["sales"], "sales")
+    temporary = folder / "tmp"
+    temporary.mkdir()
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(temporary), "OMP_NUM_THREADS": "1"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", MAIN, "serve", "models:/sales@champion", "--registry", url, "--workers", "2",
+         "--port", str(port), "--reload-interval", str(RELOAD_S), "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            try:
+                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail("the server did not start")
+            time.sleep(0.2)
+        with open_registry(url) as registry:
+            yield base, registry, temporary
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert _metrics_folders(temporary) == []  # the metrics folder is gone with the server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _metrics_folders(temporary: Path) -> list[Path]:
+    return sorted(temporary.glob("mlpatterns-serve-metrics-*"))
+
+
+def _rows(frame, n=2) -> list[dict]:
+    rows = frame[["row_id", *INPUTS]].head(n).to_dict(orient="records")
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows]
+
+
+def _infer_version(base: str, frame) -> str:
+    rows = frame.head(2)
+    tensors = [{"name": c, "datatype": "BYTES" if rows[c].dtype == object else "FP64", "shape": [2],
+                "data": rows[c].tolist()} for c in INPUTS]
+    tensors.append({"name": "row_id", "datatype": "INT64", "shape": [2], "data": rows["row_id"].tolist()})
+    with httpx.Client(timeout=10) as client:  # a new connection: any worker may answer
+        answer = client.post(f"{base}/v2/models/sales/infer", json={"inputs": tensors})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["model_version"]
+
+
+def test_request_counters_sum_over_the_workers(server, carseats):
+    base, _, temporary = server
+    frame, _ = carseats
+    [metrics] = _metrics_folders(temporary)  # made by the server for prometheus_client's multiprocess mode
+    before = _samples(base)
+    sent = 60
+
+    def predict(_: int) -> int:
+        with httpx.Client(timeout=10) as client:  # one connection per request, spread over the workers
+            return client.post(f"{base}/v1/models/sales:predict", json={"instances": _rows(frame)}).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert set(pool.map(predict, range(sent))) == {200}
+    after = _samples(base)
+    name = "mlpatterns_http_requests_total"
+    assert _total(after, name, model="sales") - _total(before, name, model="sales") == sent
+    assert _total(after, name, model="sales", version="1", code="200") - \
+        _total(before, name, model="sales", version="1", code="200") == sent
+    rows = "mlpatterns_http_predicted_rows_total"
+    assert _total(after, rows, model="sales") - _total(before, rows, model="sales") == 2 * sent
+    # the one scrape in between is counted once, by whichever worker answered it
+    other = {"model": "", "protocol": "other", "code": "200"}
+    assert _total(after, name, **other) - _total(before, name, **other) == 1
+    pids = {Path(f).stem.split("_")[-1] for f in os.listdir(metrics) if f.startswith("counter_")}
+    assert len(pids) == 2, f"both workers should have counted requests, files from {pids}"
+
+
+def test_an_alias_switch_reaches_every_worker(server, carseats):
+    base, registry, _ = server
+    frame, _ = carseats
+    assert {_infer_version(base, frame) for _ in range(10)} == {"1"}
+    loaded = "mlpatterns_model_reloads_total"
+    assert _total(_samples(base), loaded, outcome="loaded") == 0
+    moved = time.monotonic()
+    registry.set_alias("sales", "champion", 2)
+    while _total(_samples(base), loaded, outcome="loaded") < 2:  # one reload per worker
+        assert time.monotonic() - moved < 20, "the workers did not both load the new version"
+        time.sleep(0.1)
+    assert _total(_samples(base), loaded, outcome="loaded") == 2
+    assert {_infer_version(base, frame) for _ in range(40)} == {"2"}
+    assert _total(_samples(base), "mlpatterns_model_reloads_total", outcome="refused") == 0
