@@ -106,6 +106,10 @@ class RowTransform:
             edges = [float(e) for e in state["boundaries"][column]]
             self.index_steps.append(self._bins(column, edges))
         self.date_columns = list(declaration.get("date_parts", {}))
+        derived = {f"{c}_{p}" for c, parts in declaration.get("date_parts", {}).items() for p in parts}
+        reads = [*numeric, *declaration.get("categorical", {}), *bucketize, *self.date_columns]
+        reads += [c for cross in declaration.get("crosses", []) for c in cross["columns"] if c not in derived]
+        self.input_columns = list(dict.fromkeys(reads))  # as FeatureTransform.input_columns orders them
         for column, parts in declaration.get("date_parts", {}).items():
             for part in parts:
                 self.index_steps.append(self._date_part(column, part, convention))

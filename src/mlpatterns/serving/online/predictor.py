@@ -92,6 +92,9 @@ class OnlinePredictor:
             self.transform = RowTransform(bundle.json(manifest["transform"]), kinds)
         except BundleError as error:
             raise BundleError(f"{bundle.path}: {error}") from error
+        if self.transform.input_columns != self.input_columns:
+            raise BundleError(f"{bundle.path}: the signature's inputs {self.input_columns} do not match the "
+                              f"transform's {self.transform.input_columns}")
         try:
             self._graph = ModelGraph(_model_graph(model), bundle.files)
         except GraphError as error:
@@ -129,6 +132,8 @@ class OnlinePredictor:
             found: dict[str, str] = {}
             for name, convert, _ in self.inputs:
                 value = row[name]
+                if isinstance(value, np.generic):  # a NumPy scalar from a Python caller: its Python value
+                    value = value.item()
                 if is_null(value):
                     conformed[name] = None
                     continue
