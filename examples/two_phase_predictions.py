@@ -196,10 +196,11 @@ def main(rows: int | None = None) -> None:
     valid_scores = device_scorer.phase_one_scores(valid)
     thresholds = {policy: choose(valid_scores) for policy, choose in policies.items()}
     curve = tradeoff_curve(valid_scores, valid["at_risk"], valid["weight_class"], phase_two_valid, negative="normal")
-    plot_tradeoff(curve, PLOT, chosen=thresholds[next(iter(policies))],
+    plot_tradeoff(curve, PLOT, chosen={policy[:3] + " threshold": t for policy, t in thresholds.items()},
                   title="Natality, validation births: phase 1 = int8 MLP, phase 2 = gradient-boosted classes")
-    print(f"\ncurve (validation births, phase 1 = {DEVICE}), every 10th percentile of the scores:")
-    print(curve.iloc[::10, :6].round(4).to_string(index=False))
+    print(f"\ncurve (validation births, phase 1 = {DEVICE}), near every 10 % of calls spared:")
+    near = [int(np.argmin(np.abs(curve["calls_spared"].to_numpy() - share))) for share in np.arange(0, 1.01, 0.1)]
+    print(curve.iloc[sorted(set(near)), :6].round(4).to_string(index=False))
 
     # the whole thing: phase 1 in process, phase 2 over loopback HTTP
     answers = {"always normal (majority class)": (np.full(len(test), "normal"), 0),

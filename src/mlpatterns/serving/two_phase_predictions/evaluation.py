@@ -11,6 +11,7 @@ threshold that spares the most calls while phase 1's recall stays at or above a 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def tradeoff_curve(scores: Any, y_coarse: Any, y_true: Any, phase_two_prediction
     negative : object
         The answer of the rows phase 1 does not send on.
     thresholds : array, optional
-        Default: 0, then the 1st to 99th percentiles of the scores, then above the highest.
+        Default: 0, the scores' percentiles in steps of 0.5, and just above the highest score.
 
     Returns
     -------
@@ -83,7 +84,7 @@ def tradeoff_curve(scores: Any, y_coarse: Any, y_true: Any, phase_two_prediction
     if y_true.shape != scores.shape or answers.shape != scores.shape:
         raise ValueError(f"y_true and phase_two_predictions: expected one value per score ({len(scores)})")
     if thresholds is None:
-        thresholds = np.unique(np.concatenate([[0.0], np.percentile(scores, np.arange(1, 100)),
+        thresholds = np.unique(np.concatenate([[0.0], np.percentile(scores, np.arange(0.5, 100, 0.5)),
                                                [np.nextafter(scores.max(), np.inf)]]))
     phase_two_right = answers == y_true
     negative_right = y_true == negative
@@ -105,9 +106,13 @@ def tradeoff_curve(scores: Any, y_coarse: Any, y_true: Any, phase_two_prediction
     return pd.DataFrame(rows)
 
 
-def plot_tradeoff(curve: pd.DataFrame, path: str | os.PathLike[str], *, chosen: float | None = None,
+def plot_tradeoff(curve: pd.DataFrame, path: str | os.PathLike[str], *,
+                  chosen: float | Mapping[str, float] | None = None,
                   title: str = "Two-phase predictions: accuracy against phase-2 calls spared") -> Path:
-    """Draw :func:`tradeoff_curve`'s table (accuracy and recall against calls spared) into a PNG at ``path``."""
+    """Draw :func:`tradeoff_curve`'s table (accuracy and recall against calls spared) into a PNG at ``path``.
+
+    ``chosen``: a threshold, or labels and thresholds, marked by a vertical line each.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,10 +131,11 @@ def plot_tradeoff(curve: pd.DataFrame, path: str | os.PathLike[str], *, chosen: 
         axis.axhline(100 * ordered[column].iloc[0], color="tab:gray", linestyle=":", linewidth=1)
         axis.annotate(f"phase 2 on every row: {what}", (0, 100 * ordered[column].iloc[0]), fontsize=7,
                       color="tab:gray", xytext=(2, 2), textcoords="offset points")
-    if chosen is not None:
-        at = curve.iloc[int(np.argmin(np.abs(curve["threshold"].to_numpy() - chosen)))]
-        axis.axvline(100 * at["calls_spared"], color="tab:green", linewidth=1,
-                     label=f"chosen threshold {chosen:.3f}")
+    marks = {} if chosen is None else chosen if isinstance(chosen, Mapping) else {"chosen threshold": chosen}
+    for (label, threshold), color in zip(marks.items(), ["tab:green", "tab:red", "tab:brown", "tab:olive"],
+                                         strict=False):
+        at = curve.iloc[int(np.argmin(np.abs(curve["threshold"].to_numpy() - threshold)))]
+        axis.axvline(100 * at["calls_spared"], color=color, linewidth=1, label=f"{label}: {threshold:.3f}")
     axis.set_xlabel("phase-2 calls spared (%)")
     axis.set_ylabel("%")
     axis.set_title(title, fontsize=10)

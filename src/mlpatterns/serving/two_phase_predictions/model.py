@@ -104,7 +104,7 @@ class TwoPhaseModel:
                 numbers = frame.astype(np.float64)
             else:
                 part = pd.DataFrame(frame, columns=self.columns)
-                numbers = _numbers(part)
+                numbers = _numbers(part, self.columns)
         elif isinstance(frame, pd.DataFrame):
             missing = [c for c in [*self.columns, *self.keys] if c not in frame.columns]
             if missing:
@@ -114,15 +114,15 @@ class TwoPhaseModel:
                 nulls = np.flatnonzero(frame[key].isna().to_numpy())
                 if len(nulls):
                     raise ValueError(f"row {nulls[0]}, key '{key}': key is null; every row needs its key")
-            part = frame[self.columns]
-            numbers = _numbers(part)
+            part = frame
+            numbers = _numbers(frame, self.columns)
         else:
             raise TypeError(f"expected a DataFrame of rows, got {type(frame).__name__}")
         bad = ~np.isfinite(numbers)
         if bad.any():
             row, j = np.argwhere(bad)[0]
             more = int(bad.sum()) - 1
-            value = numbers[row, j] if part is None else part.iloc[row, j]
+            value = numbers[row, j] if part is None else part[self.columns[j]].iloc[row]
             raise ValueError(f"row {row}, column '{self.columns[j]}': expected a finite number, got "
                              f"{value!r}" + (f" (and {more} more bad value(s))" if more else ""))
         return numbers.astype(np.float32)
@@ -167,14 +167,17 @@ class TwoPhaseModel:
         return result
 
 
-def _numbers(part: pd.DataFrame) -> np.ndarray:
-    """The columns as float64; a value that is not a number becomes NaN (and is named by the caller)."""
-    if all(pd.api.types.is_numeric_dtype(t) for t in part.dtypes):  # booleans are 0/1
-        return part.to_numpy(dtype=np.float64, na_value=np.nan)
-    if not len(part):
-        return np.zeros((0, part.shape[1]))
-    return np.column_stack([pd.to_numeric(part[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-                            for c in part.columns])
+def _numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns as float64, column by column (a frame's selection costs more than one row's
+    scoring); a value that is not a number becomes NaN, named by the caller."""
+    matrix = np.empty((len(frame), len(columns)), dtype=np.float64)
+    for j, name in enumerate(columns):
+        values = frame[name]
+        if pd.api.types.is_numeric_dtype(values.dtype):  # booleans are 0/1
+            matrix[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            matrix[:, j] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return matrix
 
 
 def _check_answer(answer: pd.DataFrame, sent: pd.DataFrame) -> None:
