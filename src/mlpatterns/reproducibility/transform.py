@@ -349,65 +349,70 @@ class FeatureTransform:
         self, frame: pd.DataFrame, state: Mapping[str, Any], hashed: dict[str, Any] | None = None,
     ) -> tuple[list[np.ndarray], list[str], list[int]]:
         """The categorical index blocks, names and cardinalities; with ``hashed`` (at fit), the
-        collision report of each hashed cross and year part goes into it."""
-        from mlpatterns.data.bucketize import bucketize
-        from mlpatterns.data.feature_cross import cross_values
-        from mlpatterns.hashing import hash_bucket
+        collision report of each hashed cross and year part goes into it.
 
-        text_columns: dict[str, Any] = {}
+        Every categorical input is first reduced to its distinct BigQuery texts and a code per
+        row (:func:`_distinct_texts`); vocabularies, hashes and crosses then work on the distinct
+        values and are taken back per row, so that a value's index is computed from the value
+        alone (a row never depends on the others) and each distinct value costs one lookup.
+        """
+        from mlpatterns.data.bucketize import bucketize
+        from mlpatterns.data.hashed_feature import collision_report
+
+        texts: dict[str, _DistinctTexts] = {}
         index_blocks, index_names, cardinalities = [], [], []
 
-        def add_hashed(name: str, values: Any, buckets: int, report: bool = True) -> None:
-            index_blocks.append(
-                hash_bucket(values, buckets, convention=self.convention, null_bucket=buckets)
-            )
+        def add_hashed(name: str, values: _DistinctTexts, buckets: int, report: bool = True) -> None:
+            index_blocks.append(values.hash_bucket(buckets, self.convention))
             index_names.append(name)
             cardinalities.append(buckets + 1)
             if hashed is not None and report:
                 hashed[name] = {"encoding": "hash", "buckets": buckets,
-                                "collisions": encodings.collision_report(values, buckets, self.convention)}
+                                "collisions": collision_report(values.per_row(), buckets, self.convention)}
 
         for column in self.categorical:
             fitted = self._column_state(column, state)
+            values = texts[column] = _distinct_texts(frame[column])  # a cross reads the raw values too
             if fitted["encoding"] == "hash":
-                add_hashed(column, frame[column], int(fitted["buckets"]), report=False)  # in fitted
+                add_hashed(column, values, int(fitted["buckets"]), report=False)  # in fitted
             else:
-                index_blocks.append(encodings.encode_vocabulary(frame[column], fitted)[0])
+                index_blocks.append(values.vocabulary(fitted)[0])
                 index_names.append(column)
                 cardinalities.append(len(fitted["values"]) + 2)
-            text_columns[column] = frame[column]  # a cross reads the raw values, whatever the encoding
         for column in self.bucketize:  # declaration order, not the JSON's key order
             edges = state["boundaries"][column]
-            names = bucketize(_numeric_column(frame, column), edges)
-            text_columns[column] = names
+            names = texts[column] = _distinct_texts(bucketize(_numeric_column(frame, column), edges))
             # 'bin_1'..'bin_{k+1}' become indices 0..k; a null gets index k+1.
-            index = np.array([len(edges) + 1 if v is None else int(v[4:]) - 1 for v in names], dtype=np.int64)
-            index_blocks.append(index)
+            index_blocks.append(names.take(np.array([int(v[4:]) - 1 for v in names.texts], dtype=np.int64),
+                                           len(edges) + 1))
             index_names.append(f"{column}_bin")
             cardinalities.append(len(edges) + 2)
         for column, parts in self.date_parts.items():
-            stamps = parse_dates(frame[column])
+            codes, stamps = _distinct_dates(frame[column])
             for part in parts:
-                values = getattr(stamps.dt, _PANDAS_DATE_PART.get(part, part)).to_numpy(
+                per_stamp = getattr(stamps.dt, _PANDAS_DATE_PART.get(part, part)).to_numpy(
                     dtype=np.float64, na_value=np.nan
                 )
-                missing = np.isnan(values)
-                text = np.array([None if m else str(int(v)) for v, m in zip(values, missing, strict=True)],
-                                dtype=object)
                 name = f"{column}_{part}"
-                text_columns[name] = text
+                known = ~np.isnan(per_stamp)
+                # the part as text ('7'), one per distinct value: what crosses and the year hash read
+                numbers, at = np.unique(per_stamp[known].astype(np.int64), return_inverse=True)
+                text_code = np.full(len(stamps), -1, dtype=np.int64)
+                text_code[known] = at
+                text_code = np.append(text_code, -1)  # a null row (code -1) has no part
+                values = texts[name] = _DistinctTexts(text_code[codes], np.array([str(v) for v in numbers.tolist()],
+                                                                                dtype=object))
                 if part == "year":  # an open domain: hashed
-                    add_hashed(name, text, _YEAR_BUCKETS)
+                    add_hashed(name, values, _YEAR_BUCKETS)
                     continue
                 # A closed domain: the value itself is the index (no collisions), null last.
                 low, size = _DATE_PART_DOMAINS[part]
-                index = np.where(missing, size, np.nan_to_num(values) - low).astype(np.int64)
-                index_blocks.append(index)
+                index_blocks.append(values.take(numbers - low, size))
                 index_names.append(name)
                 cardinalities.append(size + 1)
         for cross in self.crosses:
             columns = cross["columns"]
-            crossed = cross_values(*(text_columns[c] if c in text_columns else frame[c] for c in columns))
+            crossed = _DistinctTexts.cross([texts[c] if c in texts else _distinct_texts(frame[c]) for c in columns])
             add_hashed("_".join(columns), crossed, int(cross["buckets"]))
         return index_blocks, index_names, cardinalities
 
@@ -462,7 +467,7 @@ class FeatureTransform:
             if fitted["encoding"] == "vocabulary":
                 if column not in frame.columns:
                     raise KeyError(f"missing input column {column!r}")
-                counts[column] = int(encodings.encode_vocabulary(frame[column], fitted)[1].sum())
+                counts[column] = int(_distinct_texts(frame[column]).vocabulary(fitted)[1].sum())
         return counts
 
     # -- JSON ------------------------------------------------------------------------------------
@@ -558,14 +563,110 @@ def parse_dates(values: Any) -> pd.Series:
     Strings must be ISO 8601 (``2013-01-01``, ``2013-01-01T05:00:00``, with or without
     an offset); naive values are taken as UTC, aware ones converted to UTC, so the
     calendar parts do not depend on the machine's time zone. Unparseable values give
-    NaT; :meth:`FeatureTransform.row_problems` reports them.
+    NaT; :meth:`FeatureTransform.row_problems` reports them. Each distinct value is
+    parsed once.
     """
-    series = pd.Series(values).astype(object)
-    series = series.map(
+    series = pd.Series(values)
+    codes, stamps = _distinct_dates(series)
+    return pd.Series(stamps.array.take(codes, allow_fill=True), index=series.index)
+
+
+# columns whose non-null values are all of one kind that parse_dates passes through as they are
+_DATE_KINDS = {"string", "date", "datetime", "datetime64", "empty"}
+
+
+def _parsed(series: pd.Series) -> pd.Series:
+    series = series.astype(object).map(
         lambda v: v if isinstance(v, (str, dt.date, np.datetime64)) else str(v),
         na_action="ignore",
     )
     return pd.to_datetime(series, format="ISO8601", utc=True, errors="coerce")
+
+
+def _distinct_dates(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Per row a position among the parsed distinct values (-1: null), and those parsed values.
+
+    Only a column of strings, dates or timestamps is reduced to its distinct values (a
+    mixed object column could hold ``1`` and ``True``, equal in Python but not as text);
+    any other is parsed row by row.
+    """
+    dtype = series.dtype
+    if dtype.kind == "M" or isinstance(dtype, pd.DatetimeTZDtype) or (
+        (pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype))
+        and pd.api.types.infer_dtype(series, skipna=True) in _DATE_KINDS
+    ):
+        codes, uniques = pd.factorize(series)
+        return codes.astype(np.int64), _parsed(pd.Series(uniques))
+    return np.arange(len(series), dtype=np.int64), _parsed(series.reset_index(drop=True))
+
+
+@dataclass(frozen=True)
+class _DistinctTexts:
+    """A categorical column as its distinct BigQuery texts and, per row, its text's position (-1: null).
+
+    Vocabulary lookups, hashes and crosses run once per distinct text and are taken back
+    per row: the same indices as row by row, since each depends on the value alone.
+    """
+
+    codes: np.ndarray  # int64, one per row
+    texts: np.ndarray  # object: str (or bytes), no null
+
+    def take(self, per_text: np.ndarray, null: int) -> np.ndarray:
+        """Per row the entry of ``per_text`` for its text, ``null`` for a null."""
+        return np.append(np.asarray(per_text, dtype=np.int64), np.int64(null))[self.codes]
+
+    def per_row(self) -> np.ndarray:
+        """The texts row by row (None for a null), as :func:`~mlpatterns.hashing.to_bigquery_strings` gives them."""
+        return np.append(self.texts, None)[self.codes]
+
+    def hash_bucket(self, buckets: int, convention: str) -> np.ndarray:
+        from mlpatterns.hashing import hash_bucket
+
+        return self.take(hash_bucket(self.texts, buckets, convention=convention), buckets)  # type: ignore[arg-type]
+
+    def vocabulary(self, state: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Indices under a fitted vocabulary, and a mask of the non-null values it lacks."""
+        per_text, unseen = encodings.encode_vocabulary(self.texts, state)
+        return self.take(per_text, state["null_index"]), np.append(unseen, False)[self.codes]
+
+    @classmethod
+    def cross(cls, parts: Sequence[_DistinctTexts]) -> _DistinctTexts:
+        """The crossed texts (Feature Cross, 3) of each distinct combination of ``parts``; null if any is."""
+        from mlpatterns.data.feature_cross import cross_values
+
+        rows = len(parts[0].codes)
+        valid = np.all([part.codes >= 0 for part in parts], axis=0) if rows else np.zeros(0, dtype=bool)
+        combination = parts[0].codes[valid]
+        members = [np.arange(len(parts[0].texts))]  # per combination, each part's text position
+        for part in parts[1:]:
+            # combination * width + code < rows**2: no overflow; factorized back below rows
+            key = combination * max(len(part.texts), 1) + part.codes[valid]
+            combination, keys = pd.factorize(key)
+            combination = combination.astype(np.int64)
+            before, code = np.divmod(np.asarray(keys, dtype=np.int64), max(len(part.texts), 1))
+            members = [m[before] for m in members] + [code]
+        codes = np.full(rows, -1, dtype=np.int64)
+        codes[valid] = combination
+        if not len(members[0]):
+            return cls(codes, np.zeros(0, dtype=object))
+        crossed = cross_values(*(part.texts[m] for part, m in zip(parts, members, strict=True)))
+        return cls(codes, crossed)
+
+
+def _distinct_texts(values: Any) -> _DistinctTexts:
+    """The distinct BigQuery texts of a column and each row's position among them.
+
+    Strings are their own text, so a column of strings is factorized as it is; any other
+    column goes through :func:`~mlpatterns.reproducibility.categorical_encoding.factorize_texts`.
+    """
+    if isinstance(values, (pd.Series, np.ndarray)) and (
+        isinstance(values.dtype, pd.StringDtype)
+        or (pd.api.types.is_object_dtype(values.dtype) and pd.api.types.infer_dtype(values, skipna=True) == "string")
+    ):
+        codes, uniques = pd.factorize(values)
+    else:
+        codes, uniques = encodings.factorize_texts(values)
+    return _DistinctTexts(np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object))
 
 
 def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
