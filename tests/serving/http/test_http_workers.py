@@ -41,13 +41,13 @@ def _total(samples, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(carseats, tmp_path_factory):
+def server(carseats_sales, tmp_path_factory):
     """``mlpatterns serve models:/sales@champion --workers 2`` with its own TMPDIR; yields (base URL, registry, TMPDIR)."""
     folder = tmp_path_factory.mktemp("workers")
     url = f"sqlite:///{folder}/registry.db"
     with open_registry(url) as registry:
-        registry.register(carseats[1]["sales"], "sales", alias="champion")
-        registry.register(carseats[1]["sales"], "sales")
+        registry.register(carseats_sales[1]["sales"], "sales", alias="champion")
+        registry.register(carseats_sales[1]["sales"], "sales")
     temporary = folder / "tmp"
     temporary.mkdir()
     port = _free_port()
@@ -99,9 +99,9 @@ def _infer_version(base: str, frame) -> str:
     return answer.json()["model_version"]
 
 
-def test_request_counters_sum_over_the_workers(server, carseats):
+def test_request_counters_sum_over_the_workers(server, carseats_sales):
     base, _, temporary = server
-    frame, _ = carseats
+    frame, _ = carseats_sales
     [metrics] = _metrics_folders(temporary)  # made by the server for prometheus_client's multiprocess mode
     before = _samples(base)
     sent = 60
@@ -126,9 +126,9 @@ def test_request_counters_sum_over_the_workers(server, carseats):
     assert len(pids) == 2, f"both workers should have counted requests, files from {pids}"
 
 
-def test_an_alias_switch_reaches_every_worker(server, carseats):
+def test_an_alias_switch_reaches_every_worker(server, carseats_sales):
     base, registry, _ = server
-    frame, _ = carseats
+    frame, _ = carseats_sales
     assert {_infer_version(base, frame) for _ in range(10)} == {"1"}
     loaded = "mlpatterns_model_reloads_total"
     assert _total(_samples(base), loaded, outcome="loaded") == 0
