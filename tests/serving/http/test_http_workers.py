@@ -140,3 +140,23 @@ def test_an_alias_switch_reaches_every_worker(server, carseats_sales):
     assert _total(_samples(base), loaded, outcome="loaded") == 2
     assert {_infer_version(base, frame) for _ in range(40)} == {"2"}
     assert _total(_samples(base), "mlpatterns_model_reloads_total", outcome="refused") == 0
+
+
+def test_the_workers_configuration_travels_as_json(carseats_sales, monkeypatch):
+    from mlpatterns.serving import ServingFunction
+    from mlpatterns.serving.http import ModelLoadError, ModelSource
+    from mlpatterns.serving.http.workers import CONFIG_ENV, ServerConfig, app_from_environment
+
+    bundle = str(carseats_sales[1]["sales"])
+    config = ServerConfig.of([ModelSource("sales", bundle, 3), ModelSource("sales", bundle, 4)],
+                             labels={"sales": {"old": 3}}, split={"sales": {3: 90, 4: 10}}, reload_interval=0)
+    assert config.split == {"sales": "3:90,4:10"}
+    assert ServerConfig.from_json(config.to_json()) == config
+    monkeypatch.setenv(CONFIG_ENV, config.to_json())
+    app = app_from_environment()
+    assert list(app.state.models.versions("sales")) == [3, 4] and app.state.models.labels("sales") == {"old": 3}
+    monkeypatch.delenv(CONFIG_ENV)
+    with pytest.raises(ModelLoadError, match=CONFIG_ENV):
+        app_from_environment()
+    with pytest.raises(ModelLoadError, match="not from a loaded ServingFunction"):
+        ServerConfig.of([ModelSource("sales", ServingFunction.load(bundle))])
