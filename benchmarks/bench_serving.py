@@ -7,14 +7,15 @@ Rows (each a ratio of the online path to its baseline, measured side by side in 
   ``ServingFunction.predict(frame)`` of the same row (the frame built as the HTTP server builds
   it, one object column per field, inside the timing), ``MLPATTERNS_BENCH_CALLS`` calls each
   (default 2,000), interleaved;
-* ``in-process, 1,000 rows``: the same for one batch of 1,000 rows (where the batch path's
-  vectorized pandas pays off);
+* ``in-process, 10 / 100 / 1,000 rows``: the same for one request of that many rows (where
+  the batch path's vectorized pandas catches up);
 * ``cold start``: a fresh Python process from start to its first prediction (import, read and
   verify the bundle, load the model, predict one row), median of 5;
-* ``http``: uvicorn on 127.0.0.1 (one worker, its own process) serving a bare FastAPI echo
-  endpoint (the baseline), an endpoint calling ``OnlinePredictor`` and one calling
-  ``ServingFunction``; a keep-alive httpx client sends one row per request: p50/p99 at
-  concurrency 1, and requests per second at concurrency 16 (client and server share the CPUs).
+* ``http``: three uvicorn servers on 127.0.0.1 (one worker each, each its own process) serving a
+  bare FastAPI echo endpoint (the baseline), an endpoint calling ``OnlinePredictor`` and one
+  calling ``ServingFunction``; keep-alive httpx clients send one row per request: p50/p99 at
+  concurrency 1, the three servers asked in turn, and requests per second at concurrency 16
+  (median of 3 rounds, the servers in turn); client and servers share the CPUs.
 
 The bundles are ``runs/flights/bundles/{gradient_boosting,wide_and_deep}``; without them the
 benchmark runs ``mlpatterns run examples/flights.yaml`` first (several minutes).
@@ -88,11 +89,14 @@ def _in_process(name: str, rows: list[dict[str, Any]]) -> list[dict]:
     serving, online = ServingFunction.load(path), OnlinePredictor.load(path)
     fields = list(dict.fromkeys([*serving.input_columns, *serving.key_columns]))
     out = []
-    for label, batch, calls in [("1 row", 1, CALLS), ("1,000 rows", 1000, max(10, CALLS // 100))]:
+    sizes = [("1 row", 1, CALLS), ("10 rows", 10, max(10, CALLS // 10)), ("100 rows", 100, max(10, CALLS // 40)),
+             ("1,000 rows", 1000, max(10, CALLS // 100))]
+    for label, batch, calls in sizes:
         batch_times, online_times = [], []
         gc.collect()
         for i in range(calls):
-            chosen = rows[i % len(rows): i % len(rows) + 1] if batch == 1 else rows[:batch]
+            start = i * batch % (len(rows) - batch + 1)
+            chosen = rows[start: start + batch]
             started = time.perf_counter()
             serving.predict(_frame(fields, chosen))
             middle = time.perf_counter()
@@ -184,56 +188,90 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[list[float], int]:
+async def _latencies(urls: dict[str, str], body: bytes, seconds: float) -> dict[str, list[float]]:
+    """Concurrency 1: one keep-alive connection per server, requests to the servers in turn."""
+    import httpx
+
+    times: dict[str, list[float]] = {mode: [] for mode in urls}
+    headers = {"content-type": "application/json"}
+    clients = {mode: httpx.AsyncClient(timeout=30) for mode in urls}
+    try:
+        for mode, url in urls.items():  # warm up
+            for _ in range(20):
+                (await clients[mode].post(url, content=body, headers=headers)).raise_for_status()
+        deadline = time.perf_counter() + seconds * len(urls)
+        while time.perf_counter() < deadline:
+            for mode, url in urls.items():
+                started = time.perf_counter()
+                (await clients[mode].post(url, content=body, headers=headers)).raise_for_status()
+                times[mode].append(time.perf_counter() - started)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return times
+
+
+async def _throughput(url: str, body: bytes, concurrency: int, seconds: float) -> float:
+    """Requests per second with ``concurrency`` requests in flight on keep-alive connections."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    times: list[float] = []
+    headers = {"content-type": "application/json"}
+    count = 0
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        for _ in range(20):  # warm up every connection
-            (await client.post(url, content=body)).raise_for_status()
+        await asyncio.gather(*(client.post(url, content=body, headers=headers) for _ in range(concurrency)))
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
+            nonlocal count
             while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                (await client.post(url, content=body, headers={"content-type": "application/json"})).raise_for_status()
-                times.append(time.perf_counter() - started)
+                (await client.post(url, content=body, headers=headers)).raise_for_status()
+                count += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return times, int(len(times) / (time.perf_counter() - started))
+        return count / (time.perf_counter() - started)
 
 
 def _http(row: dict[str, Any]) -> list[dict]:
+    """The three servers run at once and are measured in turn, so that the machine's load
+    (other processes) weighs on all three alike."""
     import httpx
 
     path = str(_bundle("gradient_boosting"))
     body = json.dumps({"instances": [row]}).encode()
-    results: dict[str, dict[str, float]] = {}
+    modes = ("echo", "online", "batch")
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "server.py"
         script.write_text(_SERVER)
-        for mode in ("echo", "online", "batch"):
-            port = _free_port()
-            server = subprocess.Popen([sys.executable, str(script), mode, path, str(port)],
-                                      env={**os.environ, "OMP_NUM_THREADS": "1"})
-            try:
-                url = f"http://127.0.0.1:{port}/predict"
+        ports = {mode: _free_port() for mode in modes}
+        servers = [subprocess.Popen([sys.executable, str(script), mode, path, str(ports[mode])],
+                                    env={**os.environ, "OMP_NUM_THREADS": "1"}) for mode in modes]
+        try:
+            urls = {mode: f"http://127.0.0.1:{ports[mode]}/predict" for mode in modes}
+            for url in urls.values():
                 for _ in range(600):
                     try:
                         httpx.post(url, content=body, timeout=1).raise_for_status()
                         break
                     except httpx.TransportError:
                         time.sleep(0.1)
-                one, _ = asyncio.run(_load(url, body, 1, HTTP_SECONDS))
-                _, throughput = asyncio.run(_load(url, body, 16, HTTP_SECONDS))
-                p50, p99 = _percentiles(one)
-                results[mode] = {"p50": p50, "p99": p99, "rps": throughput}
-                _log(f"http {mode}: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, {throughput} requests/s at 16")
-            finally:
+            latencies = asyncio.run(_latencies(urls, body, HTTP_SECONDS))
+            rounds: dict[str, list[float]] = {mode: [] for mode in modes}
+            for _ in range(3):
+                for mode in modes:
+                    rounds[mode].append(asyncio.run(_throughput(urls[mode], body, 16, HTTP_SECONDS / 3)))
+        finally:
+            for server in servers:
                 server.terminate()
+            for server in servers:
                 server.wait(timeout=30)
+    results = {}
+    for mode in modes:
+        p50, p99 = _percentiles(latencies[mode])
+        results[mode] = {"p50": p50, "p99": p99, "rps": statistics.median(rounds[mode])}
+        _log(f"http {mode}: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
+             f"{results[mode]['rps']:.0f} requests/s at 16")
     echo = results["echo"]
     rows = []
     for mode, label in (("online", "OnlinePredictor"), ("batch", "ServingFunction")):
