@@ -97,13 +97,18 @@ def fit_phase_one(
     labels = torch.as_tensor(np.array(target, dtype=np.float32)).reshape(-1, 1)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    for _ in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator)
-        for start in range(0, len(inputs), batch_size):
-            batch = order[start:start + batch_size]
-            optimizer.zero_grad()
-            loss_fn(network(inputs[batch]), labels[batch]).backward()
-            optimizer.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a network this small trains twice as fast on one thread as on two
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(len(inputs), generator=generator)
+            for start in range(0, len(inputs), batch_size):
+                batch = order[start:start + batch_size]
+                optimizer.zero_grad()
+                loss_fn(network(inputs[batch]), labels[batch]).backward()
+                optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     weights = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in layers]
     return _onnx_network(mean, std, weights, columns)
 
