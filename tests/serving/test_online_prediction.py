@@ -213,6 +213,13 @@ def test_a_missing_field_is_an_input_error(bundles):
     assert online.predict_rows([]) == ([], [])
 
 
+def test_numpy_scalars_read_as_their_python_values(bundles):
+    online = OnlinePredictor.load(bundles["air_regression"][0])
+    row = {"Ozone": 41.0, "Solar.R": None, "Wind": 7.4, "Month": 5, "row_id": 0}
+    numpy_row = {**row, "Ozone": np.float64(41.0), "Wind": np.float64(7.4), "Month": np.int64(5)}
+    assert online.predict_rows([numpy_row]) == online.predict_rows([row])
+
+
 def test_a_text_encoder_is_refused_by_name():
     payload = {"format": "mlpatterns.FeatureTransform/1",
                "declaration": {"text": {"title": "all-MiniLM-L6-v2"}}, "state": {}}
