@@ -131,7 +131,7 @@ def test_quantization_shrinks_phase_one_and_keeps_its_accuracy(births, phase_one
     assert phase_one_columns(phase_one["int8"]) == PHASE_ONE  # the device needs only the file
 
 
-def test_phase_one_bytes_are_reproducible_and_a_logistic_regression_has_no_hidden_layer(births):
+def test_phase_one_bytes_are_reproducible_and_a_logistic_regression_has_no_hidden_layer(births, tmp_path):
     train = births["train"].iloc[:1500]
     first = fit_phase_one(train[PHASE_ONE], train["at_risk"], hidden_units=(), epochs=3, seed=4)
     assert first == fit_phase_one(train[PHASE_ONE], train["at_risk"], hidden_units=(), epochs=3, seed=4)
@@ -140,6 +140,10 @@ def test_phase_one_bytes_are_reproducible_and_a_logistic_regression_has_no_hidde
     assert ops == ["Sub", "Mul", "MatMul", "Add", "Sigmoid"]
     unnamed = fit_phase_one(train[PHASE_ONE].to_numpy(), train["at_risk"].to_numpy(), hidden_units=(), epochs=1)
     assert phase_one_columns(unnamed) == ["x0", "x1", "x2", "x3"]
+    (tmp_path / "phase_one.onnx").write_bytes(first)  # the device reads a file
+    from_file = TwoPhaseModel(tmp_path / "phase_one.onnx", 0.5, ServingFunction)
+    assert from_file.columns == PHASE_ONE and from_file.size_bytes == len(first)
+    assert np.array_equal(from_file.phase_one_scores(train), from_file.phase_one_scores(train[PHASE_ONE].to_numpy()))
 
 
 # -- the threshold and the curve -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,7 @@ class TwoPhaseModel:
             raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
         if not callable(getattr(phase_two, "predict", None)):
             raise TypeError(f"phase_two: expected an object with predict(frame), got {type(phase_two).__name__}")
-        self.model_bytes = phase_one if isinstance(phase_one, bytes) else open(phase_one, "rb").read()  # noqa: SIM115
+        self.model_bytes = phase_one if isinstance(phase_one, bytes) else Path(phase_one).read_bytes()
         self.threshold = float(threshold)
         self.phase_two = phase_two
         self.negative = negative
