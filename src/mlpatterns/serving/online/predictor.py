@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,10 @@ class OnlinePredictor:
         except (KeyError, TypeError, AttributeError) as error:
             raise BundleError(f"{bundle.path}: the signature cannot be read ({type(error).__name__}: {error})") from error
         self.input_columns = [name for name, _, _ in self.inputs]
-        self.threshold = float(manifest.get("threshold", 0.5))
+        threshold = manifest.get("threshold", 0.5)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise BundleError(f"{bundle.path}: threshold must be a number, got {threshold!r}")
+        self.threshold = float(threshold)
         self.classes: list[str] = list(manifest.get("classes") or []) if self.task == "multiclass" else []
         self.labels: list[str] = list(manifest.get("labels") or []) if self.task == "multilabel" else []
         self.thresholds = [float(t) for t in manifest.get("thresholds") or []] if self.labels else []
