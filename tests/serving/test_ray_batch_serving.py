@@ -60,9 +60,10 @@ def local_ray():
 
 
 def _with_bad_rows(folder):
-    """The CSV with a text price, an unknown Urban text, a null key and shuffled rows."""
+    """The CSV's rows shuffled, 10 repeated, with a text price, an unknown Urban text, a null key and a new shelf."""
     frame = pd.read_csv(folder / "carseats.csv", dtype=str, keep_default_na=False)
-    frame = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    frame = pd.concat([frame, frame.head(10)]).sample(frac=1.0, random_state=7).reset_index(drop=True)
+    frame.loc[9, "ShelveLoc"] = "Awful"  # never seen in training: scored with the out-of-vocabulary code
     frame.loc[5, "Price"] = "cheap"
     frame.loc[77, "Urban"] = "maybe"
     frame.loc[300, "row_id"] = ""
@@ -83,8 +84,9 @@ def test_files_equal_the_local_engines(local_ray, carseats, tmp_path, kind, name
     on_ray = predict_file_ray(bundles[name], source, tmp_path / f"ray.{kind}", batch_size=64, concurrency=2)
     bad = 4 if name == "keyed" else 3  # a null row_id is bad only where it is the key
     assert (on_ray.rows, on_ray.predicted, on_ray.bad_rows) == (local.rows, local.predicted, local.bad_rows) \
-        == (400, 400 - bad, bad)
+        == (410, 410 - bad, bad)
     assert (on_ray.duplicate_keys, on_ray.unseen_categories) == (local.duplicate_keys, local.unseen_categories)
+    assert on_ray.duplicate_keys == (10 if name == "keyed" else 0) and on_ray.unseen_categories["ShelveLoc"] == 1
     if kind == "csv":  # the same bytes: rows in input order, values written alike
         assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
         assert on_ray.errors.read_bytes() == local.errors.read_bytes()
@@ -93,34 +95,24 @@ def test_files_equal_the_local_engines(local_ray, carseats, tmp_path, kind, name
         pd.testing.assert_frame_equal(pd.read_csv(on_ray.errors), pd.read_csv(local.errors))
 
 
-def test_predict_dataset_keeps_keys_order_and_problems(local_ray, carseats):
+def test_predict_dataset_keeps_keys_order_and_problems(local_ray, carseats, tmp_path):
     folder, bundles = carseats
     frame = _with_bad_rows(folder).replace({"": None})
-    dataset = ray.data.from_pandas([frame.iloc[i:i + 50] for i in range(0, len(frame), 50)])
-    scored = predict_dataset(bundles["keyed"], dataset, batch_size=32, concurrency=2).to_pandas()
+    frame.iloc[:200].to_parquet(tmp_path / "a.parquet")  # read by Ray Data's read tasks
+    frame.iloc[200:].to_parquet(tmp_path / "b.parquet")
+    scored = predict_dataset(bundles["keyed"], [tmp_path / "a.parquet", tmp_path / "b.parquet"], batch_size=32,
+                             concurrency=2).to_pandas()  # a Dataset: tests/serving/test_keyed_everywhere.py
     assert scored.columns.tolist() == ["shop", "row_id", "probability", "prediction", PROBLEMS]
     assert scored["shop"].tolist() == frame["shop"].tolist()  # input order, one row per input row
-    bad = scored[PROBLEMS].map(len) > 0
+    bad = (scored[PROBLEMS].map(len) > 0).to_numpy()
     assert bad.sum() == 4 and scored.loc[bad, "probability"].isna().all()
     serving = ServingFunction.load(bundles["keyed"])
     expected, problems = serving.predict_good_rows(frame)
-    assert {p.row for p in problems} == set(np.flatnonzero(bad))
-    assert [(int(r), p["column"]) for r, listed in zip(np.flatnonzero(bad), scored.loc[bad, PROBLEMS], strict=True)
-            for p in listed] == [(p.row, p.column) for p in problems]
+    assert [(int(r), p["column"], p["problem"]) for r, listed in zip(np.flatnonzero(bad), scored.loc[bad, PROBLEMS],
+                                                                      strict=True) for p in listed] \
+        == [(p.row, p.column, p.problem) for p in problems]
     np.testing.assert_array_equal(scored.loc[~bad, "probability"].to_numpy(), expected["probability"].to_numpy())
     assert scored.loc[~bad, "row_id"].tolist() == expected["row_id"].tolist()
-
-
-def test_parquet_paths_are_read_by_ray_data(local_ray, carseats, tmp_path):
-    folder, bundles = carseats
-    frame = pd.read_csv(folder / "carseats.csv")
-    frame.iloc[:200].to_parquet(tmp_path / "a.parquet")
-    frame.iloc[200:].to_parquet(tmp_path / "b.parquet")
-    scored = predict_dataset(bundles["keyed"], [tmp_path / "a.parquet", tmp_path / "b.parquet"],
-                             batch_size=100, concurrency=1).to_pandas()
-    expected = ServingFunction.load(bundles["keyed"]).predict(frame)
-    assert scored["row_id"].tolist() == expected["row_id"].tolist()
-    np.testing.assert_array_equal(scored["probability"].to_numpy(), expected["probability"].to_numpy())
 
 
 def test_a_missing_column_is_refused_before_any_scoring(local_ray, carseats, tmp_path):

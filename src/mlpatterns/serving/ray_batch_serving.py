@@ -166,13 +166,16 @@ def _read_paths(ray: Any, paths: list[str], serving: ServingFunction) -> Any:
     import pyarrow.csv as csv
 
     if all(p.lower().endswith(".parquet") for p in paths):
-        return ray.data.read_parquet(paths)
-    if all(p.lower().endswith(".csv") for p in paths):
+        dataset = ray.data.read_parquet(paths)
+    elif all(p.lower().endswith(".csv") for p in paths):
         names = csv.open_csv(paths[0]).schema.names
         convert = csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
                                      null_values=serving.null_values or [""])
-        return ray.data.read_csv(paths, convert_options=convert)
-    raise ValueError(f"{paths}: expected .parquet files or .csv files (one kind)")
+        dataset = ray.data.read_csv(paths, convert_options=convert)
+    else:
+        raise ValueError(f"{paths}: expected .parquet files or .csv files (one kind)")
+    # read before the actors start: actors holding every CPU would leave none for the read tasks (a deadlock)
+    return dataset.materialize()
 
 
 def _mapped(serving: ServingFunction, dataset: Any, *, batch_size: int, concurrency: Any,
@@ -208,9 +211,13 @@ def predict_dataset(
     bundle : path or ServingFunction
         The bundle, read and verified here; every actor verifies it again.
     data : ray.data.Dataset, path or list of paths
-        The rows. Paths are read by Ray Data in parallel: Parquet as stored, CSV
-        (comma-separated, with a header) with every column as text and the bundle's null
-        markers. :func:`predict_file_ray` reads a file exactly as the local engine does.
+        The rows. Paths are read by Ray Data in parallel, into the object store (which
+        spills to disk), before the actors start: Parquet as stored, CSV (comma-separated,
+        with a header) with every column as text and the bundle's null markers.
+        :func:`predict_file_ray` reads a file exactly as the local engine does. A lazy
+        Dataset whose reads need CPUs needs CPUs left free for them (``concurrency`` below
+        the cluster's CPUs) or ``.materialize()`` first: actors holding every CPU would
+        wait forever for blocks that no read task can produce.
     batch_size : int
         Rows per call of an actor.
     concurrency : int or (min, max), optional
