@@ -89,6 +89,8 @@ def conform_column(values: pd.Series, description: Mapping[str, Any]) -> tuple[p
     number ``float64``, text ``str``; dates are left to the transform's parser.
     """
     kind, dtype = description["type"], str(description.get("dtype", ""))
+    if kind not in ("boolean", "number", "text"):  # dates: parsed by the transform, which reports the bad ones
+        return values, np.zeros(len(values), dtype=bool), ""
     present = values.notna().to_numpy()
     if kind == "boolean":
         trues, falses = description.get("true_values", []), description.get("false_values", [])

@@ -136,13 +136,16 @@ def read_frame(path: str | os.PathLike[str], *, null_values: Sequence[str] | Non
 
 def iter_frames(
     path: str | os.PathLike[str], chunk_rows: int, *, null_values: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> tuple[int, Iterator[pd.DataFrame]]:
     """The row count and the file in DataFrames of ``chunk_rows`` rows, for scoring.
 
     CSV columns arrive as text (``null_values`` as for :func:`read_frame`); integer
     columns with nulls stay integers (as Python objects), so key columns pass through
     unchanged. A file without rows gives one empty frame with its columns, so that
-    they can still be checked.
+    they can still be checked. ``columns`` reads only those of the file's columns (in
+    that order; one the file lacks is left out, for the caller to report): a file's
+    other columns are never read, nor held in memory.
     """
     import duckdb
 
@@ -150,6 +153,9 @@ def iter_frames(
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     relation = _relation(path, as_text=True, null_values=null_values)
     try:
+        if columns is not None:
+            present = set(relation.columns)
+            relation = relation.select(*[_quoted(c) for c in dict.fromkeys(columns) if c in present])
         total = relation.shape[0]
         reader = relation.to_arrow_reader(chunk_rows)
     except duckdb.Error as error:

@@ -193,7 +193,7 @@ def test_paths_that_would_lose_the_input_are_refused_before_reading(trained, tmp
     errors_named.write_bytes(before)
     with pytest.raises(ValueError, match="the errors file is the input file"):
         predict_file(serving, errors_named, tmp_path / "o.csv")
-    with pytest.raises(ValueError, match=r"out\.json: expected a \.csv or \.parquet output file"):
+    with pytest.raises(ValueError, match=r"out\.json: expected a \.csv, \.parquet, \.sqlite or \.db output file"):
         predict_file(serving, tmp_path / "does-not-exist.csv", tmp_path / "out.json")
     assert source.read_bytes() == before and errors_named.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv.errors.csv", "rows.csv"]

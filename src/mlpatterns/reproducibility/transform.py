@@ -311,7 +311,8 @@ class FeatureTransform:
             problems += [(int(r), column, f"expected a number, got {series.iloc[r]!r}") for r in positions[bad]]
         for column in self.date_parts:
             series = frame[column]
-            bad = (parse_dates(series).isna() & series.notna()).to_numpy()
+            codes, stamps = _distinct_dates(series)
+            bad = np.append(stamps.isna().to_numpy(), False)[codes]  # not a null (-1), and not parsed
             problems += [(int(r), column, f"expected an ISO 8601 date or timestamp, got {series.iloc[r]!r}")
                          for r in positions[bad]]
         return problems
@@ -381,7 +382,8 @@ class FeatureTransform:
                 cardinalities.append(len(fitted["values"]) + 2)
         for column in self.bucketize:  # declaration order, not the JSON's key order
             edges = state["boundaries"][column]
-            names = texts[column] = _distinct_texts(bucketize(_numeric_column(frame, column), edges))
+            numbers, distinct = pd.factorize(_numeric_column(frame, column))  # NaN: -1, no bin
+            names = texts[column] = _distinct_texts(bucketize(distinct, edges)).taken(numbers)
             # 'bin_1'..'bin_{k+1}' become indices 0..k; a null gets index k+1.
             index_blocks.append(names.take(np.array([int(v[4:]) - 1 for v in names.texts], dtype=np.int64),
                                            len(edges) + 1))
@@ -597,7 +599,8 @@ def _distinct_dates(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
     ):
         codes, uniques = pd.factorize(series)
         return codes.astype(np.int64), _parsed(pd.Series(uniques))
-    return np.arange(len(series), dtype=np.int64), _parsed(series.reset_index(drop=True))
+    codes = np.where(series.isna().to_numpy(), -1, np.arange(len(series), dtype=np.int64))
+    return codes, _parsed(series.reset_index(drop=True))
 
 
 @dataclass(frozen=True)
@@ -614,6 +617,10 @@ class _DistinctTexts:
     def take(self, per_text: np.ndarray, null: int) -> np.ndarray:
         """Per row the entry of ``per_text`` for its text, ``null`` for a null."""
         return np.append(np.asarray(per_text, dtype=np.int64), np.int64(null))[self.codes]
+
+    def taken(self, rows: np.ndarray) -> _DistinctTexts:
+        """The texts of the values at positions ``rows`` (-1: null): of each row, when this holds distinct values."""
+        return _DistinctTexts(np.append(self.codes, -1)[rows], self.texts)
 
     def per_row(self) -> np.ndarray:
         """The texts row by row (None for a null), as :func:`~mlpatterns.hashing.to_bigquery_strings` gives them."""
@@ -639,11 +646,10 @@ class _DistinctTexts:
         combination = parts[0].codes[valid]
         members = [np.arange(len(parts[0].texts))]  # per combination, each part's text position
         for part in parts[1:]:
-            # combination * width + code < rows**2: no overflow; factorized back below rows
-            key = combination * max(len(part.texts), 1) + part.codes[valid]
-            combination, keys = pd.factorize(key)
-            combination = combination.astype(np.int64)
-            before, code = np.divmod(np.asarray(keys, dtype=np.int64), max(len(part.texts), 1))
+            # combination * width + code < rows**2: no overflow; numbered back below rows
+            width = max(len(part.texts), 1)
+            combination, keys = _numbered(combination * width + part.codes[valid], len(members[0]) * width)
+            before, code = np.divmod(keys, width)
             members = [m[before] for m in members] + [code]
         codes = np.full(rows, -1, dtype=np.int64)
         codes[valid] = combination
@@ -651,6 +657,16 @@ class _DistinctTexts:
             return cls(codes, np.zeros(0, dtype=object))
         crossed = cross_values(*(part.texts[m] for part, m in zip(parts, members, strict=True)))
         return cls(codes, crossed)
+
+
+def _numbered(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``keys`` (integers in ``[0, size)``) as a position among the distinct keys, and those keys."""
+    if size <= max(4 * len(keys), 1 << 16):  # a small range: a table of the keys present, no hashing
+        present = np.zeros(size, dtype=bool)
+        present[keys] = True
+        return (np.cumsum(present) - 1)[keys], np.flatnonzero(present)
+    codes, distinct = pd.factorize(keys)
+    return codes.astype(np.int64), np.asarray(distinct, dtype=np.int64)
 
 
 def _distinct_texts(values: Any) -> _DistinctTexts:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpatterns.serving.stateless_serving_function import ServingFunction, good_rows
+from mlpatterns.serving.stateless_serving_function import RowProblem, ServingFunction, good_rows
 from mlpatterns.tables import iter_frames
 
 __all__ = ["PredictionSummary", "predict_file"]
 
-_OUTPUTS = (".csv", ".parquet")
+_OUTPUTS = (".csv", ".parquet", ".sqlite", ".db")
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,39 @@ class PredictionSummary:
 
 
 class _Writer:
-    """Writes chunks to a temporary file next to ``path``; :meth:`commit` renames it into place."""
+    """Writes chunks to a temporary file next to ``path``; :meth:`commit` renames it into place.
 
-    def __init__(self, path: Path, kind: str) -> None:
+    ``table`` (keys, outputs and meta) makes an SQLite table of precomputed predictions
+    (:class:`~mlpatterns.serving.batch_serving.PredictionTableWriter`).
+    """
+
+    def __init__(self, path: Path, kind: str, table: dict[str, Any] | None = None) -> None:
         self.path, self.kind = path, kind
         # created here, exclusively, with the permissions any new file gets (mkstemp's are 0600)
         self.temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
         self.temporary.open("x").close()
         self._parquet: Any = None
+        self._table: Any = None
+        if table is not None:
+            from mlpatterns.serving.batch_serving import PredictionTableWriter
+
+            try:
+                self._table = PredictionTableWriter(self.temporary, **table)
+            except BaseException:
+                self.temporary.unlink(missing_ok=True)
+                raise
         self._started = False
 
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.kind == "csv":
-            frame.to_csv(self.temporary, mode="a" if self._started else "w", header=not self._started, index=False)
+    def write(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> None:
+        if self._table is not None:
+            self._table.write(frame, rows)
+        elif self.kind == "csv":
+            text = _csv_text(frame, header=not self._started)
+            if text is None:
+                frame.to_csv(self.temporary, mode="a" if self._started else "w", header=not self._started, index=False)
+            else:
+                with self.temporary.open("ab" if self._started else "wb") as file:
+                    file.write(text)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -74,44 +95,160 @@ class _Writer:
         self._started = True
 
     def commit(self, empty_columns: list[str]) -> None:
-        if not self._started:
+        if not self._started and self._table is None:
             self.write(pd.DataFrame({c: [] for c in empty_columns}))
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
+        if self._table is not None:
+            self._table.close()
         os.replace(self.temporary, self.path)
 
     def abort(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
+        if self._table is not None:
+            self._table.abort()
         self.temporary.unlink(missing_ok=True)  # only ever our own temporary file
 
 
+def _csv_text(frame: pd.DataFrame, *, header: bool) -> bytes | None:
+    """The CSV that ``frame.to_csv(index=False)`` writes, byte for byte, by Arrow's writer; ``None``
+    for a frame it cannot write alike (a column other than integers, float64 and text, or a text
+    that needs quotes).
+
+    Floats are formatted as pandas formats them (NumPy's shortest repr, the same as Python's
+    ``repr``; a null as the empty field), then written as text with no quoting.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        dtype = values.dtype
+        if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            columns[name] = pa.array(values, from_pandas=True)
+        elif dtype == np.float64:
+            texts = np.array(list(map(repr, values.tolist())), dtype=object)
+            texts[np.isnan(values.to_numpy())] = None
+            columns[name] = pa.array(texts, type=pa.string())
+        elif isinstance(dtype, pd.StringDtype) or (pd.api.types.is_object_dtype(dtype) and
+                                                    pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")):
+            columns[name] = pa.array(values, type=pa.string(), from_pandas=True)
+        else:
+            return None
+    buffer = io.BytesIO()
+    try:
+        pcsv.write_csv(pa.table(columns) if columns else pa.table({}), buffer,
+                       pcsv.WriteOptions(include_header=False, quoting_style="none"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a text with a comma, quote or line break
+        return None
+    head = frame.head(0).to_csv(index=False).encode() if header else b""
+    return head + buffer.getvalue()
+
+
 class _KeyCounter:
-    """Counts rows whose key repeats an earlier one, keeping one 64-bit fingerprint per distinct key."""
+    """Counts rows whose key repeats an earlier row's key, keeping one 64-bit print per distinct key.
+
+    A row's print combines a vectorized hash of each key column (:func:`_key_prints`); the
+    prints of the keys seen so far sit in a few sorted runs, two runs merged when they
+    reach about the same size (as in a log-structured merge), so each print is merged
+    about log2(chunks) times and a chunk is checked with one binary search per run. The
+    memory is 8 bytes per distinct key: 80 MB for 10 million keys.
+    """
 
     def __init__(self, keys: list[str]) -> None:
         self.keys, self.duplicates = keys, 0
-        self._seen = np.zeros(0, dtype=np.uint64)  # sorted
+        self._runs: list[np.ndarray] = []  # sorted uint64, sizes decreasing
 
     def add(self, frame: pd.DataFrame) -> None:
         if not self.keys or not len(frame):
             return
-        from mlpatterns.hashing import to_bigquery_strings
-
         complete = frame[self.keys].notna().all(axis=1).to_numpy()
-        texts = [to_bigquery_strings(frame[k].iloc[complete]) for k in self.keys]
-        joined = np.array(["\x1f".join(map(str, parts)) for parts in zip(*texts, strict=True)], dtype=object)
-        prints = pd.util.hash_array(joined) if len(joined) else np.zeros(0, dtype=np.uint64)
-        distinct = np.unique(prints)
+        prints = np.sort(_key_prints(frame.loc[complete, self.keys]) if complete.any() else np.zeros(0, np.uint64))
+        distinct = prints[np.concatenate([[True], prints[1:] != prints[:-1]])] if len(prints) else prints
         self.duplicates += len(prints) - len(distinct)
-        if len(self._seen):
-            at = np.minimum(np.searchsorted(self._seen, distinct), len(self._seen) - 1)
-            known = self._seen[at] == distinct
+        for run in self._runs:
+            if not len(distinct):
+                break
+            at = np.minimum(np.searchsorted(run, distinct), len(run) - 1)
+            known = run[at] == distinct
             self.duplicates += int(known.sum())
             distinct = distinct[~known]
-        # two sorted runs: the stable sort merges them in linear time
-        self._seen = np.sort(np.concatenate([self._seen, distinct]), kind="stable")
+        if not len(distinct):
+            return
+        self._runs.append(distinct)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            last = self._runs.pop()
+            # two sorted runs: the stable sort (timsort) merges them in linear time
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
+
+
+_PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime, to combine the columns' hashes
+
+
+def _key_prints(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit print (uint64) of each row's key, from the key columns of ``frame`` (no nulls).
+
+    Rows whose key columns hold the same BigQuery texts get the same print: each column
+    is hashed in its own type, which is the same in every chunk of a file (CSV columns
+    are text; a Parquet column has one type, its integers arriving as Python objects in
+    a chunk with nulls are hashed as integers too), with
+    :func:`pandas.util.hash_array`; other types (floats, dates, mixtures) are cast to
+    BigQuery text first, each distinct value once. Different keys share a print with
+    probability about 2**-64 per pair.
+    """
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    for position in range(frame.shape[1]):
+        combined = combined * _PRIME + _column_prints(frame.iloc[:, position])
+    return combined
+
+
+def _column_prints(values: pd.Series) -> np.ndarray:
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return pd.util.hash_array(values.to_numpy(dtype=np.uint8))
+    if pd.api.types.is_integer_dtype(dtype):  # 8 bytes, whatever the width: as Python integers give
+        unsigned = pd.api.types.is_unsigned_integer_dtype(dtype)
+        return pd.util.hash_array(values.to_numpy(dtype=np.uint64 if unsigned else np.int64))
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "string":  # str, object strings: each distinct one hashed once
+        codes, uniques = pd.factorize(values)
+        return pd.util.hash_array(np.asarray(uniques, dtype=object))[codes]
+    if kind == "boolean":
+        return pd.util.hash_array(values.to_numpy(dtype=np.uint8))
+    if kind == "integer":  # Python integers: the same 8 bytes as an int64 or uint64 column of them
+        for exact in (np.int64, np.uint64):
+            try:
+                return pd.util.hash_array(np.array(values.tolist(), dtype=exact))
+            except OverflowError:
+                pass
+    from mlpatterns.hashing import to_bigquery_strings
+
+    if kind in ("floating", "date", "mixed-integer-float"):  # equal values, equal texts
+        codes, uniques = pd.factorize(values)
+        texts = np.array([str(t) for t in to_bigquery_strings(uniques)], dtype=object)
+        return pd.util.hash_array(texts)[codes] if len(texts) else np.zeros(len(values), dtype=np.uint64)
+    return pd.util.hash_array(np.array([str(t) for t in to_bigquery_strings(values)], dtype=object))
+
+
+def _table_of(serving: ServingFunction, output_path: Path) -> dict[str, Any]:
+    """What a table of precomputed predictions records; a bundle without keys is refused."""
+    if not serving.key_columns:
+        raise ValueError(f"{output_path}: a .sqlite or .db output is a table of predictions looked up by key, "
+                         f"and the bundle '{serving.name}' has no key columns (the spec's `keys:`); "
+                         "write a .csv or .parquet output instead (its rows carry a `row` column)")
+    manifest = serving.bundle.manifest
+    from mlpatterns.bundles.format import manifest_digest
+
+    sql = {"number": "REAL", "integer": "INTEGER", "text": "TEXT"}
+    return {"keys": serving.key_columns, "outputs": serving.output_columns,
+            "types": {o["name"]: sql[o["type"]] for o in serving.signature["outputs"] if o.get("type") in sql},
+            "meta": {"bundle": serving.name, "bundle_path": str(serving.bundle.path),
+                     "manifest_sha256": manifest.get("manifest_sha256") or manifest_digest(manifest)}}
 
 
 _ERRORS_HEADER = "row,column,problem"
@@ -130,7 +267,7 @@ def _checked_paths(input_path: Path, output_path: Path, overwrite: bool) -> tupl
     """The output's kind and the errors file; refuse paths that would lose the input or another file."""
     suffix = next((s for s in _OUTPUTS if output_path.name.lower().endswith(s)), None)
     if suffix is None:
-        raise ValueError(f"{output_path}: expected a .csv or .parquet output file")
+        raise ValueError(f"{output_path}: expected a .csv, .parquet, .sqlite or .db output file")
     errors_path = output_path.with_name(output_path.name + ".errors.csv")
     source = input_path.resolve()
     for path, what in ((output_path, "output"), (errors_path, "errors file")):
@@ -181,9 +318,11 @@ def predict_file(
     input_path, output_path = Path(input_path), Path(output_path)
     kind, errors_path = _checked_paths(input_path, output_path, overwrite)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle)
-    total, frames = iter_frames(input_path, chunk_rows, null_values=serving.null_values)
+    table = _table_of(serving, output_path) if kind in ("sqlite", "db") else None
+    total, frames = iter_frames(input_path, chunk_rows, null_values=serving.null_values,
+                                columns=[*serving.key_columns, *serving.input_columns])
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(output_path, kind)
+    writer = _Writer(output_path, kind, table)
     try:
         errors = _Writer(errors_path, "csv")
     except BaseException:
@@ -194,27 +333,41 @@ def predict_file(
     task_id = progress.add_task(f"scoring {input_path.name}", total=total) if progress else None
     position = predicted = bad = 0
     add_row_key = not serving.key_columns
+
+    def finish(scoring: Future[pd.DataFrame], rows: np.ndarray, problems: list[RowProblem], size: int) -> None:
+        nonlocal predicted, bad
+        result = scoring.result()
+        if add_row_key:
+            result.insert(0, "row", rows)
+        if len(result):
+            writer.write(result, rows)
+        if problems:
+            errors.write(pd.DataFrame([{"row": p.row, "column": p.column, "problem": p.problem} for p in problems]))
+        bad += len({p.row for p in problems})
+        predicted += len(result)
+        if progress is not None:
+            progress.advance(task_id, size)
+
+    # The model scores a chunk on a second thread (ONNX Runtime releases the GIL) while this one
+    # reads and checks the next chunk and writes the previous one: one chunk scoring, one waiting.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpatterns-predict")
+    pending: tuple[Any, ...] | None = None
     try:
         for frame in frames:
             conformed, problems = serving.conform(frame)
             good = good_rows(len(frame), problems)
-            result = serving.predict_conformed(frame.iloc[good], conformed.iloc[good])
+            scoring = pool.submit(serving.predict_conformed, frame.iloc[good], conformed.iloc[good])
             if unseen_counts is not None and good.any():
                 for column, count in unseen_counts(conformed.iloc[good]).items():
                     unseen[column] = unseen.get(column, 0) + int(count)
             keys.add(frame)
-            if add_row_key:
-                result.insert(0, "row", position + np.flatnonzero(good))
-            if len(result):
-                writer.write(result)
-            if problems:
-                errors.write(pd.DataFrame(
-                    [{"row": position + p.row, "column": p.column, "problem": p.problem} for p in problems]))
-            bad += len({p.row for p in problems})
-            predicted += len(result)
+            shifted = [RowProblem(position + p.row, p.column, p.problem) for p in problems]
+            if pending is not None:
+                finish(*pending)
+            pending = (scoring, position + np.flatnonzero(good), shifted, len(frame))
             position += len(frame)
-            if progress is not None:
-                progress.advance(task_id, len(frame))
+        if pending is not None:
+            finish(*pending)
         writer.commit((["row"] if add_row_key else []) + serving.key_columns + serving.output_columns)
         if bad:
             errors.commit([])
@@ -222,8 +375,11 @@ def predict_file(
             errors.abort()
             errors_path.unlink(missing_ok=True)  # a stale errors file of an earlier run of this output
     except BaseException:
+        pool.shutdown(cancel_futures=True)  # waits for a chunk being scored: nothing writes after the abort
         writer.abort()  # only our temporary files go; an earlier output stays as it was
         errors.abort()
         raise
+    finally:
+        pool.shutdown()
     return PredictionSummary(position, predicted, bad, output_path, errors_path if bad else None,
                              keys.duplicates, unseen)
