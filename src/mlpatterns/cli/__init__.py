@@ -348,6 +348,7 @@ def _predict(args: argparse.Namespace) -> int:
         if args.engine == "ray":  # actors on $RAY_ADDRESS's cluster, else on a local Ray of this machine's CPUs
             from mlpatterns.serving.ray_batch_serving import predict_file_ray
 
+            _quiet_ray_data()
             summary = predict_file_ray(serving, args.input, args.output, batch_size=_or(args.chunk_rows, 10_000),
                                        concurrency=args.actors, public_key=args.public_key, progress=progress,
                                        overwrite=args.overwrite)
@@ -367,6 +368,19 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"{summary.bad_rows:,} bad row(s) not scored; see {summary.errors}", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_ray_data() -> None:
+    """Only Ray Data's errors on the terminal (its log file keeps everything): the progress bar says the rest."""
+    import logging
+
+    try:
+        import ray.data  # noqa: F401 - configures the 'ray.data' logger
+    except ImportError:
+        return  # predict_file_ray names the extra to install
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ != "SessionFileHandler":  # the console's
+            handler.setLevel(logging.ERROR)
 
 
 def _or(value: Any, default: Any) -> Any:
