@@ -220,3 +220,18 @@ def test_a_signature_with_malformed_texts_is_refused(trained):
         manifest = {**serving.bundle.manifest, "signature": {**serving.signature, **change}}
         with pytest.raises(BundleError, match="the signature must hold"):
             ServingFunction(dataclasses.replace(serving.bundle, manifest=manifest))
+
+
+def test_repeated_keys_are_counted_across_chunks_whatever_type_a_chunk_gives(trained, tmp_path):
+    """A Parquet key column with nulls arrives as int64 in one chunk and as Python integers in another."""
+    rows = pd.read_csv(trained / "carseats.csv").head(60)
+    rng = np.random.default_rng(0)
+    rows = rows.iloc[rng.integers(0, 60, 300)].reset_index(drop=True)
+    rows["rownames"] = rows["rownames"].astype("Int64")
+    rows.loc[rows.index[100:110], "rownames"] = pd.NA  # a chunk with nulls: bad rows, not counted
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)
+    serving = serving_as_recorded(trained)
+    summary = predict_file(serving, tmp_path / "rows.parquet", tmp_path / "out.parquet", chunk_rows=16)
+    complete = rows.dropna(subset=["rownames"])
+    assert summary.bad_rows == 10
+    assert summary.duplicate_keys == int(complete["rownames"].duplicated().sum()) > 0

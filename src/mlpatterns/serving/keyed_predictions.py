@@ -182,9 +182,9 @@ class _KeyCounter:
             return
         self._runs.append(distinct)
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            last = self._runs.pop()
-            # two sorted runs: the stable sort (timsort) merges them in linear time
-            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
+            merged = np.concatenate([self._runs[-2], self._runs.pop()])
+            merged.sort(kind="stable")  # two sorted runs: timsort merges them in linear time, in place
+            self._runs[-1] = merged
 
 
 _PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime, to combine the columns' hashes
@@ -348,15 +348,16 @@ def predict_file(
         if progress is not None:
             progress.advance(task_id, size)
 
-    # The model scores a chunk on a second thread (ONNX Runtime releases the GIL) while this one
-    # reads and checks the next chunk and writes the previous one: one chunk scoring, one waiting.
+    # The model scores a chunk's features on a second thread (ONNX Runtime releases the GIL) while
+    # this one writes the previous chunk and reads, checks and transforms the next: two chunks held.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpatterns-predict")
     pending: tuple[Any, ...] | None = None
     try:
         for frame in frames:
             conformed, problems = serving.conform(frame)
             good = good_rows(len(frame), problems)
-            scoring = pool.submit(serving.predict_conformed, frame.iloc[good], conformed.iloc[good])
+            features = serving.features(conformed.iloc[good]) if good.any() else None
+            scoring = pool.submit(serving.predict_conformed, frame.iloc[good], conformed.iloc[good], features=features)
             if unseen_counts is not None and good.any():
                 for column, count in unseen_counts(conformed.iloc[good]).items():
                     unseen[column] = unseen.get(column, 0) + int(count)

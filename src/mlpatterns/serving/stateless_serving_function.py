@@ -248,15 +248,18 @@ class ServingFunction:
         good = good_rows(len(frame), problems)
         return self.predict_conformed(frame.iloc[good], conformed.iloc[good]), problems
 
-    def predict_conformed(self, raw: pd.DataFrame, conformed: pd.DataFrame) -> pd.DataFrame:
+    def predict_conformed(
+        self, raw: pd.DataFrame, conformed: pd.DataFrame, *, features: TransformedFeatures | None = None,
+    ) -> pd.DataFrame:
         """Predictions for good rows already through :meth:`conform`; keys come from ``raw``, unchanged.
 
+        ``features`` are :meth:`features` of ``conformed`` when the caller computed them already.
         A frame without rows gives the output columns without rows (the model does not run).
         """
         result = raw[self.key_columns].reset_index(drop=True).copy()
         quantiles = self.bundle.manifest["model"].get("quantiles_out", [])
         if len(conformed):
-            features = self.features(conformed)
+            features = self.features(conformed) if features is None else features
             scores = self.predict_features(features)
             bounds = self.predict_quantiles(features, quantiles) if quantiles else np.zeros((0, 0))
         else:
