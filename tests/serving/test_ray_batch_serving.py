@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -123,17 +124,20 @@ def test_a_missing_column_is_refused_before_any_scoring(local_ray, carseats, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
 
 
-def test_cli_engine_ray(local_ray, carseats, tmp_path, capsys):
+def test_cli_engine_ray_joins_the_cluster_of_ray_address(local_ray, carseats, tmp_path):
     folder, bundles = carseats
-    frame = _with_bad_rows(folder)
-    frame.to_csv(tmp_path / "rows.csv", index=False)
+    _with_bad_rows(folder).to_csv(tmp_path / "rows.csv", index=False)
     args = [str(bundles["keyed"]), str(tmp_path / "rows.csv")]
     assert main(["predict", *args, str(tmp_path / "local.csv")]) == 1
-    assert main(["predict", *args, str(tmp_path / "ray.csv"), "--engine", "ray", "--chunk-rows", "100",
-                 "--actors", "1"]) == 1
+    address = ray.get_runtime_context().gcs_address  # the test's Ray, joined by another driver process
+    done = subprocess.run([sys.executable, "-m", "mlpatterns.cli", "predict", *args, str(tmp_path / "ray.csv"),
+                           "--engine", "ray", "--chunk-rows", "100", "--actors", "1"],
+                          env={**os.environ, "RAY_ADDRESS": address}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "4 bad row(s) not scored" in done.stderr and "Starting execution" not in done.stderr
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     assert (tmp_path / "ray.csv.errors.csv").read_bytes() == (tmp_path / "local.csv.errors.csv").read_bytes()
-    assert "4 bad row(s) not scored" in capsys.readouterr().err
+    assert ray.is_initialized() and ray.cluster_resources()["CPU"] == 2  # the driver left; the cluster stays
 
 
 def test_importing_serving_does_not_import_ray():

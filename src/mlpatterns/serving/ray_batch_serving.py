@@ -175,6 +175,7 @@ def _read_paths(ray: Any, paths: list[str], serving: ServingFunction) -> Any:
     else:
         raise ValueError(f"{paths}: expected .parquet files or .csv files (one kind)")
     # read before the actors start: actors holding every CPU would leave none for the read tasks (a deadlock)
+    dataset.context.execution_options.preserve_order = True  # the files' rows in the order given
     return dataset.materialize()
 
 
