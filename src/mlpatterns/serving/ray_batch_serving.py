@@ -274,7 +274,10 @@ def _checked_paths(input_path: Path, output_path: Path, overwrite: bool) -> tupl
     """The output's kind and errors file, refused as :func:`predict_file` refuses them."""
     suffix = next((s for s in (".csv", ".parquet") if output_path.name.lower().endswith(s)), None)
     if suffix is None:
-        raise ValueError(f"{output_path}: expected a .csv or .parquet output file")
+        tables = output_path.name.lower().endswith((".sqlite", ".db"))
+        raise ValueError(f"{output_path}: expected a .csv or .parquet output file" + (
+            "; the Ray engine does not write tables of precomputed predictions yet: use the local engine"
+            if tables else ""))
     errors_path = output_path.with_name(output_path.name + ".errors.csv")
     for path, what in ((output_path, "output"), (errors_path, "errors file")):
         if path.resolve() == input_path.resolve() or (
@@ -374,7 +377,8 @@ def predict_file_ray(
     kind, errors_path = _checked_paths(input_path, output_path, overwrite)
     key = _public_key_bytes(public_key)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle, public_key=key)
-    total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values)
+    total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values,
+                                columns=[*serving.key_columns, *serving.input_columns])  # only these travel
     ray = _import_ray()
     started = connect_ray(address, num_cpus=num_cpus)
     try:
