@@ -96,7 +96,8 @@ class PredictionTableWriter:
         self._meta, self._declared = dict(meta), dict(types or {})
         self._types: list[str] | None = None
         self.rows = 0
-        self._connection = sqlite3.connect(self.path)
+        # used by one thread at a time, not always the one that opened it (predict_file writes from a worker)
+        self._connection = sqlite3.connect(self.path, check_same_thread=False)
         self._connection.execute("PRAGMA journal_mode = OFF")
         self._connection.execute("PRAGMA synchronous = OFF")
 

@@ -334,22 +334,26 @@ def predict_file(
     position = predicted = bad = 0
     add_row_key = not serving.key_columns
 
-    def finish(scoring: Future[pd.DataFrame], rows: np.ndarray, problems: list[RowProblem], size: int) -> None:
-        nonlocal predicted, bad
-        result = scoring.result()
+    def score(raw: pd.DataFrame, conformed: pd.DataFrame, features: Any, rows: np.ndarray) -> int:
+        result = serving.predict_conformed(raw, conformed, features=features)
         if add_row_key:
             result.insert(0, "row", rows)
         if len(result):
             writer.write(result, rows)
+        return len(result)
+
+    def finish(scoring: Future[int], problems: list[RowProblem], size: int) -> None:
+        nonlocal predicted, bad
+        scored = scoring.result()
         if problems:
             errors.write(pd.DataFrame([{"row": p.row, "column": p.column, "problem": p.problem} for p in problems]))
         bad += len({p.row for p in problems})
-        predicted += len(result)
+        predicted += scored
         if progress is not None:
             progress.advance(task_id, size)
 
-    # The model scores a chunk's features on a second thread (ONNX Runtime releases the GIL) while
-    # this one writes the previous chunk and reads, checks and transforms the next: two chunks held.
+    # A second thread runs the model on a chunk's features and writes its predictions (ONNX Runtime
+    # and Arrow release the GIL) while this one reads, checks and transforms the next: two chunks held.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpatterns-predict")
     pending: tuple[Any, ...] | None = None
     try:
@@ -357,7 +361,7 @@ def predict_file(
             conformed, problems = serving.conform(frame)
             good = good_rows(len(frame), problems)
             features = serving.features(conformed.iloc[good]) if good.any() else None
-            scoring = pool.submit(serving.predict_conformed, frame.iloc[good], conformed.iloc[good], features=features)
+            scoring = pool.submit(score, frame.iloc[good], conformed.iloc[good], features, position + np.flatnonzero(good))
             if unseen_counts is not None and good.any():
                 for column, count in unseen_counts(conformed.iloc[good]).items():
                     unseen[column] = unseen.get(column, 0) + int(count)
@@ -365,7 +369,7 @@ def predict_file(
             shifted = [RowProblem(position + p.row, p.column, p.problem) for p in problems]
             if pending is not None:
                 finish(*pending)
-            pending = (scoring, position + np.flatnonzero(good), shifted, len(frame))
+            pending = (scoring, shifted, len(frame))
             position += len(frame)
         if pending is not None:
             finish(*pending)
