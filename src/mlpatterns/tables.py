@@ -80,7 +80,8 @@ def _checked_null_values(null_values: Sequence[str] | None) -> list[str] | None:
     return list(null_values)
 
 
-def _relation(path: str | os.PathLike[str], *, as_text: bool, null_values: Sequence[str] | None = None) -> Any:
+def _relation(path: str | os.PathLike[str], *, as_text: bool, null_values: Sequence[str] | None = None,
+              threads: int | None = None) -> Any:
     import duckdb
 
     path = Path(path)
@@ -89,6 +90,8 @@ def _relation(path: str | os.PathLike[str], *, as_text: bool, null_values: Seque
         raise FileNotFoundError(f"{path}: no such file")
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
+    if threads is not None:
+        connection.execute(f"SET threads = {int(threads)}")
     try:
         if path.name.lower().endswith(".parquet"):
             return connection.read_parquet(str(path))
@@ -151,7 +154,9 @@ def iter_frames(
 
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    relation = _relation(path, as_text=True, null_values=null_values)
+    # one DuckDB thread: the reader runs next to the scoring, which has the other cores, and holds
+    # one row group at a time (less memory; measured no slower on 2 cores, docs/patterns/batch_serving.md)
+    relation = _relation(path, as_text=True, null_values=null_values, threads=1)
     try:
         if columns is not None:
             present = set(relation.columns)
