@@ -5,8 +5,9 @@ another order, and a client cannot match an output to its input.
 
 Solution: the client's key columns pass through the stateless serving function
 unchanged, next to each prediction. :func:`predict_file` streams a CSV or Parquet
-file through a bundle in chunks (with progress), writes keys and predictions,
-and writes every bad row, with its position, column and problem, to an errors
+file through a bundle in chunks (with progress), writes keys and predictions
+(CSV, Parquet, or an SQLite table of precomputed predictions looked up by key: Batch
+Serving, 17, :mod:`~mlpatterns.serving.batch_serving`), and writes every bad row, with its position, column and problem, to an errors
 file instead of dropping it silently. It counts the keys that repeat and the
 categories the model never saw, and it never loses a file: the output appears
 only when the whole run succeeds.
@@ -304,11 +305,17 @@ def predict_file(
     (see :meth:`ServingFunction.conform`); a file without rows gives an output without
     rows once its columns are checked.
 
+    A ``.sqlite`` or ``.db`` output is a table of precomputed predictions keyed by the
+    bundle's key columns (:class:`~mlpatterns.serving.batch_serving.PrecomputedPredictions`
+    reads it); a bundle without keys is refused for it, and so is a repeated key. The
+    model and the writing run on a second thread while the next chunk is read, checked
+    and transformed; two chunks are held at most.
+
     Nothing is lost: the output and the errors file are written to temporary files in
     the output's folder and renamed into place only when the whole run succeeds; a
     failed run (missing columns, an unreadable file, an interruption) leaves any
     earlier output and errors file untouched. An output path that is the input, or
-    that does not end in ``.csv`` or ``.parquet``, is refused before anything is read,
+    that does not end in ``.csv``, ``.parquet``, ``.sqlite`` or ``.db``, is refused before anything is read,
     and so is an existing output unless ``overwrite=True``: a file this function did not
     write is never replaced by accident. An existing ``<output>.errors.csv`` must be one
     that this function wrote (its header is ``row,column,problem``); a successful run
