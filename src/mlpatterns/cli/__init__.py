@@ -349,11 +349,11 @@ def _predict(args: argparse.Namespace) -> int:
             from mlpatterns.serving.ray_batch_serving import predict_file_ray
 
             _quiet_ray_data()
-            summary = predict_file_ray(serving, args.input, args.output, batch_size=_or(args.chunk_rows, 10_000),
+            summary = predict_file_ray(serving, args.input, args.output, batch_size=_or(args.chunk_rows, RAY_BLOCK_ROWS),
                                        concurrency=args.actors, public_key=args.public_key, progress=progress,
                                        overwrite=args.overwrite)
         else:
-            summary = predict_file(serving, args.input, args.output, chunk_rows=_or(args.chunk_rows, 100_000),
+            summary = predict_file(serving, args.input, args.output, chunk_rows=_or(args.chunk_rows, CHUNK_ROWS),
                                    progress=progress, overwrite=args.overwrite)
     print(f"scored {summary.predicted:,} of {summary.rows:,} rows into {summary.output}")
     if summary.duplicate_keys:
@@ -381,6 +381,10 @@ def _quiet_ray_data() -> None:
     for handler in logging.getLogger("ray.data").handlers:
         if type(handler).__name__ != "SessionFileHandler":  # the console's
             handler.setLevel(logging.ERROR)
+
+
+CHUNK_ROWS = 100_000  # rows `predict` reads, scores and writes at a time
+RAY_BLOCK_ROWS = 10_000  # rows per block one Ray actor scores with --engine ray
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -448,9 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("bundle", help="a bundle directory written by 'mlpatterns run', or a registered version: "
                          "models:/NAME/VERSION or models:/NAME@ALIAS")
     predict.add_argument("input", type=Path, help="input .csv or .parquet")
-    predict.add_argument("output", type=Path, help="output .csv or .parquet")
-    predict.add_argument("--chunk-rows", type=int, help="rows per chunk (default 100000; with --engine ray, "
-                         "rows per block an actor scores: default 10000)")
+    predict.add_argument("output", type=Path, help="output .csv or .parquet, or .sqlite/.db: a table of "
+                         "precomputed predictions keyed on the bundle's key columns")
+    predict.add_argument("--chunk-rows", type=int, help=f"rows per chunk (default {CHUNK_ROWS}; with --engine ray, "
+                         f"rows per block an actor scores: default {RAY_BLOCK_ROWS})")
     predict.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process; "
                          "ray: a pool of Ray Data actors, on the cluster of $RAY_ADDRESS (ray://HOST:10001, auto) "
                          "or on a local Ray of this machine's CPUs; the same files, in input order "
