@@ -14,6 +14,8 @@ between requests; inputs are checked at the boundary, so that a bad request gets
 ``{"error": ...}`` naming the row and field, never a 500. Around the routes sit the
 operations a serving engineer expects (:mod:`~mlpatterns.serving.http.operations`):
 Prometheus metrics on ``/metrics``, an access log, and optional bearer-token auth.
+``/openapi.json`` (and ``/docs``) is typed from each bundle's signature
+(:mod:`~mlpatterns.serving.http.openapi_signatures`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.exceptions import HTTPException
 
 from mlpatterns.serving.http._common import Limits, RequestError
 from mlpatterns.serving.http.open_inference import open_inference_router
+from mlpatterns.serving.http.openapi_signatures import ModelDocument, typed_openapi
 from mlpatterns.serving.http.operations import (
     BearerAuth,
     Observability,
@@ -38,9 +41,10 @@ from mlpatterns.serving.http.operations import (
     metrics_endpoint,
 )
 from mlpatterns.serving.http.served_models import ModelLoadError, ServedModels, load_models
-from mlpatterns.serving.http.tf_serving import tf_serving_router
+from mlpatterns.serving.http.tf_serving import VERSION_FIELD, tf_serving_router
 
-__all__ = ["DEFAULT_RELOAD_INTERVAL", "DEFAULT_VERSION", "ModelLoadError", "create_app", "load_models"]
+__all__ = ["DEFAULT_RELOAD_INTERVAL", "DEFAULT_VERSION", "ModelLoadError", "create_app", "load_models",
+           "model_documents"]
 
 DEFAULT_VERSION = "1"  # of a bundle folder given without a version
 DEFAULT_RELOAD_INTERVAL = 10.0  # seconds between two looks at the registry's aliases
@@ -140,4 +144,40 @@ def create_app(
     # added last, so outermost: it also sees the 401s of the auth and the 500s of failures
     app.add_middleware(Observability, metrics=server_metrics, access_log=access_log)
     app.state.metrics_registry = server_metrics.registry if server_metrics else None
+    app.openapi = _typed_openapi(app, served, limits)  # type: ignore[method-assign]  # FastAPI's documented way
     return app
+
+
+def model_documents(served: ServedModels) -> list[ModelDocument]:
+    """What the OpenAPI document says of each served name, version and label (typed from the signatures)."""
+    documents = []
+    for name in served.names:
+        latest = served.find(name)
+        extra = {VERSION_FIELD: "text"} if served.split(name) is not None else {}
+        documents.append(ModelDocument(name, None, latest.serving.signature, _key_kinds(latest), extra))
+        for version, model in served.versions(name).items():
+            documents.append(ModelDocument(name, str(version), model.serving.signature, _key_kinds(model)))
+        for label in served.labels(name):
+            model = served.find(name, label=label)
+            documents.append(ModelDocument(name, None, model.serving.signature, _key_kinds(model), label=label))
+    return documents
+
+
+def _key_kinds(model: Any) -> dict[str, str]:
+    return {key: model.key_kind(key) for key in model.serving.key_columns}
+
+
+def _typed_openapi(app: FastAPI, served: ServedModels, limits: Limits) -> Any:
+    """``app.openapi`` answering FastAPI's document with typed paths for the versions served now."""
+    generic = app.openapi
+    cache: dict[Any, dict[str, Any]] = {}
+
+    def openapi() -> dict[str, Any]:
+        documents = model_documents(served)  # a reload may have changed the versions since the last call
+        key = repr(documents)
+        if key not in cache:
+            cache.clear()
+            cache[key] = typed_openapi(generic(), documents, max_rows=limits.max_rows)
+        return cache[key]
+
+    return openapi
