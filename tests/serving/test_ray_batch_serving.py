@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 
@@ -14,6 +16,7 @@ import yaml
 
 from mlpatterns.cli import main
 from mlpatterns.lifecycle import run_spec
+from mlpatterns.serving.batch_serving import PrecomputedPredictions, PredictionTableError
 from mlpatterns.serving.keyed_predictions import predict_file
 from mlpatterns.serving.ray_batch_serving import (
     PROBLEMS,
@@ -95,6 +98,57 @@ def test_files_equal_the_local_engines(local_ray, carseats, tmp_path, kind, name
     else:
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(local.output))
         pd.testing.assert_frame_equal(pd.read_csv(on_ray.errors), pd.read_csv(local.errors))
+
+
+def _table(path):
+    """The predictions (in key order, as stored), their columns' declared types and the meta less its time."""
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute("SELECT * FROM predictions").fetchall()
+        types = connection.execute("PRAGMA table_info(predictions)").fetchall()
+        meta = dict(connection.execute("SELECT name, value FROM meta WHERE name != 'created'").fetchall())
+    connection.close()
+    return rows, types, meta
+
+
+def test_cli_sqlite_output_equals_the_local_engines_table(local_ray, carseats, tmp_path):
+    folder, bundles = carseats
+    frame = _with_bad_rows(folder).drop_duplicates(["shop", "row_id"]).replace({"": None})
+    frame["row_id"] = frame["row_id"].astype("Int64")  # keys of two types: text and integer (one null: a bad row)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    args = [str(bundles["keyed"]), str(tmp_path / "rows.parquet")]
+    assert main(["predict", *args, str(tmp_path / "local.sqlite")]) == 1  # the null key: a bad row
+    assert main(["predict", *args, str(tmp_path / "ray.sqlite"), "--engine", "ray", "--chunk-rows", "64",
+                 "--actors", "2"]) == 1
+    rows, types, meta = _table(tmp_path / "ray.sqlite")
+    assert (rows, types, meta) == _table(tmp_path / "local.sqlite")  # row for row, bit for bit
+    assert len(rows) == len(frame) - 4 and [t[2] for t in types] == ["TEXT", "INTEGER", "REAL", "INTEGER"]
+    assert (tmp_path / "ray.sqlite.errors.csv").read_bytes() == (tmp_path / "local.sqlite.errors.csv").read_bytes()
+    keys = [{"shop": shop, "row_id": int(row_id)} for shop, row_id, *_ in rows[::16]]  # scored keys
+    with PrecomputedPredictions.open(tmp_path / "ray.sqlite") as on_ray, \
+            PrecomputedPredictions.open(tmp_path / "local.sqlite") as local:
+        assert on_ray.lookup(keys) == local.lookup(keys) and None not in on_ray.lookup(keys)
+        assert (on_ray.meta["rows"], on_ray.bundle) == (str(len(rows)), "keyed/gbm")
+
+
+def test_sqlite_output_refuses_a_repeated_key_as_the_local_engine(local_ray, carseats, tmp_path):
+    folder, bundles = carseats
+    _with_bad_rows(folder).to_csv(tmp_path / "rows.csv", index=False)  # 10 rows repeated
+    refused = []
+    for engine, run in (("local", predict_file), ("ray", predict_file_ray)):
+        with pytest.raises(PredictionTableError, match=r"repeats the key \(shop=") as error:
+            run(bundles["keyed"], tmp_path / "rows.csv", tmp_path / f"{engine}.db", **(
+                {"chunk_rows": 1000} if engine == "local" else {"batch_size": 64, "concurrency": 1}))
+        refused.append(re.sub(r"^.*?: row", "row", str(error.value)))  # the path is the temporary file's
+    assert refused[0] == refused[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]  # nothing left behind
+
+
+def test_sqlite_output_of_a_keyless_bundle_is_refused_before_ray_starts(carseats, tmp_path, monkeypatch):
+    folder, bundles = carseats
+    monkeypatch.setattr("mlpatterns.serving.ray_batch_serving.connect_ray", lambda *a, **k: pytest.fail("Ray"))
+    with pytest.raises(ValueError, match="has no key columns"):
+        predict_file_ray(bundles["keyless"], folder / "carseats.csv", tmp_path / "out.sqlite")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_predict_dataset_keeps_keys_order_and_problems(local_ray, carseats, tmp_path):

@@ -28,7 +28,14 @@ import pandas as pd
 from mlpatterns.serving.stateless_serving_function import RowProblem, ServingFunction, good_rows
 from mlpatterns.tables import iter_frames
 
-__all__ = ["PredictionSummary", "predict_file"]
+__all__ = [
+    "DuplicateKeyCounter",
+    "OutputWriter",
+    "PredictionSummary",
+    "checked_output_paths",
+    "predict_file",
+    "prediction_table_options",
+]
 
 _OUTPUTS = (".csv", ".parquet", ".sqlite", ".db")
 
@@ -51,11 +58,18 @@ class PredictionSummary:
     unseen_categories: dict[str, int] = field(default_factory=dict)
 
 
-class _Writer:
-    """Writes chunks to a temporary file next to ``path``; :meth:`commit` renames it into place.
+class OutputWriter:
+    """Writes an output in chunks to a temporary file next to ``path``; :meth:`commit` renames it into place.
 
-    ``table`` (keys, outputs and meta) makes an SQLite table of precomputed predictions
-    (:class:`~mlpatterns.serving.batch_serving.PredictionTableWriter`).
+    The temporary file (``.<name>.<pid>-<random>.part``) is created exclusively, so an
+    existing file is never written to; :meth:`abort` deletes only it. ``kind`` is
+    ``"csv"`` (written as ``DataFrame.to_csv(index=False)`` writes it) or ``"parquet"``;
+    ``table`` (:func:`prediction_table_options`) makes an SQLite table of precomputed
+    predictions instead
+    (:class:`~mlpatterns.serving.batch_serving.PredictionTableWriter`, which refuses a
+    repeated key). Used by :func:`predict_file` and the Ray engine
+    (:func:`~mlpatterns.serving.ray_batch_serving.predict_file_ray`), for outputs and
+    errors files alike; one thread at a time.
     """
 
     def __init__(self, path: Path, kind: str, table: dict[str, Any] | None = None) -> None:
@@ -76,6 +90,7 @@ class _Writer:
         self._started = False
 
     def write(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> None:
+        """Append ``frame``; ``rows`` are its rows' input positions (a table names them in its errors)."""
         if self._table is not None:
             self._table.write(frame, rows)
         elif self.kind == "csv":
@@ -96,6 +111,7 @@ class _Writer:
         self._started = True
 
     def commit(self, empty_columns: list[str]) -> None:
+        """Close the file and rename it into place; ``empty_columns`` head a CSV or Parquet file of no rows."""
         if not self._started and self._table is None:
             self.write(pd.DataFrame({c: [] for c in empty_columns}))
         if self._parquet is not None:
@@ -106,6 +122,7 @@ class _Writer:
         os.replace(self.temporary, self.path)
 
     def abort(self) -> None:
+        """Close and delete the temporary file; whatever ``path`` held stays as it was."""
         if self._parquet is not None:
             self._parquet.close()
         if self._table is not None:
@@ -151,8 +168,12 @@ def _csv_text(frame: pd.DataFrame, *, header: bool) -> bytes | None:
     return head + buffer.getvalue()
 
 
-class _KeyCounter:
+class DuplicateKeyCounter:
     """Counts rows whose key repeats an earlier row's key, keeping one 64-bit print per distinct key.
+
+    :meth:`add` takes the chunks of one file in order (the ``keys`` columns at least);
+    ``duplicates`` is the count so far. A row with a null in a key column has no key
+    and is not counted; without key columns nothing is.
 
     A row's print combines a vectorized hash of each key column (:func:`_key_prints`); the
     prints of the keys seen so far sit in a few sorted runs, two runs merged when they
@@ -166,6 +187,7 @@ class _KeyCounter:
         self._runs: list[np.ndarray] = []  # sorted uint64, sizes decreasing
 
     def add(self, frame: pd.DataFrame) -> None:
+        """Count the rows of ``frame`` whose key repeats one of this chunk or of an earlier one."""
         if not self.keys or not len(frame):
             return
         complete = frame[self.keys].notna().all(axis=1).to_numpy()
@@ -236,8 +258,15 @@ def _column_prints(values: pd.Series) -> np.ndarray:
     return pd.util.hash_array(np.array([str(t) for t in to_bigquery_strings(values)], dtype=object))
 
 
-def _table_of(serving: ServingFunction, output_path: Path) -> dict[str, Any]:
-    """What a table of precomputed predictions records; a bundle without keys is refused."""
+def prediction_table_options(serving: ServingFunction, output_path: Path) -> dict[str, Any]:
+    """The keyword arguments of a table of precomputed predictions for ``serving``'s outputs.
+
+    Keys, outputs, the outputs' SQL types (from the signature) and the meta (the bundle's
+    name, path and manifest sha256), for :class:`OutputWriter`'s ``table``
+    (:class:`~mlpatterns.serving.batch_serving.PredictionTableWriter`). A bundle without
+    key columns is refused with a ``ValueError`` naming ``output_path``: a lookup table
+    needs keys.
+    """
     if not serving.key_columns:
         raise ValueError(f"{output_path}: a .sqlite or .db output is a table of predictions looked up by key, "
                          f"and the bundle '{serving.name}' has no key columns (the spec's `keys:`); "
@@ -264,8 +293,14 @@ def _is_errors_file(path: Path) -> bool:
         return False
 
 
-def _checked_paths(input_path: Path, output_path: Path, overwrite: bool) -> tuple[str, Path]:
-    """The output's kind and the errors file; refuse paths that would lose the input or another file."""
+def checked_output_paths(input_path: Path, output_path: Path, overwrite: bool) -> tuple[str, Path]:
+    """The output's kind (``csv``, ``parquet``, ``sqlite`` or ``db``) and its errors file ``<output>.errors.csv``.
+
+    Refuses (``ValueError``), before anything is read, what would lose a file: another
+    suffix, an output or errors file that is the input or a folder, an existing output
+    unless ``overwrite``, an existing errors file that :func:`predict_file` did not write
+    (its first line is not ``row,column,problem``), and an empty (0-byte) input.
+    """
     suffix = next((s for s in _OUTPUTS if output_path.name.lower().endswith(s)), None)
     if suffix is None:
         raise ValueError(f"{output_path}: expected a .csv, .parquet, .sqlite or .db output file")
@@ -323,19 +358,19 @@ def predict_file(
     for this run's.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    kind, errors_path = _checked_paths(input_path, output_path, overwrite)
+    kind, errors_path = checked_output_paths(input_path, output_path, overwrite)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle)
-    table = _table_of(serving, output_path) if kind in ("sqlite", "db") else None
+    table = prediction_table_options(serving, output_path) if kind in ("sqlite", "db") else None
     total, frames = iter_frames(input_path, chunk_rows, null_values=serving.null_values,
                                 columns=[*serving.key_columns, *serving.input_columns])
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(output_path, kind, table)
+    writer = OutputWriter(output_path, kind, table)
     try:
-        errors = _Writer(errors_path, "csv")
+        errors = OutputWriter(errors_path, "csv")
     except BaseException:
         writer.abort()
         raise
-    keys, unseen_counts = _KeyCounter(serving.key_columns), getattr(serving.transform, "unseen_counts", None)
+    keys, unseen_counts = DuplicateKeyCounter(serving.key_columns), getattr(serving.transform, "unseen_counts", None)
     unseen: dict[str, int] = {}
     task_id = progress.add_task(f"scoring {input_path.name}", total=total) if progress else None
     position = predicted = bad = 0

@@ -10,7 +10,9 @@ scores its blocks with the same :class:`ServingFunction` as ``mlpatterns predict
 Every output row carries its input's key columns unchanged and its problems (none
 for a scored row), so bad rows are reported, not dropped. :func:`predict_dataset`
 maps a Ray Dataset; :func:`predict_file_ray` writes the same output and errors files
-as :func:`~mlpatterns.serving.keyed_predictions.predict_file`, in input order.
+as :func:`~mlpatterns.serving.keyed_predictions.predict_file`, in input order, with
+its writers: CSV, Parquet, or an SQLite table of precomputed predictions (Batch
+Serving, 17: :mod:`~mlpatterns.serving.batch_serving`).
 Ray is imported only when these functions run (``pip install 'mlpatterns[pipeline]'``).
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -30,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from mlpatterns.bundles.format import BundleError, manifest_digest
-from mlpatterns.serving.keyed_predictions import PredictionSummary
+from mlpatterns.serving.keyed_predictions import (
+    DuplicateKeyCounter,
+    OutputWriter,
+    PredictionSummary,
+    checked_output_paths,
+    prediction_table_options,
+)
 from mlpatterns.serving.stateless_serving_function import ServingFunction, good_rows
 from mlpatterns.tables import iter_frames
 
@@ -40,7 +47,6 @@ PROBLEMS = "problems"
 """The output column listing a row's problems (``{"column", "problem"}`` items); empty for a scored row."""
 
 _UNSEEN = "unseen categories"  # per batch, on its first row: {column: count} as JSON (predict_file_ray only)
-_ERRORS_HEADER = "row,column,problem"
 
 
 def _import_ray() -> Any:
@@ -236,93 +242,6 @@ def predict_dataset(
     return _mapped(serving, data, batch_size=batch_size, concurrency=concurrency, public_key=key)
 
 
-class _FileWriter:
-    """Writes frames to a temporary file next to ``path``; :meth:`commit` renames it into place."""
-
-    def __init__(self, path: Path, kind: str) -> None:
-        self.path, self.kind, self._parquet, self._started = path, kind, None, False
-        self.temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-        self.temporary.open("x").close()
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.kind == "csv":
-            frame.to_csv(self.temporary, mode="a" if self._started else "w", header=not self._started, index=False)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.temporary, table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema))
-        self._started = True
-
-    def commit(self, empty_columns: list[str]) -> None:
-        if not self._started:
-            self.write(pd.DataFrame({c: [] for c in empty_columns}))
-        if self._parquet is not None:
-            self._parquet.close()
-        os.replace(self.temporary, self.path)
-
-    def abort(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        self.temporary.unlink(missing_ok=True)
-
-
-def _checked_paths(input_path: Path, output_path: Path, overwrite: bool) -> tuple[str, Path]:
-    """The output's kind and errors file, refused as :func:`predict_file` refuses them."""
-    suffix = next((s for s in (".csv", ".parquet") if output_path.name.lower().endswith(s)), None)
-    if suffix is None:
-        tables = output_path.name.lower().endswith((".sqlite", ".db"))
-        raise ValueError(f"{output_path}: expected a .csv or .parquet output file" + (
-            "; the Ray engine does not write tables of precomputed predictions yet: use the local engine"
-            if tables else ""))
-    errors_path = output_path.with_name(output_path.name + ".errors.csv")
-    for path, what in ((output_path, "output"), (errors_path, "errors file")):
-        if path.resolve() == input_path.resolve() or (
-                path.exists() and input_path.exists() and os.path.samefile(path, input_path)):
-            raise ValueError(f"{path}: the {what} is the input file; write it somewhere else")
-        if path.is_dir():
-            raise ValueError(f"{path}: the {what} is a folder; give a file name")
-    if output_path.exists() and not overwrite:
-        raise ValueError(f"{output_path}: the output file exists; pass overwrite=True "
-                         "(mlpatterns predict --overwrite) to replace it")
-    if errors_path.exists():
-        with errors_path.open(encoding="utf-8", errors="replace") as file:
-            if file.readline().strip() != _ERRORS_HEADER:
-                raise ValueError(f"{errors_path}: a file that is not an errors file of mlpatterns predict has the "
-                                 "name of this output's errors file; move it or write the output elsewhere")
-    if input_path.is_file() and input_path.stat().st_size == 0:
-        raise ValueError(f"{input_path}: the file is empty (no header, no rows)")
-    return suffix[1:], errors_path
-
-
-class _KeyCounter:
-    """Rows whose (non-null) key repeats an earlier row's key, as predict_file counts them."""
-
-    def __init__(self, keys: list[str]) -> None:
-        self.keys, self.duplicates, self._seen = keys, 0, np.zeros(0, dtype=np.uint64)
-
-    def add(self, frame: pd.DataFrame) -> None:
-        if not self.keys or not len(frame):
-            return
-        from mlpatterns.hashing import to_bigquery_strings
-
-        complete = frame[self.keys].notna().all(axis=1).to_numpy()
-        texts = [to_bigquery_strings(frame[k].iloc[complete]) for k in self.keys]
-        joined = np.array(["\x1f".join(map(str, parts)) for parts in zip(*texts, strict=True)], dtype=object)
-        prints = pd.util.hash_array(joined) if len(joined) else np.zeros(0, dtype=np.uint64)
-        distinct = np.unique(prints)
-        self.duplicates += len(prints) - len(distinct)
-        if len(self._seen):
-            at = np.minimum(np.searchsorted(self._seen, distinct), len(self._seen) - 1)
-            known = self._seen[at] == distinct
-            self.duplicates += int(known.sum())
-            distinct = distinct[~known]
-        self._seen = np.sort(np.concatenate([self._seen, distinct]), kind="stable")
-
-
 def _position_column(columns: Sequence[str]) -> str:
     name = "__row_position__"
     while name in columns:
@@ -366,17 +285,24 @@ def predict_file_ray(
     in blocks of ``batch_size`` rows, the blocks are scored by a pool of actors
     (:func:`predict_dataset`), and the results stream back in input order into one output
     file and ``<output>.errors.csv`` (temporary files renamed on success, refusals before
-    any reading). The summary equals the local one, duplicate keys and unseen
-    categories included. Ray is joined or started with :func:`connect_ray` (``address``,
-    default ``$RAY_ADDRESS``; else a local instance of ``num_cpus`` CPUs, shut down at
-    the end).
+    any reading) by the local engine's writer
+    (:class:`~mlpatterns.serving.keyed_predictions.OutputWriter`). A ``.sqlite`` or ``.db``
+    output is the same table of precomputed predictions as the local engine's, keyed on
+    the bundle's key columns: a bundle without keys is refused before Ray starts, and a
+    repeated key stops the run with the same
+    :class:`~mlpatterns.serving.batch_serving.PredictionTableError`, leaving no file. The
+    summary equals the local one, duplicate keys and unseen categories included.
+
+    Ray is joined or started with :func:`connect_ray` (``address``, default
+    ``$RAY_ADDRESS``; else a local instance of ``num_cpus`` CPUs, shut down at the end).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    kind, errors_path = _checked_paths(input_path, output_path, overwrite)
+    kind, errors_path = checked_output_paths(input_path, output_path, overwrite)
     key = _public_key_bytes(public_key)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle, public_key=key)
+    table = prediction_table_options(serving, output_path) if kind in ("sqlite", "db") else None  # before Ray
     total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values,
                                 columns=[*serving.key_columns, *serving.input_columns])  # only these travel
     ray = _import_ray()
@@ -386,24 +312,25 @@ def predict_file_ray(
         scored = _mapped(serving, ray.data.from_arrow_refs(refs), batch_size=batch_size, concurrency=concurrency,
                          public_key=key, passthrough=[position_column], count_unseen=True)
         return _write(serving, scored.iter_batches(batch_size=None, batch_format="pyarrow"), position_column, rows,
-                      kind, output_path, errors_path, progress, total, input_path.name)
+                      kind, table, output_path, errors_path, progress, total, input_path.name)
     finally:
         if started:
             ray.shutdown()
 
 
-def _write(serving: ServingFunction, batches: Any, position_column: str, rows: int, kind: str, output_path: Path,
-           errors_path: Path, progress: Any, total: int, name: str) -> PredictionSummary:
+def _write(serving: ServingFunction, batches: Any, position_column: str, rows: int, kind: str,
+           table: dict[str, Any] | None, output_path: Path, errors_path: Path, progress: Any, total: int,
+           name: str) -> PredictionSummary:
     import pyarrow.compute as pc
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = _FileWriter(output_path, kind)
+    writer = OutputWriter(output_path, kind, table)
     try:
-        errors = _FileWriter(errors_path, "csv")
+        errors = OutputWriter(errors_path, "csv")
     except BaseException:
         writer.abort()
         raise
-    keys, unseen = _KeyCounter(serving.key_columns), {}
+    keys, unseen = DuplicateKeyCounter(serving.key_columns), {}
     task_id = progress.add_task(f"scoring {name} on Ray", total=total) if progress else None
     expected = predicted = bad = 0
     add_row_key = not serving.key_columns
@@ -420,7 +347,7 @@ def _write(serving: ServingFunction, batches: Any, position_column: str, rows: i
             if add_row_key:
                 result.insert(0, "row", positions[good])
             if len(result):
-                writer.write(result)
+                writer.write(result, positions[good])
             listed = batch.column(PROBLEMS).to_pylist()
             problems = [{"row": int(positions[i]), **p} for i in np.flatnonzero(~good) for p in listed[i]]
             if problems:
