@@ -24,7 +24,7 @@ def test_each_exported_name_resolves_to_its_modules_object(name):
 
 def test_the_recently_added_names_are_exported():
     assert {"OnlinePredictor", "PrecomputedPredictions", "PredictionTableError", "predict_dataset",
-            "predict_file_ray", "TwoPhaseModel", "HttpPhaseTwo", "read_two_phase"} <= set(serving.__all__)
+            "predict_file_ray", "TwoPhaseModel", "HttpPhaseTwo"} <= set(serving.__all__)
 
 
 def test_an_unknown_name_is_an_attribute_error():
