@@ -25,7 +25,6 @@ _EXPORTS = {
     "HttpPhaseTwo": "two_phase_predictions.phase_two", "PhaseTwoError": "two_phase_predictions.phase_two",
     "TwoPhaseModel": "two_phase_predictions.model",
     "choose_threshold": "two_phase_predictions.evaluation", "plot_tradeoff": "two_phase_predictions.evaluation",
-    "regression_tradeoff_curve": "two_phase_predictions.evaluation",
     "tradeoff_curve": "two_phase_predictions.evaluation",
 }
 
