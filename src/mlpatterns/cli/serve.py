@@ -7,6 +7,8 @@ Solution: ``mlpatterns serve [NAME[/VERSION]=]BUNDLE ... [--host 127.0.0.1] [--p
 loads and verifies every bundle (a tampered one stops the start) and runs
 :func:`mlpatterns.serving.http.create_app` under uvicorn. A bundle given without a name
 is served under its folder's name, as version 1 unless given ``NAME/VERSION=``. A
+table of precomputed predictions (``scores.sqlite``, written by ``mlpatterns predict``:
+Batch Serving, 17) is served as a bundle is, answered by key from the table. A
 registered version serves by its reference (Model Versioning, 27): ``models:/NAME@ALIAS``
 or ``models:/NAME/VERSION`` (named NAME unless given ``OTHER=models:/...``; its version
 is the registry's), resolved and verified in ``--registry``. One name may be given
@@ -57,8 +59,9 @@ def parse_models(items: list[str]) -> list[Any]:
                 name, path = ModelURI.parse(item).name, item
             except RegistryError as error:
                 raise argparse.ArgumentTypeError(str(error)) from None
-        elif not sep:
-            name, path = Path(item.rstrip("/\\")).name, item
+        elif not sep:  # a folder's name; a table's (scores.sqlite) without its suffix
+            given = Path(item.rstrip("/\\"))
+            name, path = given.stem if given.suffix.lower() in (".sqlite", ".db") else given.name, item
         elif "/" in name:
             name, _, number = name.partition("/")
             if not (number.isascii() and number.isdigit() and not number.startswith("0")):
@@ -179,9 +182,11 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         "serve", help="serve bundles over HTTP (TF Serving REST and Open Inference Protocol v2)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", action=_action(parse_models), metavar="[NAME[/VERSION]=]BUNDLE",
-                        help="a bundle folder, or models:/NAME@ALIAS or models:/NAME/VERSION, optionally named "
-                             "(default name: the folder's, or the registered model's); a folder is version 1 "
-                             "unless given NAME/VERSION=; give a name once per version to serve several")
+                        help="a bundle folder, models:/NAME@ALIAS or models:/NAME/VERSION, or a table of "
+                             "precomputed predictions (a .sqlite or .db file of `mlpatterns predict`, answered by "
+                             "key), optionally named (default name: the folder's, the file's without suffix, or "
+                             "the registered model's); a folder or a table is version 1 unless given NAME/VERSION=; "
+                             "give a name once per version to serve several")
     parser.add_argument("--registry", help="the registry of models:/ references (default: $MLPATTERNS_REGISTRY, "
                         "else sqlite:///registry/registry.db)")
     parser.add_argument("--label", dest="labels", action=_action(parse_labels), default={},

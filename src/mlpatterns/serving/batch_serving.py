@@ -11,7 +11,9 @@ in ``.sqlite`` or ``.db`` makes ``predict_file`` write such a table
 (:class:`PredictionTableWriter`): ``predictions``, with the bundle's key columns as its
 primary key and one column per output, and ``meta``, saying which bundle (its name and
 manifest sha256) wrote it and when. :class:`PrecomputedPredictions` reads it back:
-read-only, safe to share between the threads of a server.
+read-only, safe to share between the threads of a server; ``mlpatterns serve
+NAME=scores.sqlite`` answers from it by key over HTTP
+(:mod:`~mlpatterns.serving.http.precomputed_model`).
 
 A key appears once in the table: a file whose rows repeat a key is refused (a lookup
 could not say which of the rows answers), naming the first repeated key and its row.
@@ -28,10 +30,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is written, not where one is read (a server's cold start)
+    import pandas as pd
 
 __all__ = ["FORMAT", "PrecomputedPredictions", "PredictionTableError", "PredictionTableWriter"]
 
@@ -52,6 +56,8 @@ def _quoted(name: str) -> str:
 
 def _sql_type(values: pd.Series) -> str:
     """INTEGER for integers and booleans, REAL for other numbers, TEXT for the rest."""
+    import pandas as pd
+
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
         return "INTEGER"
@@ -64,6 +70,8 @@ def _sql_type(values: pd.Series) -> str:
 
 def _sql_values(values: pd.Series, sql_type: str) -> list[Any]:
     """A column as Python values SQLite stores as ``sql_type`` (None for a null)."""
+    import pandas as pd
+
     if sql_type == "TEXT" and not (isinstance(values.dtype, pd.StringDtype)
                                    or pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")):
         from mlpatterns.hashing import to_bigquery_strings  # dates, timestamps: their BigQuery text
@@ -251,6 +259,15 @@ class PrecomputedPredictions:
                 connection.close()
             self._connections.clear()
 
+    @property
+    def task(self) -> str:
+        """The bundle's task: as ``meta`` records it, else read from the output columns' names."""
+        return self.meta.get("task") or _task_of(self.outputs)
+
+    def convert_key(self, column: str, value: Any) -> Any:
+        """``value`` as stored in the key ``column`` (see the class); :class:`PredictionTableError` if it cannot be."""
+        return _converted(value, self.types[column])
+
     def _key(self, key: Mapping[str, Any], position: int) -> tuple[Any, ...]:
         if not isinstance(key, Mapping):
             raise PredictionTableError(f"key {position}: expected a mapping of {self.keys} to values, "
@@ -263,20 +280,27 @@ class PrecomputedPredictions:
     def lookup(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | None]:
         """The stored row (keys and outputs) of each key, in order; ``None`` for a key never scored."""
         wanted = [self._key(key, i) for i, key in enumerate(keys)]
+        found = self.fetch(wanted)
+        names = self.keys + self.outputs
+        return [dict(zip(names, key + found[key], strict=True)) if key in found else None for key in wanted]
+
+    def fetch(self, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """The stored outputs of each key found, by key; ``keys`` are tuples already of the key
+        columns' types (:meth:`convert_key`), in any order and with repeats."""
         connection = self._connection()
         names = ", ".join(map(_quoted, self.keys + self.outputs))
         tuple_sql = f"({', '.join(map(_quoted, self.keys))})"
         one = f"({', '.join('?' * len(self.keys))})"
-        found: dict[tuple[Any, ...], dict[str, Any]] = {}
-        distinct = list(dict.fromkeys(wanted))
+        width = len(self.keys)
+        found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        distinct = list(dict.fromkeys(keys))
         for start in range(0, len(distinct), _BATCH):
             batch = distinct[start : start + _BATCH]
             query = (f"SELECT {names} FROM {TABLE} WHERE {tuple_sql} IN "
                      f"(VALUES {', '.join([one] * len(batch))})")
             for values in connection.execute(query, [v for key in batch for v in key]):
-                row = dict(zip(self.keys + self.outputs, values, strict=True))
-                found[tuple(values[: len(self.keys)])] = row
-        return [dict(found[key]) if key in found else None for key in wanted]
+                found[tuple(values[:width])] = tuple(values[width:])
+        return found
 
     def get(self, **key: Any) -> dict[str, Any] | None:
         """The stored row of one key given as keyword arguments, or ``None``."""
@@ -315,10 +339,32 @@ def _read_header(path: Path, connection: sqlite3.Connection) -> tuple[dict[str, 
     return meta, types
 
 
+def _task_of(outputs: Sequence[str]) -> str:
+    """The task whose serving function gives these output columns (see ``ServingFunction.predict_conformed``)."""
+    names = [o for o in outputs if not re.fullmatch(r"q[0-9]{2,}", o)]  # quantile bounds
+    if names == ["prediction"]:
+        return "regression"
+    if names == ["probability", "prediction"]:
+        return "classification"
+    if "prediction" in names and all(o == "prediction" or o.startswith("probability_") for o in names):
+        return "multiclass"
+    if names and all(o.startswith(("probability_", "prediction_")) for o in names):
+        return "multilabel"
+    return "unknown"
+
+
 def _as_type(value: Any, sql_type: str, where: str) -> Any:
-    """A lookup value as stored in a column of ``sql_type``; a clear error if it cannot be one."""
+    """A lookup value as stored in a column of ``sql_type``; a clear error, saying ``where``, if it cannot be one."""
+    try:
+        return _converted(value, sql_type)
+    except PredictionTableError as error:
+        raise PredictionTableError(f"{where}: {error}") from None
+
+
+def _converted(value: Any, sql_type: str) -> Any:
+    """A lookup value as stored in a column of ``sql_type``; :class:`PredictionTableError` saying why not."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise PredictionTableError(f"{where}: a key has no nulls")
+        raise PredictionTableError("a key has no nulls")
     if isinstance(value, np.generic):
         value = value.item()
     if sql_type == "TEXT":
@@ -328,9 +374,11 @@ def _as_type(value: Any, sql_type: str, where: str) -> Any:
 
         try:
             text = to_bigquery_string(value)
-        except TypeError as error:
-            raise PredictionTableError(f"{where}: expected text, got {value!r}") from error
-        return text if isinstance(text, str) else None
+        except TypeError:
+            text = None
+        if not isinstance(text, str):
+            raise PredictionTableError(f"expected text, got {value!r}")
+        return text
     if sql_type == "INTEGER":
         if isinstance(value, int):  # booleans too: 1 and 0
             return int(value)
@@ -338,7 +386,7 @@ def _as_type(value: Any, sql_type: str, where: str) -> Any:
             return int(value)
         if isinstance(value, str) and _WHOLE.fullmatch(value):
             return int(value)
-        raise PredictionTableError(f"{where}: expected a whole number, got {value!r}")
+        raise PredictionTableError(f"expected a whole number, got {value!r}")
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
@@ -346,4 +394,4 @@ def _as_type(value: Any, sql_type: str, where: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    raise PredictionTableError(f"{where}: expected a number, got {value!r}")
+    raise PredictionTableError(f"expected a number, got {value!r}")

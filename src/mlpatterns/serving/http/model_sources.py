@@ -5,8 +5,10 @@ loaded function, a fixed registry version, an alias that moves), and a mistake i
 them should be named before anything loads.
 
 Solution: :class:`ModelSource`, a small validated value (``flights/7=runs/a/bundles/gbm``,
-``flights=models:/flights@champion``), and :func:`model_sources`, which reads the forms
-``create_app`` accepts into a list of them.
+``flights=models:/flights@champion``, ``flights=scores.sqlite``), and :func:`model_sources`,
+which reads the forms ``create_app`` accepts into a list of them. A path ending in
+``.sqlite`` or ``.db`` that is not a folder is a table of precomputed predictions (Batch
+Serving, 17), answered by key (:mod:`~mlpatterns.serving.http.precomputed_model`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from mlpatterns.reproducibility.model_versioning.model_uri import PREFIX, ModelURI, RegistryError
-from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-__all__ = ["ModelLoadError", "ModelSource", "Source", "model_sources", "positive_version"]
+if TYPE_CHECKING:  # not imported here: a server loads pandas only when a request needs it
+    from mlpatterns.serving.http.precomputed_model import PrecomputedServing
+    from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-Source = str | os.PathLike[str] | ServingFunction | ModelURI
+__all__ = ["TABLE_SUFFIXES", "ModelLoadError", "ModelSource", "Source", "model_sources", "positive_version"]
+
+Source: TypeAlias = "str | os.PathLike[str] | ServingFunction | PrecomputedServing | ModelURI"
+TABLE_SUFFIXES = (".sqlite", ".db")  # a file of precomputed predictions, as `mlpatterns predict` writes it
 
 
 class ModelLoadError(RuntimeError):
@@ -41,8 +47,10 @@ def positive_version(value: Any, where: str) -> int:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """One version to serve: under ``name``, from a bundle folder, a loaded
-    :class:`ServingFunction` or a ``models:/`` reference; ``version`` for the first two (default 1)."""
+    """One version to serve: under ``name``, from a bundle folder, a table of precomputed
+    predictions (``.sqlite``, ``.db``), a loaded :class:`ServingFunction` or
+    :class:`PrecomputedServing`, or a ``models:/``
+    reference; ``version`` for all but the last (default 1)."""
 
     name: str
     source: Source
@@ -71,19 +79,30 @@ class ModelSource:
         return None
 
     @property
+    def precomputed(self) -> bool:
+        """Whether the source is a table of precomputed predictions: a path ending in ``.sqlite`` or
+        ``.db`` that is not a folder (Batch Serving, 17)."""
+        if not isinstance(self.source, (str, os.PathLike)) or self.uri is not None:
+            return False
+        path = os.fspath(self.source)
+        return path.lower().endswith(TABLE_SUFFIXES) and not os.path.isdir(path)
+
+    @property
     def follows_alias(self) -> bool:
         uri = self.uri
         return uri is not None and uri.alias is not None
 
     def __str__(self) -> str:
-        source = "<ServingFunction>" if isinstance(self.source, ServingFunction) else str(self.source)
+        loaded = not isinstance(self.source, (str, os.PathLike, ModelURI))  # a ServingFunction or a table
+        source = f"<{type(self.source).__name__}>" if loaded else str(self.source)
         return f"{self.name}{'' if self.version is None else f'/{self.version}'}={source}"
 
 
 def model_sources(models: Any) -> list[ModelSource]:
     """The sources ``create_app`` accepts, as a list of :class:`ModelSource`.
 
-    ``{"sales": "runs/a/bundles/linear"}`` (version 1), ``{"flights": {3: path3, 4: path4}}``
+    ``{"sales": "runs/a/bundles/linear"}`` (version 1), ``{"sales": "scores.sqlite"}`` (a
+    table of precomputed predictions, version 1), ``{"flights": {3: path3, 4: path4}}``
     (explicit versions), ``{"flights": ["models:/flights/3", "models:/flights@champion"]}``
     (registry versions), or a sequence of :class:`ModelSource`.
     """

@@ -44,6 +44,7 @@ from mlpatterns.serving.http.model_sources import (
     model_sources,
     positive_version,
 )
+from mlpatterns.serving.http.precomputed_model import PrecomputedServing
 from mlpatterns.serving.http.traffic_split import SplitError, Target, TrafficSplit
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 
@@ -225,15 +226,18 @@ class ServedModels:
         """Load and verify one version (a registered one resolved by number, so an alias moving meanwhile is no race)."""
         uri = source.uri
         try:
-            if isinstance(source.source, ServingFunction):
+            if isinstance(source.source, ServingFunction | PrecomputedServing):
                 serving = source.source
             elif uri is not None:
                 path = self._registry.resolve(ModelURI(uri.name, version=version))
                 serving = ServingFunction.load(path)
+            elif source.precomputed:  # Batch Serving (17): answered by key from a table
+                serving = PrecomputedServing.open(source.source)
             else:
                 serving = ServingFunction.load(Path(source.source))
         except (BundleError, RegistryError, OSError, ValueError) as error:
-            where = f"{uri.name} version {version}" if uri is not None else f"the bundle {source.source}"
+            what = "table of precomputed predictions" if source.precomputed else "bundle"
+            where = f"{uri.name} version {version}" if uri is not None else f"the {what} {source.source}"
             raise ModelLoadError(f"model '{source.name}': {where} cannot be served: {error}") from error
         return ServedModel(source.name, str(version), serving)
 
