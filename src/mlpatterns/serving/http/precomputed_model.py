@@ -10,11 +10,13 @@ Solution: :class:`PrecomputedServing` gives a
 :class:`~mlpatterns.serving.stateless_serving_function.ServingFunction` that the routes
 use, so ``mlpatterns serve NAME=scores.sqlite`` serves it beside bundles, with versions,
 labels and splits: its signature has no inputs, the bundle's key columns as keys and the
-table's outputs; :meth:`~PrecomputedServing.conform` converts each key value to its
-column's type (a bad one is a 400 naming the row and field), and
-:meth:`~PrecomputedServing.predict_conformed` answers each row from the table by an
-index lookup, in the request's order, repeats included. A key the batch run never
-scored is a 404 naming each such row and key, never a guess.
+table's outputs. Each key value is converted to its column's type (a bad one is a 400
+naming the row and field) and each row answered from the table by an index lookup, in
+the request's order, repeats included: from rows of JSON values without pandas
+(:meth:`~PrecomputedServing.predict_rows`, the online path of a few rows) or from frames
+(:meth:`~PrecomputedServing.conform`, :meth:`~PrecomputedServing.predict_conformed`, the
+batch path), with the same answers. A key the batch run never scored is a 404 naming
+each such row and key, never a guess.
 """
 
 from __future__ import annotations
