@@ -247,3 +247,18 @@ def test_small_requests_take_the_online_path_without_pandas(client, tables, monk
     answer = client.post("/v1/models/sales:predict", json={"instances": [{"row_id": 3}, {"row_id": "3"}]})
     value = tables[1]["sales"].loc[3, "prediction"].item()
     assert answer.json() == {"predictions": [{"row_id": 3, "prediction": value}, {"row_id": "3", "prediction": value}]}
+
+
+def test_a_split_between_two_tables_answers_each_row_from_its_version(tables):
+    paths, expected = tables
+    client = TestClient(create_app({"sales": {1: paths["sales"], 2: paths["sales_text"]}}, split={"sales": "1:50,2:50"}))
+    asked = _asked(13)
+    answer = client.post("/v1/models/sales:predict", json={"instances": [{"row_id": i} for i in asked]})
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert {p["model_version"] for p in predictions} == {"1", "2"}
+    assert [p["prediction"] for p in predictions] == expected["sales"].loc[asked, "prediction"].tolist()
+    again = client.post("/v1/models/sales:predict", json={"instances": [{"row_id": i} for i in asked]}).json()
+    assert again == answer.json()  # a key keeps its version
+    unknown = client.post("/v1/models/sales:predict", json={"instances": [{"row_id": 3}, {"row_id": 9999}]})
+    assert unknown.status_code == 404 and "key row_id=9999 has no precomputed prediction" in unknown.json()["error"]

@@ -171,7 +171,12 @@ class PrecomputedServing:
         import pandas as pd
 
         keys = {k: raw[k].reset_index(drop=True) for k in self.key_columns}
-        wanted = list(zip(*(conformed[k].tolist() for k in self.key_columns), strict=True)) if len(conformed) else []
+        # conformed by this table, or (a traffic split) by another version's, whose key types may differ
+        wanted, problems = self._typed({k: conformed[k].tolist() for k in self.key_columns}, len(conformed))
+        if problems:
+            shown = "; ".join(f"row {p.row}, field '{p.column}': {p.problem}" for p in problems[:_SHOWN])
+            more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+            raise RequestError(f"{len({p.row for p in problems})} bad row(s): {shown}{more}")
         stored = self._stored(wanted, lambda row: {k: keys[k].iat[row] for k in self.key_columns})
         outputs: dict[str, Any] = {}
         for j, name in enumerate(self.output_columns):
