@@ -14,7 +14,6 @@ passed through unchanged (Keyed Predictions, 20).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,32 +23,17 @@ from mlpatterns.bundles.format import Bundle, BundleError, read_bundle
 from mlpatterns.input_types import conform_column
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
+from mlpatterns.serving.online._shared import (
+    TASKS,
+    InputError,
+    RowProblem,
+    checked_signature,
+    is_finite_number,
+    model_graph,
+    read_outputs,
+)
 
 __all__ = ["InputError", "RowProblem", "ServingFunction", "good_rows"]
-
-TASKS = ("classification", "regression", "multiclass", "multilabel")
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    """One bad input row: its position, the column and what was wrong."""
-
-    row: int
-    column: str
-    problem: str
-
-
-@dataclass
-class InputError(ValueError):
-    """Input that does not match the signature; ``problems`` lists every bad row."""
-
-    message: str
-    problems: list[RowProblem] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        shown = "; ".join(f"row {p.row}, {p.column}: {p.problem}" for p in self.problems[:5])
-        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        return f"{self.message}{': ' + shown + more if shown else ''}"
 
 
 class ServingFunction:
@@ -69,9 +53,9 @@ class ServingFunction:
         self.task: str = manifest["task"]
         if self.task not in TASKS:
             raise BundleError(f"{bundle.path}: task must be one of {list(TASKS)}, got {self.task!r}")
-        self.signature: dict[str, Any] = _checked_signature(bundle.path, manifest["signature"])
+        self.signature: dict[str, Any] = checked_signature(bundle.path, manifest["signature"])
         threshold = manifest.get("threshold", 0.5)
-        if not _is_finite_number(threshold):
+        if not is_finite_number(threshold):
             raise BundleError(f"{bundle.path}: threshold must be a number, got {threshold!r}")
         self.threshold: float = float(threshold)
         try:
@@ -97,7 +81,7 @@ class ServingFunction:
             )
         self._read_outputs(bundle.path, manifest)
         try:
-            self._graph = ModelGraph(_model_graph(manifest["model"]), bundle.files)
+            self._graph = ModelGraph(model_graph(manifest["model"]), bundle.files)
         except GraphError as error:
             raise BundleError(f"{bundle.path}: model.{error}") from error
 
@@ -177,23 +161,8 @@ class ServingFunction:
 
     def _read_outputs(self, path: Any, manifest: dict[str, Any]) -> None:
         """What the task's outputs are named after: classes (multiclass) or labels (multilabel)."""
-        self.classes: list[str] = []
-        self.labels: list[str] = []
-        self.thresholds: np.ndarray = np.zeros(0)
-        if self.task == "multiclass":
-            self.classes = manifest.get("classes")
-            if not (isinstance(self.classes, list) and len(self.classes) >= 2
-                    and all(isinstance(c, str) for c in self.classes)):
-                raise BundleError(f"{path}: a multiclass bundle needs 'classes', a list of class names")
-        if self.task == "multilabel":
-            self.labels = manifest.get("labels")
-            thresholds = manifest.get("thresholds")
-            if not (isinstance(self.labels, list) and self.labels and all(isinstance(c, str) for c in self.labels)
-                    and isinstance(thresholds, list) and len(thresholds) == len(self.labels)
-                    and all(_is_finite_number(t) for t in thresholds)):
-                raise BundleError(f"{path}: a multilabel bundle needs 'labels' (names) and "
-                                  "'thresholds' (one number per label)")
-            self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.classes, self.labels, thresholds = read_outputs(path, manifest, self.task)
+        self.thresholds: np.ndarray = np.asarray(thresholds, dtype=np.float64)
 
     def model_output(self, features: TransformedFeatures) -> np.ndarray:
         """The model graph's raw output matrix (probabilities, values or bucket probabilities)."""
@@ -291,48 +260,3 @@ def good_rows(rows: int, problems: list[RowProblem]) -> np.ndarray:
     keep = np.ones(rows, dtype=bool)
     keep[[p.row for p in problems]] = False
     return keep
-
-
-def _is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-def _model_graph(model: Any) -> Any:
-    """The manifest's model graph; a single-file model is a graph of one leaf."""
-    if not isinstance(model, dict):
-        raise GraphError(f"expected a mapping, got {type(model).__name__}")
-    if "graph" in model:
-        return model["graph"]
-    if not isinstance(model.get("file"), str):
-        raise GraphError("file: expected the model's file name, or a 'graph'")
-    # scikit-learn classifiers output [labels, probabilities]; networks one output
-    kind = "probabilities" if model.get("output") in ("probabilities", "bucket_probabilities") else "value"
-    return {"onnx": model["file"], "output": kind}
-
-
-def _texts(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _checked_signature(path: Any, signature: Any) -> dict[str, Any]:
-    kinds = ("boolean", "number", "date", "text")
-    ok = (
-        isinstance(signature, dict)
-        and isinstance(signature.get("inputs"), list)
-        and all(isinstance(i, dict) and isinstance(i.get("name"), str) and i.get("type") in kinds
-                and isinstance(i.get("dtype", ""), str)
-                and _texts(i.get("true_values", [])) and _texts(i.get("false_values", []))
-                for i in signature["inputs"])
-        and (signature.get("null_values") is None or (_texts(signature["null_values"]) and signature["null_values"]))
-        and isinstance(signature.get("keys", []), list)
-        and all(isinstance(k, str) for k in signature.get("keys", []))
-        and isinstance(signature.get("outputs"), list)
-        and all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in signature["outputs"])
-    )
-    if not ok:
-        raise BundleError(
-            f"{path}: the signature must hold 'inputs' (each a name, a type among {kinds}, optionally "
-            "a dtype and lists of true_values/false_values texts), 'keys' (column names), 'outputs' "
-            "(each a name) and optionally 'null_values' (a non-empty list of texts)"
-        )
-    return signature

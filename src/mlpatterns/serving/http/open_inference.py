@@ -21,14 +21,12 @@ import struct
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import APIRouter, Request, Response
 
 from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
-    column_values,
     note_answer,
     note_rows,
     note_version,
@@ -58,10 +56,10 @@ def _input_type(item: dict[str, Any]) -> str:
 def _tensors(model: ServedModel) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The typed input and output tensors of a model's signature, keys included on both sides."""
     keys = [{"name": k, "datatype": _KEY_TYPES.get(model.key_kind(k), "BYTES"), "shape": [-1]}
-            for k in model.serving.key_columns]
-    inputs = [{"name": i["name"], "datatype": _input_type(i), "shape": [-1]} for i in model.serving.signature["inputs"]]
+            for k in model.key_columns]
+    inputs = [{"name": i["name"], "datatype": _input_type(i), "shape": [-1]} for i in model.signature["inputs"]]
     outputs = [{"name": o["name"], "datatype": _OUTPUT_TYPES.get(o.get("type", ""), "BYTES"), "shape": [-1]}
-               for o in model.serving.signature["outputs"]]
+               for o in model.signature["outputs"]]
     return inputs + keys, outputs + keys
 
 
@@ -186,7 +184,7 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
         name, datatype = tensor["name"], tensor["datatype"]
         if name not in model.fields:
             raise RequestError(f"unknown input '{name}'; the model '{model.name}' takes inputs "
-                               f"{model.serving.input_columns} and keys {model.serving.key_columns}")
+                               f"{model.input_columns} and keys {model.key_columns}")
         if datatype != "BYTES" and datatype not in _NUMPY:
             raise RequestError(f"input '{name}': unknown datatype {datatype!r}")
         size = (tensor.get("parameters") or {}).get("binary_data_size")
@@ -213,20 +211,20 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
     rows = lengths.pop()
     note_rows(request, rows)
     limits.check_rows(rows)
-    result, used = route.predict(pd.DataFrame({f: pd.Series(columns[f], dtype=object) for f in model.fields}))
+    result, used = route.predict_json(None, columns, rows)
     note_answer(request, route.name, model.version, rows, used)
     _, described = _tensors(model)
     wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]
-    unknown = [n for n in wanted if n not in result.columns]
+    unknown = [n for n in wanted if n not in result]
     if unknown:
-        raise RequestError(f"unknown output(s) {unknown}; the model gives {list(result.columns)}")
-    keys = model.serving.key_columns
+        raise RequestError(f"unknown output(s) {unknown}; the model gives {list(result)}")
+    keys = model.key_columns
     names = [*[n for n in wanted if n not in keys], *keys] if wanted else [d["name"] for d in described]
     datatypes = {d["name"]: d["datatype"] for d in described}
     sent = {t["name"]: t["datatype"] for t in body["inputs"]}
     answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": [
-        {"name": n, "datatype": sent.get(n, datatypes[n]) if n in keys else datatypes[n], "shape": [len(result)],
-         "data": column_values(result, n)} for n in names]}
+        {"name": n, "datatype": sent.get(n, datatypes[n]) if n in keys else datatypes[n], "shape": [rows],
+         "data": result[n]} for n in names]}
     if used is not None:  # a traffic split: each row's version, and one model_version only if all rows had it
         answer["outputs"].append({"name": VERSION_OUTPUT, "datatype": "BYTES", "shape": [len(used)], "data": used})
         if len(set(used)) == 1:

@@ -21,23 +21,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from mlpatterns.bundles.format import BundleError
+from mlpatterns.bundles.format import BundleError, read_bundle
 from mlpatterns.reproducibility.model_versioning.model_uri import (
     ModelURI,
     RegistryError,
     check_alias,
 )
-from mlpatterns.serving.http._common import ServedModel, conform_frame
+from mlpatterns.serving.http._common import (
+    ONLINE_MAX_ROWS,
+    ServedModel,
+    column_values,
+    conform_frame,
+    frame_of,
+)
 from mlpatterns.serving.http.model_sources import (
     ModelLoadError,
     ModelSource,
@@ -46,7 +50,9 @@ from mlpatterns.serving.http.model_sources import (
 )
 from mlpatterns.serving.http.precomputed_model import PrecomputedServing
 from mlpatterns.serving.http.traffic_split import SplitError, Target, TrafficSplit
-from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LOGGER", "ModelLoadError", "ModelSource", "NotServedError", "ReloadEvent", "Route", "ServedModels",
            "model_sources"]
@@ -80,6 +86,8 @@ class Route:
     """Where a request for one model goes: ``model`` (the version asked for, or the latest), or a split.
 
     With a split, ``model`` reads the request (every version of a split has the same fields).
+    :meth:`predict_json` answers a request of few rows without split on the model's online
+    path, any other on its batch path (:meth:`predict`), with the same JSON either way.
     """
 
     name: str
@@ -91,12 +99,31 @@ class Route:
     def version_of(self, target: Target) -> int:
         return self.labels[target] if isinstance(target, str) else int(target)
 
+    def predict_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
+                     count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
+        """The predictions of ``count`` checked rows of JSON values, given as ``rows`` (objects with
+        every field) or ``columns`` (a list per field), as JSON columns: the keys, then the outputs;
+        and (with a split) the version that made each one. A bad row is a 400 naming row and field."""
+        model = self.model
+        if self.split is None and model.answers_online(count):
+            if rows is None:
+                fields = list(dict.fromkeys(model.fields))
+                rows = [{f: columns[f][i] for f in fields} for i in range(count)]
+            return model.predict_online(rows), None
+        if columns is None:
+            columns = {f: [row[f] for row in rows] for f in dict.fromkeys(model.fields)}
+        result, used = self.predict(frame_of(model.fields, columns))
+        return {c: column_values(result, c) for c in result.columns}, used
+
     def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
-        """The predictions of every row, and (with a split) the version that made each one."""
+        """The predictions of every row by the batch path, and (with a split) the version that made each one."""
+        import numpy as np
+        import pandas as pd
+
         conformed = conform_frame(self.model, frame)
         if self.split is None:
             return self.model.serving.predict_conformed(frame, conformed), None
-        targets = self.split.assign(frame, self.model.serving.key_columns)
+        targets = self.split.assign(frame, self.model.key_columns)
         versions = np.array([self.version_of(t) for t in targets], dtype=np.int64)
         parts = []
         for version in np.unique(versions):
@@ -127,13 +154,17 @@ class ServedModels:
     (or a mapping, or a :class:`TrafficSplit`); its versions must be served and share
     their input and key columns, and the model needs key columns. ``on_reload(event)``
     is called for each :class:`ReloadEvent`. Every problem raises :class:`ModelLoadError`.
+    ``online_rows``: requests of at most this many rows (and no split) take each bundle's
+    online path (see :class:`~mlpatterns.serving.http._common.ServedModel`; 0: never).
 
     Thread safety: readers (:meth:`find`, :meth:`route`) read one immutable snapshot
     without a lock; :meth:`reload` runs one at a time and replaces the snapshot at once.
     """
 
     def __init__(self, models: Any, *, registry: Any = None, labels: Mapping[str, Mapping[str, Any]] | None = None,
-                 split: Mapping[str, Any] | None = None, on_reload: Callable[[ReloadEvent], None] | None = None) -> None:
+                 split: Mapping[str, Any] | None = None, on_reload: Callable[[ReloadEvent], None] | None = None,
+                 online_rows: int = ONLINE_MAX_ROWS) -> None:
+        self.online_rows = online_rows
         self.sources = model_sources(models)
         if not self.sources:
             raise ModelLoadError("no model to serve; give at least one NAME=BUNDLE")
@@ -223,23 +254,26 @@ class ServedModels:
         return version
 
     def _load(self, source: ModelSource, version: int) -> ServedModel:
-        """Load and verify one version (a registered one resolved by number, so an alias moving meanwhile is no race)."""
+        """Load and verify one version (a registered one resolved by number, so an alias moving meanwhile is no race).
+
+        A bundle is read and verified, and its online path loaded; its ServingFunction (and
+        pandas) only when a request needs it (see :class:`ServedModel`).
+        """
         uri = source.uri
         try:
-            if isinstance(source.source, ServingFunction | PrecomputedServing):
+            if uri is None and not isinstance(source.source, (str, os.PathLike)):  # a loaded ServingFunction or table
                 serving = source.source
             elif uri is not None:
-                path = self._registry.resolve(ModelURI(uri.name, version=version))
-                serving = ServingFunction.load(path)
+                serving = read_bundle(self._registry.resolve(ModelURI(uri.name, version=version)))
             elif source.precomputed:  # Batch Serving (17): answered by key from a table
                 serving = PrecomputedServing.open(source.source)
             else:
-                serving = ServingFunction.load(Path(source.source))
+                serving = read_bundle(Path(source.source))
+            return ServedModel(source.name, str(version), serving, online_rows=self.online_rows)
         except (BundleError, RegistryError, OSError, ValueError) as error:
             what = "table of precomputed predictions" if source.precomputed else "bundle"
             where = f"{uri.name} version {version}" if uri is not None else f"the {what} {source.source}"
             raise ModelLoadError(f"model '{source.name}': {where} cannot be served: {error}") from error
-        return ServedModel(source.name, str(version), serving)
 
     def _shared(self, first: ModelSource, second: ModelSource) -> bool:
         """Two sources of one registered model: the same version is the same bundle, served once."""
@@ -286,11 +320,11 @@ class ServedModels:
                                      f"{sorted(versions)}, labels {sorted(labels)}")
             chosen.append(versions[version])
         first = chosen[0]
-        if not first.serving.key_columns:
+        if not first.key_columns:
             raise ModelLoadError(f"split of '{name}': the model has no key columns; a traffic split sends each row "
                                  "to a version by its key (train it with 'keys:')")
         for other in chosen[1:]:
-            if (other.fields, other.serving.key_columns) != (first.fields, first.serving.key_columns):
+            if (other.fields, other.key_columns) != (first.fields, first.key_columns):
                 raise ModelLoadError(f"split of '{name}': versions {first.version} and {other.version} differ in "
                                      f"their inputs or keys ({first.fields} vs {other.fields})")
 

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from fastapi import APIRouter, Request
 
 from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
-    column_values,
     note_answer,
     note_rows,
     note_version,
@@ -76,11 +74,11 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         return {"model_version_status": [_status(find(request, name, label=label).model)]}
 
     def metadata(model: ServedModel) -> dict[str, Any]:
-        signature = model.serving.signature
+        signature = model.signature
         return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
                 "metadata": {"signature_def": {"signature_def": {"serving_default": {
                     "inputs": signature["inputs"], "keys": signature.get("keys", []),
-                    "outputs": signature["outputs"], "method_name": "predict", "task": model.serving.task}}}}}
+                    "outputs": signature["outputs"], "method_name": "predict", "task": model.task}}}}}
 
     @router.get("/v1/models/{name}/metadata")
     def latest_metadata(name: str, request: Request) -> dict[str, Any]:
@@ -104,11 +102,14 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         if ("instances" in body) == ("inputs" in body):
             raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
         rows = "instances" in body
-        frame = _rows(route.model, body["instances"], limits) if rows else _columns(route.model, body["inputs"], limits)
-        note_rows(request, len(frame))
-        result, used = route.predict(frame)
-        note_answer(request, route.name, route.model.version, len(frame), used)
-        columns = {c: column_values(result, c) for c in result.columns}
+        if rows:
+            instances, inputs = _rows(route.model, body["instances"], limits), None
+            count = len(instances)
+        else:
+            instances, (inputs, count) = None, _columns(route.model, body["inputs"], limits)
+        note_rows(request, count)
+        columns, used = route.predict_json(instances, inputs, count)
+        note_answer(request, route.name, route.model.version, count, used)
         if used is not None:
             columns[VERSION_FIELD] = used
         if rows:
@@ -134,10 +135,10 @@ def _unknown(model: ServedModel, names: Any, where: str) -> None:
     unknown = [n for n in names if n not in model.fields]
     if unknown:
         raise RequestError(f"{where}: unknown field(s) {unknown}; the model '{model.name}' takes inputs "
-                           f"{model.serving.input_columns} and keys {model.serving.key_columns}")
+                           f"{model.input_columns} and keys {model.key_columns}")
 
 
-def _rows(model: ServedModel, instances: Any, limits: Limits) -> pd.DataFrame:
+def _rows(model: ServedModel, instances: Any, limits: Limits) -> list[dict[str, Any]]:
     """The row format: a list of objects, each one row, checked field by field."""
     if not isinstance(instances, list):
         raise RequestError("'instances' must be a list of objects, one per row")
@@ -153,11 +154,11 @@ def _rows(model: ServedModel, instances: Any, limits: Limits) -> pd.DataFrame:
             problem = scalar_problem(value)
             if problem:
                 raise RequestError(f"row {index}, field '{field}': {problem}")
-    return pd.DataFrame({f: pd.Series([row[f] for row in instances], dtype=object) for f in model.fields})
+    return instances
 
 
-def _columns(model: ServedModel, inputs: Any, limits: Limits) -> pd.DataFrame:
-    """The columnar format: an object of equal-length lists, one per field."""
+def _columns(model: ServedModel, inputs: Any, limits: Limits) -> tuple[dict[str, list[Any]], int]:
+    """The columnar format: an object of equal-length lists, one per field; and the number of rows."""
     if not isinstance(inputs, dict):
         raise RequestError("'inputs' must be an object of named lists (the columnar format)")
     _unknown(model, inputs, "inputs")
@@ -172,10 +173,11 @@ def _columns(model: ServedModel, inputs: Any, limits: Limits) -> pd.DataFrame:
         lengths.add(len(values))
     if len(lengths) > 1:
         raise RequestError(f"inputs: the lists differ in length ({sorted(lengths)}); each field needs one value per row")
-    limits.check_rows(lengths.pop() if lengths else 0)
+    count = lengths.pop() if lengths else 0
+    limits.check_rows(count)
     for field in model.fields:
         for index, value in enumerate(inputs[field]):
             problem = scalar_problem(value)
             if problem:
                 raise RequestError(f"row {index}, field '{field}': {problem}")
-    return pd.DataFrame({f: pd.Series(inputs[f], dtype=object) for f in model.fields})
+    return {f: inputs[f] for f in model.fields}, count

@@ -22,10 +22,8 @@ Examples
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,31 +31,18 @@ import numpy as np
 from mlpatterns.bundles.format import Bundle, BundleError, read_bundle
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
 from mlpatterns.serving.online._features import OnlinePathUnsupported, RowTransform, parse_row_dates
+from mlpatterns.serving.online._shared import (
+    TASKS,
+    InputError,
+    RowProblem,
+    checked_signature,
+    is_finite_number,
+    model_graph,
+    read_outputs,
+)
 from mlpatterns.serving.online._values import converter, is_null
 
 __all__ = ["InputError", "OnlinePathUnsupported", "OnlinePredictor", "RowProblem"]
-
-TASKS = ("classification", "regression", "multiclass", "multilabel")
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    """One bad input row: its position, the column and what was wrong (as ServingFunction's)."""
-
-    row: int
-    column: str
-    problem: str
-
-
-@dataclass
-class InputError(ValueError):
-    """Rows that cannot be read at all (a missing field); ``problems`` lists them."""
-
-    message: str
-    problems: list[RowProblem] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class OnlinePredictor:
@@ -70,24 +55,16 @@ class OnlinePredictor:
         self.task: str = manifest["task"]
         if self.task not in TASKS:
             raise BundleError(f"{bundle.path}: task must be one of {list(TASKS)}, got {self.task!r}")
-        signature = manifest["signature"]
-        try:
-            self.inputs = [(item["name"], *converter(item)) for item in signature["inputs"]]
-            self.key_columns: list[str] = [str(k) for k in signature.get("keys", [])]
-        except (KeyError, TypeError, AttributeError) as error:
-            raise BundleError(f"{bundle.path}: the signature cannot be read ({type(error).__name__}: {error})") from error
+        self.signature: dict[str, Any] = checked_signature(bundle.path, manifest["signature"])  # as ServingFunction
+        signature = self.signature
+        self.inputs = [(item["name"], *converter(item)) for item in signature["inputs"]]
+        self.key_columns: list[str] = [str(k) for k in signature.get("keys", [])]
         self.input_columns = [name for name, _, _ in self.inputs]
         threshold = manifest.get("threshold", 0.5)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        if not is_finite_number(threshold):
             raise BundleError(f"{bundle.path}: threshold must be a number, got {threshold!r}")
         self.threshold = float(threshold)
-        self.classes: list[str] = list(manifest.get("classes") or []) if self.task == "multiclass" else []
-        self.labels: list[str] = list(manifest.get("labels") or []) if self.task == "multilabel" else []
-        self.thresholds = [float(t) for t in manifest.get("thresholds") or []] if self.labels else []
-        if self.task == "multiclass" and len(self.classes) < 2:
-            raise BundleError(f"{bundle.path}: a multiclass bundle needs 'classes', a list of class names")
-        if self.task == "multilabel" and (not self.labels or len(self.thresholds) != len(self.labels)):
-            raise BundleError(f"{bundle.path}: a multilabel bundle needs 'labels' and one threshold per label")
+        self.classes, self.labels, self.thresholds = read_outputs(bundle.path, manifest, self.task)
         model = manifest["model"]
         self._bucket_values = model.get("output") == "bucket_probabilities"
         self.quantiles: list[float] = [float(q) for q in model.get("quantiles_out", [])]
@@ -100,7 +77,7 @@ class OnlinePredictor:
             raise BundleError(f"{bundle.path}: the signature's inputs {self.input_columns} do not match the "
                               f"transform's {self.transform.input_columns}")
         try:
-            self._graph = ModelGraph(_model_graph(model), bundle.files)
+            self._graph = ModelGraph(model_graph(model), bundle.files)
         except GraphError as error:
             raise BundleError(f"{bundle.path}: model.{error}") from error
 
@@ -126,10 +103,8 @@ class OnlinePredictor:
         missing = [(i, names) for i, names in missing if names]
         if missing:
             i, names = missing[0]
-            raise InputError(
-                f"row {i}: missing field(s) {names}; the model '{self.name}' expects inputs "
-                f"{self.input_columns} and keys {self.key_columns}",
-                [RowProblem(i, name, "missing") for i, names in missing for name in names])
+            raise InputError(f"row {i}: missing field(s) {names}; the model '{self.name}' expects inputs "
+                             f"{self.input_columns} and keys {self.key_columns}")
         conformed_rows, problems = [], []
         for i, row in enumerate(rows):
             conformed: dict[str, Any] = {}
@@ -230,15 +205,3 @@ def quantiles_from_bucket_proba(proba: np.ndarray, edges: Any, bucket_ids: Any, 
         share = np.clip((q - before) / mass, 0, 1)
         out[:, j] = low[index] + share * (high[index] - low[index])
     return out
-
-
-def _model_graph(model: Any) -> Any:
-    """The manifest's model graph; a single-file model is a graph of one leaf (as ServingFunction reads it)."""
-    if not isinstance(model, dict):
-        raise GraphError(f"expected a mapping, got {type(model).__name__}")
-    if "graph" in model:
-        return model["graph"]
-    if not isinstance(model.get("file"), str):
-        raise GraphError("file: expected the model's file name, or a 'graph'")
-    kind = "probabilities" if model.get("output") in ("probabilities", "bucket_probabilities") else "value"
-    return {"onnx": model["file"], "output": kind}
