@@ -14,7 +14,7 @@ from mlpatterns.bundles.format import manifest_digest
 from mlpatterns.cli.serve import add_serve_command
 from mlpatterns.serving import ServingFunction
 from mlpatterns.serving.batch_serving import PredictionTableWriter
-from mlpatterns.serving.http import ModelLoadError, ModelSource, ServedModel, create_app
+from mlpatterns.serving.http import ModelLoadError, ModelSource, create_app
 from mlpatterns.serving.http.precomputed_model import PrecomputedServing
 from mlpatterns.serving.keyed_predictions import predict_file
 
@@ -237,9 +237,6 @@ def test_large_requests_take_the_batch_path_with_the_same_answers(client, tables
 
 
 def test_small_requests_take_the_online_path_without_pandas(client, tables, monkeypatch):
-    if not hasattr(ServedModel, "answers_online"):
-        pytest.skip("this tree's HTTP server has no online path (ServedModel.answers_online)")
-
     def batch_path(*args, **kwargs):
         raise AssertionError("a small request took the batch path")
 
