@@ -40,6 +40,9 @@ STEP_CODE = {
     "train": [*_MODELS, "mlpatterns.lifecycle.artifacts", "mlpatterns.lifecycle.outputs"],
     "evaluate": ["mlpatterns.spec.models", "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts"],
     "export": ["mlpatterns.bundles", "mlpatterns.lifecycle.artifacts"],
+    "two_phase": ["mlpatterns.lifecycle.two_phase_step", "mlpatterns.serving.two_phase_predictions",
+                  "mlpatterns.serving.stateless_serving_function", "mlpatterns.bundles", "mlpatterns.spec.data",
+                  "mlpatterns.lifecycle.artifacts"],
     "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.bundles", "mlpatterns.tables",
                "mlpatterns.tolerance", "mlpatterns.input_types", "mlpatterns.reproducibility.transform",
                "mlpatterns.lifecycle.artifacts"],
@@ -58,6 +61,8 @@ def spec_state(spec: Any) -> dict[str, Any]:
         from mlpatterns.spec.tuning import tuning_to_json
 
         state["tuning"] = {k: v for k, v in tuning_to_json(spec.tuning).items() if k != "storage"}
+    if spec.two_phase:  # Two-Phase Predictions (19): only the two_phase step reads it
+        state["two_phase"] = spec.two_phase
     state["target_declared"] = list(spec.target_declared)
     return json.loads(json.dumps(state))
 
@@ -146,4 +151,11 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
                   "prepared": "prepared"},
                  {"verified": f"verified.{name}"}, kind="verify"),
         ]
+    if spec.two_phase and not train_only:  # Two-Phase Predictions (19): phase 1 for phase 2's bundle
+        phase_two = spec.two_phase["model"]
+        if models is None or phase_two in models:
+            from mlpatterns.lifecycle.two_phase_step import two_phase
+
+            pipeline.append(step("two_phase", two_phase, {**shared, "bundle": f"bundle.{phase_two}"}, ["two_phase"],
+                                 model=phase_two, seed=seed))
     return Pipeline(pipeline, sources=sources)

@@ -26,3 +26,4 @@ class RunResult:
     steps: dict[str, str] = field(default_factory=dict)  # each step: "run" or "cached"
     anomalies: list[dict[str, Any]] = field(default_factory=list)  # the data's, against the previous run's
     registered: dict[str, Any] = field(default_factory=dict)  # model -> registered version or why not
+    two_phase: dict[str, Any] = field(default_factory=dict)  # Two-Phase Predictions (19): folder and figures

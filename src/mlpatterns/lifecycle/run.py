@@ -222,6 +222,10 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
                     plots=plots, steps=dict(result.statuses), anomalies=anomalies)
     for stale in remove_stale_bundles(output_dir / "bundles", bundles, spec.name):
         log(f"removed the bundle of model {stale!r}, which the spec no longer declares")
+    if "two_phase" in artifacts:  # Two-Phase Predictions (19): phase 1, its threshold and figures
+        from mlpatterns.lifecycle.two_phase_step import publish_two_phase
+
+        run.two_phase = publish_two_phase(artifacts["two_phase"], output_dir / "two_phase", log)
     report = {
         "name": spec.name, "task": spec.task, "rows": rows, "dropped_target_rows": run.dropped_target_rows,
         "metrics": metrics, "bundles": {k: str(v) for k, v in bundles.items()}, "skew": skew,
@@ -229,6 +233,7 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
         "categorical_encodings": encodings, "data_anomalies": anomalies,
         **({"tuning": tuning} if tuning is not None else {}),
         **({"plots": {k: str(v) for k, v in plots.items()}} if plots else {}),
+        **({"two_phase": run.two_phase} if run.two_phase else {}),
     }
     return run, report
 

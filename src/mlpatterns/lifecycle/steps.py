@@ -44,6 +44,7 @@ STEP_SECTIONS = {
     "evaluate": ("target",),
     "export": ("name", "target", "split", "data", "keys"),
     "verify": ("target",),
+    "two_phase": ("name", "target", "keys", "two_phase"),  # Two-Phase Predictions (19): lifecycle.two_phase_step
 }
 
 

@@ -46,7 +46,7 @@ DATASETS = ("flights", "natality", "movies", "taxi", "solar_day_length")
 TASKS = ("classification", "regression", "multiclass", "multilabel")
 CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform (documented in docs/spec.md)
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
-              "baseline", "output", "tuning", "distribution", "validation", "register")
+              "baseline", "output", "tuning", "distribution", "validation", "register", "two_phase")
 COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
@@ -70,6 +70,7 @@ class Spec:
     target_declared: tuple[str, ...] = ()  # the target fields the spec wrote itself (the rest are defaults)
     validation: dict[str, Any] = field(default_factory=dict)  # Workflow Pipeline (25): see spec.pipeline_sections
     register: dict[str, Any] = field(default_factory=dict)  # Model Versioning (27): empty = do not register
+    two_phase: dict[str, Any] = field(default_factory=dict)  # Two-Phase Predictions (19): see spec.two_phase
 
     @property
     def task(self) -> str:
@@ -622,8 +623,13 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
 
     validation = parse_validation(spec.get("validation"))
     register = {} if spec.get("register") in (None, False) else parse_register(spec["register"], spec["name"], models)
+    two_phase: dict[str, Any] = {}
+    if spec.get("two_phase") is not None:  # Two-Phase Predictions (19): phase 1 for one of the models
+        from mlpatterns.spec.two_phase import parse_two_phase
+
+        two_phase = parse_two_phase(spec["two_phase"], models, target)
     return Spec(
-        validation=validation, register=register,
+        validation=validation, register=register, two_phase=two_phase,
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,

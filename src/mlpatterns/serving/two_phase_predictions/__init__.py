@@ -5,7 +5,10 @@
   :func:`phase_one_columns`.
 * ``phase_two``: :class:`HttpPhaseTwo`, the client of a model served by ``mlpatterns serve``.
 * ``model``: :class:`TwoPhaseModel`, which routes each row.
-* ``evaluation``: :func:`choose_threshold`, :func:`tradeoff_curve`, :func:`plot_tradeoff`.
+* ``evaluation``: :func:`choose_threshold`, :func:`tradeoff_curve`, :func:`regression_tradeoff_curve`,
+  :func:`plot_tradeoff`.
+* ``artifact``: :func:`write_two_phase`, :func:`read_two_phase`: the folder ``mlpatterns run``
+  writes for a spec's ``two_phase:`` section, read back by :meth:`TwoPhaseModel.from_run`.
 
 Names load on first use: importing this package imports neither torch, httpx nor ONNX Runtime.
 """
@@ -17,6 +20,8 @@ _EXPORTS = {
     "HttpPhaseTwo": "phase_two", "PhaseTwoError": "phase_two",
     "TwoPhaseModel": "model",
     "choose_threshold": "evaluation", "plot_tradeoff": "evaluation", "tradeoff_curve": "evaluation",
+    "regression_tradeoff_curve": "evaluation",
+    "read_two_phase": "artifact", "write_two_phase": "artifact",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -89,6 +89,37 @@ class TwoPhaseModel:
         self._output = "probabilities" if "probabilities" in names else ("probability" if "probability" in names
                                                                           else names[-1])
 
+    @classmethod
+    def from_run(cls, folder: str | os.PathLike[str], phase_two: Any = None, *,
+                 threshold: float | None = None) -> TwoPhaseModel:
+        """The two-phase model that ``mlpatterns run`` described in ``folder`` (a spec's ``two_phase:``
+        section writes ``runs/NAME/two_phase``): its phase-1 model, threshold, columns, negative answer and keys.
+
+        ``phase_two``: an :class:`HttpPhaseTwo` client of the served bundle; by default the
+        run's own bundle of the phase-2 model, loaded as a local ``ServingFunction`` (offline), which must be
+        the very bundle the threshold was chosen with (its manifest digest is recorded).
+        ``threshold`` overrides the recorded one.
+        """
+        from mlpatterns.serving.two_phase_predictions.artifact import read_two_phase
+
+        folder = Path(folder)
+        description, model = read_two_phase(folder)
+        if phase_two is None:
+            from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+            recorded = description.get("phase_two", {})
+            if "bundle" not in recorded:
+                raise ValueError(f"{folder}: names no phase-2 bundle; pass phase_two=HttpPhaseTwo(url, model)")
+            phase_two = ServingFunction.load(folder / recorded["bundle"])
+            digest = phase_two.bundle.manifest.get("manifest_sha256")
+            if recorded.get("manifest_sha256") and digest != recorded["manifest_sha256"]:
+                raise ValueError(f"{folder / recorded['bundle']}: not the bundle the threshold was chosen with "
+                                 f"(manifest digest {digest}, recorded {recorded['manifest_sha256']}); run the "
+                                 "spec again, or pass phase_two")
+        chosen = description["threshold"] if threshold is None else threshold
+        return cls(model, chosen, phase_two, negative=description["negative"], keys=description["keys"],
+                   columns=description["columns"])
+
     @property
     def size_bytes(self) -> int:
         """The phase-1 model's size on the device."""
