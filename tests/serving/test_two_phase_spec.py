@@ -116,6 +116,29 @@ def test_every_field_and_default_is_documented():
     assert "TwoPhaseModel.from_run" in section and "two_phase.json" in section
 
 
+def test_the_coarse_question_of_classes_numbers_and_a_binary_target():
+    from mlpatterns.lifecycle.two_phase_step import coarse_truth
+
+    frame = pd.DataFrame({"c": ["low", "normal", "very_low", "normal"], "n": [1, 2, 3, 4], "w": [5.0, None, 6, 4],
+                          "b": [True, False, True, False]})
+    classes = _spec(target={"column": "c", "task": "multiclass"}, features=["n"], coarse={"in": ["low", "very_low"]})
+    assert coarse_truth(classes, frame, None).tolist() == [True, False, True, False]
+    cases = [({"column": "n", "in": [1, 4]}, [True, False, False, True]),  # compared as text: 1 is "1"
+             ({"column": "w", "less_than": 5.5}, [True, False, False, True]),  # a missing value: not worth a look
+             ({"column": "w", "at_least": 5}, [True, False, True, False]),
+             ({"column": "b", "equals": True}, [True, False, True, False]),
+             ({"column": "c", "equals": "normal"}, [False, True, False, True])]
+    for coarse, expected in cases:
+        assert coarse_truth(_spec(features=["n"], coarse=coarse), frame, None).tolist() == expected, coarse
+    binary = _spec(target={"column": "y", "positive_when": {"less_than": 1}}, features=["n"])
+    assert coarse_truth(binary, frame, np.array([1.0, 0, 0, 1])).tolist() == [True, False, False, True]
+    for coarse, message in (({"column": "z", "less_than": 1}, "two_phase.coarse.column: unknown column 'z'"),
+                            ({"column": "c", "less_than": 1}, "two_phase.coarse.column: a comparison needs a numeric"),
+                            ({"column": "c", "in": ["high"]}, r"two_phase.coarse: none of \['high'\] occurs in 'c'")):
+        with pytest.raises(SpecError, match=message):
+            coarse_truth(_spec(features=["n"], coarse=coarse), frame, None)
+
+
 # -- mlpatterns run -------------------------------------------------------------------------------
 def _write(folder: Path, **changes) -> Path:
     raw = yaml.safe_load(EXAMPLE.read_text())
