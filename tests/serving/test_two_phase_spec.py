@@ -325,3 +325,18 @@ def test_from_run_refuses_a_changed_model_or_bundle(regression, tmp_path):
         TwoPhaseModel.from_run(copied / "two_phase")
     with pytest.raises(FileNotFoundError, match="no two_phase.json"):
         TwoPhaseModel.from_run(tmp_path)
+
+
+def test_a_spec_without_the_section_removes_its_folder_and_a_rerun_restores_it(regression):
+    path, run, _ = regression
+    folder = run.output_dir / "two_phase"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    raw = yaml.safe_load(path.read_text())
+    raw.pop("two_phase")
+    path.with_name("without.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    said = []
+    without = _run(path.with_name("without.yaml"), log=said.append)
+    assert not folder.exists() and "two_phase" not in without.steps and without.two_phase == {}
+    assert "removed the two_phase folder, which the spec no longer declares" in said
+    again = _run(path)  # every step from the cache: the same folder, byte for byte
+    assert again.steps["two_phase"] == "cached" and {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -222,10 +222,12 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
                     plots=plots, steps=dict(result.statuses), anomalies=anomalies)
     for stale in remove_stale_bundles(output_dir / "bundles", bundles, spec.name):
         log(f"removed the bundle of model {stale!r}, which the spec no longer declares")
-    if "two_phase" in artifacts:  # Two-Phase Predictions (19): phase 1, its threshold and figures
-        from mlpatterns.lifecycle.two_phase_step import publish_two_phase
+    from mlpatterns.lifecycle.two_phase_step import publish_two_phase, remove_stale_two_phase
 
+    if "two_phase" in artifacts:  # Two-Phase Predictions (19): phase 1, its threshold and figures
         run.two_phase = publish_two_phase(artifacts["two_phase"], output_dir / "two_phase", log)
+    elif remove_stale_two_phase(output_dir / "two_phase", spec.name):
+        log("removed the two_phase folder, which the spec no longer declares")
     report = {
         "name": spec.name, "task": spec.task, "rows": rows, "dropped_target_rows": run.dropped_target_rows,
         "metrics": metrics, "bundles": {k: str(v) for k, v in bundles.items()}, "skew": skew,

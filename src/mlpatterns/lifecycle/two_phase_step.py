@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["coarse_truth", "publish_two_phase", "two_phase"]
+__all__ = ["coarse_truth", "publish_two_phase", "remove_stale_two_phase", "two_phase"]
 
 _CALIBRATION_ROWS = 2000  # static quantization: the training rows whose activations set the int8 ranges
 
@@ -323,3 +323,21 @@ def publish_two_phase(source: Path, folder: Path, log: Any) -> dict[str, Any]:
         f"{measure} {test['combined'][measure]:.4f} against {test['phase_two_alone'][measure]:.4f} for phase 2 "
         f"alone; {folder}")
     return summary
+
+
+def remove_stale_two_phase(folder: Path, spec_name: str) -> bool:
+    """Remove ``<output.dir>/two_phase`` left by an earlier run of this spec, now without a ``two_phase:`` section
+    (its threshold was chosen for a bundle the run may have replaced); anything else stays."""
+    import shutil
+
+    from mlpatterns.serving.two_phase_predictions.artifact import DESCRIPTION, FORMAT
+
+    try:
+        described = json.loads((folder / DESCRIPTION).read_text())
+    except (OSError, ValueError):
+        return False
+    if folder.is_symlink() or not isinstance(described, dict) or described.get("format") != FORMAT \
+            or described.get("name") != spec_name:
+        return False
+    shutil.rmtree(folder)
+    return True
