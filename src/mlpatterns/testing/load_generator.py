@@ -56,7 +56,9 @@ class Call:
     ``status`` is None when no status line arrived; ``failed_at`` is None for a complete
     answer that ``check`` accepted, else ``"connect"``, ``"answer"``, ``"body"`` or
     ``"check"`` (a complete answer with a wrong status or content: ``error`` says what).
-    ``sent`` and ``done`` are :func:`time.monotonic` times of the start and the end.
+    ``sent`` and ``done`` are :func:`time.monotonic` times of the start and the end;
+    ``written`` the time the whole request had been handed to the socket (None: never), from
+    httpcore's ``trace`` extension.
     """
 
     index: int
@@ -65,6 +67,7 @@ class Call:
     error: str
     sent: float
     done: float
+    written: float | None = None
 
     @property
     def answered(self) -> bool:
@@ -103,10 +106,16 @@ class LoadReport:
 
 
 async def _call(client: httpx.AsyncClient, url: str, index: int, body: bytes, check: Check | None) -> Call:
-    sent = time.monotonic()
+    sent, written = time.monotonic(), []
+
+    async def trace(name: str, info: dict) -> None:
+        if name == "http11.send_request_body.complete":
+            written.append(time.monotonic())
+
     status, stage = None, "connect"
     try:
-        request = client.build_request("POST", url, content=body, headers={"Content-Type": "application/json"})
+        request = client.build_request("POST", url, content=body, headers={"Content-Type": "application/json"},
+                                       extensions={"trace": trace})
         stage = "answer"
         response = await client.send(request, stream=True)
         status, stage = response.status_code, "body"
@@ -117,10 +126,12 @@ async def _call(client: httpx.AsyncClient, url: str, index: int, body: bytes, ch
     except httpx.ConnectError as error:
         return Call(index, status, "connect", f"{type(error).__name__}: {error}", sent, time.monotonic())
     except (httpx.TransportError, OSError) as error:
-        return Call(index, status, stage, f"{type(error).__name__}: {error}", sent, time.monotonic())
+        return Call(index, status, stage, f"{type(error).__name__}: {error}", sent, time.monotonic(),
+                    written[0] if written else None)
     done = time.monotonic()
     problem = check(index, status, content) if check else (None if status == 200 else f"status {status}")
-    return Call(index, status, None if problem is None else "check", problem or "", sent, done)
+    return Call(index, status, None if problem is None else "check", problem or "", sent, done,
+                written[0] if written else None)
 
 
 async def run_load(url: str | Callable[[int], str], body: Callable[[int], bytes], *, concurrency: int = 8, requests: int | None = None,

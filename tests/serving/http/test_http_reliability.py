@@ -36,7 +36,7 @@ from mlpatterns.testing.load_generator import rss_bytes, run_load, run_load_sync
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
 CONCURRENCY = 16  # benchmarks/bench_serving.py measures requests/s at concurrency 16
 WARM_UP_S = 3.0
-RSS_GROWTH_BOUND_MB = 25  # measured: under 2 MB after the warm-up, in 5 s and in 60 s (the doc page)
+RSS_GROWTH_BOUND_MB = 10  # measured +0.7 MB in 5 s, +1.0 MB in 60 s (1,844 requests); see the doc page
 EXIT_BOUND_S = 10.0
 BODIES = 64
 
@@ -135,18 +135,20 @@ def test_load_60_seconds(carseats_sales):
 PREDICT_LINE = re.compile(r'"POST /v(1/models/sales:predict|2/models/sales/infer) HTTP/1\.1" (\d+)')
 
 
-def test_sigterm_under_load_answers_or_refuses_every_request(carseats_sales, tmp_path):
-    frame, bundles = carseats_sales
-    arguments = [f"sales={bundles['sales']}", "--reload-interval", "0", "--log-level", "info"]
-    with open(tmp_path / "server.log", "w") as log, serve_process(arguments, env=_environment(), stdout=log) as (
-            process, base):
-        requests = SalesRequests(frame, bundles["sales"], base)
+def _sigterm_under_load(frame, bundle, log_path, *, concurrency: int = 8, load_s: float = 2.0) -> int:
+    """One server, ``concurrency`` clients, SIGTERM after ``load_s``; checks it all; returns the requests lost.
+
+    Lost: written whole to the socket before the signal, then closed without a byte of answer.
+    """
+    arguments = [f"sales={bundle}", "--reload-interval", "0", "--log-level", "info"]
+    with open(log_path, "w") as log, serve_process(arguments, env=_environment(), stdout=log) as (process, base):
+        requests = SalesRequests(frame, bundle, base)
 
         async def load_and_stop():
             stop = asyncio.Event()
-            load = asyncio.create_task(run_load(requests.url, requests.body, concurrency=8, stop=stop, timeout=20,
-                                                check=requests.check))
-            await asyncio.sleep(2.0)
+            load = asyncio.create_task(run_load(requests.url, requests.body, concurrency=concurrency, stop=stop,
+                                                timeout=20, check=requests.check))
+            await asyncio.sleep(load_s)
             signalled = time.monotonic()
             process.send_signal(signal.SIGTERM)
             while process.poll() is None and time.monotonic() - signalled < EXIT_BOUND_S + 5:
@@ -159,15 +161,38 @@ def test_sigterm_under_load_answers_or_refuses_every_request(carseats_sales, tmp
         report, signalled, ended = asyncio.run(load_and_stop())
     assert ended - signalled <= EXIT_BOUND_S, "the server did not end after SIGTERM"
     assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
-    served = Counter(m.group(2) for m in PREDICT_LINE.finditer((tmp_path / "server.log").read_text()))
+    served = Counter(m.group(2) for m in PREDICT_LINE.finditer(log_path.read_text()))
     in_flight = [c for c in report.calls if c.sent < signalled < c.done]
-    lost = [c for c in report.errors if c.sent < signalled]
+    closed = [c for c in report.errors if c.failed_at == "answer"]
+    lost = [c for c in closed if c.written is not None and c.written < signalled]
     print(f"\nSIGTERM under load: {len(report.ok)} answered ({sum(c.done > signalled for c in report.ok)} after the "
-          f"signal), {len(in_flight)} in flight at the signal, {len(lost)} of them closed unanswered, "
-          f"{sum(c.failed_at == 'connect' for c in report.calls)} refused afterwards; ended "
-          f"{ended - signalled:.2f} s after the signal, exit status {process.returncode}")
+          f"signal), {len(in_flight)} in flight at the signal, {len(closed)} closed unanswered ({len(lost)} of them "
+          f"written whole before the signal), {sum(c.failed_at == 'connect' for c in report.calls)} refused "
+          f"afterwards; ended {ended - signalled:.2f} s after the signal, exit status {process.returncode}")
     assert len(report.ok) > 0 and in_flight, "the load did not span the signal"
+    assert all(c.written is not None for c in report.ok), "the trace of the request's writing is missing"
     partial = [c for c in report.errors if c.answered or c.failed_at in ("body", "check")]
     assert partial == [], [(c.status, c.failed_at, c.error) for c in partial[:5]]  # no 5xx, no cut or wrong answer
     assert {c.failed_at for c in report.errors} <= {"connect", "answer"}
     assert served == {"200": len(report.ok)}  # every answer the server gave arrived whole
+    return len(lost)
+
+
+def test_sigterm_under_load_answers_or_refuses_every_request(carseats_sales, tmp_path):
+    frame, bundles = carseats_sales
+    _sigterm_under_load(frame, bundles["sales"], tmp_path / "server.log")
+
+
+@pytest.mark.slow
+def test_sigterm_under_load_repeated(carseats_sales, tmp_path):
+    """20 shutdowns at concurrency 16, each after a slightly different time; the lost requests are counted.
+
+    Not asserted to be zero: uvicorn closes a keep-alive connection that has no request in
+    progress at once, and a request already written to it waits unread while the event loop
+    runs a prediction (docs/patterns/serving_reliability.md).
+    """
+    frame, bundles = carseats_sales
+    lost = [_sigterm_under_load(frame, bundles["sales"], tmp_path / f"server{i}.log", concurrency=16,
+                                load_s=1.0 + 0.013 * i) for i in range(20)]
+    print(f"\n20 shutdowns under load: {sum(lost)} requests written before the signal closed unanswered, "
+          f"in {sum(n > 0 for n in lost)} of the 20 runs")
