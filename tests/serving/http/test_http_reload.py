@@ -79,7 +79,10 @@ def test_an_alias_switch_under_load_drops_no_request(registry, carseats_sales):
         senders = [threading.Thread(target=send, args=(log,)) for log in answers]
         for sender in senders:
             sender.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not all(len(log) >= 2 for log in answers):  # every client answered by version 1 first, however slow
+            assert time.monotonic() < deadline and not failures, "version 1 never answered every client"
+            time.sleep(0.05)
         registry.set_alias("sales", "champion", 2)
         deadline = time.monotonic() + 15
         while not all(log and log[-1][1] == "2" for log in answers):
