@@ -129,7 +129,10 @@ async def _call(client: httpx.AsyncClient, url: str, index: int, body: bytes, ch
         return Call(index, status, stage, f"{type(error).__name__}: {error}", sent, time.monotonic(),
                     written[0] if written else None)
     done = time.monotonic()
-    problem = check(index, status, content) if check else (None if status == 200 else f"status {status}")
+    try:
+        problem = check(index, status, content) if check else (None if status == 200 else f"status {status}")
+    except Exception as error:  # noqa: BLE001 - a check that cannot read the answer reports it as the problem
+        problem = f"the check failed: {type(error).__name__}: {error}"
     return Call(index, status, None if problem is None else "check", problem or "", sent, done,
                 written[0] if written else None)
 
@@ -147,8 +150,8 @@ async def run_load(url: str | Callable[[int], str], body: Callable[[int], bytes]
     requests, seconds, stop : the run ends at the first of: ``requests`` sent, ``seconds``
         passed, ``stop`` set (the requests in flight then finish); at least one is needed.
     rate : requests per second over all connections (None: as fast as answers come).
-    check : ``check(i, status, content)`` of each complete answer; a string is a problem.
-        Without it, any status but 200 is one.
+    check : ``check(i, status, content)`` of each complete answer; a string is a problem,
+        and so is an exception it raises. Without it, any status but 200 is one.
     keep_alive : False opens a new connection for every request (spread over the workers
         of a multi-process server).
     retry_delay : the pause after a request that got no answer, so that a stopped server

@@ -148,24 +148,30 @@ def test_shuffled_split_requests_come_back_by_key_from_both_workers(keyed, serve
         answered.append((kind, part, _answer_rows(protocol, content)))
         return None
 
-    before = _requests_by_worker(metrics)
-    report = run_load_sync(urls.__getitem__, bodies.__getitem__, concurrency=6, requests=len(batches), check=check,
-                           keep_alive=False)
-    after = _requests_by_worker(metrics)
-    assert report.errors == [], [(c.failed_at, c.error) for c in report.errors[:5]]
-    assert len(answered) == len(batches)
-    for kind, part, answer in answered:
-        keys = KEYS[kind]
-        sent = Counter(tuple(_native(v) for v in r) for r in part[keys].itertuples(index=False))
-        got = [tuple(r) for r in answer[keys].itertuples(index=False)]
-        assert Counter(got) == sent, f"{kind}: the keys answered are not the keys sent"
-        expected = np.array([references[kind][k] for k in got], dtype=np.float64)
-        assert answer["prediction"].astype(np.int64).tolist() == expected[:, 1].astype(np.int64).tolist()
-        np.testing.assert_allclose(answer["probability"].to_numpy(np.float64), expected[:, 0], rtol=1e-6, atol=1e-7)
     rows = sum(len(part) for _, part in batches)
     assert rows == 3 * (len(frame) + 40)
-    share = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in after}
-    print(f"\n{protocol}: {len(batches)} requests, {rows} rows of 3 models in {report.seconds:.1f} s; "
-          f"requests per worker {sorted(share.values())}")
-    assert sum(share.values()) == len(batches)
-    assert len([n for n in share.values() if n > 0]) == 2, f"both workers should have answered, got {share}"
+    for _ in range(3):  # the kernel picks the worker of each connection: ask again if one got none
+        answered.clear()
+        before = _requests_by_worker(metrics)
+        report = run_load_sync(urls.__getitem__, bodies.__getitem__, concurrency=6, requests=len(batches),
+                               check=check, keep_alive=False)
+        after = _requests_by_worker(metrics)
+        assert report.errors == [], [(c.failed_at, c.error) for c in report.errors[:5]]
+        assert len(answered) == len(batches)
+        for kind, part, answer in answered:
+            keys = KEYS[kind]
+            sent = Counter(tuple(_native(v) for v in r) for r in part[keys].itertuples(index=False))
+            got = [tuple(r) for r in answer[keys].itertuples(index=False)]
+            assert Counter(got) == sent, f"{kind}: the keys answered are not the keys sent"
+            expected = np.array([references[kind][k] for k in got], dtype=np.float64)
+            assert answer["prediction"].astype(np.int64).tolist() == expected[:, 1].astype(np.int64).tolist()
+            np.testing.assert_allclose(answer["probability"].to_numpy(np.float64), expected[:, 0], rtol=1e-6,
+                                       atol=1e-7)
+        share = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in after}
+        print(f"\n{protocol}: {len(batches)} requests, {rows} rows of 3 models in {report.seconds:.1f} s; "
+              f"requests per worker {sorted(share.values())}")
+        assert sum(share.values()) == len(batches)
+        if len([n for n in share.values() if n > 0]) == 2:
+            break
+    else:
+        pytest.fail(f"one worker answered every request, three times: {share}")
