@@ -15,7 +15,29 @@ Rows (each a ratio of the online path to its baseline, measured side by side in 
   bare FastAPI echo endpoint (the baseline), an endpoint calling ``OnlinePredictor`` and one
   calling ``ServingFunction``; keep-alive httpx clients send one row per request: p50/p99 at
   concurrency 1, the three servers asked in turn, and requests per second at concurrency 16
-  (median of 3 rounds, the servers in turn); client and servers share the CPUs.
+  (median of 3 rounds, the servers in turn); client and servers share the CPUs;
+* ``mlpatterns serve``, the real server (TF Serving REST ``:predict``, one row in
+  ``instances``; metrics and access log on, as shipped, ``--log-level warning``):
+  ``cold start``: process start until ``GET /v2/health/ready`` answers 200 (median of
+  ``MLPATTERNS_BENCH_COLD_RUNS``, default 5; also the CPU seconds the process used), against the
+  issue's target of 2 s; ``c=1``: p50/p99 against the echo endpoint, asked in turn (target: p99
+  at most 1 ms above the echo's); ``c=16, --workers 2``: requests per second against the echo
+  app under ``uvicorn --workers 2`` (target: at least 0.5x) and against ``mlflow models serve
+  --workers 2`` on the same model (target: at least 10x), the three asked in turn;
+* ``mlflow models serve``: MLflow goes into its own virtual environment, created by this
+  benchmark under ``.bench-venvs/mlflow`` (``MLPATTERNS_BENCH_VENVS``; never the project's, whose
+  pins it breaks): ``mlflow``, and the project's ``onnxruntime`` and ``pyfarmhash`` versions. It
+  serves the same bundle (the same ONNX model and fitted transform, ``mlpatterns`` shipped as the
+  pyfunc's ``code_paths``) as two pyfunc models: one whose ``predict`` hands MLflow's DataFrame to
+  the bundle's ``ServingFunction`` (how a bundle with a DataFrame API is packaged for MLflow: the
+  batch path, pandas throughout; the issue's 10x target is against this one), and one whose
+  ``predict`` turns the DataFrame into dicts for ``OnlinePredictor``, the code ``mlpatterns
+  serve`` runs, which leaves MLflow's own costs (parsing the request into a DataFrame, the
+  pyfunc wrapper, encoding the answer) as the difference. The client sends MLflow's own format,
+  ``{"dataframe_records": [row]}``. When MLflow cannot be installed or started, the row says
+  why and the rest runs.
+
+``MLPATTERNS_BENCH_SERVING_PARTS`` (default ``in-process,cold,http,server``) picks the parts.
 
 The bundles are ``runs/flights/bundles/{gradient_boosting,wide_and_deep}``; without them the
 benchmark runs ``mlpatterns run examples/flights.yaml`` first (several minutes).
@@ -90,6 +112,7 @@ def _in_process(name: str, rows: list[dict[str, Any]]) -> list[dict]:
     fields = list(dict.fromkeys([*serving.input_columns, *serving.key_columns]))
     out = []
     sizes = [("1 row", 1, CALLS), ("10 rows", 10, max(10, CALLS // 10)), ("100 rows", 100, max(10, CALLS // 40)),
+             ("256 rows (the server's online limit)", 256, max(10, CALLS // 100)),
              ("1,000 rows", 1000, max(10, CALLS // 100))]
     for label, batch, calls in sizes:
         batch_times, online_times = [], []
@@ -104,8 +127,8 @@ def _in_process(name: str, rows: list[dict[str, Any]]) -> list[dict]:
             batch_times.append(middle - started)
             online_times.append(time.perf_counter() - middle)
         (b50, b99), (o50, o99) = _percentiles(batch_times), _percentiles(online_times)
-        out.append({"case": f"in-process, {label}", "model": name, "online_p50_ms": o50 * 1e3,
-                    "online_p99_ms": o99 * 1e3, "baseline": "ServingFunction.predict",
+        out.append({"case": f"in-process, {label}", "model": name, "p50_ms": o50 * 1e3,
+                    "p99_ms": o99 * 1e3, "baseline": "ServingFunction.predict",
                     "baseline_p50_ms": b50 * 1e3, "baseline_p99_ms": b99 * 1e3,
                     "p50_vs_baseline": o50 / b50, "p99_vs_baseline": o99 / b99})
         _log(f"{name}, {label}: online p50 {o50 * 1e3:.3f} ms, batch p50 {b50 * 1e3:.3f} ms")
@@ -142,7 +165,7 @@ def _cold_start(row: dict[str, Any]) -> dict:
     online, batch = statistics.median(times["online"]), statistics.median(times["batch"])
     _log(f"cold start: online {online:.2f} s, batch {batch:.2f} s")
     return {"case": "cold start (process to first prediction)", "model": "gradient_boosting",
-            "online_p50_ms": online * 1e3, "baseline": "ServingFunction", "baseline_p50_ms": batch * 1e3,
+            "p50_ms": online * 1e3, "baseline": "ServingFunction", "baseline_p50_ms": batch * 1e3,
             "p50_vs_baseline": online / batch}
 
 
@@ -188,22 +211,24 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _latencies(urls: dict[str, str], body: bytes, seconds: float) -> dict[str, list[float]]:
-    """Concurrency 1: one keep-alive connection per server, requests to the servers in turn."""
+async def _latencies(urls: dict[str, str], body: bytes | dict[str, bytes], seconds: float) -> dict[str, list[float]]:
+    """Concurrency 1: one keep-alive connection per server, requests to the servers in turn
+    (``body``: one for all, or one per server)."""
     import httpx
 
+    bodies = body if isinstance(body, dict) else dict.fromkeys(urls, body)
     times: dict[str, list[float]] = {mode: [] for mode in urls}
     headers = {"content-type": "application/json"}
     clients = {mode: httpx.AsyncClient(timeout=30) for mode in urls}
     try:
         for mode, url in urls.items():  # warm up
             for _ in range(20):
-                (await clients[mode].post(url, content=body, headers=headers)).raise_for_status()
+                (await clients[mode].post(url, content=bodies[mode], headers=headers)).raise_for_status()
         deadline = time.perf_counter() + seconds * len(urls)
         while time.perf_counter() < deadline:
             for mode, url in urls.items():
                 started = time.perf_counter()
-                (await clients[mode].post(url, content=body, headers=headers)).raise_for_status()
+                (await clients[mode].post(url, content=bodies[mode], headers=headers)).raise_for_status()
                 times[mode].append(time.perf_counter() - started)
     finally:
         for client in clients.values():
@@ -277,7 +302,7 @@ def _http(row: dict[str, Any]) -> list[dict]:
     for mode, label in (("online", "OnlinePredictor"), ("batch", "ServingFunction")):
         found = results[mode]
         rows.append({"case": f"http, {label} vs FastAPI echo", "model": "gradient_boosting",
-                     "online_p50_ms": found["p50"] * 1e3, "online_p99_ms": found["p99"] * 1e3,
+                     "p50_ms": found["p50"] * 1e3, "p99_ms": found["p99"] * 1e3,
                      "baseline": "echo endpoint", "baseline_p50_ms": echo["p50"] * 1e3,
                      "baseline_p99_ms": echo["p99"] * 1e3, "p50_vs_baseline": found["p50"] / echo["p50"],
                      "p99_vs_baseline": found["p99"] / echo["p99"],
@@ -287,11 +312,278 @@ def _http(row: dict[str, Any]) -> list[dict]:
     return rows
 
 
+# -- the real server: mlpatterns serve, against a bare echo and against mlflow models serve ---------------
+
+VENVS = Path(os.environ.get("MLPATTERNS_BENCH_VENVS", ROOT / ".bench-venvs"))
+MLFLOW_VERSION = "3.17.2"  # 3.18.0 needs an mlflow-tracing 3.18.0 that the index here lacks
+COLD_RUNS = int(os.environ.get("MLPATTERNS_BENCH_COLD_RUNS", 5))
+COLD_TARGET_S = 2.0
+P99_TARGET_MS = 1.0
+ECHO_TARGET, MLFLOW_TARGET = 0.5, 10.0
+
+_ECHO_APP = """
+from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+
+@app.post("/predict")
+async def predict(request: Request):
+    return {"predictions": (await request.json())["instances"]}
+"""
+
+_MLFLOW_MODEL = """
+import sys
+
+import mlflow.pyfunc
+
+
+class OnlineBundle(mlflow.pyfunc.PythonModel):
+    \"\"\"The bundle's OnlinePredictor: the ONNX model and the fitted transform, as mlpatterns serve runs them.\"\"\"
+
+    def load_context(self, context):
+        from mlpatterns.serving.online import OnlinePredictor
+
+        self.predictor = OnlinePredictor.load(context.artifacts["bundle"])
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        outputs, problems = self.predictor.predict_rows(model_input.to_dict("records"))
+        if problems:
+            raise ValueError("; ".join(f"row {p.row}, {p.column}: {p.problem}" for p in problems))
+        return pd.DataFrame(outputs)
+
+
+class BatchBundle(mlflow.pyfunc.PythonModel):
+    \"\"\"The bundle's ServingFunction on MLflow's DataFrame: the same transform and ONNX model, through pandas.\"\"\"
+
+    def load_context(self, context):
+        from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+        self.serving = ServingFunction.load(context.artifacts["bundle"])
+
+    def predict(self, context, model_input, params=None):
+        return self.serving.predict(model_input)
+
+
+model = OnlineBundle() if sys.argv[4] == "online" else BatchBundle()
+mlflow.pyfunc.save_model(sys.argv[1], python_model=model, artifacts={"bundle": sys.argv[2]}, code_paths=[sys.argv[3]])
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _mlpatterns() -> list[str]:
+    script = Path(sys.executable).parent / "mlpatterns"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mlpatterns.cli"]
+
+
+def _wait(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode} before answering {url}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
+        time.sleep(0.02)
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _serve_cold_start(path: Path) -> dict:
+    """``mlpatterns serve BUNDLE``: process start until /v2/health/ready answers 200."""
+    import urllib.request
+
+    walls, cpus = [], []
+    for _ in range(COLD_RUNS):
+        port = _free_port()
+        started = time.perf_counter()
+        process = subprocess.Popen([*_mlpatterns(), "serve", str(path), "--port", str(port), "--log-level", "warning"],
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    if process.poll() is not None:
+                        raise RuntimeError("mlpatterns serve exited before it was ready") from None
+                    time.sleep(0.005)
+            walls.append(time.perf_counter() - started)
+            cpus.append(_cpu_seconds(process.pid))
+        finally:
+            _stop([process])
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    _log(f"mlpatterns serve cold start: {wall:.2f} s to ready ({cpu:.2f} CPU s); runs {[round(w, 2) for w in walls]}")
+    return {"case": "mlpatterns serve: cold start (process to ready)", "model": "gradient_boosting",
+            "p50_ms": wall * 1e3, "cpu_ms": cpu * 1e3, "baseline": "target", "baseline_p50_ms": COLD_TARGET_S * 1e3,
+            "p50_vs_baseline": wall / COLD_TARGET_S, "target": f"< {COLD_TARGET_S:g} s", "met": wall < COLD_TARGET_S}
+
+
+def _mlflow_env() -> tuple[Path | None, str]:
+    """The benchmark's MLflow virtual environment (created on first use), or None and why not."""
+    import importlib.metadata as metadata
+
+    venv = VENVS / "mlflow"
+    python = venv / "bin" / "python"
+    marker = venv / f".installed-{MLFLOW_VERSION}"
+    if marker.exists():
+        return python, ""
+    pins = [f"mlflow=={MLFLOW_VERSION}", f"onnxruntime=={metadata.version('onnxruntime')}",
+            f"pyfarmhash=={metadata.version('pyfarmhash')}"]
+    _log(f"creating {venv} with {' '.join(pins)} (once; minutes)")
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *pins], check=True, capture_output=True,
+                       text=True, timeout=1800)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+        detail = getattr(error, "stderr", "") or ""
+        lines = [line for line in str(detail).splitlines() if line.startswith("ERROR")] or [str(error)]
+        return None, f"MLflow could not be installed into {venv}: {lines[-1][:300]}"
+    marker.write_text(" ".join(pins) + "\n")
+    return python, ""
+
+
+def _mlflow_model(python: Path, path: Path, scratch: Path, kind: str) -> Path:
+    """A pyfunc model of the bundle (``kind``: online or batch; see the module docstring), saved with the
+    MLflow venv's Python."""
+    script, model = scratch / "log_model.py", scratch / f"mlflow_{kind}"
+    script.write_text(_MLFLOW_MODEL)
+    subprocess.run([str(python), str(script), str(model), str(path), str(ROOT / "src" / "mlpatterns"), kind],
+                   check=True, capture_output=True, text=True, cwd=scratch)
+    return model
+
+
+def _server_rows(row: dict[str, Any]) -> list[dict]:
+    """``mlpatterns serve`` against an echo (c=1, then --workers 2 at c=16) and ``mlflow models serve``."""
+    path = _bundle("gradient_boosting")
+    name = path.name
+    out = [_serve_cold_start(path)]
+    body = json.dumps({"instances": [row]}).encode()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    predict = f"/v1/models/{name}:predict"
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        (scratch / "echo_app.py").write_text(_ECHO_APP)
+
+        def echo(port: int, workers: int) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "-m", "uvicorn", "echo_app:app", "--app-dir", str(scratch),
+                                     "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+                                     "--no-access-log"], env=env)
+
+        def serve(port: int, workers: int) -> subprocess.Popen:
+            return subprocess.Popen([*_mlpatterns(), "serve", str(path), "--port", str(port), "--workers", str(workers),
+                                     "--log-level", "warning"], env=env)
+
+        # concurrency 1, one worker each
+        ports = {"echo": _free_port(), "serve": _free_port()}
+        processes = [echo(ports["echo"], 1), serve(ports["serve"], 1)]
+        try:
+            urls = {"echo": f"http://127.0.0.1:{ports['echo']}/predict",
+                    "serve": f"http://127.0.0.1:{ports['serve']}{predict}"}
+            _wait(f"http://127.0.0.1:{ports['serve']}/v2/health/ready", processes[1])
+            _wait(f"http://127.0.0.1:{ports['echo']}/docs", processes[0])
+            latencies = asyncio.run(_latencies(urls, body, HTTP_SECONDS))
+        finally:
+            _stop(processes)
+        (e50, e99), (s50, s99) = _percentiles(latencies["echo"]), _percentiles(latencies["serve"])
+        _log(f"c=1: mlpatterns serve p50 {s50 * 1e3:.2f} ms p99 {s99 * 1e3:.2f} ms; "
+             f"echo p50 {e50 * 1e3:.2f} ms p99 {e99 * 1e3:.2f} ms")
+        delta = (s99 - e99) * 1e3
+        out.append({"case": "mlpatterns serve vs FastAPI echo, c=1, 1 row", "model": name, "p50_ms": s50 * 1e3,
+                    "p99_ms": s99 * 1e3, "baseline": "echo endpoint", "baseline_p50_ms": e50 * 1e3,
+                    "baseline_p99_ms": e99 * 1e3, "p50_vs_baseline": s50 / e50, "p99_vs_baseline": s99 / e99,
+                    "p99_delta_ms": delta, "target": f"p99 +<= {P99_TARGET_MS:g} ms", "met": delta <= P99_TARGET_MS})
+
+        # concurrency 16, two workers each, and MLflow
+        python, why = _mlflow_env()
+        targets: dict[str, tuple[str, bytes]] = {}
+        processes = []
+        try:
+            ports = {"echo": _free_port(), "serve": _free_port()}
+            processes += [echo(ports["echo"], 2), serve(ports["serve"], 2)]
+            targets["echo"] = (f"http://127.0.0.1:{ports['echo']}/predict", body)
+            targets["serve"] = (f"http://127.0.0.1:{ports['serve']}{predict}", body)
+            for kind in ("batch", "online") if python is not None else ():
+                try:
+                    model = _mlflow_model(python, path, scratch, kind)
+                    ports[f"mlflow-{kind}"] = _free_port()
+                    processes.append(subprocess.Popen(
+                        [str(python.parent / "mlflow"), "models", "serve", "-m", str(model), "--host", "127.0.0.1",
+                         "--port", str(ports[f"mlflow-{kind}"]), "--env-manager", "local", "--workers", "2"],
+                        env={**env, "MLFLOW_TRACKING_URI": f"file://{scratch / 'mlruns'}",  # its uvicorn on PATH
+                             "PATH": f"{python.parent}{os.pathsep}{env.get('PATH', '')}"},
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                    _wait(f"http://127.0.0.1:{ports[f'mlflow-{kind}']}/ping", processes[-1])
+                    targets[f"mlflow-{kind}"] = (f"http://127.0.0.1:{ports[f'mlflow-{kind}']}/invocations",
+                                                 json.dumps({"dataframe_records": [row]}).encode())
+                except (subprocess.CalledProcessError, RuntimeError, OSError) as error:
+                    detail = getattr(error, "stderr", "") or str(error)
+                    why = f"mlflow models serve did not run: {str(detail).strip().splitlines()[-1][:300]}"
+            _wait(f"http://127.0.0.1:{ports['serve']}/v2/health/ready", processes[1])
+            _wait(f"http://127.0.0.1:{ports['echo']}/docs", processes[0])
+            rounds: dict[str, list[float]] = {mode: [] for mode in targets}
+            for _ in range(3):
+                for mode, (url, sent) in targets.items():
+                    rounds[mode].append(asyncio.run(_throughput(url, sent, 16, HTTP_SECONDS / 3)))
+        finally:
+            _stop(processes)
+        rps = {mode: statistics.median(found) for mode, found in rounds.items()}
+        _log("c=16, 2 workers: " + ", ".join(f"{mode} {value:.0f} requests/s" for mode, value in rps.items()))
+        ratio = rps["serve"] / rps["echo"]
+        out.append({"case": "mlpatterns serve vs FastAPI echo, c=16, 2 workers, 1 row", "model": name,
+                    "rps_16": rps["serve"], "baseline": "echo endpoint", "baseline_rps_16": rps["echo"],
+                    "rps_vs_baseline": ratio, "target": f">= {ECHO_TARGET:g}x", "met": ratio >= ECHO_TARGET})
+        labels = {"mlflow-batch": "pyfunc: ServingFunction", "mlflow-online": "pyfunc: OnlinePredictor"}
+        for mode, label in labels.items():
+            if mode not in rps:
+                continue
+            ratio = rps["serve"] / rps[mode]
+            out.append({"case": f"mlpatterns serve vs mlflow models serve ({label}), c=16, 2 workers, 1 row",
+                        "model": name, "rps_16": rps["serve"], "baseline": f"mlflow {MLFLOW_VERSION}",
+                        "baseline_rps_16": rps[mode], "rps_vs_baseline": ratio,
+                        "target": f">= {MLFLOW_TARGET:g}x", "met": ratio >= MLFLOW_TARGET})
+        if not any(mode in rps for mode in labels):
+            _log(f"skipped the MLflow row: {why}")
+            out.append({"case": "mlpatterns serve vs mlflow models serve, c=16, 2 workers, 1 row", "model": name,
+                        "baseline": f"skipped: {why}"})
+    return out
+
+
 def run() -> list[dict]:
+    parts = os.environ.get("MLPATTERNS_BENCH_SERVING_PARTS", "in-process,cold,http,server").split(",")
     rows = _rows(1000)
     out: list[dict] = []
-    for name in ("gradient_boosting", "wide_and_deep"):
-        out += _in_process(name, rows)
-    out.append(_cold_start(rows[0]))
-    out += _http(rows[0])
+    if "in-process" in parts:
+        for name in ("gradient_boosting", "wide_and_deep"):
+            out += _in_process(name, rows)
+    if "cold" in parts:
+        out.append(_cold_start(rows[0]))
+    if "http" in parts:
+        out += _http(rows[0])
+    if "server" in parts:
+        out += _server_rows(rows[0])
     return out
