@@ -26,6 +26,8 @@ _EXPORTS = {
     "TwoPhaseModel": "two_phase_predictions.model",
     "choose_threshold": "two_phase_predictions.evaluation", "plot_tradeoff": "two_phase_predictions.evaluation",
     "tradeoff_curve": "two_phase_predictions.evaluation",
+    "regression_tradeoff_curve": "two_phase_predictions.evaluation",
+    "read_two_phase": "two_phase_predictions.artifact", "write_two_phase": "two_phase_predictions.artifact",
 }
 
 __all__ = sorted(_EXPORTS)
