@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 import threading
 from datetime import datetime
@@ -150,7 +151,8 @@ def test_repeated_keys_are_refused_and_nothing_is_written(carseats, serving, tmp
     repeated.to_parquet(tmp_path / "rows.parquet", index=False)
     key = f"ShelveLoc={rows['ShelveLoc'][7]!r}, rownames={int(rows['rownames'][7])!r}"
     for chunk_rows in (4, 100):  # the repeat in another chunk, and in the same chunk
-        with pytest.raises(ValueError, match=rf"row 10 repeats the key \({key}\) of an earlier row"):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'scores.sqlite'))}: row 10 repeats the "
+                           rf"key \({key}\) of an earlier row"):  # the output named, not the temporary file
             predict_file(serving, tmp_path / "rows.parquet", tmp_path / "scores.sqlite", chunk_rows=chunk_rows)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.parquet"]
     # the same rows into a file keep both and count the repeat

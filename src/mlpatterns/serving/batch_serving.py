@@ -93,14 +93,17 @@ class PredictionTableWriter:
     those of the first chunk written: keys as the input gave them (a CSV's keys are
     text, a Parquet file's integers INTEGER). The
     file is built with SQLite's journal off, so it is meant to be a temporary file that
-    the caller renames into place after :meth:`close` (as ``predict_file`` does).
+    the caller renames into place after :meth:`close` (as ``predict_file`` does); errors
+    name ``shown_as`` (the final path) where given, not the temporary file.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, keys: Sequence[str], outputs: Sequence[str],
-                 meta: Mapping[str, Any], types: Mapping[str, str] | None = None) -> None:
+                 meta: Mapping[str, Any], types: Mapping[str, str] | None = None,
+                 shown_as: str | os.PathLike[str] | None = None) -> None:
         if not keys:
             raise PredictionTableError("a table of precomputed predictions needs key columns")
         self.path, self.keys, self.outputs = Path(path), list(keys), list(outputs)
+        self.shown_as = Path(shown_as) if shown_as is not None else self.path
         self._meta, self._declared = dict(meta), dict(types or {})
         self._types: list[str] | None = None
         self.rows = 0
@@ -146,11 +149,11 @@ class PredictionTableWriter:
                 row = int(rows[i]) if rows is not None else i
                 shown = ", ".join(f"{k}={v!r}" for k, v in zip(self.keys, key, strict=True))
                 return PredictionTableError(
-                    f"{self.path}: row {row} repeats the key ({shown}) of an earlier row; a table of "
+                    f"{self.shown_as}: row {row} repeats the key ({shown}) of an earlier row; a table of "
                     "precomputed predictions holds one prediction per key: remove the repeated rows, or "
                     "write a .csv or .parquet output (which keeps them and counts them)")
             seen.add(key)
-        return PredictionTableError(f"{self.path}: the rows could not be stored (a null key?)")
+        return PredictionTableError(f"{self.shown_as}: the rows could not be stored (a null key?)")
 
     def close(self) -> None:
         """Write ``meta`` and close the file (an empty table's undeclared columns are TEXT)."""

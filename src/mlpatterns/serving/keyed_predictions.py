@@ -83,7 +83,7 @@ class OutputWriter:
             from mlpatterns.serving.batch_serving import PredictionTableWriter
 
             try:
-                self._table = PredictionTableWriter(self.temporary, **table)
+                self._table = PredictionTableWriter(self.temporary, shown_as=path, **table)
             except BaseException:
                 self.temporary.unlink(missing_ok=True)
                 raise
