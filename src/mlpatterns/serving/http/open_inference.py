@@ -80,6 +80,15 @@ def open_inference_router(models: ServedModels, limits: Limits, ready: Any) -> A
         note_version(request, route.name, route.model.version)
         return route
 
+    # the infer routes first: the routes are matched in order, and inferences are most requests
+    @router.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> dict[str, Any]:
+        return await _infer(find(request, name), request, limits)
+
+    @router.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
+        return await _infer(find(request, name, version), request, limits)
+
     @router.get("/v2/health/live")
     def live() -> dict[str, bool]:
         return {"live": True}
@@ -114,14 +123,6 @@ def open_inference_router(models: ServedModels, limits: Limits, ready: Any) -> A
     @router.get("/v2/models/{name}/versions/{version}/ready")
     def version_ready(name: str, version: str, request: Request) -> dict[str, Any]:
         return {"name": find(request, name, version).name, "ready": bool(ready())}
-
-    @router.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request) -> dict[str, Any]:
-        return await _infer(find(request, name), request, limits)
-
-    @router.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
-        return await _infer(find(request, name, version), request, limits)
 
     return router
 

@@ -60,39 +60,7 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         note_version(request, route.name, route.model.version)
         return route
 
-    @router.get("/v1/models/{name}")
-    def status(name: str, request: Request) -> dict[str, Any]:
-        find(request, name)
-        return {"model_version_status": [_status(m) for m in reversed(models.versions(name).values())]}
-
-    @router.get("/v1/models/{name}/versions/{version}")
-    def version_status(name: str, version: str, request: Request) -> dict[str, Any]:
-        return {"model_version_status": [_status(find(request, name, version).model)]}
-
-    @router.get("/v1/models/{name}/labels/{label}")
-    def label_status(name: str, label: str, request: Request) -> dict[str, Any]:
-        return {"model_version_status": [_status(find(request, name, label=label).model)]}
-
-    def metadata(model: ServedModel) -> dict[str, Any]:
-        signature = model.signature
-        return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
-                "metadata": {"signature_def": {"signature_def": {"serving_default": {
-                    "inputs": signature["inputs"], "keys": signature.get("keys", []),
-                    "outputs": signature["outputs"], "method_name": "predict", "task": model.task}}}}}
-
-    @router.get("/v1/models/{name}/metadata")
-    def latest_metadata(name: str, request: Request) -> dict[str, Any]:
-        find(request, name)
-        return metadata(models.find(name))  # the latest version, split or not
-
-    @router.get("/v1/models/{name}/versions/{version}/metadata")
-    def version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
-        return metadata(find(request, name, version).model)
-
-    @router.get("/v1/models/{name}/labels/{label}/metadata")
-    def label_metadata(name: str, label: str, request: Request) -> dict[str, Any]:
-        return metadata(find(request, name, label=label).model)
-
+    # the predict routes first: the routes are matched in order, and predictions are most requests
     async def predict(request: Request, route: Route) -> dict[str, Any]:
         body = parse_json(await read_json(request, limits))
         if not isinstance(body, dict):
@@ -127,6 +95,39 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
     @router.post("/v1/models/{name}/labels/{label}:predict")
     async def predict_label(name: str, label: str, request: Request) -> dict[str, Any]:
         return await predict(request, find(request, name, label=label))
+
+    @router.get("/v1/models/{name}")
+    def status(name: str, request: Request) -> dict[str, Any]:
+        find(request, name)
+        return {"model_version_status": [_status(m) for m in reversed(models.versions(name).values())]}
+
+    @router.get("/v1/models/{name}/versions/{version}")
+    def version_status(name: str, version: str, request: Request) -> dict[str, Any]:
+        return {"model_version_status": [_status(find(request, name, version).model)]}
+
+    @router.get("/v1/models/{name}/labels/{label}")
+    def label_status(name: str, label: str, request: Request) -> dict[str, Any]:
+        return {"model_version_status": [_status(find(request, name, label=label).model)]}
+
+    def metadata(model: ServedModel) -> dict[str, Any]:
+        signature = model.signature
+        return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
+                "metadata": {"signature_def": {"signature_def": {"serving_default": {
+                    "inputs": signature["inputs"], "keys": signature.get("keys", []),
+                    "outputs": signature["outputs"], "method_name": "predict", "task": model.task}}}}}
+
+    @router.get("/v1/models/{name}/metadata")
+    def latest_metadata(name: str, request: Request) -> dict[str, Any]:
+        find(request, name)
+        return metadata(models.find(name))  # the latest version, split or not
+
+    @router.get("/v1/models/{name}/versions/{version}/metadata")
+    def version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
+        return metadata(find(request, name, version).model)
+
+    @router.get("/v1/models/{name}/labels/{label}/metadata")
+    def label_metadata(name: str, label: str, request: Request) -> dict[str, Any]:
+        return metadata(find(request, name, label=label).model)
 
     return router
 
