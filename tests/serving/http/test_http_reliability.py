@@ -12,8 +12,9 @@
   one of two ways: a complete, correct 200, or no byte of answer at all (refused, or closed
   before a status line); the server's access log must count exactly the 200s the clients got
   (none answered and lost on the way), and the process must end within
-  :data:`EXIT_BOUND_S`. How many requests sent before the signal were closed unanswered is
-  printed, not asserted (docs/patterns/serving_reliability.md).
+  :data:`EXIT_BOUND_S`. How many requests written whole before the signal were closed unanswered
+  is printed; that none is, is a known server bug (the strict xfail at the end of this module,
+  docs/patterns/serving_reliability.md).
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def _native(value):
 class SalesRequests:
     """Request bodies over both protocols for the Carseats ``sales`` bundle, and the check of each answer."""
 
-    def __init__(self, frame, bundle, base: str, count: int = BODIES, seed: int = 0) -> None:
+    def __init__(self, frame, bundle, base: str, count: int = BODIES, seed: int = 0,
+                 rows: tuple[int, int] = (1, 8)) -> None:
         predicted = ServingFunction.load(bundle).predict(frame)
         self.reference = dict(zip(predicted["row_id"].tolist(), predicted["prediction"].tolist(), strict=True))
         records = [{c: _native(v) for c, v in row.items()} for row in frame[["row_id", *INPUTS]].to_dict("records")]
         rng = random.Random(seed)
-        self.rows = [rng.choices(records, k=rng.randint(1, 8)) for _ in range(count)]  # keys may repeat
+        self.rows = [rng.choices(records, k=rng.randint(*rows)) for _ in range(count)]  # keys may repeat
         self.urls = [f"{base}/v1/models/sales:predict", f"{base}/v2/models/sales/infer"]
         self.bodies = [self._tf(rows) if i % 2 == 0 else self._v2(rows) for i, rows in enumerate(self.rows)]
 
@@ -135,14 +137,15 @@ def test_load_60_seconds(carseats_sales):
 PREDICT_LINE = re.compile(r'"POST /v(1/models/sales:predict|2/models/sales/infer) HTTP/1\.1" (\d+)')
 
 
-def _sigterm_under_load(frame, bundle, log_path, *, concurrency: int = 8, load_s: float = 2.0) -> int:
+def _sigterm_under_load(frame, bundle, log_path, *, concurrency: int = 8, load_s: float = 2.0,
+                        rows: tuple[int, int] = (1, 8)) -> int:
     """One server, ``concurrency`` clients, SIGTERM after ``load_s``; checks it all; returns the requests lost.
 
     Lost: written whole to the socket before the signal, then closed without a byte of answer.
     """
     arguments = [f"sales={bundle}", "--reload-interval", "0", "--log-level", "info"]
     with open(log_path, "w") as log, serve_process(arguments, env=_environment(), stdout=log) as (process, base):
-        requests = SalesRequests(frame, bundle, base)
+        requests = SalesRequests(frame, bundle, base, count=16 if rows[0] > 100 else BODIES, rows=rows)
 
         async def load_and_stop():
             stop = asyncio.Event()
@@ -187,12 +190,38 @@ def test_sigterm_under_load_answers_or_refuses_every_request(carseats_sales, tmp
 def test_sigterm_under_load_repeated(carseats_sales, tmp_path):
     """20 shutdowns at concurrency 16, each after a slightly different time; the lost requests are counted.
 
-    Not asserted to be zero: uvicorn closes a keep-alive connection that has no request in
+    Not asserted to be zero here: uvicorn closes a keep-alive connection that has no request in
     progress at once, and a request already written to it waits unread while the event loop
-    runs a prediction (docs/patterns/serving_reliability.md).
+    runs a prediction (the xfail test below; docs/patterns/serving_reliability.md).
     """
     frame, bundles = carseats_sales
     lost = [_sigterm_under_load(frame, bundles["sales"], tmp_path / f"server{i}.log", concurrency=16,
                                 load_s=1.0 + 0.013 * i) for i in range(20)]
     print(f"\n20 shutdowns under load: {sum(lost)} requests written before the signal closed unanswered, "
           f"in {sum(n > 0 for n in lost)} of the 20 runs")
+
+
+class AnswerLost(Exception):
+    """A request written whole to its connection before SIGTERM was closed without an answer."""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(raises=AnswerLost, strict=True, reason=(
+    "server bug: at SIGTERM uvicorn closes each keep-alive connection with no request in progress, "
+    "without reading a request already written to it; the routes predict on the event loop, so under "
+    "load such requests wait unread for hundreds of ms and are lost (reset, no answer)"))
+def test_sigterm_under_load_answers_every_request_written_before_it(carseats_sales, tmp_path):
+    """Up to 30 shutdowns at concurrency 16 with 2,000-row requests, until a request written before the signal is lost.
+
+    Whether a run loses one depends on where the signal falls in uvicorn's event loop (a
+    shutdown starts on a 0.1 s tick), so one run is not enough: measured on the shared 2-core
+    VM, 2 to 5 runs in 6 or 8 lose some (39 requests in 6 runs, written up to 0.88 s before the
+    signal); with the predictions in a thread pool, 1 run in 8 (2 requests, written 6 and 10 ms
+    before it). See docs/patterns/serving_reliability.md.
+    """
+    frame, bundles = carseats_sales
+    for i in range(30):
+        lost = _sigterm_under_load(frame, bundles["sales"], tmp_path / f"server{i}.log", concurrency=16,
+                                   load_s=1.0 + 0.013 * i, rows=(2000, 2000))
+        if lost:
+            raise AnswerLost(f"run {i + 1}: {lost} requests written whole before SIGTERM got no answer")
