@@ -100,6 +100,9 @@ class ServedModel:
         if self._serving is None and self.online is None:
             self._serving = self._load_serving()
         self._key_kinds: dict[str, str] = {}
+        answers = self._answers  # the signature's columns, read once: every request checks its fields
+        self._inputs, self._keys = list(answers.input_columns), list(answers.key_columns)
+        self._fields = [*self._inputs, *self._keys]
 
     def _load_serving(self) -> ServingFunction:
         from mlpatterns.serving.stateless_serving_function import ServingFunction
@@ -130,16 +133,16 @@ class ServedModel:
 
     @property
     def input_columns(self) -> list[str]:
-        return list(self._answers.input_columns)
+        return self._inputs
 
     @property
     def key_columns(self) -> list[str]:
-        return list(self._answers.key_columns)
+        return self._keys
 
     @property
     def fields(self) -> list[str]:
-        """The columns a request carries: the inputs, then the keys."""
-        return [*self.input_columns, *self.key_columns]
+        """The columns a request carries: the inputs, then the keys (one list: do not change it)."""
+        return self._fields
 
     @property
     def bundle(self) -> Any:
