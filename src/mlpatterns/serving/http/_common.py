@@ -12,8 +12,9 @@ bundle the online path cannot serve (a text encoder), by its
 :class:`~mlpatterns.serving.stateless_serving_function.ServingFunction`, loaded (with
 pandas) on first need. Both give the same JSON, errors included: the online path has the
 batch path's features, scores and row problems (``tests/serving/http/test_http_online_path.py``).
-Nothing here imports pandas until a request or a bundle needs it, so a server is ready
-in about a second (``mlpatterns serve``'s cold start).
+Nothing here imports pandas until a request or a bundle needs it, so that a server can be
+ready without paying for pandas and scikit-learn at start-up (``mlpatterns serve``'s cold
+start: docs/patterns/stateless_serving_function.md, "Speed").
 """
 
 from __future__ import annotations
