@@ -4,8 +4,8 @@ Predictions (19).
 
 Names load on first use: reading a bundle's manifest (:mod:`mlpatterns.bundles`, re-exported)
 imports neither pandas nor ONNX Runtime, and nothing here imports Ray, torch or httpx
-until a name that needs it is used. The online path's own ``InputError`` and
-``RowProblem`` stay in :mod:`mlpatterns.serving.online`; these names are the batch path's.
+until a name that needs it is used. ``InputError`` and ``RowProblem`` are one definition
+for the batch and the online path (:mod:`mlpatterns.serving.serving_contract`).
 """
 
 from mlpatterns._lazy import lazy_exports

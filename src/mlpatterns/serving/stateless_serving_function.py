@@ -23,7 +23,7 @@ from mlpatterns.bundles.format import Bundle, BundleError, read_bundle
 from mlpatterns.input_types import conform_column
 from mlpatterns.reproducibility.transform import FeatureTransform, TransformedFeatures
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
-from mlpatterns.serving.online._shared import (
+from mlpatterns.serving.serving_contract import (
     TASKS,
     InputError,
     RowProblem,

@@ -245,8 +245,6 @@ def test_a_split_takes_the_batch_path(bundles):
     assert [{k: v for k, v in p.items() if k != "model_version"} for p in answer.json()["predictions"]] == single
 
 
-@pytest.mark.xfail(strict=False, reason="traffic_split.py imports pandas and repeatable_splitting (scikit-learn) at "
-                                        "module level; with those imports made lazy this passes")
 def test_a_server_answering_few_rows_never_imports_pandas(bundles):
     """The cold start of ``mlpatterns serve``: loading the bundles and answering a small request
     needs neither pandas nor scikit-learn (about 2 CPU-seconds of imports on the project's VM)."""

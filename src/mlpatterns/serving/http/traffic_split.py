@@ -21,13 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from mlpatterns.reproducibility.model_versioning.model_uri import RegistryError, check_alias
-from mlpatterns.reproducibility.repeatable_splitting import key_buckets
+from mlpatterns.reproducibility.model_versioning.model_uri import (
+    RegistryError,
+    check_alias,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["BUCKETS", "SplitError", "Target", "TrafficSplit", "parse_target"]
 
@@ -125,6 +129,10 @@ class TrafficSplit:
 
     def assign(self, frame: pd.DataFrame, keys: Sequence[str]) -> list[Target]:
         """The target of every row of ``frame``, by its key columns ``keys`` (no null key)."""
+        from mlpatterns.reproducibility.repeatable_splitting import (
+            key_buckets,  # pandas, scikit-learn
+        )
+
         buckets = key_buckets(frame, list(keys), BUCKETS)
         ranges = self.ranges()
         bounds = np.array([end for _, _, end in ranges])

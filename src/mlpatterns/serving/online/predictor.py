@@ -31,7 +31,8 @@ import numpy as np
 from mlpatterns.bundles.format import Bundle, BundleError, read_bundle
 from mlpatterns.serving.model_graph import GraphError, ModelGraph
 from mlpatterns.serving.online._features import OnlinePathUnsupported, RowTransform, parse_row_dates
-from mlpatterns.serving.online._shared import (
+from mlpatterns.serving.online._values import converter, is_null
+from mlpatterns.serving.serving_contract import (
     TASKS,
     InputError,
     RowProblem,
@@ -40,7 +41,6 @@ from mlpatterns.serving.online._shared import (
     model_graph,
     read_outputs,
 )
-from mlpatterns.serving.online._values import converter, is_null
 
 __all__ = ["InputError", "OnlinePathUnsupported", "OnlinePredictor", "RowProblem"]
 

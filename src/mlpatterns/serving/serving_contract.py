@@ -1,4 +1,4 @@
-"""What the batch and the online path of the Stateless Serving Function (16) share, without pandas.
+"""The contract of a served bundle that the batch and the online path of the Stateless Serving Function (16) share, without pandas.
 
 The bad-row report (:class:`RowProblem`, :class:`InputError`) and the checks of a bundle's
 manifest (signature, outputs, model graph): one definition, so that both paths refuse the
