@@ -29,7 +29,8 @@ __all__ = ["add_serve_command", "parse_labels", "parse_models", "parse_splits", 
 
 
 URI_PREFIX = "models:/"
-DEFAULT_RELOAD_INTERVAL = 10.0
+DEFAULT_RELOAD_INTERVAL = 10.0  # as mlpatterns.serving.http.app's (not imported here: the CLI starts fast; tested equal)
+DEFAULT_DRAIN_SECONDS = 1.0  # as mlpatterns.serving.http.graceful_drain's (tested equal)
 
 
 def _source(name: str, path: str, version: int | None, item: str) -> Any:
@@ -137,7 +138,8 @@ def serve(args: argparse.Namespace) -> int:
         config = ServerConfig.of(args.models, registry=registry, labels=getattr(args, "labels", None) or {},
                                  split=getattr(args, "split", None) or {},
                                  reload_interval=getattr(args, "reload_interval", DEFAULT_RELOAD_INTERVAL),
-                                 token_file=str(token_file) if token_file else None)
+                                 token_file=str(token_file) if token_file else None,
+                                 drain=getattr(args, "drain", DEFAULT_DRAIN_SECONDS))
         run_server(config, host=args.host, port=args.port, workers=getattr(args, "workers", 1),
                    log_level=args.log_level)
     except ModelLoadError as error:
@@ -199,6 +201,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
                         help="re-resolve models:/NAME@ALIAS this often and swap in the version it points at "
                         f"(default: {DEFAULT_RELOAD_INTERVAL:g}; 0: never)")
     parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default: 1)")
+    parser.add_argument("--drain", type=_seconds, default=DEFAULT_DRAIN_SECONDS, metavar="SECONDS",
+                        help="on SIGTERM, keep answering this long, not ready and closing each connection after "
+                        f"its answer, before shutting down (default: {DEFAULT_DRAIN_SECONDS:g}; 0: none)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501, TF Serving's REST port)")
     parser.add_argument("--token-file", type=Path, help="require 'Authorization: Bearer TOKEN' (the file's content, "

@@ -30,7 +30,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from mlpatterns.serving.http._common import Limits, RequestError
+from mlpatterns.serving.http._common import ONLINE_MAX_ROWS, Limits, RequestError
+from mlpatterns.serving.http.graceful_drain import DEFAULT_DRAIN_SECONDS, Drain, DrainingConnections
 from mlpatterns.serving.http.open_inference import open_inference_router
 from mlpatterns.serving.http.openapi_signatures import ModelDocument, typed_openapi
 from mlpatterns.serving.http.operations import (
@@ -54,6 +55,7 @@ def create_app(
     models: Any, *, registry: Any = None, labels: Mapping[str, Mapping[str, int]] | None = None,
     split: Mapping[str, Any] | None = None, reload_interval: float = DEFAULT_RELOAD_INTERVAL,
     limits: Limits | None = None, token: str | None = None, metrics: bool = True, access_log: bool = True,
+    online_rows: int = ONLINE_MAX_ROWS, drain: float = DEFAULT_DRAIN_SECONDS,
 ) -> FastAPI:
     """A FastAPI app serving ``models``.
 
@@ -79,7 +81,10 @@ def create_app(
 
     Every bundle is loaded and verified here, before the app exists: one that fails
     raises :class:`ModelLoadError` and nothing is served. ``limits`` bounds each request
-    (:class:`Limits`: 10 MB and 10,000 rows by default; beyond them, 413).
+    (:class:`Limits`: 10 MB and 10,000 rows by default; beyond them, 413). A request of
+    at most ``online_rows`` rows without a split is answered by the bundle's pandas-free
+    :class:`~mlpatterns.serving.online.OnlinePredictor` (0: never), a larger one by its
+    :class:`ServingFunction`; the answers are the same.
 
     ``token`` (e.g. from :func:`~mlpatterns.serving.http.operations.token_from_file`), when
     given, is required as ``Authorization: Bearer <token>`` on every endpoint but
@@ -87,18 +92,25 @@ def create_app(
     Prometheus counters and latencies on ``GET /metrics`` (a registry per app, at
     ``app.state.metrics_registry``); ``access_log`` writes one line per request to the
     logger ``mlpatterns.serving.http.access``. Rejected requests are counted and logged too.
+
+    ``drain`` is the grace between SIGTERM (or SIGINT) and the shutdown, when the app
+    runs in a server's main thread (:mod:`~mlpatterns.serving.http.graceful_drain`):
+    not ready, ``Connection: close`` on every answer, still serving (0: none).
     """
     limits = limits or Limits()
     if token is not None:
         check_token(token)
+    grace = Drain(drain)  # checks the seconds before anything loads
     if reload_interval < 0:
         raise ValueError(f"reload_interval: expected seconds >= 0 (0: no reload), got {reload_interval!r}")
     owned = not isinstance(models, ServedModels)  # loaded here: its registry is closed at shutdown
-    if not owned and (registry is not None or labels or split):
-        raise ValueError("registry, labels and split configure the models loaded here; give them to "
+    if not owned and (registry is not None or labels or split or online_rows != ONLINE_MAX_ROWS):
+        raise ValueError("registry, labels, split and online_rows configure the models loaded here; give them to "
                          "ServedModels when passing one")
+    if online_rows < 0:
+        raise ValueError(f"online_rows: expected rows >= 0 (0: never the online path), got {online_rows!r}")
     served = models if not owned else load_models(
-        models, registry=registry, labels=labels, split=split)
+        models, registry=registry, labels=labels, split=split, online_rows=online_rows)
     server_metrics = ServerMetrics() if metrics else None
     if server_metrics is not None:
         served.on_reload = server_metrics.count_reload
@@ -108,9 +120,11 @@ def create_app(
         watcher = None
         if reload_interval > 0 and served.polls_registry:
             watcher = asyncio.create_task(served.watch(reload_interval))
+        restore_signals = grace.install(asyncio.get_running_loop())
         try:
             yield
         finally:
+            restore_signals()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -122,6 +136,12 @@ def create_app(
     app.state.models = served
     app.state.limits = limits
     app.state.ready = served.ready  # every version is loaded and verified
+    app.state.drain = grace
+
+    def stop_being_ready() -> None:
+        app.state.ready = False
+
+    grace.on_start = stop_being_ready
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError) -> JSONResponse:
@@ -141,6 +161,7 @@ def create_app(
         app.add_route("/metrics", metrics_endpoint(server_metrics), methods=["GET"], include_in_schema=False)
     if token is not None:
         app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(DrainingConnections, drain=grace)
     # added last, so outermost: it also sees the 401s of the auth and the 500s of failures
     app.add_middleware(Observability, metrics=server_metrics, access_log=access_log)
     app.state.metrics_registry = server_metrics.registry if server_metrics else None
@@ -154,17 +175,17 @@ def model_documents(served: ServedModels) -> list[ModelDocument]:
     for name in served.names:
         latest = served.find(name)
         extra = {VERSION_FIELD: "text"} if served.split(name) is not None else {}
-        documents.append(ModelDocument(name, None, latest.serving.signature, _key_kinds(latest), extra))
+        documents.append(ModelDocument(name, None, latest.signature, _key_kinds(latest), extra))
         for version, model in served.versions(name).items():
-            documents.append(ModelDocument(name, str(version), model.serving.signature, _key_kinds(model)))
+            documents.append(ModelDocument(name, str(version), model.signature, _key_kinds(model)))
         for label in served.labels(name):
             model = served.find(name, label=label)
-            documents.append(ModelDocument(name, None, model.serving.signature, _key_kinds(model), label=label))
+            documents.append(ModelDocument(name, None, model.signature, _key_kinds(model), label=label))
     return documents
 
 
 def _key_kinds(model: Any) -> dict[str, str]:
-    return {key: model.key_kind(key) for key in model.serving.key_columns}
+    return {key: model.key_kind(key) for key in model.key_columns}
 
 
 def _typed_openapi(app: FastAPI, served: ServedModels, limits: Limits) -> Any:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpatterns.serving.http._common import Limits
+from mlpatterns.serving.http.graceful_drain import DEFAULT_DRAIN_SECONDS
 from mlpatterns.serving.http.operations import MULTIPROCESS_ENV, token_from_file
 from mlpatterns.serving.http.served_models import ModelLoadError, ModelSource, ServedModels
 from mlpatterns.serving.http.traffic_split import TrafficSplit
@@ -58,6 +59,7 @@ class ServerConfig:
     max_rows: int = Limits.max_rows
     metrics: bool = True
     access_log: bool = True
+    drain: float = DEFAULT_DRAIN_SECONDS
 
     @classmethod
     def of(cls, sources: list[ModelSource], **options: Any) -> ServerConfig:
@@ -92,7 +94,8 @@ class ServerConfig:
 
         options: dict[str, Any] = {"reload_interval": self.reload_interval, "metrics": self.metrics,
                                    "token": token_from_file(self.token_file) if self.token_file else None,
-                                   "limits": Limits(self.max_body_bytes, self.max_rows), "access_log": self.access_log}
+                                   "limits": Limits(self.max_body_bytes, self.max_rows), "access_log": self.access_log,
+                                   "drain": self.drain}
         if served is not None:
             return create_app(served, **options)
         return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split, **options)
