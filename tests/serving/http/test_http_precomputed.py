@@ -103,6 +103,8 @@ def test_metadata_names_the_keys_and_outputs(client):
     tf = client.get("/v1/models/us/metadata").json()["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert (tf["inputs"], tf["keys"], tf["task"]) == ([], ["row_id"], "classification")
     assert [o["name"] for o in tf["outputs"]] == ["probability", "prediction"]
+    assert set(tf["precomputed"]) == {"bundle", "manifest_sha256", "created", "rows"}  # which bundle; no server path
+    assert len(tf["precomputed"]["manifest_sha256"]) == 64 and tf["precomputed"]["rows"] > 0
     assert client.get("/v1/models/sales/metadata").json()["metadata"]["signature_def"]["signature_def"][
         "serving_default"]["task"] == "regression"
 

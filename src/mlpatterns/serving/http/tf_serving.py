@@ -35,6 +35,7 @@ from mlpatterns.serving.http._common import (
 )
 from mlpatterns.serving.http.served_models import NotServedError, Route, ServedModels
 
+_PRECOMPUTED_SHOWN = ("bundle", "manifest_sha256", "created", "rows")  # no server paths
 VERSION_FIELD = "model_version"  # with a traffic split: the version that answered each row
 
 __all__ = ["tf_serving_router"]
@@ -111,10 +112,12 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
 
     def metadata(model: ServedModel) -> dict[str, Any]:
         signature = model.signature
+        served = {"inputs": signature["inputs"], "keys": signature.get("keys", []), "outputs": signature["outputs"],
+                  "method_name": "predict", "task": model.task}
+        if "precomputed" in signature:  # a table of precomputed predictions: the bundle that computed them
+            served["precomputed"] = {k: v for k, v in signature["precomputed"].items() if k in _PRECOMPUTED_SHOWN}
         return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
-                "metadata": {"signature_def": {"signature_def": {"serving_default": {
-                    "inputs": signature["inputs"], "keys": signature.get("keys", []),
-                    "outputs": signature["outputs"], "method_name": "predict", "task": model.task}}}}}
+                "metadata": {"signature_def": {"signature_def": {"serving_default": served}}}}
 
     @router.get("/v1/models/{name}/metadata")
     def latest_metadata(name: str, request: Request) -> dict[str, Any]:
