@@ -95,6 +95,8 @@ def test_targets_without_one_prediction_per_row_are_refused():
         _spec(target=neutral, features=["a"])
     with pytest.raises(SpecError, match="two_phase.negative: a binary model predicts 0 or 1"):
         _spec(target={"column": "y", "positive_when": {"less_than": 5.5}}, features=["a"], negative=2)
+    with pytest.raises(SpecError, match="two_phase.negative: a binary model predicts 0 or 1"):
+        _spec(target={"column": "y", "positive_when": {"less_than": 5.5}}, features=["a"], negative=True)
     with pytest.raises(SpecError, match="two_phase: expected a mapping"):
         parse_spec({"name": "t", "data": {"path": "t.csv"}, "target": {"column": "y"}, "split": {"key": "k"},
                     "features": {"numeric": ["a"]}, "models": {"m": {"type": "linear"}}, "two_phase": [1]},

@@ -69,11 +69,11 @@ def two_phase(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[st
     flagged = {s: coarse[masks[s]] for s in SPLITS}
     answers = _answers(spec, target)  # the truth, in the served prediction's values
     truth = {s: answers[masks[s]] for s in SPLITS}
-    for s in ("train", "valid"):
+    for s in SPLITS:
         if not flagged[s].any() or (s == "train" and flagged[s].all()):
             raise SpecError(f"two_phase.coarse: {int(flagged[s].sum()):,} of the {len(flagged[s]):,} {s} rows are "
                             "worth a closer look; phase 1 needs both kinds in the train split and some such "
-                            "rows in the valid split")
+                            "rows in the valid and test splits")
     negative = _negative(spec, truth["train"][~flagged["train"]])
 
     columns = section["features"]

@@ -64,7 +64,7 @@ def parse_two_phase(raw: Any, models: dict[str, Any], target: dict[str, Any]) ->
         expect(_scalar(negative), "two_phase.negative",
                f"expected the answer of the rows phase 1 does not send (a class or a number), got {negative!r}")
         if task == "classification":
-            expect(negative in (0, 1) and not isinstance(negative, float), "two_phase.negative",
+            expect(negative in (0, 1) and not isinstance(negative, (bool, float)), "two_phase.negative",
                    f"a binary model predicts 0 or 1; expected 0 or 1, got {negative!r}")
         if task == "regression":
             expect(_number(negative), "two_phase.negative", f"a regression predicts a number, got {negative!r}")
