@@ -63,6 +63,9 @@ def test_while_draining_the_app_is_not_ready_and_closes_each_connection(carseats
         ready = client.get("/v2/health/ready")
         assert (ready.status_code, ready.json()) == (503, {"ready": False})
         assert client.get("/v2/health/live").status_code == 200
+    with TestClient(app) as client:  # a new lifespan serves again
+        assert client.get("/v2/health/ready").status_code == 200
+        assert client.post("/v1/models/sales:predict", json=body).headers.get("connection") != "close"
 
 
 def _stop(arguments, bundle, signals: int) -> tuple[float, int, int, bool]:
@@ -81,8 +84,9 @@ def _stop(arguments, bundle, signals: int) -> tuple[float, int, int, bool]:
         ready = predicted = 0
         closing = False
         if signals == 1:
-            time.sleep(0.3)
-            ready = client.get("/v2/health/ready").status_code
+            deadline = time.monotonic() + 1.5  # within the grace of 2 s: the signal reaches the loop
+            while (ready := client.get("/v2/health/ready").status_code) == 200 and time.monotonic() < deadline:
+                time.sleep(0.02)
             answer = client.post("/v1/models/sales:predict", json={"inputs": {
                 **{i["name"]: [] for i in inputs["inputs"]}, **{k: [] for k in inputs["keys"]}}})
             predicted, closing = answer.status_code, answer.headers.get("connection") == "close"

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from mlpatterns.bundles.format import manifest_digest
 from mlpatterns.cli.serve import add_serve_command
 from mlpatterns.serving import ServingFunction
-from mlpatterns.serving.batch_serving import PredictionTableWriter
+from mlpatterns.serving.batch_serving import PredictionTableError, PredictionTableWriter
 from mlpatterns.serving.http import ModelLoadError, ModelSource, create_app
 from mlpatterns.serving.http.precomputed_model import PrecomputedServing
 from mlpatterns.serving.keyed_predictions import predict_file
@@ -261,3 +261,15 @@ def test_a_split_between_two_tables_answers_each_row_from_its_version(tables):
     assert again == answer.json()  # a key keeps its version
     unknown = client.post("/v1/models/sales:predict", json={"instances": [{"row_id": 3}, {"row_id": 9999}]})
     assert unknown.status_code == 404 and "key row_id=9999 has no precomputed prediction" in unknown.json()["error"]
+
+
+def test_closing_the_served_models_closes_their_tables(tables):
+    from mlpatterns.serving.http.served_models import ServedModels
+
+    paths, _ = tables
+    served = ServedModels({"sales": paths["sales"]})
+    table = served.find("sales").serving.table
+    assert table.lookup([{"row_id": 0}]) is not None
+    served.close()
+    with pytest.raises(PredictionTableError, match="the table is closed"):
+        table.lookup([{"row_id": 0}])

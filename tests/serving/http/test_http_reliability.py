@@ -210,8 +210,8 @@ def test_sigterm_under_load_answers_every_request_written_before_it(carseats_sal
 
     Whether a run loses one depends on where the signal falls in uvicorn's event loop (a
     shutdown starts on a 0.1 s tick), so one run is not enough. Without the drain, measured on
-    the shared 2-core VM, 2 to 5 runs in 6 or 8 lost some (39 requests in 6 runs, written up to
-    0.88 s before the signal); with it, none (docs/patterns/serving_reliability.md).
+    the shared 2-core VM, 5 runs in 6 lost some (39 requests, written up to 0.88 s before the
+    signal); with it, none in 6 (docs/patterns/serving_reliability.md).
     """
     frame, bundles = carseats_sales
     for i in range(RUNS_WRITTEN_BEFORE):

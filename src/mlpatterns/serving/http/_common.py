@@ -7,7 +7,7 @@ to JSON values.
 
 A request of at most :data:`ONLINE_MAX_ROWS` rows is answered by the bundle's
 :class:`~mlpatterns.serving.online.OnlinePredictor` straight from its JSON values (no
-pandas: about 0.3 ms a row where a DataFrame costs 10 ms or more); a larger one, or a
+pandas: about 0.15 ms a row where a DataFrame costs 10 ms or more); a larger one, or a
 bundle the online path cannot serve (a text encoder), by its
 :class:`~mlpatterns.serving.stateless_serving_function.ServingFunction`, loaded (with
 pandas) on first need. Both give the same JSON, errors included: the online path has the
@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlpatterns.bundles.format import Bundle
+from mlpatterns.bundles.format import Bundle, BundleError
 from mlpatterns.serving.online import InputError, OnlinePathUnsupported, OnlinePredictor, RowProblem
 
 if TYPE_CHECKING:
@@ -116,7 +116,11 @@ class ServedModel:
         if self._serving is None:
             with self._lock:
                 if self._serving is None:
-                    self._serving = self._load_serving()
+                    try:
+                        self._serving = self._load_serving()
+                    except (BundleError, OSError, ValueError) as error:  # verified at start: should not happen
+                        raise RequestError(f"model '{self.name}' version {self.version}: its batch path could not "
+                                           f"be loaded: {error}", 503) from error
         return self._serving
 
     @property

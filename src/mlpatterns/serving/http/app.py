@@ -120,6 +120,7 @@ def create_app(
         watcher = None
         if reload_interval > 0 and served.polls_registry:
             watcher = asyncio.create_task(served.watch(reload_interval))
+        app.state.ready = served.ready  # again ready if an earlier lifespan drained
         restore_signals = grace.install(asyncio.get_running_loop())
         try:
             yield

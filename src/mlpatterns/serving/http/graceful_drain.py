@@ -11,8 +11,9 @@ as a load balancer's connection draining does. On the first SIGTERM (or SIGINT) 
 stops being ready (``/v2/health/ready`` answers 503, so a balancer takes it out), answers
 every request with ``Connection: close`` (each client's next request opens a new
 connection), and keeps serving for ``seconds``; then uvicorn's own handler runs and its
-graceful shutdown proceeds as before. Every request written before the signal is read
-and answered within the grace; a second signal ends the grace at once. The grace is
+graceful shutdown proceeds as before. A request written before the signal is read and
+answered within the grace, as long as the requests waiting then fit in it (raise
+``seconds`` for slow models); a second signal ends the grace at once. The grace is
 installed in the app's lifespan, in the process that serves it (each worker of
 ``--workers N``), and only in the main thread, where signals arrive.
 """
@@ -49,7 +50,10 @@ class Drain:
         self._ending: asyncio.TimerHandle | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-        """Chain the handlers of SIGTERM and SIGINT (main thread only; elsewhere nothing is changed)."""
+        """Chain the handlers of SIGTERM and SIGINT (main thread only; elsewhere nothing is changed).
+
+        Each install starts undrained (an app whose lifespan runs again serves again)."""
+        self.draining, self._ending = False, None
         if self.seconds == 0 or threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {sig: signal.getsignal(sig) for sig in SIGNALS}

@@ -212,7 +212,7 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
     rows = lengths.pop()
     note_rows(request, rows)
     limits.check_rows(rows)
-    result, used = route.predict_json(None, columns, rows)
+    result, used = await route.answer_json(None, columns, rows)
     note_answer(request, route.name, model.version, rows, used)
     _, described = _tensors(model)
     wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]

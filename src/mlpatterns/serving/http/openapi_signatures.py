@@ -28,8 +28,10 @@ __all__ = ["ModelDocument", "input_schema", "key_schema", "typed_openapi"]
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 _ERRORS = {"400": "a malformed request or a bad row (the message names the row and field)",
-           "401": "a missing or wrong bearer token", "404": "an unknown model, version or label",
-           "413": "a request beyond the size or row limits"}
+           "401": "a missing or wrong bearer token",
+           "404": "an unknown model, version or label (or, for a table of precomputed predictions, a key never scored)",
+           "413": "a request beyond the size or row limits",
+           "503": "not ready: still loading, or draining before a shutdown (or a batch path that failed to load)"}
 _OUTPUT_JSON = {"number": ["number", "null"], "integer": ["integer", "null"], "boolean": ["boolean", "null"],
                 "text": ["string", "null"]}
 _KEY_JSON = {"integer": "integer", "float": "number", "boolean": "boolean"}
@@ -131,7 +133,7 @@ def _tf_serving(model: ModelDocument, max_rows: int) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [rows, columns]}}}},
         "responses": {"200": {"description": "keyed predictions",
                               "content": {"application/json": {"schema": answer}}},
-                      **_errors(["400", "401", "404", "413"])}}}
+                      **_errors(["400", "401", "404", "413", "503"])}}}
 
 
 def _tensor(name: str, datatypes: list[str], value: dict[str, Any], max_rows: int) -> dict[str, Any]:
@@ -170,7 +172,7 @@ def _open_inference(model: ModelDocument, max_rows: int) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {"200": {"description": "the output tensors, keys included",
                               "content": {"application/json": {"schema": answer}}},
-                      **_errors(["400", "401", "404", "413"])}}}
+                      **_errors(["400", "401", "404", "413", "503"])}}}
 
 
 def typed_openapi(document: Mapping[str, Any], models: Iterable[ModelDocument], *, max_rows: int) -> dict[str, Any]:
@@ -195,6 +197,12 @@ def typed_openapi(document: Mapping[str, Any], models: Iterable[ModelDocument], 
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             responses.update(_errors(["400", "401", "404"]))
+    ready = paths.get("/v2/health/ready", {}).get("get")
+    if ready is not None:  # not ready (loading, or draining before a shutdown) answers 503 {"ready": false}
+        ready["responses"]["503"] = {"description": "not ready: still loading, or draining before a shutdown",
+                                     "content": {"application/json": {"schema": {
+                                         "type": "object", "required": ["ready"],
+                                         "properties": {"ready": {"type": "boolean"}}}}}}
     for model in models:
         paths[f"/v1/models/{model.prefix}:predict"] = _tf_serving(model, max_rows)
         if model.label is None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlpatterns.serving.batch_serving import PrecomputedPredictions, PredictionTableError
-from mlpatterns.serving.http._common import RequestError
+from mlpatterns.serving.http._common import RequestError, bad_rows_message
 from mlpatterns.serving.online import InputError, RowProblem
 
 if TYPE_CHECKING:  # pandas only for the batch path, as for a bundle (a server's cold start)
@@ -174,9 +174,7 @@ class PrecomputedServing:
         # conformed by this table, or (a traffic split) by another version's, whose key types may differ
         wanted, problems = self._typed({k: conformed[k].tolist() for k in self.key_columns}, len(conformed))
         if problems:
-            shown = "; ".join(f"row {p.row}, field '{p.column}': {p.problem}" for p in problems[:_SHOWN])
-            more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
-            raise RequestError(f"{len({p.row for p in problems})} bad row(s): {shown}{more}")
+            raise RequestError(bad_rows_message(problems))
         stored = self._stored(wanted, lambda row: {k: keys[k].iat[row] for k in self.key_columns})
         outputs: dict[str, Any] = {}
         for j, name in enumerate(self.output_columns):

@@ -99,13 +99,27 @@ class Route:
     def version_of(self, target: Target) -> int:
         return self.labels[target] if isinstance(target, str) else int(target)
 
+    def answers_inline(self, count: int) -> bool:
+        """Whether ``count`` rows take the online path, fast enough to run on the event loop; the batch
+        path (large requests, splits, and its loading on first use) runs in a worker thread."""
+        return self.split is None and self.model.answers_online(count)
+
+    async def answer_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
+                          count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
+        """:meth:`predict_json`, on the event loop for the online path, else in a worker thread."""
+        if self.answers_inline(count):
+            return self.predict_json(rows, columns, count)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.predict_json, rows, columns, count)
+
     def predict_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
                      count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
         """The predictions of ``count`` checked rows of JSON values, given as ``rows`` (objects with
         every field) or ``columns`` (a list per field), as JSON columns: the keys, then the outputs;
         and (with a split) the version that made each one. A bad row is a 400 naming row and field."""
         model = self.model
-        if self.split is None and model.answers_online(count):
+        if self.answers_inline(count):
             if rows is None:
                 fields = list(dict.fromkeys(model.fields))
                 rows = [{f: columns[f][i] for f in fields} for i in range(count)]
@@ -180,6 +194,7 @@ class ServedModels:
             if text in seen and source.version == seen[text].version:
                 raise ModelLoadError(f"model '{source.name}' is given twice: {source}")
             seen[text] = source
+        self._tables: list[PrecomputedServing] = []  # opened here, closed by close()
         self._registry, self._owns_registry = self._open_registry(registry)
         try:
             aliases = self._read_aliases()
@@ -267,6 +282,7 @@ class ServedModels:
                 serving = read_bundle(self._registry.resolve(ModelURI(uri.name, version=version)))
             elif source.precomputed:  # Batch Serving (17): answered by key from a table
                 serving = PrecomputedServing.open(source.source)
+                self._tables.append(serving)
             else:
                 serving = read_bundle(Path(source.source))
             return ServedModel(source.name, str(version), serving, online_rows=self.online_rows)
@@ -454,10 +470,12 @@ class ServedModels:
         return any(source.uri is not None for source in self.sources)
 
     def close(self) -> None:
-        """Close the registry opened from a URL."""
+        """Close the registry opened from a URL and the tables of precomputed predictions opened here."""
         if self._owns_registry and self._registry is not None:
             self._registry.close()
             self._registry = None
+        while self._tables:
+            self._tables.pop().close()
 
     def __repr__(self) -> str:
         shown = {n: sorted(v) for n, v in self._snapshot.versions.items()}

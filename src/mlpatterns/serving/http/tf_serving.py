@@ -77,7 +77,7 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         else:
             instances, (inputs, count) = None, _columns(route.model, body["inputs"], limits)
         note_rows(request, count)
-        columns, used = route.predict_json(instances, inputs, count)
+        columns, used = await route.answer_json(instances, inputs, count)
         note_answer(request, route.name, route.model.version, count, used)
         if used is not None:
             columns[VERSION_FIELD] = used
