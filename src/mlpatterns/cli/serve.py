@@ -168,7 +168,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         value = -1.0
     if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--reload-interval: expected seconds >= 0 (0: no reload), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0: off), got {text!r}")  # argparse names the flag
     return value
 
 

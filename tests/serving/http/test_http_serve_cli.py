@@ -57,7 +57,9 @@ def test_versions_labels_split_reload_and_workers():
     (["serve", "m=b", "--split", "m=1:90,2:5"], "--split 'm=1:90,2:5': traffic split 1:90,2:5: the shares sum to 95"),
     (["serve", "m=b", "--split", "m"], "--split 'm': expected NAME=VERSION:PERCENT"),
     (["serve", "m=b", "--split", "m=1:50,2:50", "--split", "m=1:100"], "'m' has a split already"),
-    (["serve", "m=b", "--reload-interval", "-1"], "--reload-interval: expected seconds >= 0"),
+    (["serve", "m=b", "--reload-interval", "-1"], "argument --reload-interval: expected seconds >= 0"),
+    (["serve", "m=b", "--drain", "-1"], "argument --drain: expected seconds >= 0"),
+    (["serve", "m=b", "--drain", "inf"], "argument --drain: expected seconds >= 0"),
     (["serve", "m=b", "--workers", "0"], "--workers: expected a whole number >= 1"),
 ])
 def test_bad_arguments_are_refused_naming_the_field(argv, message, capsys):
