@@ -27,6 +27,7 @@ from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
+    json_answer,
     note_answer,
     note_rows,
     note_version,
@@ -81,13 +82,16 @@ def open_inference_router(models: ServedModels, limits: Limits, ready: Any) -> A
         return route
 
     # the infer routes first: the routes are matched in order, and inferences are most requests
-    @router.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request) -> dict[str, Any]:
-        return await _infer(find(request, name), request, limits)
+    # bare Starlette routes, as TF Serving's :predict (see there); typed per model in the OpenAPI document
+    async def infer(request: Request) -> Response:
+        return json_answer(await _infer(find(request, request.path_params["name"]), request, limits))
 
-    @router.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
-        return await _infer(find(request, name, version), request, limits)
+    async def infer_version(request: Request) -> Response:
+        params = request.path_params
+        return json_answer(await _infer(find(request, params["name"], params["version"]), request, limits))
+
+    router.add_route("/v2/models/{name}/infer", infer, methods=["POST"])
+    router.add_route("/v2/models/{name}/versions/{version}/infer", infer_version, methods=["POST"])
 
     @router.get("/v2/health/live")
     def live() -> dict[str, bool]:

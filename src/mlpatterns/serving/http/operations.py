@@ -182,6 +182,9 @@ class Observability:
     def __init__(self, app: ASGIApp, *, metrics: ServerMetrics | None, access_log: bool = True) -> None:
         self.app, self.metrics, self.access_log = app, metrics, access_log
         self.logger = logging.getLogger(ACCESS_LOGGER)
+        # each label set's children, looked up once (labels() takes a lock and builds a tuple each call); the
+        # label values are bounded (served models and versions, "" for any other, the status codes)
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,11 +211,11 @@ class Observability:
             if status < 400:
                 for answered, rows in (state.get("rows_by_version") or {}).items():
                     self.metrics.rows.labels(model=model, version=answered).inc(rows)
-            labels = {"model": model, "version": version, "protocol": _protocol(scope["path"]), "code": str(status)}
-            self.metrics.requests.labels(**labels).inc()
-            if status >= 400:
-                self.metrics.errors.labels(**labels).inc()
-            self.metrics.latency.labels(model=model, version=version).observe(seconds)
+            requests, errors, latency = self._metrics_of(model, version, _protocol(scope["path"]), status)
+            requests.inc()
+            if errors is not None:
+                errors.inc()
+            latency.observe(seconds)
         if self.access_log:
             rows = state.get("rows")
             self.logger.info("%s %s %d model=%s rows=%s ms=%.1f", scope["method"], scope["path"], status,
@@ -220,3 +223,15 @@ class Observability:
                              seconds * 1000.0, extra={"method": scope["method"], "path": scope["path"],
                                                       "status": status, "model": model, "version": version,
                                                       "rows": rows, "ms": seconds * 1000.0})
+
+    def _metrics_of(self, model: str, version: str, protocol: str, status: int) -> tuple[Any, Any, Any]:
+        """The request counter, the error counter (None below 400) and the latency histogram of one label set."""
+        found = self._children.get((model, version, protocol, status))
+        if found is None:
+            assert self.metrics is not None
+            labels = {"model": model, "version": version, "protocol": protocol, "code": str(status)}
+            found = (self.metrics.requests.labels(**labels),
+                     self.metrics.errors.labels(**labels) if status >= 400 else None,
+                     self.metrics.latency.labels(model=model, version=version))
+            self._children[(model, version, protocol, status)] = found
+        return found

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
+    json_answer,
     note_answer,
     note_rows,
     note_version,
@@ -85,17 +86,22 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
             return {"predictions": [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]}
         return {"outputs": columns}
 
-    @router.post("/v1/models/{name}:predict")
-    async def predict_latest(name: str, request: Request) -> dict[str, Any]:
-        return await predict(request, find(request, name))
+    # bare Starlette routes: FastAPI's parameter solving and response encoding would cost more than the
+    # online path itself; the OpenAPI document describes them typed, per model (openapi_signatures)
+    async def predict_latest(request: Request) -> Response:
+        return json_answer(await predict(request, find(request, request.path_params["name"])))
 
-    @router.post("/v1/models/{name}/versions/{version}:predict")
-    async def predict_version(name: str, version: str, request: Request) -> dict[str, Any]:
-        return await predict(request, find(request, name, version))
+    async def predict_version(request: Request) -> Response:
+        params = request.path_params
+        return json_answer(await predict(request, find(request, params["name"], params["version"])))
 
-    @router.post("/v1/models/{name}/labels/{label}:predict")
-    async def predict_label(name: str, label: str, request: Request) -> dict[str, Any]:
-        return await predict(request, find(request, name, label=label))
+    async def predict_label(request: Request) -> Response:
+        params = request.path_params
+        return json_answer(await predict(request, find(request, params["name"], label=params["label"])))
+
+    router.add_route("/v1/models/{name}:predict", predict_latest, methods=["POST"])
+    router.add_route("/v1/models/{name}/versions/{version}:predict", predict_version, methods=["POST"])
+    router.add_route("/v1/models/{name}/labels/{label}:predict", predict_label, methods=["POST"])
 
     @router.get("/v1/models/{name}")
     def status(name: str, request: Request) -> dict[str, Any]:
