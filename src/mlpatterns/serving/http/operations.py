@@ -185,6 +185,7 @@ class Observability:
         # each label set's children, looked up once (labels() takes a lock and builds a tuple each call); the
         # label values are bounded (served models and versions, "" for any other, the status codes)
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self._rows: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -210,7 +211,7 @@ class Observability:
         if self.metrics is not None:
             if status < 400:
                 for answered, rows in (state.get("rows_by_version") or {}).items():
-                    self.metrics.rows.labels(model=model, version=answered).inc(rows)
+                    self._rows_of(model, answered).inc(rows)
             requests, errors, latency = self._metrics_of(model, version, _protocol(scope["path"]), status)
             requests.inc()
             if errors is not None:
@@ -234,4 +235,12 @@ class Observability:
                      self.metrics.errors.labels(**labels) if status >= 400 else None,
                      self.metrics.latency.labels(model=model, version=version))
             self._children[(model, version, protocol, status)] = found
+        return found
+
+    def _rows_of(self, model: str, version: str) -> Any:
+        """The counter of the rows that one model version answered."""
+        found = self._rows.get((model, version))
+        if found is None:
+            assert self.metrics is not None
+            found = self._rows[(model, version)] = self.metrics.rows.labels(model=model, version=version)
         return found
