@@ -11,7 +11,10 @@ SQL alike (:func:`split_sql_condition` writes the WHERE clause; :mod:`mlpatterns
 runs it in DuckDB). Choose a key that is not a feature and has many values; combine
 columns when one has too few; sample repeatably with :func:`repeatable_sample`. To
 split a sample of ``B`` buckets, split with ``num_buckets=B * k`` (the book's 70/700
-trick): within the sample that is a uniform split into ``k`` buckets.
+trick): within the sample that is a uniform split into ``k`` buckets. How a key value
+becomes text lives in :mod:`~mlpatterns.reproducibility.split_keys`, free of pandas,
+whose :func:`~mlpatterns.reproducibility.split_keys.row_key_buckets` gives the buckets of
+:func:`key_buckets` for rows of plain values (a traffic split's online serving path).
 
 Examples
 --------
@@ -34,6 +37,7 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_consistent_length
 
 from mlpatterns.hashing import bucket_from_fingerprint, fingerprint64_column, to_bigquery_strings
+from mlpatterns.reproducibility.split_keys import concat_key_texts, null_keys_error
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -80,21 +84,7 @@ def _column_text(column: pd.Series) -> np.ndarray:
 
 def _key_text(frame: pd.DataFrame, columns: list[str], separator: str) -> np.ndarray:
     """``CAST(key AS STRING)``, or ``CONCAT`` of the casts with ``separator`` between."""
-    parts = [_column_text(frame[column]) for column in columns]
-    if len(parts) == 1:
-        return parts[0]
-    nulls = np.logical_or.reduce([np.equal(part, None) for part in parts])
-    texts = []
-    for part in parts:
-        text = np.where(nulls, "", part).astype(object)
-        if any(isinstance(value, bytes) for value in text):  # CAST(BYTES AS STRING) decodes
-            text = np.array([v.decode() if isinstance(v, bytes) else v for v in text], dtype=object)
-        texts.append(text)
-    joined = texts[0]
-    for text in texts[1:]:
-        joined = joined + separator + text
-    joined[nulls] = None
-    return joined
+    return concat_key_texts([_column_text(frame[column]) for column in columns], separator)
 
 
 def key_text(frame: pd.DataFrame, key: str | Sequence[str], *, separator: str = "") -> np.ndarray:
@@ -137,11 +127,7 @@ def key_buckets(
     missing = codes < 0
     if missing.any() and nulls == "raise":
         first = frame.index[int(np.argmax(missing))]
-        raise ValueError(
-            f"key {columns if len(columns) > 1 else columns[0]!r} has {int(missing.sum())} "
-            f"null value(s), the first in row {first!r}; drop them, fill them, or pass "
-            "nulls='exclude' to leave those rows out of every split"
-        )
+        raise null_keys_error(columns, int(missing.sum()), first)
     # hash each distinct key once; code -1 (a null key) picks the appended bucket -1
     buckets = bucket_from_fingerprint(fingerprint64_column(texts), num_buckets)
     return np.append(buckets, -1)[codes]

@@ -15,6 +15,11 @@ loaded and verified (off the event loop, :meth:`ServedModels.watch`), then the t
 swapped for a new immutable snapshot in one assignment, so requests in flight finish
 on the version they started with; a bundle that fails verification is refused (logged,
 counted) and the old version keeps serving.
+
+A request of few rows takes the online path (:class:`Route`), split or not: the rows of a
+split are sent to their versions by :meth:`TrafficSplit.assign_rows
+<mlpatterns.serving.http.traffic_split.TrafficSplit.assign_rows>`, the buckets of the batch
+path without pandas, and each version answers its rows with its own online path.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from mlpatterns.reproducibility.model_versioning.model_uri import (
 )
 from mlpatterns.serving.http._common import (
     ONLINE_MAX_ROWS,
+    RequestError,
     ServedModel,
+    bad_rows_message,
     column_values,
     conform_frame,
     frame_of,
@@ -50,6 +57,7 @@ from mlpatterns.serving.http.model_sources import (
 )
 from mlpatterns.serving.http.precomputed_model import PrecomputedServing
 from mlpatterns.serving.http.traffic_split import SplitError, Target, TrafficSplit
+from mlpatterns.serving.online import InputError, OnlinePredictor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +94,13 @@ class Route:
     """Where a request for one model goes: ``model`` (the version asked for, or the latest), or a split.
 
     With a split, ``model`` reads the request (every version of a split has the same fields).
-    :meth:`predict_json` answers a request of few rows without split on the model's online
-    path, any other on its batch path (:meth:`predict`), with the same JSON either way.
+    :meth:`predict_json` answers a request of few rows on the online path, any other on the
+    batch path (:meth:`predict`), with the same JSON either way. A split takes the online path
+    when each of its versions has one (a bundle, not a table of precomputed predictions) that
+    reads rows and names outputs as ``model``'s does (the same signature inputs, date
+    columns, task and outputs: then the batch path, which conforms every row with ``model``
+    and predicts each version's rows from those, gives the same answer as each version's
+    online path would); any other split takes the batch path.
     """
 
     name: str
@@ -101,8 +114,15 @@ class Route:
 
     def answers_inline(self, count: int) -> bool:
         """Whether ``count`` rows take the online path, fast enough to run on the event loop; the batch
-        path (large requests, splits, and its loading on first use) runs in a worker thread."""
-        return self.split is None and self.model.answers_online(count)
+        path (large requests, splits without an online path, and its loading on first use) runs in a
+        worker thread."""
+        if self.split is None:
+            return self.model.answers_online(count)
+        return all(m.answers_online(count) and _online_alike(m, self.model) for m in self._split_models())
+
+    def _split_models(self) -> list[ServedModel]:
+        assert self.split is not None
+        return [self.versions[self.version_of(t)] for t in self.split.targets]
 
     async def answer_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
                           count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
@@ -123,11 +143,41 @@ class Route:
             if rows is None:
                 fields = list(dict.fromkeys(model.fields))
                 rows = [{f: columns[f][i] for f in fields} for i in range(count)]
-            return model.predict_online(rows), None
+            if self.split is None:
+                return model.predict_online(rows), None
+            return self._predict_split_online(rows)
         if columns is None:
             columns = {f: [row[f] for row in rows] for f in dict.fromkeys(model.fields)}
         result, used = self.predict(frame_of(model.fields, columns))
         return {c: column_values(result, c) for c in result.columns}, used
+
+    def _predict_split_online(self, rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:
+        """:meth:`predict` of a split on the online path, step for step: every row conformed by ``model``
+        (a bad row is the same 400), each row's version by its key's bucket, each version's rows
+        predicted in ascending version order, and the answers put back in the rows' order."""
+        model = self.model
+        assert self.split is not None and isinstance(model.online, OnlinePredictor)
+        try:
+            _, problems = model.online.conform_rows(rows)
+        except InputError as error:
+            raise RequestError(str(error)) from error
+        if problems:
+            raise RequestError(bad_rows_message(problems))
+        versions = [self.version_of(t) for t in self.split.assign_rows(rows, model.key_columns)]
+        if not versions:
+            return model.predict_online(rows), []
+        groups: dict[int, list[int]] = {}
+        for row, version in enumerate(versions):
+            groups.setdefault(version, []).append(row)
+        result: dict[str, list[Any]] = {}
+        for version in sorted(groups):
+            chosen = groups[version]
+            part = self.versions[version].predict_online([rows[i] for i in chosen])
+            for name, values in part.items():
+                column = result.setdefault(name, [None] * len(rows))
+                for row, value in zip(chosen, values, strict=True):
+                    column[row] = value
+        return result, [str(v) for v in versions]
 
     def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
         """The predictions of every row by the batch path, and (with a split) the version that made each one."""
@@ -151,6 +201,16 @@ class Route:
         return result, [str(v) for v in versions]
 
 
+def _online_alike(model: ServedModel, other: ServedModel) -> bool:
+    """Whether two versions have online paths (bundles) that conform rows alike and give the same
+    outputs, so that a split over them answers on the online path as its batch path does."""
+    a, b = model.online, other.online
+    if not isinstance(a, OnlinePredictor) or not isinstance(b, OnlinePredictor):
+        return False
+    return a is b or (a.signature["inputs"], a.transform.date_columns, a.task, a.signature["outputs"]) == (
+        b.signature["inputs"], b.transform.date_columns, b.task, b.signature["outputs"])
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     models: tuple[ServedModel, ...]  # one per source
@@ -168,8 +228,9 @@ class ServedModels:
     (or a mapping, or a :class:`TrafficSplit`); its versions must be served and share
     their input and key columns, and the model needs key columns. ``on_reload(event)``
     is called for each :class:`ReloadEvent`. Every problem raises :class:`ModelLoadError`.
-    ``online_rows``: requests of at most this many rows (and no split) take each bundle's
-    online path (see :class:`~mlpatterns.serving.http._common.ServedModel`; 0: never).
+    ``online_rows``: requests of at most this many rows take each bundle's online path, a
+    split's too (see :class:`Route` and :class:`~mlpatterns.serving.http._common.ServedModel`;
+    0: never).
 
     Thread safety: readers (:meth:`find`, :meth:`route`) read one immutable snapshot
     without a lock; :meth:`reload` runs one at a time and replaces the snapshot at once.

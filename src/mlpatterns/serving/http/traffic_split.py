@@ -12,6 +12,10 @@ consecutive ranges of the 10,000 buckets in the order given, so a key always goe
 same version, in every process and after a restart, and moving a share from 90:10 to
 80:20 only moves keys towards the growing version. A target is a served version
 (``3``) or a label (``champion``), which follows its version when an alias moves.
+:meth:`TrafficSplit.assign` reads the keys of a DataFrame (the batch path, pandas);
+:meth:`TrafficSplit.assign_rows` the keys of rows of JSON values, with the same buckets
+and without pandas (:func:`~mlpatterns.reproducibility.split_keys.row_key_buckets`), so
+that a split request of few rows takes the online path of ``mlpatterns serve``.
 
 >>> TrafficSplit.parse("3:90,4:10").ranges()
 [(3, 0, 9000), (4, 9000, 10000)]
@@ -133,7 +137,21 @@ class TrafficSplit:
             key_buckets,  # pandas, scikit-learn
         )
 
-        buckets = key_buckets(frame, list(keys), BUCKETS)
+        return self._targets(key_buckets(frame, list(keys), BUCKETS))
+
+    def assign_rows(self, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[Target]:
+        """The target of every row given as a mapping of column to value (a request's JSON
+        objects), without pandas: for the same values, what :meth:`assign` gives for the
+        frame of object columns the batch path builds of them (no null key).
+
+        >>> TrafficSplit.parse("3:50,4:50").assign_rows([{"k": "a"}, {"k": "c"}], ["k"])
+        [4, 3]
+        """
+        from mlpatterns.reproducibility.split_keys import row_key_buckets
+
+        return self._targets(row_key_buckets(rows, list(keys), BUCKETS))
+
+    def _targets(self, buckets: np.ndarray) -> list[Target]:
         ranges = self.ranges()
         bounds = np.array([end for _, _, end in ranges])
         return [ranges[i][0] for i in np.searchsorted(bounds, buckets, side="right")]
