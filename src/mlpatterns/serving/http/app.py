@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -82,9 +83,10 @@ def create_app(
     Every bundle is loaded and verified here, before the app exists: one that fails
     raises :class:`ModelLoadError` and nothing is served. ``limits`` bounds each request
     (:class:`Limits`: 10 MB and 10,000 rows by default; beyond them, 413). A request of
-    at most ``online_rows`` rows without a split is answered by the bundle's pandas-free
-    :class:`~mlpatterns.serving.online.OnlinePredictor` (0: never), a larger one by its
-    :class:`ServingFunction`; the answers are the same.
+    at most ``online_rows`` rows is answered by the bundle's pandas-free
+    :class:`~mlpatterns.serving.online.OnlinePredictor` (0: never; with a traffic split, when
+    every version of the split has one), a larger one by its :class:`ServingFunction`; the
+    answers are the same.
 
     ``token`` (e.g. from :func:`~mlpatterns.serving.http.operations.token_from_file`), when
     given, is required as ``Authorization: Bearer <token>`` on every endpoint but
@@ -122,9 +124,14 @@ def create_app(
             watcher = asyncio.create_task(served.watch(reload_interval))
         app.state.ready = served.ready  # again ready if an earlier lifespan drained
         restore_signals = grace.install(asyncio.get_running_loop())
+        # what is loaded now (modules, models) lives as long as the server: out of the garbage
+        # collector's reach, its first collections walk only what requests allocate (one of 40 ms
+        # in the first 20,000 flights requests otherwise, 0.1 ms frozen; a 2-core VM)
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             restore_signals()
             if watcher is not None:
                 watcher.cancel()
