@@ -383,21 +383,11 @@ def _mlpatterns() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "mlpatterns.cli"]
 
 
-def _wait(url: str, process: subprocess.Popen, seconds: float = 300) -> None:
-    import httpx
+def _wait(url: str, process: subprocess.Popen, seconds: float = 300, interval: float = 0.02) -> None:
+    """Until ``GET url`` answers 200; RuntimeError if the process ends first, TimeoutError after ``seconds``."""
+    from mlpatterns.testing.load_generator import wait_ready
 
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode} before answering {url}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
-        time.sleep(0.02)
+    wait_ready(url, process, timeout=seconds, interval=interval, name=f"{process.args[:3]}")
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -413,8 +403,6 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 def _serve_cold_start(path: Path) -> dict:
     """``mlpatterns serve BUNDLE``: process start until /v2/health/ready answers 200."""
-    import urllib.request
-
     walls, cpus = [], []
     for _ in range(COLD_RUNS):
         port = _free_port()
@@ -422,15 +410,7 @@ def _serve_cold_start(path: Path) -> dict:
         process = subprocess.Popen([*_mlpatterns(), "serve", str(path), "--port", str(port), "--log-level", "warning"],
                                    env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL)
         try:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    if process.poll() is not None:
-                        raise RuntimeError("mlpatterns serve exited before it was ready") from None
-                    time.sleep(0.005)
+            _wait(f"http://127.0.0.1:{port}/v2/health/ready", process, interval=0.005)
             walls.append(time.perf_counter() - started)
             cpus.append(_cpu_seconds(process.pid))
         finally:

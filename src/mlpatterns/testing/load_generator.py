@@ -14,7 +14,8 @@ line; ``"body"``: a status line and then an incomplete body), the error, and the
 A ``check`` callback looks at every complete answer (its keys, its values) and returns a
 problem or None, so that bodies need not be kept. :class:`LoadReport` sums it up:
 requests per second, latency percentiles, errors. :func:`serve_process` runs
-``mlpatterns serve`` as a real process on 127.0.0.1 and a free port for such a run, and
+``mlpatterns serve`` as a real process on 127.0.0.1 and a free port for such a run,
+:func:`wait_ready` waits for any server process to answer its readiness check, and
 :func:`rss_bytes` reads a process's resident memory (Linux ``/proc``).
 
 Example (against a running server)::
@@ -42,7 +43,8 @@ from typing import IO, Any
 import httpx
 import numpy as np
 
-__all__ = ["Call", "LoadReport", "free_port", "rss_bytes", "run_load", "run_load_sync", "serve_process"]
+__all__ = ["Call", "LoadReport", "free_port", "rss_bytes", "run_load", "run_load_sync", "serve_process",
+           "wait_ready"]
 
 _MAIN = "import sys; from mlpatterns.cli import main; sys.exit(main())"
 
@@ -193,6 +195,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, process: subprocess.Popen | None = None, *, timeout: float = 60.0, interval: float = 0.2,
+               name: str | None = None) -> None:
+    """Wait until ``GET url`` answers 200 (a server's readiness or health check).
+
+    Raises RuntimeError as soon as ``process`` (the server, if given) has ended, and
+    TimeoutError after ``timeout`` seconds; between two tries it sleeps ``interval``
+    seconds (a cold-start measurement wants a small one). ``name`` names the server in
+    these errors (default: "the server at URL").
+    """
+    name = name or f"the server at {url}"
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1) as client:  # one client: no new TLS context on each try
+        while True:
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{name} ended with {process.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} was not ready within {timeout} s")
+            time.sleep(interval)
+
+
 @contextmanager
 def serve_process(arguments: Sequence[str], *, env: dict[str, str] | None = None, stdout: IO[Any] | None = None,
                   ready_timeout: float = 60.0) -> Iterator[tuple[subprocess.Popen, str]]:
@@ -208,18 +235,7 @@ def serve_process(arguments: Sequence[str], *, env: dict[str, str] | None = None
                                stderr=subprocess.STDOUT if stdout is not None else None)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(f"mlpatterns serve ended with {process.returncode} before it was ready")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"mlpatterns serve was not ready within {ready_timeout} s")
-            time.sleep(0.2)
+        wait_ready(f"{base}/v2/health/ready", process, timeout=ready_timeout, name="mlpatterns serve")
         yield process, base
     finally:
         if process.poll() is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,8 @@ import time
 import urllib.request
 
 import pytest
+
+from mlpatterns.testing.load_generator import free_port, wait_ready
 
 SERVER = """
 import sys, time, uvicorn
@@ -29,29 +30,14 @@ uvicorn.run(create_app({"sales": serving}), host="127.0.0.1", port=int(sys.argv[
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(os.name != "posix", reason="SIGTERM is POSIX")
 def test_sigterm_finishes_the_request_in_flight(carseats):
     frame, bundles = carseats
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen([sys.executable, "-c", SERVER, str(bundles["sales"]), str(port)])
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("the server did not start")
-                time.sleep(0.1)
+        wait_ready(f"{base}/v2/health/ready", process, timeout=15, interval=0.1, name="the slowed server")
         rows = frame[["row_id", "Price", "Income", "Advertising", "ShelveLoc", "Urban"]].head(3)
         body = json.dumps({"instances": json.loads(rows.to_json(orient="records"))}).encode()
         result: dict = {}

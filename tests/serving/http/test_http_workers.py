@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,18 +14,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.reproducibility.model_versioning import open_registry
+from mlpatterns.testing.load_generator import serve_process
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
-MAIN = "import sys; from mlpatterns.cli import main; sys.exit(main())"
 RELOAD_S = 0.5
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGTERM and uvicorn's worker supervisor are POSIX")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _samples(base: str) -> list:
@@ -50,33 +41,16 @@ def server(carseats_sales, tmp_path_factory):
         registry.register(carseats_sales[1]["sales"], "sales")
     temporary = folder / "tmp"
     temporary.mkdir()
-    port = _free_port()
     env = {**os.environ, "TMPDIR": str(temporary), "OMP_NUM_THREADS": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-c", MAIN, "serve", "models:/sales@champion", "--registry", url, "--workers", "2",
-         "--port", str(port), "--reload-interval", str(RELOAD_S), "--log-level", "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 45
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("the server did not start")
-            time.sleep(0.2)
+    arguments = ["models:/sales@champion", "--registry", url, "--workers", "2", "--reload-interval", str(RELOAD_S),
+                 "--log-level", "warning"]
+    with serve_process(arguments, env=env, ready_timeout=45) as (process, base):
         with open_registry(url) as registry:
             yield base, registry, temporary
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-        assert _metrics_folders(temporary) == []  # the metrics folder is gone with the server
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert _metrics_folders(temporary) == []  # the metrics folder is gone with the server
 
 
 def _metrics_folders(temporary: Path) -> list[Path]:
