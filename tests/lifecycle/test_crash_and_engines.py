@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_pipeline_run import carseats  # the same folder (pytest puts it on the path)
 
+from mlpatterns.cli import main
 from mlpatterns.reproducibility.workflow_pipeline import PAUSE_VARIABLE, Store
 
 MODEL_FILES = ("model.onnx", "transform.json", "statistics.json")
@@ -91,17 +92,15 @@ def test_two_runs_of_a_spec_write_byte_identical_model_and_transform_files(unint
                 reference / "bundles" / model / name).read_bytes()
 
 
-def test_the_ray_engine_trains_the_models_side_by_side_with_the_local_results(tmp_path):
-    pytest.importorskip("ray")
+def test_the_ray_engine_trains_the_models_side_by_side_with_the_local_results(local_ray, tmp_path):
+    """``mlpatterns run --engine ray`` in this process, on the session's Ray (tests/conftest.py): starting a
+    Ray of its own in a new process took as long again as the runs."""
     models = {"linear": {"type": "linear"},  # long enough (a few seconds each) to see them overlap
               "boosted": {"type": "gradient_boosting", "params": {"max_iter": 300, "early_stopping": False}}}
     path = carseats(tmp_path, models=models)
-    runs = {}
     for engine in ("local", "ray"):
-        runs[engine] = subprocess.run([sys.executable, "-m", "mlpatterns.cli", "run", str(path), "--output",
-                                       str(tmp_path / engine), "--engine", engine], capture_output=True, text=True,
-                                      timeout=900, env={**os.environ, "COLUMNS": "200"})
-        assert runs[engine].returncode == 0, runs[engine].stdout + runs[engine].stderr
+        assert main(["run", str(path), "--output", str(tmp_path / engine), "--engine", engine]) == 0, engine
+    assert local_ray.is_initialized()  # the engine joined the session's Ray and left it running
     reference = tmp_path / "local"
     records = {record.step: record for record in Store(tmp_path / "ray" / "cache", create=False).records()}
     linear, boosted = records["train.linear"], records["train.boosted"]
@@ -112,11 +111,8 @@ def test_the_ray_engine_trains_the_models_side_by_side_with_the_local_results(tm
                 reference / "bundles" / model / name).read_bytes()
 
 
-def test_a_steps_own_error_comes_back_from_a_ray_worker(tmp_path):
+def test_a_steps_own_error_comes_back_from_a_ray_worker(local_ray, tmp_path, capsys):
     """A wrong feature found in a Ray worker is the same named error (exit 2) as with the local engine."""
-    pytest.importorskip("ray")
     path = carseats(tmp_path, features={"numeric": ["Price", "Nonexistent"], "categorical": ["ShelveLoc"]})
-    done = subprocess.run([sys.executable, "-m", "mlpatterns.cli", "run", str(path), "--engine", "ray"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "features.numeric.Nonexistent: unknown column 'Nonexistent'" in done.stderr
+    assert main(["run", str(path), "--engine", "ray"]) == 2
+    assert "features.numeric.Nonexistent: unknown column 'Nonexistent'" in capsys.readouterr().err

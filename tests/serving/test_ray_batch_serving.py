@@ -19,7 +19,6 @@ from mlpatterns.serving.batch_serving import PrecomputedPredictions, PredictionT
 from mlpatterns.serving.keyed_predictions import predict_file
 from mlpatterns.serving.ray_batch_serving import (
     PROBLEMS,
-    connect_ray,
     predict_dataset,
     predict_file_ray,
 )
@@ -30,6 +29,7 @@ ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*hash buckets merge")
 
+# local_ray: one Ray instance for the test session (tests/conftest.py)
 FEATURES = {"numeric": ["Price", "Income", "Advertising"], "categorical": {"ShelveLoc": "auto", "Urban": 4}}
 
 
@@ -52,14 +52,6 @@ def carseats(tmp_path_factory):
     frame.to_csv(folder / "carseats.csv", index=False)
     return folder, {"keyed": _bundle(folder, folder / "carseats.csv", "keyed", ["shop", "row_id"]),
                     "keyless": _bundle(folder, folder / "carseats.csv", "keyless", [])}
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    started = connect_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def _with_bad_rows(folder):

@@ -7,21 +7,19 @@ import time
 
 import pytest
 
-from mlpatterns.reproducibility.workflow_pipeline import Pipeline, Step, StepError, Store, init_ray
+from mlpatterns.reproducibility.workflow_pipeline import Pipeline, Step, StepError, Store
 
 ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    started = init_ray(num_cpus=2)
+def local_ray(local_ray):
+    """The session's Ray (tests/conftest.py), once two of its workers answer at the same time."""
     task = ray.remote(num_cpus=1)(worker_pid)
     deadline = time.monotonic() + 60
     while len(set(ray.get([task.remote(), task.remote()]))) < 2:  # two workers ready
         assert time.monotonic() < deadline
-    yield
-    if started:
-        ray.shutdown()
+    return local_ray
 
 
 def worker_pid():
