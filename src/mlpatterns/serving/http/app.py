@@ -29,9 +29,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from mlpatterns.serving.http._common import ONLINE_MAX_ROWS, Limits, RequestError
+from mlpatterns.serving.http.direct_routes import DirectRoutes
 from mlpatterns.serving.http.graceful_drain import DEFAULT_DRAIN_SECONDS, Drain, DrainingConnections
 from mlpatterns.serving.http.open_inference import open_inference_router
 from mlpatterns.serving.http.openapi_signatures import ModelDocument, typed_openapi
@@ -163,10 +166,15 @@ def create_app(
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": str(error.errors())}, status_code=400)
 
-    app.include_router(tf_serving_router(served, limits))
-    app.include_router(open_inference_router(served, limits, lambda: app.state.ready and served.ready))
+    routers = [tf_serving_router(served, limits),
+               open_inference_router(served, limits, lambda: app.state.ready and served.ready)]
+    for router in routers:
+        app.include_router(router)
     if server_metrics is not None:
         app.add_route("/metrics", metrics_endpoint(server_metrics), methods=["GET"], include_in_schema=False)
+    # innermost: the predictions answered before FastAPI's dispatch, inside the auth, drain and metrics
+    app.add_middleware(DirectRoutes, routes=[r for router in routers for r in router.routes
+                                             if isinstance(r, Route) and not isinstance(r, APIRoute)])
     if token is not None:
         app.add_middleware(BearerAuth, token=token)
     app.add_middleware(DrainingConnections, drain=grace)
