@@ -13,7 +13,9 @@ Rows (each a ratio of the online path to its baseline, measured side by side in 
   verify the bundle, load the model, predict one row), median of 5;
 * ``http``: three uvicorn servers on 127.0.0.1 (one worker each, each its own process) serving a
   bare FastAPI echo endpoint (the baseline), an endpoint calling ``OnlinePredictor`` and one
-  calling ``ServingFunction``; keep-alive httpx clients send one row per request: p50/p99 at
+  calling ``ServingFunction``; keep-alive clients (``benchmarks/keepalive_load.py``: raw HTTP/1.1
+  on asyncio streams, tens of microseconds of CPU a request, where httpx costs about what a small
+  FastAPI endpoint costs and capped every server at the client's speed) send one row per request: p50/p99 at
   concurrency 1, the three servers asked in turn, and requests per second at concurrency 16
   (median of 3 rounds, the servers in turn); client and servers share the CPUs;
 * ``mlpatterns serve``, the real server (TF Serving REST ``:predict``, one row in
@@ -211,51 +213,40 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _target(url: str, body: bytes) -> tuple[int, bytes]:
+    """The port and the request bytes of a POST of ``body`` to ``url`` (on 127.0.0.1)."""
+    from urllib.parse import urlsplit
+
+    from benchmarks.keepalive_load import post_request
+
+    parts = urlsplit(url)
+    return int(parts.port), post_request(parts.path, body, port=int(parts.port))
+
+
 async def _latencies(urls: dict[str, str], body: bytes | dict[str, bytes], seconds: float) -> dict[str, list[float]]:
     """Concurrency 1: one keep-alive connection per server, requests to the servers in turn
-    (``body``: one for all, or one per server)."""
-    import httpx
+    (``body``: one for all, or one per server); every answer must be 200."""
+    from benchmarks.keepalive_load import in_turn
 
     bodies = body if isinstance(body, dict) else dict.fromkeys(urls, body)
-    times: dict[str, list[float]] = {mode: [] for mode in urls}
-    headers = {"content-type": "application/json"}
-    clients = {mode: httpx.AsyncClient(timeout=30) for mode in urls}
-    try:
-        for mode, url in urls.items():  # warm up
-            for _ in range(20):
-                (await clients[mode].post(url, content=bodies[mode], headers=headers)).raise_for_status()
-        deadline = time.perf_counter() + seconds * len(urls)
-        while time.perf_counter() < deadline:
-            for mode, url in urls.items():
-                started = time.perf_counter()
-                (await clients[mode].post(url, content=bodies[mode], headers=headers)).raise_for_status()
-                times[mode].append(time.perf_counter() - started)
-    finally:
-        for client in clients.values():
-            await client.aclose()
-    return times
+    results = await in_turn({mode: _target(url, bodies[mode]) for mode, url in urls.items()}, seconds=seconds)
+    for mode, result in results.items():
+        if result.errors:
+            raise RuntimeError(f"{mode}: {result.errors} answers were not 200, the first {result.first_error}")
+    return {mode: result.latencies for mode, result in results.items()}
 
 
 async def _throughput(url: str, body: bytes, concurrency: int, seconds: float) -> float:
-    """Requests per second with ``concurrency`` requests in flight on keep-alive connections."""
-    import httpx
+    """Requests per second with ``concurrency`` requests in flight on keep-alive connections
+    (benchmarks/keepalive_load.py: a lean client, so that the client's CPU does not cap the servers)."""
+    from benchmarks.keepalive_load import run as load
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"content-type": "application/json"}
-    count = 0
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        await asyncio.gather(*(client.post(url, content=body, headers=headers) for _ in range(concurrency)))
-        deadline = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal count
-            while time.perf_counter() < deadline:
-                (await client.post(url, content=body, headers=headers)).raise_for_status()
-                count += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count / (time.perf_counter() - started)
+    port, request = _target(url, body)
+    await load(port, request, concurrency=concurrency, seconds=min(1.0, seconds))  # warm up
+    result = await load(port, request, concurrency=concurrency, seconds=seconds)
+    if result.errors:
+        raise RuntimeError(f"{url}: {result.errors} answers were not 200, the first {result.first_error}")
+    return result.requests_per_second
 
 
 def _http(row: dict[str, Any]) -> list[dict]:
