@@ -28,7 +28,8 @@ Rows (each a ratio of the online path to its baseline, measured side by side in 
   --workers 2`` on the same model (target: at least 10x), the three asked in turn;
 * ``mlflow models serve``: MLflow goes into its own virtual environment, created by this
   benchmark under ``.bench-venvs/mlflow`` (``MLPATTERNS_BENCH_VENVS``; never the project's, whose
-  pins it breaks): ``mlflow``, and the project's ``onnxruntime`` and ``pyfarmhash`` versions. It
+  pins it breaks): ``mlflow``, and the project's ``onnxruntime``, ``pyfarmhash``, ``httptools``
+  and ``uvloop`` versions (the last two: the same HTTP stack under both servers). It
   serves the same bundle (the same ONNX model and fitted transform, ``mlpatterns`` shipped as the
   pyfunc's ``code_paths``) as two pyfunc models: one whose ``predict`` hands MLflow's DataFrame to
   the bundle's ``ServingFunction`` (how a bundle with a DataFrame API is packaged for MLflow: the
@@ -419,11 +420,13 @@ def _mlflow_env() -> tuple[Path | None, str]:
 
     venv = VENVS / "mlflow"
     python = venv / "bin" / "python"
-    marker = venv / f".installed-{MLFLOW_VERSION}"
+    marker = venv / f".installed-{MLFLOW_VERSION}-httptools-uvloop"
     if marker.exists():
         return python, ""
+    # httptools and uvloop as mlpatterns serve has them, so that both servers run the same HTTP stack
     pins = [f"mlflow=={MLFLOW_VERSION}", f"onnxruntime=={metadata.version('onnxruntime')}",
-            f"pyfarmhash=={metadata.version('pyfarmhash')}"]
+            f"pyfarmhash=={metadata.version('pyfarmhash')}", f"httptools=={metadata.version('httptools')}",
+            f"uvloop=={metadata.version('uvloop')}"]
     _log(f"creating {venv} with {' '.join(pins)} (once; minutes)")
     try:
         if not python.exists():
