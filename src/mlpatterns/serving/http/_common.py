@@ -76,7 +76,8 @@ class ServedModel:
     answers every request itself: a loaded
     :class:`~mlpatterns.serving.stateless_serving_function.ServingFunction` (served as given,
     wrapped or patched as it may be) or another object with its serving methods (a table of
-    precomputed predictions). Of a bundle, ``online`` is its
+    precomputed predictions: ``predict_rows``, and ``conform`` and ``predict_conformed`` for
+    large requests; without the last two, ``predict_rows`` answers every request). Of a bundle, ``online`` is its
     :class:`~mlpatterns.serving.online.OnlinePredictor` (None when the online path cannot
     serve it exactly), made here, so that its signature, transform and model are checked
     and loaded before the server is ready; its ServingFunction (the batch path, and pandas)
@@ -98,6 +99,8 @@ class ServedModel:
                 self.online = None
         elif hasattr(serving, "predict_rows"):  # a table of precomputed predictions answers rows itself
             self.online = serving
+            if not (hasattr(serving, "conform") and hasattr(serving, "predict_conformed")):
+                self.online_rows = sys.maxsize  # no batch path: rows answer requests of every size
         if self._serving is None and self.online is None:
             self._serving = self._load_serving()
         self._key_kinds: dict[str, str] = {}
