@@ -9,13 +9,14 @@ same bundles and name the same problems, and so that a server can verify a bundl
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlpatterns.bundles.format import BundleError
 from mlpatterns.serving.model_graph import GraphError
 
-__all__ = ["TASKS", "InputError", "RowProblem", "checked_signature", "is_finite_number", "model_graph",
+__all__ = ["TASKS", "InputError", "RowProblem", "checked_signature", "is_finite_number", "json_value", "model_graph",
            "read_outputs"]
 
 TASKS = ("classification", "regression", "multiclass", "multilabel")
@@ -51,6 +52,25 @@ def is_finite_number(value: object) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an integer beyond any float
         return False
+
+
+def json_value(value: Any) -> Any:
+    """A cell of a frame or an array as a JSON value: NumPy scalars as Python ones, NaN, NA and
+    NaT as null, a pandas Timestamp as ISO 8601 text (pandas is not imported for it)."""
+    item = getattr(value, "item", None)
+    if item is not None and not isinstance(value, (str, bytes)) and type(value).__module__ == "numpy":
+        value = item()
+    if value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    pd = sys.modules.get("pandas")  # a pandas value exists only once pandas is imported
+    if pd is not None:
+        if value is pd.NA or value is pd.NaT:
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.isoformat()
+    return value
 
 
 def _texts(value: Any) -> bool:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpatterns.bundles.format import Bundle, BundleError
 from mlpatterns.serving.online import InputError, OnlinePathUnsupported, OnlinePredictor, RowProblem
+from mlpatterns.serving.serving_contract import json_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
 __all__ = ["ONLINE_MAX_ROWS", "Limits", "RequestError", "ServedModel", "bad_rows_message", "conform_frame",
-           "frame_of", "json_answer", "native", "note_answer", "note_rows", "note_version", "predict_frame", "read_json",
+           "frame_of", "json_answer", "note_answer", "note_rows", "note_version", "predict_frame", "read_json",
            "scalar_problem"]
 
 # Requests of up to this many rows take the online path. Measured on the flights bundles
@@ -281,31 +282,12 @@ def predict_frame(model: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_value(value: Any) -> Any:
-    """A prediction of the online path as a JSON value (a non-finite float becomes null, as in :func:`native`)."""
+    """A prediction of the online path as a JSON value (a non-finite float becomes null, as in :func:`json_value`)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
-
-
-def native(value: Any) -> Any:
-    """A numpy or pandas value as a JSON value (NaN and NA become null)."""
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    pd = sys.modules.get("pandas")  # a pandas value exists only once pandas is imported
-    if pd is not None:
-        if value is pd.NA or value is pd.NaT:
-            return None
-        if isinstance(value, pd.Timestamp):
-            return value.isoformat()
     return value
 
 
 def column_values(frame: pd.DataFrame, column: str) -> list[Any]:
     """One column of a frame as a list of JSON values."""
-    return [native(v) for v in frame[column].tolist()]
+    return [json_value(v) for v in frame[column].tolist()]

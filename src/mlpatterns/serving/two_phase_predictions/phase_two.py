@@ -12,29 +12,17 @@ httpx is imported when a client is made.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
+
+from mlpatterns.serving.serving_contract import json_value
 
 __all__ = ["HttpPhaseTwo", "PhaseTwoError"]
 
 
 class PhaseTwoError(RuntimeError):
     """Phase 2 refused a request or could not be reached; the message carries the server's reason."""
-
-
-def _json_value(value: Any) -> Any:
-    """A cell as a JSON value: numpy scalars as Python ones, NaN and NA as null."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
 
 
 def _key_datatype(values: list[Any]) -> str:
@@ -145,7 +133,7 @@ class HttpPhaseTwo:
                              f"and keys {keys}")
         if not len(frame):
             return pd.DataFrame(columns=keys)
-        columns = {f: [_json_value(v) for v in frame[f].tolist()] for f in fields}
+        columns = {f: [json_value(v) for v in frame[f].tolist()] for f in fields}
         self.requests += 1
         if self.protocol == "rest":
             body = {"instances": [dict(zip(fields, row, strict=True))
