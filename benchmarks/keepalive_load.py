@@ -62,19 +62,25 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     return status, body, b"\r\nconnection: close" in lower
 
 
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
+                    result: LoadResult) -> bool:
+    """One request and its answer, timed and checked into ``result``; whether the server closes."""
+    started = time.perf_counter()
+    writer.write(request)
+    status, body, closing = await _answer(reader)
+    result.latencies.append(time.perf_counter() - started)
+    if status != 200:
+        result.errors += 1
+        result.first_error = result.first_error or f"{status}: {body[:200]!r}"
+    return closing
+
+
 async def _connection(port: int, request: bytes, result: LoadResult, until: float, budget: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < until and budget[0] > 0:
             budget[0] -= 1
-            started = time.perf_counter()
-            writer.write(request)
-            status, body, closing = await _answer(reader)
-            result.latencies.append(time.perf_counter() - started)
-            if status != 200:
-                result.errors += 1
-                result.first_error = result.first_error or f"{status}: {body[:200]!r}"
-            if closing:
+            if await _exchange(reader, writer, request, result):
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
     finally:
@@ -109,15 +115,7 @@ async def in_turn(targets: dict[str, tuple[int, bytes]], *, seconds: float, warm
         while time.perf_counter() < until:
             for name, (port, request) in targets.items():
                 reader, writer = streams[name]
-                result = results[name]
-                began = time.perf_counter()
-                writer.write(request)
-                status, body, closing = await _answer(reader)
-                result.latencies.append(time.perf_counter() - began)
-                if status != 200:
-                    result.errors += 1
-                    result.first_error = result.first_error or f"{status}: {body[:200]!r}"
-                if closing:
+                if await _exchange(reader, writer, request, results[name]):
                     writer.close()
                     streams[name] = await asyncio.open_connection("127.0.0.1", port)
         for result in results.values():
