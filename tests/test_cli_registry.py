@@ -166,6 +166,13 @@ def test_an_empty_registry_and_a_missing_one(cli, url, tmp_path, bundle):
     assert cli("registry", "list", "--registry", url)[:2] == (0, f"no models in the registry {url}\n")
 
 
+def test_the_clis_registry_constants_are_the_lifecycles():
+    """cli.registry spells them out (importing mlpatterns.lifecycle would slow every command); they must agree."""
+    from mlpatterns.lifecycle import registration
+
+    assert (DEFAULT_REGISTRY, REGISTRY_ENV) == (registration.DEFAULT_REGISTRY, registration.REGISTRY_VARIABLE)
+
+
 def test_the_registry_comes_from_the_environment_else_the_default(cli, url, bundle, tmp_path, monkeypatch):
     assert REGISTRY_BACKENDS.default == DEFAULT_REGISTRY
     assert registry_url() == DEFAULT_REGISTRY and registry_url("sqlite:///x.db") == "sqlite:///x.db"

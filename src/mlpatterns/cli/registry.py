@@ -23,17 +23,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlpatterns.lifecycle.registration import DEFAULT_REGISTRY, registry_url
-from mlpatterns.lifecycle.registration import REGISTRY_VARIABLE as REGISTRY_ENV
-
 __all__ = ["DEFAULT_REGISTRY", "REGISTRY_ENV", "add_registry_commands", "registry_url", "resolve_bundle"]
 
+# As mlpatterns.lifecycle.registration's (tested equal): not imported here, because every command
+# builds this parser and importing mlpatterns.lifecycle would slow them all, `serve` included.
+REGISTRY_ENV = "MLPATTERNS_REGISTRY"
+DEFAULT_REGISTRY = "sqlite:///registry/registry.db"
 URI_PREFIX = "models:/"
 _REF_FORMS = "NAME, NAME/VERSION, models:/NAME/VERSION or models:/NAME@ALIAS"
 _EPILOG = f"""REF: {_REF_FORMS} (NAME alone: the latest version).
 Registry URLs: sqlite:///relative/path.db, sqlite:////absolute/path.db,
 postgresql+psycopg://USER:PASSWORD@HOST/DATABASE?files=/shared/folder.
 Without --registry: ${REGISTRY_ENV}, else {DEFAULT_REGISTRY}. Docs: docs/patterns/model_versioning.md"""
+
+
+def registry_url(url: str | None = None) -> str:
+    """``url``, else ``$MLPATTERNS_REGISTRY``, else the embedded default
+    (:func:`mlpatterns.lifecycle.registration.registry_url`)."""
+    from mlpatterns.lifecycle.registration import registry_url as lifecycle_registry_url
+
+    return lifecycle_registry_url(url)
 
 
 def resolve_bundle(ref: str | os.PathLike[str], registry: str | None = None) -> Path:

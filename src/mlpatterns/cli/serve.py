@@ -15,13 +15,17 @@ is the registry's), resolved and verified in ``--registry``. One name may be giv
 several times, once per version; the latest answers unless ``--split`` shares the
 traffic by key. Aliases are re-resolved every ``--reload-interval`` seconds, and the
 version an alias moves to is swapped in without dropping a request. ``--workers N``
-runs N processes (metrics summed over them).
+runs N processes (metrics summed over them). On SIGTERM the server drains for ``--drain``
+seconds, shuts down gracefully and exits 0, with one worker as with several (also when the
+signal comes while the bundles load); a second SIGTERM ends the drain at once (one worker).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ DEFAULT_DRAIN_SECONDS = 1.0  # as mlpatterns.serving.http.graceful_drain's (test
 
 
 def _source(name: str, path: str, version: int | None, item: str) -> Any:
-    from mlpatterns.serving.http.served_models import ModelLoadError, ModelSource
+    from mlpatterns.serving.http.model_sources import ModelLoadError, ModelSource  # no FastAPI yet
 
     try:
         return ModelSource(name, path, version)
@@ -120,8 +124,27 @@ def parse_splits(items: list[str]) -> dict[str, Any]:
     return splits
 
 
+def _stopped(sig: int, frame: Any) -> None:
+    raise SystemExit(0)  # as mlpatterns.serving.http.workers.STOPPED_STATUS (tested equal)
+
+
 def serve(args: argparse.Namespace) -> int:
-    """Load the bundles and run the server until interrupted."""
+    """Load the bundles and run the server until stopped; 0 once stopped by SIGTERM.
+
+    SIGTERM exits 0 from here on (while the server modules import, before
+    :func:`~mlpatterns.serving.http.workers.run_server` takes it over): a stop asked for
+    before the server is ready, like one after, is no failure.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stopped) if main_thread else None
+    try:
+        return _serve(args)
+    finally:
+        if main_thread and previous is not None:  # None: a handler not set from Python, left as it was
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from mlpatterns.cli.registry import registry_url, resolve_bundle
     from mlpatterns.serving.http import ModelLoadError, token_from_file
     from mlpatterns.serving.http.workers import ServerConfig, run_server

@@ -22,25 +22,31 @@ ModelURI(name='flights', version=2, alias=None)
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlpatterns._lazy import lazy_exports
 from mlpatterns.backends import Backend, BackendFamily, open_backend
-from mlpatterns.reproducibility.model_versioning._base import (
-    TEST_PAUSE_ENV,
-    AuditEntry,
-    InterfaceChangeError,
-    ModelNotFoundError,
-    ModelRegistry,
-    ModelVersion,
-    RegisteredModel,
-)
-from mlpatterns.reproducibility.model_versioning.comparison import (
-    InterfaceDiff,
-    VersionComparison,
-    compare_versions,
-    interface_diff,
-)
 from mlpatterns.reproducibility.model_versioning.model_uri import ModelURI, RegistryError
+
+if TYPE_CHECKING:
+    from mlpatterns.reproducibility.model_versioning._base import ModelRegistry
+
+# The registry itself and its comparisons load on first use: a server of bundle folders parses
+# models:/ references (model_uri) but opens no registry, and these modules cost it some 25 ms.
+_EXPORTS = {  # name -> the module (relative to this package) that defines it
+    "TEST_PAUSE_ENV": "_base",
+    "AuditEntry": "_base",
+    "InterfaceChangeError": "_base",
+    "ModelNotFoundError": "_base",
+    "ModelRegistry": "_base",
+    "ModelVersion": "_base",
+    "RegisteredModel": "_base",
+    "InterfaceDiff": "comparison",
+    "VersionComparison": "comparison",
+    "compare_versions": "comparison",
+    "interface_diff": "comparison",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "REGISTRY_BACKENDS", "TEST_PAUSE_ENV", "AuditEntry", "InterfaceChangeError", "InterfaceDiff", "ModelNotFoundError",
@@ -67,6 +73,8 @@ def open_registry(url: str | os.PathLike[str] | ModelRegistry | None = None, **o
 
     An open registry is returned as it is.
     """
+    from mlpatterns.reproducibility.model_versioning._base import ModelRegistry
+
     if isinstance(url, ModelRegistry):
         return url
     return open_backend(REGISTRY_BACKENDS, url, **options)

@@ -13,12 +13,11 @@ Serving, 17), answered by key (:mod:`~mlpatterns.serving.http.precomputed_model`
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
-
-import numpy as np
 
 from mlpatterns.reproducibility.model_versioning.model_uri import PREFIX, ModelURI, RegistryError
 
@@ -40,7 +39,7 @@ def positive_version(value: Any, where: str) -> int:
     """``value`` (a whole number, or its digits) as a version, or an error that says ``where``."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and not value.startswith("0"):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:  # numpy's integers too
         raise ModelLoadError(f"{where}: a version is a positive whole number (1, 2, 3...), got {value!r}")
     return int(value)
 

@@ -14,6 +14,14 @@ through prometheus_client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` poin
 temporary folder that :func:`run_server` creates before the workers start and removes
 after they stop (or at the folder already set in the environment, left as it is), and
 ``/metrics`` sums the counters of all workers, whichever one answers the scrape.
+
+Exit status: a stop asked for by SIGTERM ends :func:`run_server` with ``SystemExit(0)``
+(``mlpatterns serve`` exits 0, as gunicorn does), with one worker as with several. uvicorn
+alone differs by mode: its single server re-raises a captured SIGTERM once it has shut
+down gracefully (the process then dies of the signal: status -15, 143 in a shell), while
+its worker supervisor returns normally (0). :func:`run_server` owns SIGTERM from before the
+bundles load until the server has stopped, so that re-raised signal, and a SIGTERM that
+comes while the bundles load (nothing served yet), end the process with 0 instead.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -32,12 +42,12 @@ from mlpatterns.serving.http._common import Limits
 from mlpatterns.serving.http.graceful_drain import DEFAULT_DRAIN_SECONDS
 from mlpatterns.serving.http.operations import MULTIPROCESS_ENV, token_from_file
 from mlpatterns.serving.http.served_models import ModelLoadError, ModelSource, ServedModels
-from mlpatterns.serving.http.traffic_split import TrafficSplit
 
-__all__ = ["CONFIG_ENV", "FACTORY", "ServerConfig", "app_from_environment", "run_server"]
+__all__ = ["CONFIG_ENV", "FACTORY", "STOPPED_STATUS", "ServerConfig", "app_from_environment", "run_server"]
 
 CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
 FACTORY = "mlpatterns.serving.http.workers:app_from_environment"
+STOPPED_STATUS = 0  # the exit status of a server stopped by SIGTERM (gracefully, or while it was loading)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,8 @@ class ServerConfig:
                 raise ModelLoadError(f"model '{source.name}': worker processes load bundles from folders or "
                                      "models:/ references, not from a loaded ServingFunction")
             models.append((source.name, str(source.source), source.version))
+        from mlpatterns.serving.http.traffic_split import TrafficSplit
+
         split = {name: str(TrafficSplit.of(value)) for name, value in (options.pop("split", None) or {}).items()}
         return cls(tuple(models), split=split, **options)
 
@@ -129,23 +141,52 @@ def _environment(config: ServerConfig) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _stopped(sig: int, frame: Any) -> None:
+    raise SystemExit(STOPPED_STATUS)
+
+
+@contextmanager
+def _sigterm_exits_cleanly() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit(0)`` here, where it is not uvicorn's (main thread only).
+
+    uvicorn installs its own handler while it serves (with several workers, its supervisor
+    keeps its own) and restores this one when done; with one worker it then re-raises the
+    SIGTERM it captured, which lands here once the graceful shutdown is over.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, left as it was
+            signal.signal(signal.SIGTERM, previous)
+
+
 def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8501, workers: int = 1,
                log_level: str = "info") -> None:
     """Load and verify everything once (a bad bundle stops the start here), then serve until stopped.
 
     One worker serves the app loaded here; several each build their own from the configuration.
+    Stopped by SIGTERM (drained and shut down gracefully, or while loading), it raises
+    ``SystemExit(0)`` in both modes (called from the main thread; elsewhere uvicorn installs no
+    signal handlers). A second SIGTERM with one worker ends the drain at once and the graceful
+    shutdown proceeds, also ending with 0; with several, the supervisor waits for its workers
+    and passes no further signal on (docs/patterns/serving_reliability.md).
     """
     import uvicorn
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a whole number >= 1, got {workers!r}")
-    served = config.load()
-    if workers == 1:
-        try:
-            uvicorn.run(config.app(served), host=host, port=port, log_level=log_level)
-        finally:
-            served.close()
-        return
-    served.close()
-    with _environment(config):
-        uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
+    with _sigterm_exits_cleanly():
+        served = config.load()
+        if workers == 1:
+            try:
+                uvicorn.run(config.app(served), host=host, port=port, log_level=log_level)
+            finally:
+                served.close()
+            return
+        served.close()
+        with _environment(config):
+            uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
