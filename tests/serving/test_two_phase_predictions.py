@@ -7,11 +7,8 @@ behind ``create_app``, answers the weight class (normal, low, very low) of the f
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import onnx
@@ -39,6 +36,7 @@ from mlpatterns.serving.two_phase_predictions import (
     quantize_phase_one,
     tradeoff_curve,
 )
+from mlpatterns.testing.load_generator import serve_in_thread
 
 CLASSES = ["normal", "low", "very_low"]
 PHASE_ONE = ["male", "mother_age", "plurality_count", "gestation_weeks"]
@@ -178,25 +176,9 @@ def test_threshold_chosen_on_validation_rows_and_the_curve(births, phase_one, bu
 @pytest.fixture()
 def uvicorn_url(served):
     """``create_app`` run by uvicorn on a free loopback port, stopped in the end whatever happens."""
-    import uvicorn
-
     serving, app = served
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        yield serving, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert not thread.is_alive()
+    with serve_in_thread(app) as base:
+        yield serving, base
 
 
 @pytest.mark.parametrize("protocol", ["rest", "v2"])

@@ -12,9 +12,6 @@ import copy
 import json
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +27,7 @@ from mlpatterns.serving.http import create_app
 from mlpatterns.serving.two_phase_predictions import HttpPhaseTwo, TwoPhaseModel, read_two_phase
 from mlpatterns.spec import SpecError, load_spec, parse_spec
 from mlpatterns.spec.two_phase import DEFAULTS
+from mlpatterns.testing.load_generator import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "spec.md"
@@ -252,26 +250,11 @@ class CountingServing(ServingFunction):
 @pytest.fixture()
 def served(binary):
     """The binary run's bundle behind ``create_app`` under uvicorn on a free loopback port."""
-    import uvicorn
-
     _, run = binary
     serving = CountingServing(read_bundle(run.bundles["gradient_boosting"]))
     app = create_app({"low_weight": serving}, access_log=False, metrics=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        yield serving, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app) as base:
+        yield serving, base
 
 
 def _by_hand(folder: Path, rows: pd.DataFrame, bundle: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ A ``check`` callback looks at every complete answer (its keys, its values) and r
 problem or None, so that bodies need not be kept. :class:`LoadReport` sums it up:
 requests per second, latency percentiles, errors. :func:`serve_process` runs
 ``mlpatterns serve`` as a real process on 127.0.0.1 and a free port for such a run,
-:func:`wait_ready` waits for any server process to answer its readiness check, and
+:func:`wait_ready` waits for any server process to answer its readiness check,
+:func:`serve_in_thread` runs an ASGI app under uvicorn in a thread of this process, and
 :func:`rss_bytes` reads a process's resident memory (Linux ``/proc``).
 
 Example (against a running server)::
@@ -43,8 +44,8 @@ from typing import IO, Any
 import httpx
 import numpy as np
 
-__all__ = ["Call", "LoadReport", "free_port", "rss_bytes", "run_load", "run_load_sync", "serve_process",
-           "wait_ready"]
+__all__ = ["Call", "LoadReport", "free_port", "rss_bytes", "run_load", "run_load_sync", "serve_in_thread",
+           "serve_process", "wait_ready"]
 
 _MAIN = "import sys; from mlpatterns.cli import main; sys.exit(main())"
 
@@ -245,6 +246,39 @@ def serve_process(arguments: Sequence[str], *, env: dict[str, str] | None = None
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, ready_timeout: float = 20.0, **config: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a daemon thread on 127.0.0.1 and a free port; yields its base URL.
+
+    Ready once uvicorn says it started (TimeoutError after ``ready_timeout`` seconds, RuntimeError if
+    the thread ended first); on exit it is told to stop, and RuntimeError if its thread has not
+    ended 10 s later. ``config``: more :class:`uvicorn.Config` arguments (``log_level`` is
+    ``"warning"`` unless given).
+    """
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **{"log_level": "warning", **config}))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn ended before it started")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"uvicorn did not start within {ready_timeout} s")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    if thread.is_alive():
+        raise RuntimeError("uvicorn did not stop within 10 s")
 
 
 def rss_bytes(pid: int) -> int:
