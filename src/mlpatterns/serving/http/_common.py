@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlpatterns.bundles.format import Bundle, BundleError
+from mlpatterns.serving.http.request_coalescing import RowCoalescer
 from mlpatterns.serving.online import InputError, OnlinePathUnsupported, OnlinePredictor, RowProblem
 from mlpatterns.serving.serving_contract import json_value
 
@@ -84,7 +85,9 @@ class ServedModel:
     and loaded before the server is ready; its ServingFunction (the batch path, and pandas)
     is made on first use of :attr:`serving` (thread-safe), or here when the online path
     cannot serve the bundle. Requests of at most ``online_rows`` rows (default
-    :data:`ONLINE_MAX_ROWS`; 0: never) take the online path.
+    :data:`ONLINE_MAX_ROWS`; 0: never) take the online path; when the bundle's model scores
+    each row on its own (a tree ensemble), the requests ready together share one model call
+    (:attr:`coalescer`, :mod:`~mlpatterns.serving.http.request_coalescing`).
     """
 
     def __init__(self, name: str, version: str, serving: Any, *, online_rows: int = ONLINE_MAX_ROWS) -> None:
@@ -105,6 +108,8 @@ class ServedModel:
         if self._serving is None and self.online is None:
             self._serving = self._load_serving()
         self._key_kinds: dict[str, str] = {}
+        independent = self.online is not None and getattr(self.online, "row_independent", False) is True
+        self._coalescer = RowCoalescer(self.online.predict_rows) if independent else None
         answers = self._answers  # the signature's columns, read once: every request checks its fields
         self._inputs, self._keys = list(answers.input_columns), list(answers.key_columns)
         self._fields = [*self._inputs, *self._keys]
@@ -168,6 +173,11 @@ class ServedModel:
             self._key_kinds[key] = kind
         return kind
 
+    @property
+    def coalescer(self) -> RowCoalescer | None:
+        """What predicts the online requests ready together in one call (None: each request alone)."""
+        return self._coalescer
+
     def answers_online(self, rows: int) -> bool:
         """Whether a request of ``rows`` rows takes the online path."""
         return self.online is not None and rows <= self.online_rows
@@ -177,9 +187,23 @@ class ServedModel:
         (the key columns, then the outputs), or a 400 naming each bad row and field."""
         assert self.online is not None
         try:
-            outputs, problems = self.online.predict_rows(rows)
+            return self._json_columns(self.online.predict_rows(rows))
         except InputError as error:
             raise RequestError(str(error)) from error
+
+    async def predict_online_together(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """:meth:`predict_online`, in one model call with the other requests ready at the same time
+        when the model's rows are scored independently (:class:`RowCoalescer`); the same answer."""
+        if self._coalescer is None:
+            return self.predict_online(rows)
+        try:
+            return self._json_columns(await self._coalescer.predict(rows))
+        except InputError as error:
+            raise RequestError(str(error)) from error
+
+    def _json_columns(self, answer: tuple[list[dict[str, Any]], list[RowProblem]]) -> dict[str, list[Any]]:
+        assert self.online is not None
+        outputs, problems = answer
         if problems:
             raise RequestError(bad_rows_message(problems))
         names = dict.fromkeys([*self.online.key_columns, *self.online.output_columns])

@@ -126,8 +126,11 @@ class Route:
 
     async def answer_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
                           count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
-        """:meth:`predict_json`, on the event loop for the online path, else in a worker thread."""
+        """:meth:`predict_json`, on the event loop for the online path (one model call with the other
+        requests ready at once, when the model scores rows independently), else in a worker thread."""
         if self.answers_inline(count):
+            if self.split is None:
+                return await self.model.predict_online_together(self._rows_of(rows, columns, count)), None
             return self.predict_json(rows, columns, count)
         from starlette.concurrency import run_in_threadpool
 
@@ -140,9 +143,7 @@ class Route:
         and (with a split) the version that made each one. A bad row is a 400 naming row and field."""
         model = self.model
         if self.answers_inline(count):
-            if rows is None:
-                fields = list(dict.fromkeys(model.fields))
-                rows = [{f: columns[f][i] for f in fields} for i in range(count)]
+            rows = self._rows_of(rows, columns, count)
             if self.split is None:
                 return model.predict_online(rows), None
             return self._predict_split_online(rows)
@@ -150,6 +151,14 @@ class Route:
             columns = {f: [row[f] for row in rows] for f in dict.fromkeys(model.fields)}
         result, used = self.predict(frame_of(model.fields, columns))
         return {c: column_values(result, c) for c in result.columns}, used
+
+    def _rows_of(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
+                 count: int) -> Sequence[Mapping[str, Any]]:
+        if rows is not None:
+            return rows
+        assert columns is not None
+        fields = list(dict.fromkeys(self.model.fields))
+        return [{f: columns[f][i] for f in fields} for i in range(count)]
 
     def _predict_split_online(self, rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:
         """:meth:`predict` of a split on the online path, step for step: every row conformed by ``model``

@@ -42,11 +42,25 @@ from mlpatterns.serving.serving_contract import (
     read_outputs,
 )
 
-__all__ = ["InputError", "OnlinePathUnsupported", "OnlinePredictor", "RowProblem"]
+__all__ = ["ROW_INDEPENDENT_ESTIMATORS", "InputError", "OnlinePathUnsupported", "OnlinePredictor", "RowProblem"]
+
+# Models whose ONNX graph (skl2onnx's TreeEnsemble operators) scores each row on its own, so that a
+# row's scores are bit for bit the same whatever other rows share its call (a test checks it). A
+# network or a linear model is not: ONNX Runtime multiplies one row (GEMV) with another rounding than
+# several (GEMM), about 1e-7 apart on the flights wide-and-deep model.
+ROW_INDEPENDENT_ESTIMATORS = frozenset({
+    "HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "GradientBoostingClassifier",
+    "GradientBoostingRegressor", "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+    "ExtraTreesRegressor", "DecisionTreeClassifier", "DecisionTreeRegressor"})
 
 
 class OnlinePredictor:
-    """Rows as dicts in, keyed predictions as dicts out, through a verified bundle, without pandas."""
+    """Rows as dicts in, keyed predictions as dicts out, through a verified bundle, without pandas.
+
+    :attr:`row_independent` says whether a row's scores are the same bit for bit whatever
+    other rows are predicted in the same call (a tree ensemble from scikit-learn, see
+    :data:`ROW_INDEPENDENT_ESTIMATORS`), so that rows of several requests may share a call.
+    """
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -80,6 +94,8 @@ class OnlinePredictor:
             self._graph = ModelGraph(model_graph(model), bundle.files)
         except GraphError as error:
             raise BundleError(f"{bundle.path}: model.{error}") from error
+        self.row_independent = (model.get("framework") == "scikit-learn" and "file" in model
+                                and model.get("estimator") in ROW_INDEPENDENT_ESTIMATORS)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, public_key: str | os.PathLike[str] | bytes | None = None,
