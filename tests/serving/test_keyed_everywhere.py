@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from mlpatterns.serving.keyed_predictions import predict_file
+from mlpatterns.serving.serving_contract import json_value
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 from mlpatterns.sql_predict import bundle_sql_types, register_bundle
 
@@ -56,10 +57,6 @@ def _check(answers: pd.DataFrame, rows: pd.DataFrame, keys, reference, *, exact:
 
 def _parts(rows):
     return [rows.iloc[i::PARTS] for i in range(PARTS)]  # several requests, each in another order
-
-
-def _native(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 @pytest.fixture(params=list(KEYS))
@@ -126,12 +123,12 @@ def client(keyed):
 
 
 def _tf_rows(client, kind, part):
-    body = {"instances": [{c: _native(v) for c, v in row.items()} for row in part.to_dict(orient="records")]}
+    body = {"instances": [{c: json_value(v) for c, v in row.items()} for row in part.to_dict(orient="records")]}
     return pd.DataFrame(_post(client, f"/v1/models/{kind}:predict", body)["predictions"])
 
 
 def _tf_columns(client, kind, part):
-    body = {"inputs": {c: [_native(v) for v in part[c]] for c in part.columns}}
+    body = {"inputs": {c: [json_value(v) for v in part[c]] for c in part.columns}}
     return pd.DataFrame(_post(client, f"/v1/models/{kind}:predict", body)["outputs"])
 
 
@@ -139,7 +136,7 @@ def _open_inference(client, kind, part):
     types = {"Price": "INT64", "Income": "INT64", "Advertising": "INT64", "ShelveLoc": "BYTES", "Urban": "BOOL",
              "row_id": "INT64", "code": "BYTES", "shop": "BYTES"}
     values = {**{c: part[c].tolist() for c in part.columns}, "Urban": (part["Urban"] == "Yes").tolist()}
-    tensors = [{"name": c, "datatype": types[c], "shape": [len(part)], "data": [_native(v) for v in values[c]]}
+    tensors = [{"name": c, "datatype": types[c], "shape": [len(part)], "data": [json_value(v) for v in values[c]]}
                for c in part.columns]
     answer = _post(client, f"/v2/models/{kind}/infer", {"id": "keyed", "inputs": tensors})
     return pd.DataFrame({o["name"]: o["data"] for o in answer["outputs"]})

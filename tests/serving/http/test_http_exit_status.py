@@ -21,6 +21,7 @@ import pytest
 
 from mlpatterns.cli import serve as serve_command
 from mlpatterns.serving.http import workers
+from mlpatterns.serving.serving_contract import json_value
 from mlpatterns.testing.load_generator import run_load, serve_process
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
@@ -35,13 +36,9 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _native(value):
-    return value.item() if hasattr(value, "item") else value
-
-
 def _requests(frame) -> tuple[list[bytes], list[list[int]]]:
     """TF Serving bodies of 1 to 4 Carseats rows each, and the keys each one sends."""
-    records = [{c: _native(v) for c, v in row.items()} for row in frame[["row_id", *INPUTS]].to_dict("records")]
+    records = [{c: json_value(v) for c, v in row.items()} for row in frame[["row_id", *INPUTS]].to_dict("records")]
     rows = [records[i:i + 1 + i % 4] for i in range(0, 160, 5)]
     return [json.dumps({"instances": r}).encode() for r in rows], [[x["row_id"] for x in r] for r in rows]
 

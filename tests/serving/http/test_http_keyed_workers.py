@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from mlpatterns.serving import ServingFunction
+from mlpatterns.serving.serving_contract import json_value
 from mlpatterns.testing.load_generator import run_load_sync, serve_process
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
@@ -31,10 +32,6 @@ TYPES = {"Price": "INT64", "Income": "INT64", "Advertising": "INT64", "ShelveLoc
          "row_id": "INT64", "code": "BYTES", "shop": "BYTES"}
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uvicorn's worker supervisor is POSIX")
-
-
-def _native(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +78,17 @@ def _batches(frame: pd.DataFrame, kind: str, seed: int) -> list[pd.DataFrame]:
 
 
 def _tf_rows(part: pd.DataFrame) -> bytes:
-    return json.dumps({"instances": [{c: _native(v) for c, v in r.items()} for r in part.to_dict("records")]}).encode()
+    return json.dumps({"instances": [{c: json_value(v) for c, v in r.items()} for r in part.to_dict("records")]}).encode()
 
 
 def _tf_columns(part: pd.DataFrame) -> bytes:
-    return json.dumps({"inputs": {c: [_native(v) for v in part[c]] for c in part.columns}}).encode()
+    return json.dumps({"inputs": {c: [json_value(v) for v in part[c]] for c in part.columns}}).encode()
 
 
 def _v2(part: pd.DataFrame) -> bytes:
     values = {**{c: part[c].tolist() for c in part.columns}, "Urban": (part["Urban"] == "Yes").tolist()}
     return json.dumps({"id": "keyed", "inputs": [{"name": c, "datatype": TYPES[c], "shape": [len(part)],
-                                                  "data": [_native(v) for v in values[c]]} for c in part.columns]}
+                                                  "data": [json_value(v) for v in values[c]]} for c in part.columns]}
                       ).encode()
 
 
@@ -115,7 +112,7 @@ def test_shuffled_split_requests_come_back_by_key_from_both_workers(keyed, serve
     references = {}
     for kind, keys in KEYS.items():
         predicted = ServingFunction.load(bundles[kind]).predict(frame)
-        references[kind] = {tuple(_native(r[k]) for k in keys): (r["probability"], r["prediction"])
+        references[kind] = {tuple(json_value(r[k]) for k in keys): (r["probability"], r["prediction"])
                             for _, r in predicted.iterrows()}
     batches = [(kind, part) for seed, kind in enumerate(KEYS) for part in _batches(frame, kind, seed)]
     random.Random(7).shuffle(batches)
@@ -143,7 +140,7 @@ def test_shuffled_split_requests_come_back_by_key_from_both_workers(keyed, serve
         assert len(answered) == len(batches)
         for kind, part, answer in answered:
             keys = KEYS[kind]
-            sent = Counter(tuple(_native(v) for v in r) for r in part[keys].itertuples(index=False))
+            sent = Counter(tuple(json_value(v) for v in r) for r in part[keys].itertuples(index=False))
             got = [tuple(r) for r in answer[keys].itertuples(index=False)]
             assert Counter(got) == sent, f"{kind}: the keys answered are not the keys sent"
             expected = np.array([references[kind][k] for k in got], dtype=np.float64)

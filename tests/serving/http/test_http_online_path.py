@@ -155,7 +155,7 @@ def test_good_rows_give_the_same_json_on_both_paths(clients, bundles, name):
     outputs = [o["name"] for o in metadata["outputs"]][:1]
     body = {**_v2(rows, fields, datatypes), "outputs": [{"name": n} for n in outputs]}
     assert _same(clients, f"/v2/models/{name}/infer", json=body).status_code == 200
-    assert clients[2].find(name)._serving is None, "the online app never needed its ServingFunction"
+    assert not clients[2].find(name).serving_loaded, "the online app never needed its ServingFunction"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -212,9 +212,9 @@ def test_large_requests_take_the_batch_path_with_the_same_json(bundles):
     fields = _fields(online, "us")
     rows = _rows(table, fields, n=3)
     _same(clients, "/v1/models/us:predict", json={"instances": rows})
-    assert online.find("us")._serving is None
+    assert not online.find("us").serving_loaded
     _same(clients, "/v1/models/us:predict", json={"instances": _rows(table, fields, n=4)})
-    assert online.find("us")._serving is not None, "four rows: the batch path"
+    assert online.find("us").serving_loaded, "four rows: the batch path"
 
 
 def test_a_bundle_without_an_online_path_is_served_by_the_batch_path(bundles, monkeypatch):
@@ -226,7 +226,7 @@ def test_a_bundle_without_an_online_path_is_served_by_the_batch_path(bundles, mo
     monkeypatch.setattr(common, "OnlinePredictor", unsupported)
     served = ServedModels({"us": paths["us"]})
     model = served.find("us")
-    assert model.online is None and model._serving is not None and not model.answers_online(1)
+    assert model.online is None and model.serving_loaded and not model.answers_online(1)
     monkeypatch.undo()
     batch = ServedModels({"us": paths["us"]}, online_rows=0)
     clients = (TestClient(create_app(served)), TestClient(create_app(batch)), served)
@@ -234,7 +234,7 @@ def test_a_bundle_without_an_online_path_is_served_by_the_batch_path(bundles, mo
     assert _same(clients, "/v1/models/us:predict", json={"instances": rows}).status_code == 200
 
 
-def test_a_split_takes_the_batch_path(bundles):
+def test_a_split_answers_with_each_versions_predictions(bundles):
     table, paths = bundles
     served = ServedModels({"us": {1: paths["us"], 2: paths["us"]}}, split={"us": "1:50,2:50"})
     client = TestClient(create_app(served))

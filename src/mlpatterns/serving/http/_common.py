@@ -174,6 +174,11 @@ class ServedModel:
         return kind
 
     @property
+    def serving_loaded(self) -> bool:
+        """Whether the batch path (:attr:`serving`) has been loaded; reading :attr:`serving` loads it."""
+        return self._serving is not None
+
+    @property
     def coalescer(self) -> RowCoalescer | None:
         """What predicts the online requests ready together in one call (None: each request alone)."""
         return self._coalescer
