@@ -16,6 +16,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "hash_split": "repeatable_splitting",
     "hash_split_frames": "repeatable_splitting",
     "key_buckets": "repeatable_splitting",
+    "row_key_buckets": "split_keys",  # the same buckets from rows of plain values, without pandas
     "repeatable_sample": "repeatable_splitting",
     "split_sql_condition": "repeatable_splitting",
     "TIME_SPLITS": "time_splitting",
