@@ -168,3 +168,25 @@ def test_token_file_open_to_others_is_refused(tmp_path, mode):
 def test_missing_token_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         token_from_file(tmp_path / "absent")
+
+
+def test_mlpatterns_serve_prints_the_apps_access_log_in_place_of_uvicorns(carseats, tmp_path):
+    """``mlpatterns serve`` shows one line a request naming the model, version and rows (and not
+    uvicorn's own line as well); ``--log-level warning`` shows none."""
+    import httpx
+
+    from mlpatterns.testing.load_generator import serve_process
+
+    frame, bundles = carseats
+    rows = frame.head(2)[["Price", "Income", "Advertising", "ShelveLoc", "Urban", "row_id"]].to_dict(orient="records")
+    for level, shown in (("info", True), ("warning", False)):
+        log = tmp_path / f"{level}.log"
+        with log.open("w") as out, serve_process([f"sales={bundles['sales']}", "--log-level", level], stdout=out) as (_, base):
+            assert httpx.post(f"{base}/v1/models/sales:predict", json={"instances": rows}).status_code == 200
+        text = log.read_text()
+        lines = [line for line in text.splitlines() if "/v1/models/sales:predict" in line]
+        if shown:
+            assert len(lines) == 1 and "POST /v1/models/sales:predict 200 model=sales/1 rows=2 ms=" in lines[0], text
+            assert "client=127.0.0.1:" in lines[0]
+        else:
+            assert lines == [], text

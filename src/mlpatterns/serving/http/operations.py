@@ -11,8 +11,9 @@ puts around the routes, each an option of it:
   status code, times each request per model and version, and exposes them as Prometheus
   text on ``GET /metrics`` from a registry of its own (not the process-wide default one,
   so that several apps, and tests, do not collide); it also writes one access-log line
-  per request (method, path, status, model, rows, milliseconds) to the ``logging``
-  logger ``mlpatterns.serving.http.access``.
+  per request (method, path, status, model, rows, milliseconds, client) to the ``logging``
+  logger ``mlpatterns.serving.http.access``, which ``mlpatterns serve`` prints to stderr in
+  place of uvicorn's own access log (``--log-level info``, the default).
 * :class:`BearerAuth` refuses, with 401, ``{"error": ...}`` and ``WWW-Authenticate:
   Bearer``, every request but the liveness and readiness probes that lacks
   ``Authorization: Bearer <token>`` (compared in constant time, :func:`hmac.compare_digest`).
@@ -217,13 +218,15 @@ class Observability:
             if errors is not None:
                 errors.inc()
             latency.observe(seconds)
-        if self.access_log:
+        if self.access_log and self.logger.isEnabledFor(logging.INFO):
             rows = state.get("rows")
-            self.logger.info("%s %s %d model=%s rows=%s ms=%.1f", scope["method"], scope["path"], status,
+            host, port = scope.get("client") or ("-", 0)
+            client = f"{host}:{port}"
+            self.logger.info("%s %s %d model=%s rows=%s ms=%.1f client=%s", scope["method"], scope["path"], status,
                              f"{model}/{version}" if model else "-", "-" if rows is None else rows,
-                             seconds * 1000.0, extra={"method": scope["method"], "path": scope["path"],
-                                                      "status": status, "model": model, "version": version,
-                                                      "rows": rows, "ms": seconds * 1000.0})
+                             seconds * 1000.0, client, extra={"method": scope["method"], "path": scope["path"],
+                                                              "status": status, "model": model, "version": version,
+                                                              "rows": rows, "ms": seconds * 1000.0, "client": client})
 
     def _metrics_of(self, model: str, version: str, protocol: str, status: int) -> tuple[Any, Any, Any]:
         """The request counter, the error counter (None below 400) and the latency histogram of one label set."""

@@ -43,7 +43,7 @@ from mlpatterns.serving.http.graceful_drain import DEFAULT_DRAIN_SECONDS
 from mlpatterns.serving.http.operations import MULTIPROCESS_ENV, token_from_file
 from mlpatterns.serving.http.served_models import ModelLoadError, ModelSource, ServedModels
 
-__all__ = ["CONFIG_ENV", "FACTORY", "STOPPED_STATUS", "ServerConfig", "app_from_environment", "run_server"]
+__all__ = ["CONFIG_ENV", "FACTORY", "STOPPED_STATUS", "ServerConfig", "app_from_environment", "log_config", "run_server"]
 
 CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
 FACTORY = "mlpatterns.serving.http.workers:app_from_environment"
@@ -181,12 +181,29 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 850
         raise ValueError(f"workers: expected a whole number >= 1, got {workers!r}")
     with _sigterm_exits_cleanly():
         served = config.load()
+        # the app's access log (model, version, rows, ms) in place of uvicorn's, on uvicorn's handler
+        logs = {"log_level": log_level, "log_config": log_config(log_level), "access_log": False}
         if workers == 1:
             try:
-                uvicorn.run(config.app(served), host=host, port=port, log_level=log_level)
+                uvicorn.run(config.app(served), host=host, port=port, **logs)
             finally:
                 served.close()
             return
         served.close()
         with _environment(config):
-            uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
+            uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, **logs)
+
+
+def log_config(log_level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging configuration plus the app's access log (:data:`~mlpatterns.serving.http.operations.ACCESS_LOGGER`,
+    one line a request naming the model, version, rows and milliseconds) on uvicorn's default
+    handler (stderr), shown from ``log_level`` "info" down; uvicorn's own access log is turned off."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    from mlpatterns.serving.http.operations import ACCESS_LOGGER
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"][ACCESS_LOGGER] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    return config
