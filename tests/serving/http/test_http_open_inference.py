@@ -93,6 +93,11 @@ def test_requested_outputs_and_text_keys(client, carseats):
     (lambda t: t[3]["data"].__setitem__(2, 7), "row 2, input 'ShelveLoc'"),
     (lambda t: t[0].__setitem__("datatype", "FP128"), "unknown datatype"),
     (lambda t: t[0].__setitem__("shape", [4]), "does not match"),
+    # found by the slow schemathesis run: these were 500s
+    (lambda t: t[0].__setitem__("parameters", {"binary_data_size": ""}), "binary_data_size must be a whole number"),
+    (lambda t: t[0].__setitem__("parameters", {"binary_data_size": [4]}), "binary_data_size must be a whole number"),
+    (lambda t: t[0].__setitem__("parameters", {"binary_data_size": -1}), "binary_data_size must be a whole number"),
+    (lambda t: t[0].__setitem__("parameters", [1]), "'parameters' must be an object"),
 ])
 def test_bad_infer_requests_get_a_400(client, carseats, change, words):
     tensors = _tensors(_frame(carseats[0]))

@@ -192,10 +192,16 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
                                f"{model.input_columns} and keys {model.key_columns}")
         if datatype != "BYTES" and datatype not in _NUMPY:
             raise RequestError(f"input '{name}': unknown datatype {datatype!r}")
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise RequestError(f"input '{name}': 'parameters' must be an object, got {type(parameters).__name__}")
+        size = parameters.get("binary_data_size")
         if size is not None:
-            values = _binary(tensor, tail, at, int(size))
-            at += int(size)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise RequestError(f"input '{name}': binary_data_size must be a whole number of bytes >= 0, "
+                                   f"got {size!r}")
+            values = _binary(tensor, tail, at, size)
+            at += size
         elif "data" in tensor:
             values = _flat(tensor["data"])
         else:
