@@ -131,7 +131,7 @@ def test_load_60_seconds(carseats_sales):
     _load(carseats_sales, 60.0)
 
 
-PREDICT_LINE = re.compile(r'"POST /v(1/models/sales:predict|2/models/sales/infer) HTTP/1\.1" (\d+)')
+PREDICT_LINE = re.compile(r"POST /v(1/models/sales:predict|2/models/sales/infer) (\d+) model=")  # the app's access log
 
 
 def _sigterm_under_load(frame, bundle, log_path, *, concurrency: int = 8, load_s: float = 2.0,
