@@ -51,3 +51,19 @@ def carseats_sales(tmp_path_factory) -> tuple[pd.DataFrame, dict[str, Path]]:
     folder = tmp_path_factory.mktemp("http_bundles")
     frame, csv = _carseats(folder)
     return frame, {"sales": _bundle(folder, csv, "sales", {"column": "Sales"})}
+
+
+def build_bundles(folder: Path, frame: pd.DataFrame, name: str, spec: dict) -> dict[str, Path]:
+    """Every bundle of a spec (``spec`` without name, data and output) run on ``frame``, under ``folder``."""
+    csv = folder / f"{name}.csv"
+    frame.to_csv(csv, index=False)
+    spec = {"name": name, "data": {"path": str(csv)}, **spec, "output": {"dir": str(folder / name)}}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return run_spec(load_spec(path), log=lambda *a, **k: None).bundles
+
+
+@pytest.fixture(scope="session")
+def spec_bundles():
+    """:func:`build_bundles`, for the tests' own specs."""
+    return build_bundles

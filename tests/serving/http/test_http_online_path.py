@@ -17,28 +17,16 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from mlpatterns.lifecycle import run_spec
 from mlpatterns.serving.http import ServedModels, create_app
 from mlpatterns.serving.http import _common as common
-from mlpatterns.spec import load_spec
 
 CARSEATS_INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
 
 
-def _build(folder, frame, name, spec):
-    csv = folder / f"{name}.csv"
-    frame.to_csv(csv, index=False)
-    spec = {"name": name, "data": {"path": str(csv)}, **spec, "output": {"dir": str(folder / name)}}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return run_spec(load_spec(path), log=lambda *a, **k: None).bundles
-
-
 @pytest.fixture(scope="module")
-def bundles(carseats, tmp_path_factory):
+def bundles(carseats, tmp_path_factory, spec_bundles):
     """sales (regression) and us (classification) keyed by row_id; shelf (multiclass, a date
     input) keyed by (store, row_id); sales_q (reframed regression with quantiles) keyed by store."""
     frame, found = carseats
@@ -47,13 +35,13 @@ def bundles(carseats, tmp_path_factory):
     table["store"] = [f"store-{i % 13}-é" for i in range(len(table))]
     table["opened"] = (pd.Timestamp("2011-01-01") + pd.to_timedelta(table["row_id"] * 5, unit="D")).dt.strftime(
         "%Y-%m-%d")
-    made = _build(folder, table, "shelf", {
+    made = spec_bundles(folder, table, "shelf", {
         "keys": ["store", "row_id"], "split": {"key": "row_id"},
         "target": {"column": "ShelveLoc", "task": "multiclass"},
         "features": {"numeric": ["Sales", "Price"], "categorical": ["Urban", "US"],
                      "date_parts": {"opened": ["month", "dayofweek"]}},
         "models": {"linear": {"type": "linear"}}})
-    quantiles = _build(folder, table, "sales_q", {
+    quantiles = spec_bundles(folder, table, "sales_q", {
         "keys": ["store"], "split": {"key": "row_id"},
         "target": {"column": "Sales", "reframe": {"buckets": 5, "quantiles": [0.1, 0.9]}},
         "features": {"numeric": ["Price", "Income"], "categorical": ["ShelveLoc"]},

@@ -9,14 +9,11 @@ import json
 import httpx
 import numpy as np
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from mlpatterns.lifecycle import run_spec
 from mlpatterns.serving.http import create_app
 from mlpatterns.serving.http.request_coalescing import RowCoalescer
 from mlpatterns.serving.online import InputError, OnlinePredictor, RowProblem
-from mlpatterns.spec import load_spec
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
 
@@ -105,19 +102,14 @@ def test_a_cancelled_request_does_not_stop_the_others():
 
 
 @pytest.fixture(scope="module")
-def trees(carseats, tmp_path_factory):
+def trees(carseats, tmp_path_factory, spec_bundles):
     """A gradient-boosting bundle on Carseats (a tree ensemble: rows scored independently)."""
     frame, bundles = carseats
-    folder = tmp_path_factory.mktemp("coalescing")
-    csv = folder / "carseats.csv"
-    frame.to_csv(csv, index=False)
-    spec = {"name": "sales_gbm", "data": {"path": str(csv)}, "target": {"column": "Sales"}, "keys": ["row_id"],
-            "split": {"key": "row_id"}, "features": {"numeric": ["Price", "Income", "Advertising"],
-                                                      "categorical": ["ShelveLoc", "Urban"]},
-            "models": {"gradient_boosting": {"type": "gradient_boosting", "params": {"max_iter": 20}}},
-            "output": {"dir": str(folder / "out")}}
-    (folder / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    bundle = run_spec(load_spec(folder / "spec.yaml"), log=lambda *a, **k: None).bundles["gradient_boosting"]
+    bundle = spec_bundles(tmp_path_factory.mktemp("coalescing"), frame, "sales_gbm", {
+        "target": {"column": "Sales"}, "keys": ["row_id"], "split": {"key": "row_id"},
+        "features": {"numeric": ["Price", "Income", "Advertising"], "categorical": ["ShelveLoc", "Urban"]},
+        "models": {"gradient_boosting": {"type": "gradient_boosting", "params": {"max_iter": 20}}},
+    })["gradient_boosting"]
     return frame, bundle, bundles["sales"]
 
 

@@ -18,28 +18,16 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from mlpatterns.lifecycle import run_spec
 from mlpatterns.reproducibility.repeatable_splitting import key_buckets
 from mlpatterns.serving.http import ServedModels, create_app
-from mlpatterns.spec import load_spec
 
 SPLITS = {"sales": "3:60,4:40", "shelf": "1:50,champion:50"}
 
 
-def _build(folder, frame, name, spec):
-    csv = folder / f"{name}.csv"
-    frame.to_csv(csv, index=False)
-    spec = {"name": name, "data": {"path": str(csv)}, **spec, "output": {"dir": str(folder / name)}}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return run_spec(load_spec(path), log=lambda *a, **k: None).bundles
-
-
 @pytest.fixture(scope="module")
-def bundles(carseats, tmp_path_factory):
+def bundles(carseats, tmp_path_factory, spec_bundles):
     """Two different models of each name, so each version answers differently: sales (regression,
     keyed by row_id) and shelf (multiclass with a date input, keyed by (store, row_id))."""
     frame, _ = carseats
@@ -50,11 +38,11 @@ def bundles(carseats, tmp_path_factory):
         "%Y-%m-%d")
     models = {"linear": {"type": "linear"},
               "gradient_boosting": {"type": "gradient_boosting", "params": {"max_iter": 5}}}
-    sales = _build(folder, table, "sales", {
+    sales = spec_bundles(folder, table, "sales", {
         "keys": ["row_id"], "split": {"key": "row_id"}, "target": {"column": "Sales"},
         "features": {"numeric": ["Price", "Income", "Advertising"], "categorical": ["ShelveLoc", "Urban"]},
         "models": models})
-    shelf = _build(folder, table, "shelf", {
+    shelf = spec_bundles(folder, table, "shelf", {
         "keys": ["store", "row_id"], "split": {"key": "row_id"},
         "target": {"column": "ShelveLoc", "task": "multiclass"},
         "features": {"numeric": ["Sales", "Price"], "categorical": ["Urban", "US"],
