@@ -128,25 +128,31 @@ class Route:
                           count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
         """:meth:`predict_json`, on the event loop for the online path (one model call with the other
         requests ready at once, when the model scores rows independently), else in a worker thread."""
-        if self.answers_inline(count):
-            if self.split is None:
-                return await self.model.predict_online_together(self._rows_of(rows, columns, count)), None
-            return self.predict_json(rows, columns, count)
-        from starlette.concurrency import run_in_threadpool
+        if not self.answers_inline(count):
+            from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(self.predict_json, rows, columns, count)
+            return await run_in_threadpool(self._predict_batch, rows, columns)
+        rows = self._rows_of(rows, columns, count)
+        if self.split is None:
+            return await self.model.predict_online_together(rows), None
+        return self._predict_split_online(rows)
 
     def predict_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
                      count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
         """The predictions of ``count`` checked rows of JSON values, given as ``rows`` (objects with
         every field) or ``columns`` (a list per field), as JSON columns: the keys, then the outputs;
         and (with a split) the version that made each one. A bad row is a 400 naming row and field."""
-        model = self.model
         if self.answers_inline(count):
             rows = self._rows_of(rows, columns, count)
             if self.split is None:
-                return model.predict_online(rows), None
+                return self.model.predict_online(rows), None
             return self._predict_split_online(rows)
+        return self._predict_batch(rows, columns)
+
+    def _predict_batch(self, rows: Sequence[Mapping[str, Any]] | None,
+                       columns: Mapping[str, Sequence[Any]] | None) -> tuple[dict[str, list[Any]], list[str] | None]:
+        """:meth:`predict_json` on the batch path (pandas), decided by the caller."""
+        model = self.model
         if columns is None:
             columns = {f: [row[f] for row in rows] for f in dict.fromkeys(model.fields)}
         result, used = self.predict(frame_of(model.fields, columns))
