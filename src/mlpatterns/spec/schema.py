@@ -46,7 +46,8 @@ DATASETS = ("flights", "natality", "movies", "taxi", "solar_day_length")
 TASKS = ("classification", "regression", "multiclass", "multilabel")
 CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform (documented in docs/spec.md)
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
-              "baseline", "output", "tuning", "distribution", "validation", "register", "two_phase")
+              "baseline", "output", "tuning", "distribution", "validation", "register", "two_phase",
+               "monitoring")
 COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
@@ -71,6 +72,7 @@ class Spec:
     validation: dict[str, Any] = field(default_factory=dict)  # Workflow Pipeline (25): see spec.pipeline_sections
     register: dict[str, Any] = field(default_factory=dict)  # Model Versioning (27): empty = do not register
     two_phase: dict[str, Any] = field(default_factory=dict)  # Two-Phase Predictions (19): see spec.two_phase
+    monitoring: dict[str, Any] = field(default_factory=dict)  # Continued Model Evaluation (18): spec.monitoring
 
     @property
     def task(self) -> str:
@@ -628,8 +630,13 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         from mlpatterns.spec.two_phase import parse_two_phase
 
         two_phase = parse_two_phase(spec["two_phase"], models, target)
+    monitoring: dict[str, Any] = {}
+    if spec.get("monitoring") is not None:  # Continued Model Evaluation (18): thresholds, alerts, retraining
+        from mlpatterns.spec.monitoring import parse_monitoring
+
+        monitoring = parse_monitoring(spec["monitoring"], spec["name"], register, split)
     return Spec(
-        validation=validation, register=register, two_phase=two_phase,
+        validation=validation, register=register, two_phase=two_phase, monitoring=monitoring,
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,
