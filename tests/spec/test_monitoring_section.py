@@ -66,6 +66,7 @@ def test_full_section():
     ({"log": "x", "confidence": 1}, "monitoring.confidence"),
     ({"log": "x", "metrics": {"roc_acu": 0.7}}, "monitoring.metrics: unknown field(s) ['roc_acu']"),
     ({"log": "x", "metrics": {"roc_auc": {"on": "bound"}}}, "monitoring.metrics.roc_auc"),
+    ({"log": "x", "metrics": {"positive_rate": 0.2}}, "monitoring.metrics.positive_rate: positive_rate has no"),
     ({"log": "x", "metrics": {"roc_auc": {"min": 0.7, "on": "upper"}}}, "monitoring.metrics.roc_auc.on"),
     ({"log": "x", "metrics": {"roc_auc": {"min": 0.9, "max": 0.7}}}, "monitoring.metrics.roc_auc"),
     ({"log": "x", "drift": {"psi": -1}}, "monitoring.drift.psi"),
@@ -92,12 +93,20 @@ def test_retraining_needs_a_time_column():
 
 
 def test_durations():
-    assert duration_seconds("30d") == 30 * 86400 and duration_seconds("1.5h") == 5400
+    assert duration_seconds("30d") == 30 * 86400 and duration_seconds("90m") == 5400
     assert duration_seconds("2w") == 14 * 86400
 
 
 def test_metric_names_match_the_metrics_module():
     from mlpatterns.metrics import METRIC_DIRECTIONS
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import (
+        WINDOW_METRICS,
+        metric_direction,
+    )
 
-    assert {name: direction == "maximize" for name, direction in METRIC_DIRECTIONS.items()} == MONITOR_METRICS
+    directed = {name: value for name, value in MONITOR_METRICS.items() if value is not None}
+    assert {name: direction == "maximize" for name, direction in METRIC_DIRECTIONS.items()} == directed
+    for name in {m for metrics in WINDOW_METRICS.values() for m in metrics}:  # every metric the monitor computes
+        direction = metric_direction(name)
+        assert MONITOR_METRICS[name] == (None if direction is None else direction == "maximize"), name
     assert set(DRIFT_STATISTICS) >= {"psi", "jensen_shannon", "ks"}

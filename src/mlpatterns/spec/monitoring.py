@@ -51,8 +51,10 @@ from mlpatterns.spec._checks import check_plain_name, expect, mapping, positive_
 __all__ = ["DRIFT_STATISTICS", "MONITOR_METRICS", "duration_seconds", "parse_monitoring"]
 
 # mlpatterns.metrics.METRIC_DIRECTIONS, named here so that loading a spec imports no numpy
-# (tests/spec/test_monitoring_section.py holds them equal): name -> higher is better
-MONITOR_METRICS = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False, "f1": True,
+# (tests/spec/test_monitoring_section.py holds them equal): name -> higher is better; and the monitor's
+# descriptive quantities (evaluation_windows), which have no better direction (None): they take min/max
+MONITOR_METRICS: dict[str, bool | None] = {"positive_rate": None, "mean_prediction": None, "bias": None,
+                                           "roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False, "f1": True,
                    "precision": True, "recall": True, "rmse": False, "mae": False, "r2": True, "accuracy": True,
                    "macro_f1": True, "macro_roc_auc": True, "micro_f1": True, "hamming_loss": False,
                    "subset_accuracy": True, "decisive_accuracy": True}
@@ -61,14 +63,14 @@ _FIELDS = ("log", "model", "window", "step", "min_labelled", "confidence", "min_
            "features", "ignore", "slices", "sample_rate", "webhook", "retrain")
 _RETRAIN = ("on_alert", "window", "time_column", "cooldown", "promote_margin", "metric")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 
 
 def duration_seconds(text: Any, where: str = "duration") -> float:
     """``"30d"`` -> 2592000.0: a number and a unit (s, m, h, d, w); a :class:`SpecError` naming ``where``."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     expect(match is not None and float(match.group(1)) > 0, where,
-           f"expected a duration such as 30m, 12h, 1d or 2w (a positive number and one of s, m, h, d, w), got {text!r}")
+           f"expected a duration such as 30m, 12h, 1d or 2w (a positive whole number and one of s, m, h, d, w), got {text!r}")
     assert match is not None
     return float(match.group(1)) * _UNITS[match.group(2)]
 
@@ -87,6 +89,8 @@ def _metric_thresholds(raw: Any) -> dict[str, dict[str, Any]]:
     for name, value in section.items():
         where = f"monitoring.metrics.{name}"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            expect(MONITOR_METRICS[name] is not None, where,
+                   f"{name} has no better direction: give {{min: ..., max: ...}}, got {value!r}")
             value = {"min" if MONITOR_METRICS[name] else "max": value}
         rule = mapping(value, where, ("min", "max", "on"))
         expect("min" in rule or "max" in rule, where, "expected 'min' and/or 'max' (the limit(s) of the metric)")
