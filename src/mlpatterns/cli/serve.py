@@ -18,6 +18,11 @@ version an alias moves to is swapped in without dropping a request. ``--workers 
 runs N processes (metrics summed over them). On SIGTERM the server drains for ``--drain``
 seconds, shuts down gracefully and exits 0, with one worker as with several (also when the
 signal comes while the bundles load); a second SIGTERM ends the drain at once (one worker).
+``--log URL`` logs every prediction (Continued Model Evaluation, 18) to a prediction log (a
+folder of Parquet files, ``sqlite:///PATH.db`` or ``postgresql://...``), off the request path:
+``--log-sample-rate`` keeps a share of them (by key), ``--log-flush-s`` is how often they are
+written (a crash loses at most that much; a graceful stop nothing), ``--log-time-column`` names
+the input whose value is each prediction's event time (a replay; default: the time served).
 """
 
 from __future__ import annotations
@@ -149,6 +154,12 @@ def _serve(args: argparse.Namespace) -> int:
     from mlpatterns.serving.http import ModelLoadError, token_from_file
     from mlpatterns.serving.http.workers import ServerConfig, run_server
 
+    log_options = [f for f, given in (("--log-sample-rate", getattr(args, "log_sample_rate", 1.0) != 1.0),
+                                      ("--log-flush-s", getattr(args, "log_flush_s", 1.0) != 1.0),
+                                      ("--log-time-column", getattr(args, "log_time_column", None) is not None)) if given]
+    if log_options and getattr(args, "log", None) is None:
+        print(f"mlpatterns serve: error: {', '.join(log_options)} need --log URL", file=sys.stderr)
+        return 2
     token_file = getattr(args, "token_file", None)
     if token_file:
         token_from_file(token_file)  # refused here, before anything loads
@@ -162,7 +173,10 @@ def _serve(args: argparse.Namespace) -> int:
                                  split=getattr(args, "split", None) or {},
                                  reload_interval=getattr(args, "reload_interval", DEFAULT_RELOAD_INTERVAL),
                                  token_file=str(token_file) if token_file else None,
-                                 drain=getattr(args, "drain", DEFAULT_DRAIN_SECONDS))
+                                 drain=getattr(args, "drain", DEFAULT_DRAIN_SECONDS),
+                                 log=getattr(args, "log", None), log_sample_rate=getattr(args, "log_sample_rate", 1.0),
+                                 log_flush_s=getattr(args, "log_flush_s", 1.0),
+                                 log_time_column=getattr(args, "log_time_column", None))
         run_server(config, host=args.host, port=args.port, workers=getattr(args, "workers", 1),
                    log_level=args.log_level)
     except ModelLoadError as error:
@@ -192,6 +206,23 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0: off), got {text!r}")  # argparse names the flag
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
     return value
 
 
@@ -231,6 +262,17 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501, TF Serving's REST port)")
     parser.add_argument("--token-file", type=Path, help="require 'Authorization: Bearer TOKEN' (the file's content, "
                         "mode 0600) on every endpoint but the health probes; off by default")
+    parser.add_argument("--log", metavar="URL", help="log every prediction to this prediction log (a folder of "
+                        "Parquet files, sqlite:///PATH.db or postgresql://...), off the request path, for "
+                        "`mlpatterns monitor`; off by default")
+    parser.add_argument("--log-sample-rate", type=_share, default=1.0, metavar="RATE",
+                        help="with --log: the share of predictions logged, by key hash when the model has keys "
+                        "(default: 1, every prediction)")
+    parser.add_argument("--log-flush-s", type=_positive_seconds, default=1.0, metavar="SECONDS",
+                        help="with --log: write the logged predictions this often (a crash loses at most this "
+                        "much; a graceful stop nothing; default: 1)")
+    parser.add_argument("--log-time-column", metavar="COLUMN", help="with --log: the input or key column whose "
+                        "value is each prediction's event time (a replay or backfill; default: the time served)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=serve)
     return parser

@@ -113,6 +113,8 @@ class ServedModel:
         answers = self._answers  # the signature's columns, read once: every request checks its fields
         self._inputs, self._keys = list(answers.input_columns), list(answers.key_columns)
         self._fields = [*self._inputs, *self._keys]
+        self.registered: tuple[str, str] | None = None  # (name, version) in the registry it was loaded from
+        self._identity: tuple[str, str] | None = None
 
     def _load_serving(self) -> ServingFunction:
         from mlpatterns.serving.stateless_serving_function import ServingFunction
@@ -174,6 +176,18 @@ class ServedModel:
         return kind
 
     @property
+    def identity(self) -> tuple[str, str]:
+        """The model and version a prediction log records (Continued Model Evaluation, 18): the registered
+        name and version when loaded from a registry (:attr:`registered`), else the bundle's name and the
+        first 12 hex digits of its manifest digest (a table of precomputed predictions: its bundle's), else
+        the served name and version."""
+        if self.registered is not None:
+            return self.registered
+        if self._identity is None:
+            self._identity = _bundle_identity(self)
+        return self._identity
+
+    @property
     def serving_loaded(self) -> bool:
         """Whether the batch path (:attr:`serving`) has been loaded; reading :attr:`serving` loads it."""
         return self._serving is not None
@@ -217,6 +231,16 @@ class ServedModel:
     def __repr__(self) -> str:
         path = "online and batch" if self.online is not None else "batch"
         return f"ServedModel({self.name!r}, version {self.version!r}, {path})"
+
+
+def _bundle_identity(model: ServedModel) -> tuple[str, str]:
+    source = getattr(model._answers, "source", None)  # a table of precomputed predictions: the bundle that made it
+    if isinstance(source, Mapping) and source.get("bundle") and source.get("manifest_sha256"):
+        return str(source["bundle"]), str(source["manifest_sha256"])[:12]
+    manifest = getattr(model.bundle, "manifest", None)
+    if isinstance(manifest, Mapping) and manifest.get("name") and manifest.get("manifest_sha256"):
+        return str(manifest["name"]), str(manifest["manifest_sha256"])[:12]
+    return model.name, model.version
 
 
 async def read_json(request: Any, limits: Limits) -> bytes:

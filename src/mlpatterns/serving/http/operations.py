@@ -157,6 +157,11 @@ class ServerMetrics:
         self.reloads = Counter("mlpatterns_model_reloads", "Versions swapped in when an alias moved "
                                "(outcome 'loaded'), or refused while the old version serves on ('refused')",
                                ["model", "outcome"], registry=own)
+        self.log_failures = Counter("mlpatterns_prediction_log_failures", "Answered requests whose predictions "
+                                    "could not be handed to the prediction log (the requests were answered)",
+                                    registry=own)
+        self.log_dropped_rows = Counter("mlpatterns_prediction_log_dropped_rows", "Predictions the prediction "
+                                        "log's full buffer dropped (the log falls behind the traffic)", registry=own)
 
     def count_reload(self, event: Any) -> None:
         """Count a :class:`~mlpatterns.serving.http.served_models.ReloadEvent`."""

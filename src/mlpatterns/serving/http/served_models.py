@@ -108,6 +108,7 @@ class Route:
     split: TrafficSplit | None = None
     versions: Mapping[int, ServedModel] = field(default_factory=dict)
     labels: Mapping[str, int] = field(default_factory=dict)
+    on_answer: Callable[..., None] | None = field(default=None, compare=False)
 
     def version_of(self, target: Target) -> int:
         return self.labels[target] if isinstance(target, str) else int(target)
@@ -127,15 +128,24 @@ class Route:
     async def answer_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
                           count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
         """:meth:`predict_json`, on the event loop for the online path (one model call with the other
-        requests ready at once, when the model scores rows independently), else in a worker thread."""
+        requests ready at once, when the model scores rows independently), else in a worker thread.
+
+        Once answered, ``on_answer(route, rows, columns, count, answer)`` sees the request and its
+        answer (:class:`~mlpatterns.serving.http.prediction_logging.PredictionRecorder`: the prediction
+        log, Continued Model Evaluation, 18); it must be cheap and never raise."""
         if not self.answers_inline(count):
             from starlette.concurrency import run_in_threadpool
 
-            return await run_in_threadpool(self._predict_batch, rows, columns)
-        rows = self._rows_of(rows, columns, count)
-        if self.split is None:
-            return await self.model.predict_online_together(rows), None
-        return self._predict_split_online(rows)
+            answer = await run_in_threadpool(self._predict_batch, rows, columns)
+        else:
+            rows = self._rows_of(rows, columns, count)
+            if self.split is None:
+                answer = await self.model.predict_online_together(rows), None
+            else:
+                answer = self._predict_split_online(rows)
+        if self.on_answer is not None:
+            self.on_answer(self, rows, columns, count, answer)
+        return answer
 
     def predict_json(self, rows: Sequence[Mapping[str, Any]] | None, columns: Mapping[str, Sequence[Any]] | None,
                      count: int) -> tuple[dict[str, list[Any]], list[str] | None]:
@@ -245,7 +255,7 @@ class ServedModels:
     is called for each :class:`ReloadEvent`. Every problem raises :class:`ModelLoadError`.
     ``online_rows``: requests of at most this many rows take each bundle's online path, a
     split's too (see :class:`Route` and :class:`~mlpatterns.serving.http._common.ServedModel`;
-    0: never).
+    0: never). ``on_answer``, when set, is given to every :class:`Route` (the prediction log).
 
     Thread safety: readers (:meth:`find`, :meth:`route`) read one immutable snapshot
     without a lock; :meth:`reload` runs one at a time and replaces the snapshot at once.
@@ -259,6 +269,7 @@ class ServedModels:
         if not self.sources:
             raise ModelLoadError("no model to serve; give at least one NAME=BUNDLE")
         self.on_reload = on_reload
+        self.on_answer: Callable[..., None] | None = None
         self.reloads: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         names = {s.name for s in self.sources}
@@ -361,7 +372,10 @@ class ServedModels:
                 self._tables.append(serving)
             else:
                 serving = read_bundle(Path(source.source))
-            return ServedModel(source.name, str(version), serving, online_rows=self.online_rows)
+            model = ServedModel(source.name, str(version), serving, online_rows=self.online_rows)
+            if uri is not None:
+                model.registered = (uri.name, str(version))
+            return model
         except (BundleError, RegistryError, OSError, ValueError) as error:
             what = "table of precomputed predictions" if source.precomputed else "bundle"
             where = f"{uri.name} version {version}" if uri is not None else f"the {what} {source.source}"
@@ -467,10 +481,11 @@ class ServedModels:
         snapshot = self._snapshot
         split = self._splits.get(name) if version is None and label is None else None
         if split is None:
-            return Route(name, self._find(snapshot, name, version, label))
+            return Route(name, self._find(snapshot, name, version, label), on_answer=self.on_answer)
         labels = snapshot.labels[name]
         chosen = [labels[t] if isinstance(t, str) else t for t in split.targets]
-        return Route(name, snapshot.versions[name][max(chosen)], split, snapshot.versions[name], labels)
+        return Route(name, snapshot.versions[name][max(chosen)], split, snapshot.versions[name], labels,
+                     on_answer=self.on_answer)
 
     # -- reloading -----------------------------------------------------------------------------------
     def reload(self) -> list[ReloadEvent]:

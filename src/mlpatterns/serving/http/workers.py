@@ -57,6 +57,9 @@ class ServerConfig:
     ``models``: ``(name, source, version)`` per source (a folder or a ``models:/``
     reference; version None: the registry's, or 1). ``labels``: ``{name: {label:
     version}}``; ``split``: ``{name: "3:90,4:10"}``; ``token_file``: read by each worker.
+    ``log``: a prediction log URL (None: no log), with ``log_sample_rate``, ``log_flush_s`` and
+    ``log_time_column`` (:class:`~mlpatterns.serving.http.prediction_logging.PredictionLogging`);
+    each worker opens its own logger on it.
     """
 
     models: tuple[tuple[str, str, int | None], ...]
@@ -70,6 +73,10 @@ class ServerConfig:
     metrics: bool = True
     access_log: bool = True
     drain: float = DEFAULT_DRAIN_SECONDS
+    log: str | None = None
+    log_sample_rate: float = 1.0
+    log_flush_s: float = 1.0
+    log_time_column: str | None = None
 
     @classmethod
     def of(cls, sources: list[ModelSource], **options: Any) -> ServerConfig:
@@ -100,6 +107,19 @@ class ServerConfig:
         """Load and verify every version (each worker does; the parent once, to fail before forking)."""
         return ServedModels(self.sources(), registry=self.registry, labels=self.labels, split=self.split)
 
+    def prediction_log(self) -> Any:
+        """The app's ``prediction_log`` option: None, or a
+        :class:`~mlpatterns.serving.http.prediction_logging.PredictionLogging` (checked here)."""
+        if self.log is None:
+            return None
+        from mlpatterns.serving.http.prediction_logging import PredictionLogging
+
+        try:
+            return PredictionLogging(self.log, sample_rate=self.log_sample_rate, flush_interval_s=self.log_flush_s,
+                                     time_column=self.log_time_column)
+        except ValueError as error:
+            raise ModelLoadError(f"prediction log: {error}") from None
+
     def app(self, served: ServedModels | None = None) -> Any:
         """The app of this configuration, on ``served`` (its owner closes it) or on versions it loads."""
         from mlpatterns.serving.http.app import create_app
@@ -107,7 +127,7 @@ class ServerConfig:
         options: dict[str, Any] = {"reload_interval": self.reload_interval, "metrics": self.metrics,
                                    "token": token_from_file(self.token_file) if self.token_file else None,
                                    "limits": Limits(self.max_body_bytes, self.max_rows), "access_log": self.access_log,
-                                   "drain": self.drain}
+                                   "drain": self.drain, "prediction_log": self.prediction_log()}
         if served is not None:
             return create_app(served, **options)
         return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split, **options)
@@ -189,7 +209,17 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 850
             finally:
                 served.close()
             return
-        served.close()
+        try:
+            if config.log is not None:  # a bad log stops the start here, before the workers (each opens its own)
+                from mlpatterns.serving.http.prediction_logging import PredictionRecorder
+
+                recorder = PredictionRecorder(config.prediction_log())
+                try:
+                    recorder.check_time_column([m for name in served.names for m in served.versions(name).values()])
+                finally:
+                    recorder.close()
+        finally:
+            served.close()
         with _environment(config):
             uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, **logs)
 

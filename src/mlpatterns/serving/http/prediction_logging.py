@@ -1,0 +1,238 @@
+"""Every prediction the HTTP server answers, in a prediction log (Continued Model Evaluation, 18).
+
+Problem: a deployed model decays as the world drifts away from its training data, and
+nobody can tell how much unless the predictions it served are kept, with their keys,
+inputs, outputs, model version and time, to be joined with the ground truth that arrives
+later. Writing them on the request path would add a disk write (or a database round trip)
+to every answer.
+
+Solution: :class:`PredictionRecorder`, which the app hands every answered request
+(:attr:`ServedModels.on_answer <mlpatterns.serving.http.served_models.ServedModels>`).
+It passes references to the request's rows and the answer's columns to a
+:class:`~mlpatterns.serving.continued_evaluation.prediction_logger.PredictionLogger`,
+which keeps them in memory and writes them from its own thread every flush interval:
+the request path pays for a few dictionary look-ups and a lock, and the JSON encoding
+of the rows (:class:`ColumnRows` builds each row only when the flush thread reads it)
+and the write happen off it. Each row is logged with the model and version that
+answered it (a traffic split's rows with their own version's), ``source="http"``, and
+its event time: the request's value of the configured time column (a replay), else the
+time it was served. A logging failure never fails a request: it is counted
+(``mlpatterns_prediction_log_failures`` on ``/metrics``) and logged once. The app's
+shutdown closes the logger, which writes what it holds (a graceful stop loses nothing;
+a crash loses at most the last flush interval). Each worker process logs on its own
+(:mod:`~mlpatterns.serving.http.workers`): the log's backends take appends from several
+processes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlpatterns.serving.http.model_sources import ModelLoadError
+
+__all__ = ["ColumnRows", "PredictionLogging", "PredictionRecorder"]
+
+_logger = logging.getLogger("mlpatterns.serving.http.prediction_log")
+
+
+@dataclass(frozen=True)
+class PredictionLogging:
+    """Where and how ``mlpatterns serve`` logs its predictions (``--log``, ``--log-sample-rate``,
+    ``--log-flush-s``, ``--log-time-column``).
+
+    ``log`` is a URL for :func:`~mlpatterns.serving.continued_evaluation.prediction_log.open_prediction_log`
+    (a folder: Parquet files; ``sqlite:///PATH.db``; ``postgresql://...``), an open
+    :class:`~mlpatterns.serving.continued_evaluation.prediction_log.PredictionLog`, or a
+    :class:`~mlpatterns.serving.continued_evaluation.prediction_logger.PredictionLogger`
+    (used as it is: its own rate and interval; flushed, not closed, at shutdown).
+    ``sample_rate`` keeps that share of the predictions (by key hash when the model has
+    keys, so a key is always in or always out); ``flush_interval_s`` is how often the
+    buffered rows are written (a crash loses at most that much); ``time_column``, an input
+    or key column of the served models, gives each row's event time (else the time served).
+    """
+
+    log: Any
+    sample_rate: float = 1.0
+    flush_interval_s: float = 1.0
+    time_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, float)) \
+                or not 0 < self.sample_rate <= 1:
+            raise ValueError(f"sample_rate: expected a share in (0, 1], got {self.sample_rate!r}")
+        if isinstance(self.flush_interval_s, bool) or not isinstance(self.flush_interval_s, (int, float)) \
+                or not 0 < self.flush_interval_s < float("inf"):
+            raise ValueError(f"flush_interval_s: expected seconds > 0, got {self.flush_interval_s!r}")
+        if self.time_column is not None and (not isinstance(self.time_column, str) or not self.time_column):
+            raise ValueError(f"time_column: expected a column name, got {self.time_column!r}")
+
+    @classmethod
+    def of(cls, value: Any) -> PredictionLogging:
+        """``value`` as options: itself, or the ``log`` of options with the defaults."""
+        return value if isinstance(value, PredictionLogging) else cls(value)
+
+
+class ColumnRows(Sequence[dict[str, Any]]):
+    """Rows of a table held as columns (``{name: list}``), each built as a dict only when read.
+
+    The answer of a request is columns; the prediction logger reads its rows in its flush
+    thread, so the request path only makes this view (``names``: the columns each row
+    holds; ``positions``: the rows, in order).
+    """
+
+    __slots__ = ("_columns", "_names", "_positions")
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]], names: Sequence[str], positions: Sequence[int]) -> None:
+        self._columns, self._names, self._positions = columns, names, positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row, columns = self._positions[index], self._columns
+        return {name: columns[name][row] for name in self._names}
+
+
+class PredictionRecorder:
+    """Hands the rows of every answered request to a prediction logger (see the module).
+
+    ``options``: :class:`PredictionLogging` (or what :meth:`PredictionLogging.of` takes).
+    The log is opened here, so that a bad URL stops the server before it starts
+    (:class:`~mlpatterns.serving.http.model_sources.ModelLoadError` naming it); the logger
+    and its flush thread start here too, and again by :meth:`start` after a :meth:`close`
+    (an app's lifespan may run more than once). ``metrics``: the app's
+    :class:`~mlpatterns.serving.http.operations.ServerMetrics` (failures and dropped rows are
+    counted there), or None.
+
+    Thread safety: called on the event loop; the logger's buffer takes a lock.
+    """
+
+    def __init__(self, options: Any, *, metrics: Any = None) -> None:
+        from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
+
+        self.options = options = PredictionLogging.of(options)
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._failed = False
+        self._dropped_seen = 0
+        given = options.log
+        self._log: Any = None
+        self._owns_log = False
+        self._logger: Any = None
+        if isinstance(given, PredictionLogger):
+            self._owns_logger = False
+            self._logger = given
+            return
+        self._owns_logger = True
+        self._owns_log = isinstance(given, (str, os.PathLike))
+        if not self._owns_log:
+            self._log = given
+        self.start()
+
+    def _open(self) -> Any:
+        from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+
+        url = os.fspath(self.options.log)
+        try:
+            return open_prediction_log(url)
+        except Exception as error:  # noqa: BLE001 - any backend's refusal is a configuration error
+            raise ModelLoadError(f"prediction log {url!r} cannot be opened: {error}") from error
+
+    @property
+    def logger(self) -> Any:
+        """The :class:`~mlpatterns.serving.continued_evaluation.prediction_logger.PredictionLogger` (None: closed)."""
+        return self._logger
+
+    def check_time_column(self, models: Sequence[Any]) -> None:
+        """Refuse a time column that none of ``models`` (served models) takes as an input or key."""
+        column = self.options.time_column
+        if column is not None and not any(column in m.fields for m in models):
+            fields = sorted({f for m in models for f in m.fields})
+            raise ModelLoadError(f"prediction log: the time column {column!r} is not an input or key of any served "
+                                 f"model; they take {fields}")
+
+    def start(self) -> None:
+        """Start a logger on the log (opening it from its URL), unless one runs (or the logger was given)."""
+        with self._lock:
+            if self._logger is None and self._owns_logger:
+                from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
+
+                if self._log is None:
+                    self._log = self._open()
+                self._logger = PredictionLogger(self._log, flush_interval_s=float(self.options.flush_interval_s),
+                                                sample_rate=float(self.options.sample_rate))
+
+    def close(self) -> None:
+        """Write every row held and stop the logger, and close the log opened here from a URL
+        (a logger given is flushed, not closed; a log given is not closed)."""
+        with self._lock:
+            logger, self._logger = self._logger, (None if self._owns_logger else self._logger)
+            log, self._log = (self._log, None) if self._owns_log else (None, self._log)
+        try:
+            if logger is not None:
+                logger.close() if self._owns_logger else logger.flush()
+                self._count_dropped(logger)
+            if log is not None:
+                log.close()
+        except Exception as error:  # noqa: BLE001 - a shutdown goes on; the failure is counted and logged
+            self._failure(error)
+
+    def __call__(self, route: Any, rows: Sequence[Mapping[str, Any]] | None,
+                 columns: Mapping[str, Sequence[Any]] | None, count: int, answer: tuple[Any, Any]) -> None:
+        """Log the ``count`` rows of one answered request (the arguments of ``Route.on_answer``); never raises."""
+        logger = self._logger
+        if logger is None or not count:
+            return
+        try:
+            outputs, used = answer
+            if used is None:
+                self._log_rows(logger, route.model, rows, columns, outputs, range(count))
+            else:  # a traffic split: each row with the version that answered it
+                groups: dict[str, list[int]] = {}
+                for position, version in enumerate(used):
+                    groups.setdefault(version, []).append(position)
+                for version, positions in groups.items():
+                    self._log_rows(logger, route.versions[int(version)], rows, columns, outputs, positions)
+            if logger.dropped_rows != self._dropped_seen:
+                self._count_dropped(logger)
+        except Exception as error:  # noqa: BLE001 - logging never fails a request
+            self._failure(error)
+
+    def _log_rows(self, logger: Any, model: Any, rows: Sequence[Mapping[str, Any]] | None,
+                  columns: Mapping[str, Sequence[Any]] | None, outputs: Mapping[str, Sequence[Any]],
+                  positions: Sequence[int]) -> None:
+        keys = model.key_columns
+        whole = isinstance(positions, range)
+        if rows is not None:
+            inputs: Sequence[Mapping[str, Any]] = rows if whole else [rows[i] for i in positions]
+        else:
+            assert columns is not None
+            inputs = ColumnRows(columns, model.fields, positions)
+        names = [name for name in outputs if name not in keys]
+        column = self.options.time_column
+        name, version = model.identity
+        logger.log_rows(model=name, version=version, source="http", rows=inputs,
+                        outputs=ColumnRows(outputs, names, positions), key_columns=keys, task=model.task,
+                        event_time_column=column if column is not None and column in model.fields else None)
+
+    def _failure(self, error: Exception) -> None:
+        if self.metrics is not None:
+            self.metrics.log_failures.inc()
+        if not self._failed:
+            self._failed = True
+            _logger.error("logging predictions failed (counted in mlpatterns_prediction_log_failures; "
+                          "the requests are answered; logged once): %s: %s", type(error).__name__, error)
+
+    def _count_dropped(self, logger: Any) -> None:
+        dropped = int(getattr(logger, "dropped_rows", 0))
+        if dropped > self._dropped_seen:
+            if self.metrics is not None:
+                self.metrics.log_dropped_rows.inc(dropped - self._dropped_seen)
+            self._dropped_seen = dropped
