@@ -31,7 +31,7 @@ def test_defaults_and_shorthand():
     assert monitoring["model"] == "flights" and monitoring["window"] == monitoring["step"] == "1d"
     assert monitoring["metrics"] == {"roc_auc": {"min": 0.7, "on": "bound"}, "log_loss": {"max": 0.6, "on": "bound"}}
     assert monitoring["drift"] == {"columns": {}} and monitoring["sample_rate"] == 1.0
-    assert monitoring["retrain"] == {"on_alert": True, "window": "30d", "time_column": "time_hour",
+    assert monitoring["retrain"] == {"on_alert": True, "window": "30d", "holdout": "1d", "time_column": "time_hour",
                                      "promote_margin": 0.0}
 
 
@@ -77,6 +77,7 @@ def test_full_section():
     ({"log": "x", "webhook": "ftp://x"}, "monitoring.webhook"),
     ({"log": "x", "retrain": {"on_alert": "yes"}}, "monitoring.retrain.on_alert"),
     ({"log": "x", "retrain": {"window": "month"}}, "monitoring.retrain.window"),
+    ({"log": "x", "retrain": {"holdout": "-1d"}}, "monitoring.retrain.holdout"),
     ({"log": "x", "retrain": {"promote_margin": -0.1}}, "monitoring.retrain.promote_margin"),
     ({"log": "x", "retrain": {"metric": "auc"}}, "monitoring.retrain.metric"),
     ({"log": "x", "surprise": 1}, "monitoring: unknown field(s) ['surprise']"),

@@ -32,7 +32,9 @@ pipeline on the newest data and promotes the result only if it beats the champio
       webhook: https://hooks.example/alerts   # POSTed a JSON list of the alerts
       retrain:
         on_alert: true                 # monitor check retrains when an alert fires
-        window: 30d                    # retrain on the newest 30 days of the spec's data
+        window: 30d                    # retrain on the newest 30 days of the spec's data before the holdout
+        holdout: 7d                    # champion and challenger compete on the labelled predictions logged in
+                                       # the last 7 days, which the challenger does not train on; default: window above
         time_column: time_hour         # default: the time split's column
         cooldown: 7d                   # no retraining sooner than this after the last one
         promote_margin: 0.005          # the challenger must beat the champion by this on the primary metric
@@ -61,7 +63,7 @@ MONITOR_METRICS: dict[str, bool | None] = {"positive_rate": None, "mean_predicti
 DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "out_of_range", "unseen_categories", "missing")
 _FIELDS = ("log", "model", "window", "step", "min_labelled", "confidence", "min_label_coverage", "metrics", "drift",
            "features", "ignore", "slices", "sample_rate", "webhook", "retrain")
-_RETRAIN = ("on_alert", "window", "time_column", "cooldown", "promote_margin", "metric")
+_RETRAIN = ("on_alert", "window", "holdout", "time_column", "cooldown", "promote_margin", "metric")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 
@@ -131,7 +133,7 @@ def _retrain(raw: Any) -> dict[str, Any]:
     section = mapping(raw or {}, "monitoring.retrain", _RETRAIN)
     section.setdefault("on_alert", False)
     expect(isinstance(section["on_alert"], bool), "monitoring.retrain.on_alert", "expected true or false")
-    for name in ("window", "cooldown"):
+    for name in ("window", "holdout", "cooldown"):
         if name in section:
             duration_seconds(section[name], f"monitoring.retrain.{name}")
     if "time_column" in section:
@@ -179,6 +181,7 @@ def parse_monitoring(raw: Any, spec_name: str, register: dict[str, Any] | None =
     retrain = _retrain(section.get("retrain"))
     if retrain["on_alert"] or "window" in retrain:
         retrain.setdefault("window", "30d")
+        retrain.setdefault("holdout", section["window"])
         time_split = (split or {}).get("by") == "time"
         if "time_column" not in retrain:
             expect(time_split, "monitoring.retrain.time_column",
