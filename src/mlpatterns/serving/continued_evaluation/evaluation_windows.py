@@ -106,7 +106,8 @@ def parse_window(value: str | timedelta, *, name: str = "window") -> timedelta:
     return duration
 
 
-def _utc_naive(value: Any, name: str) -> datetime | None:
+def as_utc_naive(value: Any, name: str) -> datetime | None:
+    """``value`` (a datetime, Timestamp or ISO text; None passes) as a naive datetime meaning UTC, as the log stores times."""
     if value is None:
         return None
     try:
@@ -223,7 +224,7 @@ def evaluate_windows(con: Any, *, task: str, window: str | timedelta = "1d", ste
         raise ValueError(f"min_labelled must be a whole number of at least 0, not {min_labelled!r}")
     if not isinstance(positive, str):
         raise ValueError(f"positive must be the positive class's label text (e.g. '1'), not {positive!r}")
-    since_dt, until_dt = _utc_naive(since, "since"), _utc_naive(until, "until")
+    since_dt, until_dt = as_utc_naive(since, "since"), as_utc_naive(until, "until")
 
     groups = [*by, *(f'"{name}"' for name in slices)]
     columns = [*by, *(f"json_extract_string(p.inputs, {json_path(name, 'slices')}) AS \"{name}\"" for name in slices)]
