@@ -84,7 +84,7 @@ def label_text(value: Any) -> str | None:
     pd = sys.modules.get("pandas")
     if pd is not None and (value is pd.NA or value is pd.NaT):
         return None
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b":  # NumPy bools
         return "1" if value else "0"
     if isinstance(value, Integral):
         return str(int(value))
