@@ -23,7 +23,8 @@ pipeline on the newest data and promotes the result only if it beats the champio
         ks: 0.2
         out_of_range: 0.01             # share of served values outside the training range
         unseen_categories: 0.05        # share of served values of a category never seen in training
-        missing: 0.1                   # share of missing values, above the training share
+        chi_square: 0.05               # categories: chi-square / rows (Cramer's phi squared)
+        missing: 0.1                   # rise of the share of missing values over the training share
         columns: {tailnum: {psi: null}}   # per-feature overrides; null turns a check off
       features: [dep_delay, carrier]   # watch only these (default: every input)
       ignore: [tailnum]                # never these
@@ -60,7 +61,7 @@ MONITOR_METRICS: dict[str, bool | None] = {"positive_rate": None, "mean_predicti
                    "precision": True, "recall": True, "rmse": False, "mae": False, "r2": True, "accuracy": True,
                    "macro_f1": True, "macro_roc_auc": True, "micro_f1": True, "hamming_loss": False,
                    "subset_accuracy": True, "decisive_accuracy": True}
-DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "out_of_range", "unseen_categories", "missing")
+DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "chi_square", "out_of_range", "unseen_categories", "missing")
 _FIELDS = ("log", "model", "window", "step", "min_labelled", "confidence", "min_label_coverage", "metrics", "drift",
            "features", "ignore", "slices", "sample_rate", "webhook", "retrain")
 _RETRAIN = ("on_alert", "window", "holdout", "time_column", "cooldown", "promote_margin", "metric")

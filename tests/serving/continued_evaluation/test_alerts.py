@@ -69,6 +69,8 @@ def test_drift_per_feature_worst_first_with_overrides_and_ignored_features():
     alerts = check(None, wide, thresholds)
     assert [(a.what, a.value) for a in alerts] == [("missing of carrier", 0.2), ("ks of dep_delay", 0.25),
                                                    ("psi of dep_delay", 0.30)]
+    rise = check(None, wide.assign(reference_missing_share=[0.0, 0.15, 0.0]), thresholds)
+    assert ("missing of carrier", pytest.approx(0.05)) not in [(a.what, a.value) for a in rise]  # 20% vs 15%: +5%
     long = wide.melt(id_vars=["window_start", "window_end", "feature"], var_name="statistic").dropna()
     assert [(a.what, a.value) for a in check(None, long, thresholds)] == [(a.what, a.value) for a in alerts]
     assert [a.what for a in check(None, wide, {**thresholds, "features": ["carrier"]})] == ["missing of carrier"]

@@ -10,7 +10,7 @@ Thresholds are plain data (a spec's ``monitoring:`` section gives them, this mod
 read specs)::
 
     {"metrics": {"roc_auc": {"min": 0.70, "on": "bound"}, "log_loss": {"max": 0.6, "on": "estimate"}},
-     "drift": {"psi": 0.25, "ks": 0.2, "columns": {"tailnum": {"psi": None}}},
+     "drift": {"psi": 0.25, "ks": 0.2, "missing": 0.1, "columns": {"tailnum": {"psi": None}}},
      "min_label_coverage": 0.5, "features": [], "ignore": ["tailnum"]}
 
 A metric limit is checked on the point estimate (``on: estimate``) or, by default, on the
@@ -19,7 +19,10 @@ bound is below it, a ``max`` only when even the lower bound is above it, so that
 window's noise raises no alert. A window with fewer labelled predictions than
 ``min_labelled`` (or flagged ``too_small``) raises no metric alert at all. Drift limits
 are on the statistics themselves, never on p-values (with thousands of rows every p-value
-is about 0).
+is about 0): ``psi``, ``jensen_shannon``, ``ks``, ``chi_square``, the shares ``out_of_range`` and
+``unseen_categories``, and ``missing``, the rise of the missing share over the training share
+(:func:`~mlpatterns.serving.continued_evaluation.drift.drift_windows`'s columns, by these names).
+The predictions' own drift (role ``prediction``) is watched even when ``features`` lists inputs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 __all__ = ["DRIFT_STATISTICS", "Alert", "check", "send_webhook"]
 
-DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "out_of_range", "unseen_categories", "missing")
+DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "chi_square", "out_of_range", "unseen_categories", "missing")
 _DRIFT_ALIASES = {"missing_share": "missing", "js": "jensen_shannon", "ks_statistic": "ks",
                   "out_of_range_share": "out_of_range", "unseen_share": "unseen_categories",
                   "unseen_categories_share": "unseen_categories"}
@@ -173,7 +176,7 @@ def _drift_long(frame: Any) -> list[dict[str, Any]]:
     long = "statistic" in frame.columns and "value" in frame.columns
     for row in frame.to_dict("records"):
         base = {"window": _window_of(row, start, end), "version": _text(row.get("version")),
-                "feature": row.get("feature", row.get("column"))}
+                "feature": row.get("feature", row.get("column")), "role": row.get("role", "input")}
         if long:
             name = _DRIFT_ALIASES.get(str(row["statistic"]), str(row["statistic"]))
             rows.append({**base, "statistic": name, "value": _number(row["value"])})
@@ -181,7 +184,11 @@ def _drift_long(frame: Any) -> list[dict[str, Any]]:
         for column in frame.columns:
             name = _DRIFT_ALIASES.get(column, column)
             if name in DRIFT_STATISTICS:
-                rows.append({**base, "statistic": name, "value": _number(row[column])})
+                value = _number(row[column])
+                reference = _number(row.get("reference_missing_share"))
+                if name == "missing" and value is not None and reference is not None:
+                    value = value - reference  # the rise over the training share
+                rows.append({**base, "statistic": name, "value": value})
     return rows
 
 
@@ -190,7 +197,8 @@ def _drift_alerts(frame: Any, drift: Mapping[str, Any], watch: Sequence[str], ig
     overrides = drift.get("columns") or {}
     for row in _drift_long(frame):
         feature, statistic, value = row["feature"], row["statistic"], row["value"]
-        if value is None or (watch and feature not in watch) or feature in ignore:
+        watched = not watch or feature in watch or row["role"] == "prediction"
+        if value is None or not watched or feature in ignore:
             continue
         per_feature = overrides.get(feature, {})
         limit = per_feature[statistic] if statistic in per_feature else drift.get(statistic)
