@@ -339,11 +339,53 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from mlpatterns.cli.registry import resolve_bundle
-    from mlpatterns.serving.keyed_predictions import predict_file
     from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-    bundle = resolve_bundle(args.bundle, args.registry)  # a folder, or models:/NAME/VERSION or models:/NAME@ALIAS
+    if args.log_time_column is not None and args.log is None:
+        raise ValueError("--log-time-column needs --log URL (the prediction log to write)")
+    registered = _registered_version(args.bundle, args.registry) if args.log is not None else None
+    bundle = resolve_bundle(registered[2] if registered else args.bundle, args.registry)  # a folder or models:/...
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
+    if args.log is not None:
+        if args.engine == "ray":
+            raise ValueError("--log: the ray engine does not log predictions yet; use --engine local")
+        from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+        from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
+
+        log = open_prediction_log(args.log)  # a bad URL is refused before any reading
+        logger = PredictionLogger(log)
+        try:
+            return _predict_with(args, serving, logger, registered[:2] if registered else None)
+        finally:
+            logger.close()
+            log.close()
+    return _predict_with(args, serving, None, None)
+
+
+def _registered_version(ref: str, registry: str | None) -> tuple[str, str, str] | None:
+    """A ``models:/`` reference as (registered name, version, ``models:/NAME/VERSION``), its alias resolved
+    once (so that the version logged is the version scored); None for a folder."""
+    from mlpatterns.cli.registry import URI_PREFIX, registry_url
+
+    if not ref.startswith(URI_PREFIX):
+        return None
+    from mlpatterns.reproducibility.model_versioning import ModelURI, open_registry
+
+    uri = ModelURI.parse(ref)
+    version = uri.version
+    if version is None:
+        with open_registry(registry_url(registry)) as opened:
+            version = opened.get_model(uri.name).aliases.get(uri.alias)
+        if version is None:
+            raise ValueError(f"{ref}: {uri.name} has no alias {uri.alias!r}")
+    return uri.name, str(version), f"{URI_PREFIX}{uri.name}/{version}"
+
+
+def _predict_with(args: argparse.Namespace, serving: Any, logger: Any, model: tuple[str, str] | None) -> int:
+    from mlpatterns.serving.keyed_predictions import predict_file
+
+    log_options = {"prediction_log": logger, "log_time_column": args.log_time_column, "log_model": model} \
+        if logger is not None else {}
     with _progress() as progress:
         if args.engine == "ray":  # actors on $RAY_ADDRESS's cluster, else on a local Ray of this machine's CPUs
             from mlpatterns.serving.ray_batch_serving import predict_file_ray
@@ -354,7 +396,7 @@ def _predict(args: argparse.Namespace) -> int:
                                        overwrite=args.overwrite)
         else:
             summary = predict_file(serving, args.input, args.output, chunk_rows=_or(args.chunk_rows, CHUNK_ROWS),
-                                   progress=progress, overwrite=args.overwrite)
+                                   progress=progress, overwrite=args.overwrite, **log_options)
     print(f"scored {summary.predicted:,} of {summary.rows:,} rows into {summary.output}")
     if summary.duplicate_keys:
         keys = ", ".join(serving.key_columns) or "row"
@@ -468,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "that it did not sign")
     predict.add_argument("--registry", help="the registry of a models:/ reference (default: $MLPATTERNS_REGISTRY, "
                          "else sqlite:///registry/registry.db)")
+    predict.add_argument("--log", metavar="URL", help="log every scored row (source 'batch') to this prediction "
+                         "log (a folder of Parquet files, sqlite:///PATH.db or postgresql://...), for "
+                         "`mlpatterns monitor`")
+    predict.add_argument("--log-time-column", metavar="COLUMN", help="with --log: the input column whose value is "
+                         "each prediction's event time (a replay or backfill; default: the time scored)")
     predict.set_defaults(handler=_predict)
     keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
     keygen.add_argument("private_key", type=Path, help="where to write the signing key (PEM, mode 0600)")

@@ -10,7 +10,9 @@ file through a bundle in chunks (with progress), writes keys and predictions
 Serving, 17, :mod:`~mlpatterns.serving.batch_serving`), and writes every bad row, with its position, column and problem, to an errors
 file instead of dropping it silently. It counts the keys that repeat and the
 categories the model never saw, and it never loses a file: the output appears
-only when the whole run succeeds.
+only when the whole run succeeds. Given a prediction logger, it logs every scored row
+(``source="batch"``) for Continued Model Evaluation (18), each chunk written to the log
+before the next is scored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.serving.serving_contract import json_value
 from mlpatterns.serving.stateless_serving_function import RowProblem, ServingFunction, good_rows
 from mlpatterns.tables import iter_frames
 
@@ -32,7 +35,10 @@ __all__ = [
     "DuplicateKeyCounter",
     "OutputWriter",
     "PredictionSummary",
+    "FrameRows",
+    "bundle_identity",
     "checked_output_paths",
+    "log_scored_rows",
     "predict_file",
     "prediction_table_options",
 ]
@@ -281,6 +287,72 @@ def prediction_table_options(serving: ServingFunction, output_path: Path) -> dic
                      "manifest_sha256": manifest.get("manifest_sha256") or manifest_digest(manifest)}}
 
 
+class FrameRows:
+    """Rows held as columns (``{name: list}``, e.g. :meth:`of` a frame), read as dicts of JSON values
+    (:func:`json_value`), each built only when read: a prediction logger reads them in its flush
+    thread. ``start`` and ``stop`` bound the rows; a slice is such a view too."""
+
+    __slots__ = ("_columns", "_start", "_stop")
+
+    def __init__(self, columns: dict[str, list[Any]], start: int = 0, stop: int | None = None) -> None:
+        self._columns, self._start = columns, start
+        self._stop = stop if stop is not None else len(next(iter(columns.values()), []))
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, columns: list[str]) -> FrameRows:
+        """The rows of ``columns`` of ``frame``."""
+        return cls({c: frame[c].tolist() for c in dict.fromkeys(columns)}, 0, len(frame))
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return FrameRows(self._columns, self._start + start, self._start + max(start, stop))
+        length = len(self)
+        if not -length <= index < length:
+            raise IndexError(index)
+        at = self._start + (index % length)
+        return {name: json_value(values[at]) for name, values in self._columns.items()}
+
+
+def log_scored_rows(logger: Any, serving: ServingFunction, raw: pd.DataFrame, conformed: pd.DataFrame,
+                    result: pd.DataFrame, *, model: tuple[str, str], time_column: str | None = None) -> None:
+    """Hand one scored chunk to a prediction logger (Continued Model Evaluation, 18) and write it.
+
+    Each row's inputs are the model's input columns as conformed (the trained types: a CSV's
+    numbers as numbers), its keys and the ``time_column`` as read; its outputs the result's
+    output columns; ``model`` is the (name, version) the log records; ``source="batch"``. The
+    logger is flushed at once, so that no row waits in (or overflows) its buffer.
+    """
+    if not len(result):
+        return
+    inputs = conformed[serving.input_columns].reset_index(drop=True)
+    extra = [c for c in (*serving.key_columns, *([time_column] if time_column else [])) if c not in inputs.columns]
+    for column in extra:
+        inputs[column] = raw[column].to_numpy()
+    names = [c for c in result.columns if c not in serving.key_columns and c != "row"]
+    rows, outputs = FrameRows.of(inputs, list(inputs.columns)), FrameRows.of(result, names)
+    step = max(int(getattr(logger, "max_buffer_rows", len(result))), 1)  # a chunk larger than the buffer: in parts
+    for start in range(0, len(result), step):
+        logger.log_rows(model=model[0], version=model[1], source="batch", rows=rows[start:start + step],
+                        outputs=outputs[start:start + step], key_columns=serving.key_columns, task=serving.task,
+                        event_time_column=time_column)
+        logger.flush()
+
+
+def bundle_identity(serving: ServingFunction) -> tuple[str, str]:
+    """The (model, version) a prediction log records for a bundle: its name and the first 12 hex
+    digits of its manifest digest."""
+    from mlpatterns.bundles.format import manifest_digest
+
+    manifest = serving.bundle.manifest
+    return serving.name, str(manifest.get("manifest_sha256") or manifest_digest(manifest))[:12]
+
+
 _ERRORS_HEADER = "row,column,problem"
 
 
@@ -330,6 +402,9 @@ def predict_file(
     chunk_rows: int = 100_000,
     progress: Any = None,
     overwrite: bool = False,
+    prediction_log: Any = None,
+    log_time_column: str | None = None,
+    log_model: tuple[str, str] | None = None,
 ) -> PredictionSummary:
     """Score ``input_path`` with a bundle; write keyed predictions and an errors file.
 
@@ -356,13 +431,22 @@ def predict_file(
     that this function wrote (its header is ``row,column,problem``); a successful run
     replaces it, or removes it when there are no bad rows, so that it cannot be taken
     for this run's.
+
+    ``prediction_log``, a :class:`~mlpatterns.serving.continued_evaluation.prediction_logger.PredictionLogger`,
+    logs every scored row (:func:`log_scored_rows`) as ``log_model`` (name, version; default
+    :func:`bundle_identity`), its event time from the input column ``log_time_column`` (a replay or
+    a backfill; default: the time scored). The log is written as the chunks are scored and is not
+    undone by a failed run (those predictions were made).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     kind, errors_path = checked_output_paths(input_path, output_path, overwrite)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle)
     table = prediction_table_options(serving, output_path) if kind in ("sqlite", "db") else None
-    total, frames = iter_frames(input_path, chunk_rows, null_values=serving.null_values,
-                                columns=[*serving.key_columns, *serving.input_columns])
+    read = [*serving.key_columns, *serving.input_columns]
+    if prediction_log is not None and log_time_column is not None and log_time_column not in read:
+        read.append(log_time_column)
+    identity = (log_model or bundle_identity(serving)) if prediction_log is not None else None
+    total, frames = iter_frames(input_path, chunk_rows, null_values=serving.null_values, columns=read)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     writer = OutputWriter(output_path, kind, table)
     try:
@@ -378,6 +462,9 @@ def predict_file(
 
     def score(raw: pd.DataFrame, conformed: pd.DataFrame, features: Any, rows: np.ndarray) -> int:
         result = serving.predict_conformed(raw, conformed, features=features)
+        if prediction_log is not None:
+            log_scored_rows(prediction_log, serving, raw, conformed, result, model=identity,
+                            time_column=log_time_column)
         if add_row_key:
             result.insert(0, "row", rows)
         if len(result):
@@ -400,6 +487,9 @@ def predict_file(
     pending: tuple[Any, ...] | None = None
     try:
         for frame in frames:
+            if identity is not None and log_time_column is not None and log_time_column not in frame.columns:
+                raise ValueError(f"{input_path}: no column {log_time_column!r}, named as the prediction log's time "
+                                 f"column (--log-time-column); the file has {list(frame.columns)}")
             conformed, problems = serving.conform(frame)
             good = good_rows(len(frame), problems)
             features = serving.features(conformed.iloc[good]) if good.any() else None
