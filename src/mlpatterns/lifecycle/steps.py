@@ -277,6 +277,7 @@ def export(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, 
     """Write the bundle: transform + model + signature + metrics + lineage (Stateless Serving Function, 16)."""
     from mlpatterns.lifecycle.artifacts import read_json, read_trained
     from mlpatterns.serving.bundle import write_bundle
+    from mlpatterns.serving.continued_evaluation.drift import prediction_statistics
     from mlpatterns.spec.models import served_task
 
     spec = step_spec(params["spec"], STEP_SECTIONS["export"])
@@ -300,6 +301,12 @@ def export(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, 
         manifest["tuning"] = read_json(inputs["tuned"])["manifest"]
     transform_files = {path.name: path.read_bytes() for path in sorted(inputs["transform"].iterdir())}
     files = {**trained.files, **transform_files, "statistics.json": inputs["statistics"].read_bytes()}
+    # what the bundle serves on the test split: the reference of prediction drift (Continued Model Evaluation, 18)
+    predicted = prediction_statistics(manifest["task"], trained.test_output, classes=trained.serving.get("classes"),
+                                      threshold=trained.serving.get("threshold"))
+    if predicted is not None:
+        manifest["prediction_statistics"] = "prediction_statistics.json"
+        files["prediction_statistics.json"] = predicted.to_json().encode()
     write_bundle(outputs["bundle"], files, manifest)
     return {}
 

@@ -1,0 +1,203 @@
+"""How often to retrain: the retraining interval of Continued Model Evaluation (18).
+
+Problem: retraining too rarely serves a stale model; retraining too often costs compute
+and risks shipping a worse model for nothing. The book estimates the interval from how
+fast the model's evaluation metric decays as the data it serves moves away from the
+data it learned from.
+
+Solution: take the metric per window (:func:`~mlpatterns.serving.continued_evaluation.
+evaluation_windows.evaluate_windows`) against the age of the model, days since its
+training data ended, fit a line (ordinary least squares over the windows that are not
+``too_small``; the slope's interval from Student's t with n - 2 degrees of freedom) and
+find the age at which the line crosses a tolerance: by default the training metric
+worsened by ``drop`` (2 % of it). When the slope's interval holds 0, or the metric
+improves, no decay is measurable and no interval is recommended: the reasoning says so
+and how long the windows cover.
+
+Examples
+--------
+>>> import pandas as pd
+>>> windows = pd.DataFrame({"window_start": pd.date_range("2013-07-01", periods=6, freq="30D"),
+...                         "roc_auc": [0.80, 0.79, 0.785, 0.77, 0.765, 0.75], "too_small": False})
+>>> result = retraining_interval(windows, trained_at="2013-07-01", training_metric=0.80, window="30d")
+>>> round(result.slope_per_day * 30, 4), round(result.recommended_days)
+(-0.0097, 67)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpatterns.serving.continued_evaluation.evaluation_windows import (
+    as_utc_naive,
+    metric_direction,
+    parse_window,
+)
+
+__all__ = ["DEFAULT_DROP", "RetrainingInterval", "retraining_interval"]
+
+DEFAULT_DROP = 0.02  # tolerance: the training metric 2 % worse
+
+
+@dataclass(frozen=True)
+class RetrainingInterval:
+    """The fitted decay of a metric with the model's age, and the interval it recommends.
+
+    Attributes
+    ----------
+    metric, direction : str
+        The metric and whether higher (``"maximize"``) or lower (``"minimize"``) is better.
+    slope_per_day, slope_low, slope_high : float
+        The fitted change of the metric per day of age and its confidence interval (NaN with fewer than 3 windows).
+    intercept : float
+        The fitted metric at age 0 (the end of the training data).
+    training_metric, tolerance : float
+        The metric at training time (given, or the intercept) and the level not to cross.
+    decay_measurable : bool
+        Whether the slope's interval lies entirely on the worsening side of 0.
+    recommended_days : float or None
+        The age at which the fitted line crosses the tolerance (0 when it starts beyond it);
+        None when no decay is measurable.
+    days_low, days_high : float or None
+        The same crossing for the slope's pessimistic and optimistic bounds (days_high is
+        None when that bound shows no decay).
+    reasoning : str
+        The recommendation in words, with the figures it rests on.
+    ages, values : tuple of float
+        The points fitted (age in days at each window's middle, metric).
+    """
+
+    metric: str
+    direction: str
+    slope_per_day: float
+    slope_low: float
+    slope_high: float
+    intercept: float
+    training_metric: float
+    tolerance: float
+    decay_measurable: bool
+    recommended_days: float | None
+    days_low: float | None
+    days_high: float | None
+    reasoning: str
+    confidence: float = 0.95
+    ages: tuple[float, ...] = field(default=(), repr=False)
+    values: tuple[float, ...] = field(default=(), repr=False)
+
+
+def retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metric: str = "roc_auc",
+                        training_metric: float | None = None, tolerance: float | None = None,
+                        drop: float = DEFAULT_DROP, version: str | None = None, window: str | timedelta | None = None,
+                        confidence: float = 0.95, include_small: bool = False) -> RetrainingInterval:
+    """Fit the metric's decay with age and recommend the retraining interval.
+
+    Parameters
+    ----------
+    windows : pandas.DataFrame
+        :func:`evaluate_windows` output (``window_start``, the metric, ``too_small``; ``window_end``
+        or ``window`` for the windows' middles; ``version`` when several versions are there).
+    trained_at : datetime or str
+        When the model's training data ended (UTC): age 0.
+    metric : str, default "roc_auc"
+        A column of ``windows`` with a direction (:func:`metric_direction`).
+    training_metric : float, optional
+        The metric at training time (e.g. the bundle's test metric); default the fitted value at age 0.
+    tolerance : float, optional
+        The level the metric must not cross; default ``training_metric`` worsened by ``drop``.
+    drop : float, default 0.02
+        Relative worsening that defines the default tolerance (0.02: 2 % of the training metric).
+    version : str, optional
+        The version to fit when ``windows`` holds several.
+    window : str or timedelta, optional
+        Window length, when ``windows`` has no ``window_end`` column.
+    confidence : float, default 0.95
+        Level of the slope's interval.
+    include_small : bool, default False
+        Fit windows flagged ``too_small`` as well.
+    """
+    from scipy import stats
+
+    direction = metric_direction(metric)
+    if direction is None:
+        raise ValueError(f"metric {metric!r} has no better direction; choose one such as roc_auc, accuracy or rmse")
+    if metric not in windows.columns or "window_start" not in windows.columns:
+        raise KeyError(f"windows need the columns window_start and {metric!r}; they have {list(windows.columns)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie between 0 and 1, not {confidence!r}")
+    if not (isinstance(drop, (int, float)) and 0 <= drop < 1):
+        raise ValueError(f"drop must be a share between 0 and 1 (0.02 = 2 %), not {drop!r}")
+    rows = windows
+    if "version" in rows.columns and rows["version"].nunique() > 1:
+        if version is None:
+            raise ValueError(f"windows hold versions {sorted(rows['version'].unique())}: name one with version=")
+        rows = rows[rows["version"] == version]
+    elif version is not None and "version" in rows.columns:
+        rows = rows[rows["version"] == version]
+    if not include_small and "too_small" in rows.columns:
+        rows = rows[~rows["too_small"].astype(bool)]
+    rows = rows[np.isfinite(rows[metric].to_numpy(dtype=np.float64, na_value=np.nan))]
+    start = pd.to_datetime(rows["window_start"])
+    if "window_end" in rows.columns:
+        middle = start + (pd.to_datetime(rows["window_end"]) - start) / 2
+    elif window is not None:
+        middle = start + pd.Timedelta(parse_window(window)) / 2
+    else:
+        raise KeyError("windows have no window_end column: pass window= (their length)")
+    trained = pd.Timestamp(as_utc_naive(trained_at, "trained_at"))
+    ages = ((middle - trained) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+    values = rows[metric].to_numpy(dtype=np.float64)
+    better = 1.0 if direction == "maximize" else -1.0
+    nan = math.nan
+
+    if len(values) < 3 or np.ptp(ages) == 0:
+        slope = low = high = intercept = nan
+        if len(values):
+            intercept = float(values.mean())
+    else:
+        fit = stats.linregress(ages, values)
+        slope, intercept = float(fit.slope), float(fit.intercept)
+        half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 2)) * float(fit.stderr)
+        low, high = slope - half, slope + half
+    base = float(training_metric) if training_metric is not None else intercept
+    level = float(tolerance) if tolerance is not None else base - better * drop * abs(base)
+    measurable = bool(np.isfinite(slope) and min(-better * low, -better * high) > 0)
+
+    def crossing(rate: float) -> float | None:
+        if not np.isfinite(rate) or better * rate >= 0:
+            return None
+        return max((level - intercept) / rate, 0.0)
+
+    days = crossing(slope) if measurable else None
+    pessimistic = crossing(low if better > 0 else high) if measurable else None
+    optimistic = crossing(high if better > 0 else low) if measurable else None
+    span = f"{len(values)} windows, ages {ages.min():.0f} to {ages.max():.0f} days" if len(values) else "no windows"
+    origin = f"training {metric} {base:.4g}" + ("" if training_metric is not None else " (fitted at age 0)")
+    rule = f"tolerance {level:.4g}" + ("" if tolerance is not None else f" ({origin} worsened by {drop:.0%})")
+    if not np.isfinite(slope):
+        reasoning = (f"Too few windows to fit a decay ({span}; at least 3 at different ages are needed): "
+                     f"no interval recommended yet.")
+    elif not measurable:
+        trend = "improves" if better * slope > 0 else "worsens"
+        reasoning = (f"No decay of {metric} is measurable over {span}: it {trend} by {abs(slope):.3g} per day, and the "
+                     f"{confidence:.0%} interval {low:+.3g} to {high:+.3g} holds 0. No interval is recommended from "
+                     f"the metric alone; retrain at least every {ages.max():.0f} days (the span observed) or when a "
+                     "drift or metric alert fires.")
+    else:
+        bounds = f"{pessimistic:.0f} to {optimistic:.0f}" if optimistic is not None else f"at least {pessimistic:.0f}"
+        fast, slow = sorted([-better * low, -better * high], reverse=True)
+        reasoning = (f"{metric} worsens by {-better * slope:.3g} per day ({confidence:.0%} interval {slow:.3g} to "
+                     f"{fast:.3g}) over {span}. "
+                     f"The fitted line ({intercept:.4g} at age 0) crosses the {rule} after {days:.0f} days "
+                     f"({bounds} days for the slope's interval): retrain about every {days:.0f} days"
+                     + (", at once: the model starts beyond the tolerance." if days == 0 else "."))
+    return RetrainingInterval(
+        metric=metric, direction=direction, slope_per_day=slope, slope_low=low, slope_high=high, intercept=intercept,
+        training_metric=base, tolerance=level, decay_measurable=measurable, recommended_days=days,
+        days_low=pessimistic, days_high=optimistic, reasoning=reasoning, confidence=confidence,
+        ages=tuple(float(a) for a in ages), values=tuple(float(v) for v in values))
