@@ -524,11 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("bundle", type=Path, help="a bundle directory")
     sign.add_argument("--key", type=Path, required=True, help="the signing key written by 'mlpatterns keygen'")
     sign.set_defaults(handler=_sign)
+    from mlpatterns.cli.monitor import add_monitor_command
     from mlpatterns.cli.registry import add_registry_commands
     from mlpatterns.cli.serve import add_serve_command
 
     add_registry_commands(commands)
     add_serve_command(commands)
+    add_monitor_command(commands)
     return parser
 
 

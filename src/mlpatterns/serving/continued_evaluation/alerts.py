@@ -208,7 +208,7 @@ def _drift_alerts(frame: Any, drift: Mapping[str, Any], watch: Sequence[str], ig
         where = f" (version {row['version']})" if row["version"] is not None else ""
         alerts.append(Alert(kind="drift", what=what, window=row["window"], value=float(value), limit=float(limit),
                             version=row["version"],
-                            message=f"drift: {what} {value:.4g} is above {float(limit):g} in window "
+                            message=f"{what} {value:.4g} is above {float(limit):g} in window "
                                     f"{row['window']}{where}"))
     alerts.sort(key=lambda a: a.value / a.limit if a.limit else math.inf, reverse=True)  # the worst first
     return alerts

@@ -1,0 +1,415 @@
+"""``mlpatterns monitor``: Continued Model Evaluation (18) from the command line.
+
+``label`` joins a truth file to the logged predictions, ``evaluate`` prints the metrics per
+model version and time window, ``drift`` the drift of the served inputs against a bundle's
+training statistics, ``check`` applies a spec's ``monitoring:`` thresholds (exit 1 when an
+alert fires; webhook; retraining), ``report`` writes plots, ``retrain`` retrains on demand.
+
+Exit codes: 0 done (``check``: no alert), 1 ``check`` found alerts, 2 a wrong spec, file,
+log or argument (the message says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_monitor_command"]
+
+_EPILOG = """Log URLs: a folder (Parquet files, the default), sqlite:///PATH.db, postgresql+psycopg://USER:PW@HOST/DB.
+Durations: 30m, 12h, 1d, 7d, 2w. Exit codes: 0 done (check: no alert), 1 check found alerts, 2 a wrong spec,
+file, log or argument. Docs: docs/patterns/continued_model_evaluation.md"""
+
+
+def _spec(path: Any) -> Any:
+    from mlpatterns.spec import load_spec
+
+    return load_spec(path, check_params=False)
+
+
+def _monitoring(spec: Any) -> dict[str, Any]:
+    from mlpatterns.spec import SpecError
+
+    if not spec.monitoring:
+        raise SpecError(f"{spec.source}: monitoring: the spec has no 'monitoring:' section (the log, the windows "
+                        "and the thresholds; see docs/patterns/continued_model_evaluation.md)")
+    return spec.monitoring
+
+
+def _log_url(args: argparse.Namespace, spec: Any) -> str:
+    if getattr(args, "log", None):
+        return args.log
+    if spec is not None and spec.monitoring.get("log"):
+        return spec.monitoring["log"]
+    raise ValueError("--log: name the prediction log (a folder, sqlite:///PATH.db or postgresql://...), or give "
+                     "--spec with a monitoring.log")
+
+
+def _target_rule(spec: Any) -> dict[str, Any]:
+    """How the spec turns its raw target column into the label: the arguments of add_ground_truth."""
+    from mlpatterns.spec import SpecError
+
+    target = spec.target
+    if spec.task == "multilabel":
+        raise SpecError(f"{spec.source}: target: a multilabel target has no single label column to monitor")
+    if "positive_when" in target:
+        return {"target": target["column"], "rule": dict(target["positive_when"])}
+    if "positive_label" in target:
+        return {"target": target["column"], "rule": {"positive_label": target["positive_label"]}}
+    return {"label": target["column"]}  # a value (regression), a class (multiclass), or 0/1 already
+
+
+def _label(args: argparse.Namespace) -> int:
+    from mlpatterns.serving.continued_evaluation.ground_truth import add_ground_truth
+    from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+
+    spec = _spec(args.spec) if args.spec else None
+    if args.label is None and spec is None:
+        raise ValueError("monitor label: give --label COLUMN (the truth), or --spec SPEC (its target and rule)")
+    keys = args.key or (spec.keys if spec is not None else [])
+    if not keys:
+        raise ValueError("--key: name the key column(s) the predictions were logged with"
+                         + (" (the spec declares no keys:)" if spec is not None else ""))
+    how = {"label": args.label} if args.label else _target_rule(spec)
+    null_values = spec.data.get("null_values") if spec is not None else None
+    with open_prediction_log(_log_url(args, spec)) as log:
+        result = add_ground_truth(log, args.truth, keys, null_values=null_values, **how)
+    counts = result.counts
+    done = "nothing new" if counts is None or counts.added + counts.changed == 0 else \
+        f"{counts.added:,} added, {counts.changed:,} changed"
+    print(f"{result.path}: {result.rows:,} row(s), {result.labels:,} label(s) (source sha256 {result.source[:12]}): "
+          f"{done}" + ("" if counts is None else f", {counts.unchanged:,} unchanged")
+          + (f"; {result.no_label:,} row(s) without a label" if result.no_label else "")
+          + (f"; {result.repeated_keys:,} row(s) repeat a later row's key (the last wins)"
+             if result.repeated_keys else ""))
+    return 0
+
+
+def _connect(url: str) -> tuple[Any, Any]:
+    import duckdb
+
+    from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+
+    log = open_prediction_log(url)
+    con = duckdb.connect()
+    log.register(con)
+    return log, con
+
+
+def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, until: Any = None) -> Any:
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
+
+    monitoring = spec.monitoring if spec is not None else {}
+    task = args.task or (spec.task if spec is not None else "classification")
+    frame = evaluate_windows(con, task=task, window=args.window or monitoring.get("window", "1d"),
+                             step=args.step or monitoring.get("step"), slices=monitoring.get("slices") or None,
+                             confidence=monitoring.get("confidence", 0.95),
+                             min_labelled=monitoring.get("min_labelled", 30), until=until)
+    model = getattr(args, "model", None) or monitoring.get("model")
+    return frame if model is None or len(frame) == 0 else frame[frame["model"] == model].reset_index(drop=True)
+
+
+def _headline(frame: Any, task: str) -> list[str]:
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import WINDOW_METRICS
+
+    return [m for m in WINDOW_METRICS.get(task, ()) if m in frame.columns]
+
+
+def _print_frame(frame: Any, title: str, metrics: list[str], slices: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("window", "model", "version", *slices, "predictions", "labelled", *metrics):
+        table.add_column(column, justify="left" if column in ("window", "model", "version", *slices) else "right")
+    for row in frame.to_dict("records"):
+        cells = [f"{row['window_start']:%Y-%m-%d %H:%M}", str(row.get("model", "")), str(row.get("version", "")),
+                 *(str(row.get(s, "")) for s in slices), f"{row['n_predictions']:,}", f"{row['n_labelled']:,}"]
+        for metric in metrics:
+            value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+            cells.append("" if value is None or value != value else
+                         f"{value:.3f} [{low:.3f}, {high:.3f}]" + (" *" if row.get("too_small") else ""))
+        table.add_row(*cells)
+    Console(width=200).print(table)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    spec = _spec(args.spec) if args.spec else None
+    log, con = _connect(_log_url(args, spec))
+    try:
+        frame = _evaluation(con, spec, args)
+    finally:
+        con.close()
+        log.close()
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso", indent=1))
+        return 0
+    if len(frame) == 0:
+        print("no logged predictions" + (f" of model {args.model!r}" if args.model else ""))
+        return 0
+    task = args.task or (spec.task if spec is not None else "classification")
+    metrics = _headline(frame, task)[:3] if not args.all_metrics else _headline(frame, task)
+    slices = (spec.monitoring.get("slices") or []) if spec is not None else []
+    _print_frame(frame, f"metrics per window ({task}; [95% interval]; * fewer labelled rows than min_labelled)",
+                 metrics, slices)
+    return 0
+
+
+def _reference(bundle_ref: str, registry: str | None) -> tuple[Any, Any]:
+    from mlpatterns.cli.registry import resolve_bundle
+    from mlpatterns.serving.continued_evaluation.drift import training_statistics
+
+    return training_statistics(resolve_bundle(bundle_ref, registry))
+
+
+def _drift_frame(con: Any, bundle_ref: str, registry: str | None, *, window: str, step: str | None,
+                 model: str | None, columns: list[str] | None = None, until: Any = None) -> Any:
+    from mlpatterns.serving.continued_evaluation.drift import drift_windows
+
+    reference, predictions = _reference(bundle_ref, registry)
+    return drift_windows(con, reference, prediction_reference=predictions, window=window, step=step,
+                         columns=columns or None, model=model, until=until)
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from mlpatterns.serving.continued_evaluation.drift import explain_drift
+
+    log, con = _connect(args.log)
+    try:
+        frame = _drift_frame(con, args.bundle, args.registry, window=args.window, step=args.step, model=args.model)
+    finally:
+        con.close()
+        log.close()
+    if args.json:
+        print(frame.drop(columns=["new_categories"], errors="ignore").to_json(orient="records", date_format="iso",
+                                                                              indent=1))
+        return 0
+    if len(frame) == 0:
+        print("no logged predictions to compare")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    pivot = frame.pivot_table(index="column", columns="window_start", values=args.statistic, aggfunc="first")
+    table = Table(title=f"{args.statistic} per column and window (vs the bundle's training statistics)")
+    table.add_column("column")
+    for start in pivot.columns:
+        table.add_column(f"{start:%m-%d %H:%M}", justify="right")
+    for column, values in pivot.iterrows():
+        table.add_row(str(column), *("" if v != v else f"{v:.3f}" for v in values))
+    Console(width=200).print(table)
+    for sentence in explain_drift(frame, statistic=args.statistic)["sentence"]:
+        print(f"  {sentence}")
+    return 0
+
+
+def _monitored_bundle(spec: Any, args: argparse.Namespace) -> str | None:
+    """The bundle whose training statistics drift is measured against: --bundle, else the registered champion,
+    else the spec's own bundle; None when there is none."""
+    if getattr(args, "bundle", None):
+        return args.bundle
+    name = spec.monitoring["model"]
+    if spec.register:
+        from mlpatterns.lifecycle.registration import registry_url
+        from mlpatterns.reproducibility.model_versioning import RegistryError, open_registry
+
+        try:
+            with open_registry(registry_url(args.registry or spec.register.get("registry"))) as registry:
+                registry.lookup(f"models:/{name}@champion")
+            return f"models:/{name}@champion"
+        except (RegistryError, LookupError, OSError):
+            pass
+    bundles = spec.output_dir / "bundles"
+    model = spec.register.get("model") or next(iter(spec.models))
+    return str(bundles / model) if (bundles / model / "manifest.json").is_file() else None
+
+
+def _at(text: str | None) -> Any:
+    import pandas as pd
+
+    if text is None:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"--at: expected a date or time (2013-07-02, 2013-07-02T06:00), got {text!r}") from None
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def _check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from mlpatterns.serving.continued_evaluation.alerts import check, send_webhook
+
+    spec = _spec(args.spec)
+    monitoring = _monitoring(spec)
+    at = _at(args.at)
+    args.window, args.step, args.task, args.model = None, None, None, None
+    log, con = _connect(_log_url(args, spec))
+    notes: list[str] = []
+    try:
+        frame = _evaluation(con, spec, args, until=at)
+        drift = None
+        bundle = _monitored_bundle(spec, args) if monitoring["drift"] else None
+        if monitoring["drift"] and bundle is None:
+            notes.append("drift not checked: no bundle to compare with (give --bundle, register the model, or run "
+                         "the spec)")
+        elif bundle is not None:
+            features = list(monitoring["features"]) or None
+            drift = _drift_frame(con, bundle, args.registry, window=monitoring["window"], step=monitoring["step"],
+                                 model=monitoring["model"], columns=features, until=at)
+    finally:
+        con.close()
+        log.close()
+    now = at if at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    alerts = check(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now,
+                   slice_columns=monitoring.get("slices") or ())
+    ends = [t for t in frame.get("window_end", pd.Series(dtype="datetime64[us]")) if t <= now] if len(frame) else []
+    newest = max(ends) if ends else None
+    for note in notes:
+        print(note, file=sys.stderr)
+    if args.json:
+        print(json.dumps({"alerts": [a.to_dict() for a in alerts], "window_end": str(newest) if newest else None},
+                         indent=1))
+    else:
+        where = f"window ending {newest}" if newest is not None else "no complete window yet"
+        print(f"{spec.name}: {len(alerts)} alert(s) in the newest {where}")
+        for alert in alerts:
+            print(f"ALERT {alert.kind}: {alert.message}")
+    if alerts and monitoring.get("webhook"):
+        error = send_webhook(monitoring["webhook"], alerts, context={"model": monitoring["model"], "spec": spec.name})
+        print(error if error else f"webhook: {len(alerts)} alert(s) posted", file=sys.stderr if error else sys.stdout)
+    if alerts and monitoring["retrain"].get("on_alert") and not args.no_retrain:
+        from mlpatterns.lifecycle.retraining import retrain
+
+        first = alerts[0]
+        result = retrain(spec, end=at if at is not None else newest, log_url=args.log, registry=args.registry,
+                         trigger=f"alert: {first.message}"[:200], log=lambda *a, **k: None)
+        print(result.message())
+    return 1 if alerts else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlpatterns.serving.continued_evaluation import monitor_plots
+
+    spec = _spec(args.spec) if args.spec else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log, con = _connect(_log_url(args, spec))
+    try:
+        args.window, args.step, args.model = getattr(args, "window", None), None, getattr(args, "model", None)
+        frame = _evaluation(con, spec, args)
+        drift = None
+        bundle = args.bundle or (_monitored_bundle(spec, args) if spec is not None and spec.monitoring else None)
+        if bundle is not None:
+            monitoring = spec.monitoring if spec is not None else {}
+            drift = _drift_frame(con, bundle, args.registry, window=args.window or monitoring.get("window", "1d"),
+                                 step=None, model=args.model or monitoring.get("model"))
+    finally:
+        con.close()
+        log.close()
+    thresholds = spec.monitoring if spec is not None and spec.monitoring else {}
+    written = monitor_plots.write_report(out, frame, drift, thresholds=thresholds,
+                                         task=args.task or (spec.task if spec is not None else "classification"))
+    _write_index(out, written)
+    print(f"report: {len(written)} plot(s) in {out} (index.md, index.json)")
+    return 0
+
+
+def _write_index(out: Path, written: list[Path]) -> None:
+    from mlpatterns.lifecycle.outputs import write_text_atomically
+
+    names = [Path(p).name for p in written]
+    write_text_atomically(out / "index.json", json.dumps({"plots": names}, indent=1) + "\n")
+    lines = ["# Monitoring report", ""] + [f"## {n.removesuffix('.png').replace('_', ' ')}\n\n![{n}]({n})\n"
+                                           for n in names]
+    write_text_atomically(out / "index.md", "\n".join(lines))
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from mlpatterns.lifecycle.retraining import retrain
+
+    spec = _spec(args.spec)
+    _monitoring(spec)
+    result = retrain(spec, end=_at(args.at), log_url=args.log, registry=args.registry, output_dir=args.output,
+                     trigger="on demand (mlpatterns monitor retrain)", log=print)
+    print(result.message())
+    return 0
+
+
+def add_monitor_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``monitor`` and its subcommands to the ``mlpatterns`` parser."""
+    monitor = subparsers.add_parser("monitor", help="continued evaluation: join ground truth, metrics per window, "
+                                    "drift, alerts, reports, retraining", epilog=_EPILOG,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = monitor.add_subparsers(dest="monitor_command", required=True)
+
+    def command(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help, epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    label = command("label", _label, "add a truth file's labels to the log (idempotent: the same file twice "
+                    "changes nothing)")
+    label.add_argument("truth", type=Path, help="a .csv or .parquet file with the key column(s) and the truth")
+    label.add_argument("--log", help="the prediction log (default: the spec's monitoring.log)")
+    label.add_argument("--key", action="append", metavar="COLUMN", help="a key column (repeatable, in the model's "
+                       "key order; default: the spec's keys)")
+    which = label.add_mutually_exclusive_group()
+    which.add_argument("--label", metavar="COLUMN", help="the column holding the label")
+    which.add_argument("--spec", type=Path, help="a spec: its keys, and its target column and rule "
+                       "(positive_when, positive_label) make the label")
+    evaluate = command("evaluate", _evaluate, "metrics per model version and time window, with intervals")
+    evaluate.add_argument("--log", help="the prediction log (default: the spec's monitoring.log)")
+    evaluate.add_argument("--spec", type=Path, help="a spec with a monitoring: section (task, windows, slices)")
+    evaluate.add_argument("--window", help="window length (default: monitoring.window, else 1d)")
+    evaluate.add_argument("--step", help="distance between window starts (default: the window)")
+    evaluate.add_argument("--task", choices=("classification", "regression", "multiclass"),
+                          help="default: the spec's, else classification")
+    evaluate.add_argument("--model", help="only this logged model name")
+    evaluate.add_argument("--all-metrics", action="store_true", help="every metric, not the first three")
+    evaluate.add_argument("--json", action="store_true", help="every column as JSON records")
+    drift = command("drift", _drift, "drift of the served inputs and predictions per window vs a bundle's training "
+                    "statistics")
+    drift.add_argument("--log", required=True, help="the prediction log")
+    drift.add_argument("--bundle", required=True, help="a bundle folder, or models:/NAME/VERSION, models:/NAME@ALIAS")
+    drift.add_argument("--registry", help="the registry of a models:/ reference")
+    drift.add_argument("--window", default="1d", help="window length (default 1d)")
+    drift.add_argument("--step", help="distance between window starts (default: the window)")
+    drift.add_argument("--model", help="only this logged model name")
+    drift.add_argument("--statistic", default="psi", choices=("psi", "js", "ks", "chi_square", "missing_share",
+                                                              "out_of_range_share", "unseen_share"))
+    drift.add_argument("--json", action="store_true", help="every column as JSON records")
+    check = command("check", _check, "apply the spec's monitoring: thresholds to the newest complete window; "
+                    "exit 1 on alerts")
+    check.add_argument("spec", type=Path, help="the spec, with a monitoring: section")
+    check.add_argument("--log", help="the prediction log (default: monitoring.log)")
+    check.add_argument("--at", help="check as of this time (UTC): the newest window that ended by then")
+    check.add_argument("--bundle", help="compare drift with this bundle (default: the registered champion, else "
+                       "the spec's bundle)")
+    check.add_argument("--registry", help="the model registry (default: register.registry, $MLPATTERNS_REGISTRY)")
+    check.add_argument("--no-retrain", action="store_true", help="do not retrain, even with retrain.on_alert")
+    check.add_argument("--json", action="store_true", help="the alerts as JSON")
+    report = command("report", _report, "plots a person would rather look at: metrics over time with the thresholds, "
+                     "drift heat map, prediction distribution")
+    report.add_argument("--log", help="the prediction log (default: the spec's monitoring.log)")
+    report.add_argument("--out", required=True, help="the folder to write the PNGs, index.md and index.json into")
+    report.add_argument("--spec", type=Path, help="a spec with a monitoring: section (thresholds, windows)")
+    report.add_argument("--bundle", help="drift against this bundle (default: the spec's champion)")
+    report.add_argument("--registry", help="the registry of a models:/ reference")
+    report.add_argument("--window", help="window length (default: monitoring.window, else 1d)")
+    report.add_argument("--task", choices=("classification", "regression", "multiclass"))
+    report.add_argument("--model", help="only this logged model name")
+    retrain = command("retrain", _retrain, "retrain on the newest window now, register a challenger, promote it "
+                      "if it beats the champion")
+    retrain.add_argument("spec", type=Path, help="the spec, with monitoring.retrain")
+    retrain.add_argument("--at", help="the end of the data to use (default: the newest time in the data)")
+    retrain.add_argument("--log", help="the prediction log (default: monitoring.log)")
+    retrain.add_argument("--registry", help="the model registry (default: register.registry, $MLPATTERNS_REGISTRY)")
+    retrain.add_argument("--output", help="where the window's data and the run go (default: "
+                         "<output.dir>/retraining/<end>)")
+    return monitor

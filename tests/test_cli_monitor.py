@@ -1,0 +1,171 @@
+"""``mlpatterns monitor`` (Continued Model Evaluation, 18) driven as a user would, on real flights.
+
+A linear model trained on LaGuardia's first ten days of January 2013 serves the flights of
+February 1-7; its predictions go into a Parquet prediction log as ``mlpatterns predict --log``
+writes them, and the truth (whether each flight arrived over 15 minutes late) comes in a CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlpatterns.cli import main
+from mlpatterns.datasets import load_flights
+from mlpatterns.lifecycle import run_spec
+from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+from mlpatterns.serving.stateless_serving_function import ServingFunction
+from mlpatterns.spec import load_spec
+
+INPUTS = ["carrier", "dest", "dep_delay", "distance", "dep_hour"]
+
+
+def _write_spec(folder, csv, monitoring, name="delays.yaml"):
+    spec = {"name": "delays", "data": {"path": str(csv)},
+            "target": {"column": "arr_delay", "positive_when": {"greater_than": 15}}, "keys": ["row_id"],
+            "split": {"by": "time", "column": "time_hour", "cutoffs": {"valid": "2013-01-08", "test": "2013-01-10"}},
+            "features": {"numeric": ["dep_delay", "distance", "dep_hour"], "categorical": ["carrier", "dest"]},
+            "models": {"linear": {"type": "linear"}}, "output": {"dir": str(folder / "runs")},
+            "monitoring": {"log": str(folder / "log"), "min_labelled": 50, **monitoring}}
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The spec, its bundle, a log of a week of served predictions and the truth CSV."""
+    folder = tmp_path_factory.mktemp("monitor")
+    frame = load_flights()
+    frame = frame[(frame["origin"] == "LGA") & (frame["month"] <= 2) & (frame["day"] <= 12)]
+    frame = frame[["time_hour", *INPUTS, "arr_delay"]].reset_index(drop=True)
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    train = folder / "flights.csv"
+    frame[pd.to_datetime(frame["time_hour"]) < pd.Timestamp("2013-01-13", tz="UTC")].to_csv(train, index=False)
+    spec_path = _write_spec(folder, train, {"metrics": {"roc_auc": {"min": 0.5}}})
+    bundle = run_spec(load_spec(spec_path), log=lambda *a, **k: None).bundles["linear"]
+    times = pd.to_datetime(frame["time_hour"], utc=True).dt.tz_convert(None)
+    week = frame[(times >= "2013-02-01") & (times < "2013-02-08")]
+    scored = ServingFunction.load(bundle).predict(week[["row_id", *INPUTS]])
+    with open_prediction_log(folder / "log") as log:
+        log.append([
+            (t.to_pydatetime(), t.to_pydatetime(), "delays", "1", str(row_id),
+             json.dumps(dict(zip(["row_id", *INPUTS], [None if pd.isna(v) else v for v in values], strict=True)),
+                        default=lambda x: x.item()),
+             json.dumps({"probability": float(p), "prediction": int(d)}), float(p), str(int(d)), 1.0, "batch")
+            for t, row_id, values, p, d in zip(times[week.index], week["row_id"],
+                                               week[["row_id", *INPUTS]].itertuples(index=False),
+                                               scored["probability"], scored["prediction"], strict=True)])
+    truth = folder / "truth.csv"
+    late = (week["arr_delay"] > 15).astype(object).where(week["arr_delay"].notna(), None)
+    week.assign(late=late)[["row_id", "arr_delay", "late"]].to_csv(truth, index=False)
+    return {"folder": folder, "spec": spec_path, "bundle": bundle, "truth": truth, "csv": train,
+            "log": str(folder / "log"), "week": week}
+
+
+@pytest.fixture(scope="module")
+def labelled(served):
+    assert main(["monitor", "label", str(served["truth"]), "--spec", str(served["spec"])]) == 0
+    return served
+
+
+def test_label_twice_changes_nothing(labelled, capsys):
+    assert main(["monitor", "label", str(labelled["truth"]), "--spec", str(labelled["spec"])]) == 0
+    out = capsys.readouterr().out
+    assert "nothing new" in out and "unchanged" in out
+    # the same truth as a label column is the same labels
+    assert main(["monitor", "label", str(labelled["truth"]), "--log", labelled["log"], "--key", "row_id",
+                 "--label", "late"]) == 0
+    assert "nothing new" in capsys.readouterr().out
+
+
+def test_label_errors_exit_2(labelled, capsys):
+    code = main(["monitor", "label", str(labelled["truth"]), "--log", labelled["log"], "--key", "flight",
+                 "--label", "late"])
+    assert code == 2 and "no column(s) ['flight']; the file has ['row_id', 'arr_delay', 'late']" in \
+        capsys.readouterr().err
+    assert main(["monitor", "label", str(labelled["truth"]), "--log", labelled["log"], "--key", "row_id"]) == 2
+    assert "--label COLUMN" in capsys.readouterr().err
+
+
+def test_evaluate_prints_each_window(labelled, capsys):
+    assert main(["monitor", "evaluate", "--spec", str(labelled["spec"]), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 7 and {r["version"] for r in records} == {"1"}
+    assert all(0.6 < r["roc_auc"] < 1 and r["n_labelled"] > 50 for r in records)
+    assert main(["monitor", "evaluate", "--log", labelled["log"], "--window", "7d"]) == 0
+    out = capsys.readouterr().out
+    assert "roc_auc" in out and "delays" in out
+
+
+def test_drift_against_the_bundle(labelled, capsys):
+    assert main(["monitor", "drift", "--log", labelled["log"], "--bundle", str(labelled["bundle"]), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert {"dep_delay", "carrier", "prediction"} <= {r["column"] for r in records}
+    assert main(["monitor", "drift", "--log", labelled["log"], "--bundle", str(labelled["bundle"])]) == 0
+    assert "psi per column and window" in capsys.readouterr().out
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        type(self).bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_check_exit_status_alerts_and_webhook(labelled, capsys):
+    folder = labelled["folder"]
+    assert main(["monitor", "check", str(labelled["spec"]), "--at", "2013-02-08"]) == 0
+    assert "0 alert(s) in the newest window ending 2013-02-08" in capsys.readouterr().out
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        strict = _write_spec(folder, labelled["csv"], {
+            "metrics": {"roc_auc": {"min": 0.99, "on": "estimate"}}, "drift": {"psi": 0.0},
+            "webhook": f"http://127.0.0.1:{server.server_address[1]}/alerts"}, name="strict.yaml")
+        code = main(["monitor", "check", str(strict), "--at", "2013-02-07T12:00", "--bundle", str(labelled["bundle"])])
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert code == 1 and "ALERT metric: roc_auc" in out and "in window 2013-02-06 00:00:00/2013-02-07 00:00:00" in out
+    assert "ALERT drift: psi of" in out and "webhook: " in out
+    body, = _Receiver.bodies
+    assert body["model"] == "delays" and body["count"] == len(body["alerts"]) > 1
+    assert main(["monitor", "check", str(strict), "--at", "2013-02-07T12:00", "--json",
+                 "--bundle", str(labelled["bundle"])]) == 1  # the webhook fails now: reported, not raised
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["alerts"] and "webhook http://127.0.0.1" in captured.err
+
+
+def test_check_usage_errors_exit_2(served, tmp_path, capsys):
+    bare = {k: v for k, v in yaml.safe_load(served["spec"].read_text()).items() if k != "monitoring"}
+    path = tmp_path / "bare.yaml"
+    path.write_text(yaml.safe_dump(bare))
+    assert main(["monitor", "check", str(path)]) == 2
+    assert "the spec has no 'monitoring:' section" in capsys.readouterr().err
+    assert main(["monitor", "check", str(served["spec"]), "--at", "yesterday-ish"]) == 2
+    assert "--at: expected a date or time" in capsys.readouterr().err
+
+
+def test_report_writes_plots_and_an_index(labelled, tmp_path, capsys):
+    pytest.importorskip("mlpatterns.serving.continued_evaluation.monitor_plots")
+    out = tmp_path / "report"
+    assert main(["monitor", "report", "--spec", str(labelled["spec"]), "--out", str(out),
+                 "--bundle", str(labelled["bundle"])]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert index["plots"] and all((out / name).is_file() and name.endswith(".png") for name in index["plots"])
+    assert all(f"]({name})" in (out / "index.md").read_text() for name in index["plots"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*index["plots"], "index.json", "index.md"])
