@@ -24,10 +24,6 @@ from mlpatterns.serving.continued_evaluation.prediction_logger import Prediction
 BINARY = {"task": "classification", "model": "flights", "version": "3", "source": "http"}
 
 
-def _rows(log):
-    return sorted(log.predictions().to_pylist(), key=lambda r: (r["served_at"], json.loads(r["inputs"]).get("i", 0)))
-
-
 @pytest.fixture
 def log(tmp_path):
     with open_prediction_log(tmp_path / "log") as log:

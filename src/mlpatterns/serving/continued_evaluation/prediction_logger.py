@@ -46,18 +46,37 @@ _LABELLED = ("classification", "multiclass")
 
 
 def _json_default(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)
+    if tolist is not None and getattr(value, "ndim", 0):  # a NumPy array
+        return tolist()
+    value = json_value(value)  # NumPy scalars, NA and NaT
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    item = getattr(value, "item", None)  # NumPy scalars
-    if item is not None:
-        return item()
-    tolist = getattr(value, "tolist", None)  # NumPy arrays
-    return tolist() if tolist is not None else str(value)
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return _finite(_json_default(value)) if type(value).__module__ != "builtins" else value
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
 
 
 def _encode(mapping: Mapping[str, Any]) -> str:
-    return json.dumps({str(k): json_value(v) for k, v in mapping.items()}, separators=(",", ":"),
-                      ensure_ascii=False, default=_json_default, allow_nan=False)
+    """A row as compact JSON text, cells as :func:`~mlpatterns.serving.serving_contract.json_value` makes them
+    (NaN and infinities as null, also inside lists)."""
+    try:
+        return _ENCODER.encode(mapping if type(mapping) is dict else dict(mapping))
+    except ValueError:  # a NaN or an infinity: the slow path
+        return _ENCODER.encode(_finite(dict(mapping)))
 
 
 def _key_text(row: Mapping[str, Any], columns: Sequence[str]) -> str | None:
