@@ -267,3 +267,26 @@ def test_bad_options(log, option, value, expected):
 def test_outputs_must_match_the_rows(log):
     with PredictionLogger(log) as logger, pytest.raises(PredictionLogError, match=r"one per input row \(2\), got 1"):
         logger.log_rows(rows=[{"i": 1}, {"i": 2}], outputs=[{}], **BINARY)
+
+
+def test_keys_are_the_row_key_text_of_the_key_columns(log):
+    rows = [{"a": "x", "b": 1, "c": 1.0}, {"a": "y", "b": None, "c": 2.5}, {"a": "日本", "b": np.int64(-3), "c": True},
+            {"a": "z", "b": 4}]
+    with PredictionLogger(log, flush_interval_s=60) as logger:
+        logger.log_rows(rows=rows, outputs=[{}] * 4, key_columns=("a", "b", "c"), **BINARY)
+        logger.log_rows(rows=rows[:3], outputs=[{}] * 3, key_columns=("c",), **BINARY)
+    keys = sorted(log.predictions()["key"].to_pylist(), key=str)
+    expected = [row_key_text(row, ["a", "b", "c"], separator="|") for row in rows[:3]] + [None]  # "c" missing: null
+    expected += [row_key_text(row, "c") for row in rows[:3]]
+    assert keys == sorted(expected, key=str)
+
+
+def test_inputs_and_outputs_are_json_with_nan_as_null(log):
+    rows = [{"n": np.float64("nan"), "l": [1.0, float("inf")], "d": {"x": float("-inf")}, "a": np.array([1, 2]),
+             "t": dt.datetime(2024, 1, 1, 5), "i": np.int32(4)}]
+    with PredictionLogger(log, flush_interval_s=60) as logger:
+        logger.log_rows(rows=rows, outputs=[{"probability": np.float32("nan"), "prediction": np.int64(0)}], **BINARY)
+    (row,) = log.predictions().to_pylist()
+    assert json.loads(row["inputs"]) == {"n": None, "l": [1.0, None], "d": {"x": None}, "a": [1, 2],
+                                         "t": "2024-01-01T05:00:00", "i": 4}
+    assert row["outputs"] == '{"probability":null,"prediction":0}' and row["prediction"] is None
