@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LABEL_COLUMNS", "PREDICTION_COLUMNS", "LabelCounts", "PredictionLog", "PredictionLogError", "arrow_schema",
-    "check_source", "label_text", "utc_now",
+    "arrow_table", "check_source", "label_text", "utc_now",
 ]
 
 PREDICTION_COLUMNS = ("served_at", "event_time", "model", "version", "key", "inputs", "outputs", "prediction",
@@ -95,6 +95,22 @@ def label_text(value: Any) -> str | None:
         return str(int(number)) if number.is_integer() else repr(number)
     raise PredictionLogError(f"label: expected a number, a boolean, text or null, got {type(value).__name__} "
                              f"{value!r:.80}")
+
+
+def arrow_table(rows: list[tuple], table: str, micros: bool) -> pa.Table:
+    """Fetched rows as an Arrow table of ``arrow_schema(table)`` (times as microseconds when ``micros``)."""
+    import pyarrow as pa
+
+    schema = arrow_schema(table)
+    if not rows:
+        return schema.empty_table()
+    arrays = []
+    for field, values in zip(schema, zip(*rows, strict=True), strict=True):
+        if micros and field.type == pa.timestamp("us"):
+            arrays.append(pa.array(values, pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def utc_now() -> dt.datetime:

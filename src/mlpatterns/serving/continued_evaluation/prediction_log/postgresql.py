@@ -28,9 +28,9 @@ from mlpatterns.serving.continued_evaluation.prediction_log._base import (
     LabelCounts,
     PredictionLog,
     PredictionLogError,
+    arrow_table,
     utc_now,
 )
-from mlpatterns.serving.continued_evaluation.prediction_log.sqlite import arrow_table
 
 if TYPE_CHECKING:
     import pyarrow as pa

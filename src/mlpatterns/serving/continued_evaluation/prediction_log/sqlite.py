@@ -29,7 +29,7 @@ from mlpatterns.serving.continued_evaluation.prediction_log._base import (
     LabelCounts,
     PredictionLog,
     PredictionLogError,
-    arrow_schema,
+    arrow_table,
     utc_now,
 )
 
@@ -41,7 +41,6 @@ __all__ = ["SQLitePredictionLog"]
 TIMEOUT_S = 60.0
 _EPOCH = dt.datetime(1970, 1, 1)
 _US = dt.timedelta(microseconds=1)
-_TIMES = ("served_at", "event_time", "labelled_at")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlpatterns_predictions (
     id INTEGER PRIMARY KEY, served_at INTEGER NOT NULL, event_time INTEGER NOT NULL, model TEXT NOT NULL,
@@ -57,22 +56,6 @@ _CHUNK = 500  # keys per "IN (...)" (SQLite allows 32,766 parameters)
 
 def _micros(value: dt.datetime) -> int:
     return (value - _EPOCH) // _US
-
-
-def arrow_table(rows: list[tuple], table: str, micros: bool) -> pa.Table:
-    """Fetched rows as an Arrow table of ``arrow_schema(table)`` (times as microseconds when ``micros``)."""
-    import pyarrow as pa
-
-    schema = arrow_schema(table)
-    if not rows:
-        return schema.empty_table()
-    arrays = []
-    for field, values in zip(schema, zip(*rows, strict=True), strict=True):
-        if micros and field.name in _TIMES:
-            arrays.append(pa.array(values, pa.int64()).cast(field.type))
-        else:
-            arrays.append(pa.array(values, field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 class SQLitePredictionLog(PredictionLog):
