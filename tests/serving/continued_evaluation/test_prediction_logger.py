@@ -140,7 +140,7 @@ def test_sigkill_loses_at_most_the_last_interval(tmp_path):
         kept = sorted((json.loads(r)["i"], json.loads(r)["t"]) for r in log.predictions()["inputs"].to_pylist())
     assert kept, "nothing was flushed in 2.5 s"
     assert [i for i, _ in kept] == list(range(len(kept)))  # nothing lost before the last flush
-    assert killed_at - kept[-1][1] < interval + 0.5  # loss bound: one interval + one append (+ scheduling slack)
+    assert killed_at - kept[-1][1] < interval + 0.75  # loss bound: one interval + one append (+ a busy machine)
 
 
 _LOGS_THEN_WAITS = """
@@ -162,7 +162,7 @@ def test_sigkill_after_two_intervals_keeps_everything(tmp_path):
                              text=True)
     try:
         assert child.stdout.readline().strip() == "logged"
-        time.sleep(2.5 * interval)  # no flush(), no close(): only the thread writes
+        time.sleep(2.5 * interval + 0.5)  # no flush(), no close(): only the thread writes (+ one append's time)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)

@@ -70,6 +70,7 @@ class ParquetPredictionLog(PredictionLog):
         self._pid = -1
         self._prefix = ""
         self._seq = 0
+        import pyarrow.parquet  # noqa: F401 - now, so that the first append is as quick as the others
 
     # -- writes ---------------------------------------------------------------------------------
     def _file_prefix(self) -> str:
