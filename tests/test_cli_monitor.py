@@ -19,6 +19,7 @@ import yaml
 from mlpatterns.cli import main
 from mlpatterns.datasets import load_flights
 from mlpatterns.lifecycle import run_spec
+from mlpatterns.reproducibility.model_versioning import open_registry
 from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 from mlpatterns.spec import load_spec
@@ -26,13 +27,13 @@ from mlpatterns.spec import load_spec
 INPUTS = ["carrier", "dest", "dep_delay", "distance", "dep_hour"]
 
 
-def _write_spec(folder, csv, monitoring, name="delays.yaml"):
+def _write_spec(folder, csv, monitoring, name="delays.yaml", **more):
     spec = {"name": "delays", "data": {"path": str(csv)},
             "target": {"column": "arr_delay", "positive_when": {"greater_than": 15}}, "keys": ["row_id"],
             "split": {"by": "time", "column": "time_hour", "cutoffs": {"valid": "2013-01-08", "test": "2013-01-10"}},
             "features": {"numeric": ["dep_delay", "distance", "dep_hour"], "categorical": ["carrier", "dest"]},
             "models": {"linear": {"type": "linear"}}, "output": {"dir": str(folder / "runs")},
-            "monitoring": {"log": str(folder / "log"), "min_labelled": 50, **monitoring}}
+            "monitoring": {"log": str(folder / "log"), "min_labelled": 50, **monitoring}, **more}
     path = folder / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -46,8 +47,8 @@ def served(tmp_path_factory):
     frame = frame[(frame["origin"] == "LGA") & (frame["month"] <= 2) & (frame["day"] <= 12)]
     frame = frame[["time_hour", *INPUTS, "arr_delay"]].reset_index(drop=True)
     frame.insert(0, "row_id", np.arange(len(frame)))
-    train = folder / "flights.csv"
-    frame[pd.to_datetime(frame["time_hour"]) < pd.Timestamp("2013-01-13", tz="UTC")].to_csv(train, index=False)
+    train = folder / "flights.csv"  # trains on January 1-7 (the time split's cut-offs), February tests it
+    frame.to_csv(train, index=False)
     spec_path = _write_spec(folder, train, {"metrics": {"roc_auc": {"min": 0.5}}})
     bundle = run_spec(load_spec(spec_path), log=lambda *a, **k: None).bundles["linear"]
     times = pd.to_datetime(frame["time_hour"], utc=True).dt.tz_convert(None)
@@ -107,7 +108,8 @@ def test_evaluate_prints_each_window(labelled, capsys):
 def test_drift_against_the_bundle(labelled, capsys):
     assert main(["monitor", "drift", "--log", labelled["log"], "--bundle", str(labelled["bundle"]), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert {"dep_delay", "carrier", "prediction"} <= {r["column"] for r in records}
+    columns = {r["column"] for r in records}
+    assert {"dep_delay", "carrier", "prediction"} <= columns and "row_id" not in columns  # keys are new by design
     assert main(["monitor", "drift", "--log", labelled["log"], "--bundle", str(labelled["bundle"])]) == 0
     assert "psi per column and window" in capsys.readouterr().out
 
@@ -169,3 +171,27 @@ def test_report_writes_plots_and_an_index(labelled, tmp_path, capsys):
     assert index["plots"] and all((out / name).is_file() and name.endswith(".png") for name in index["plots"])
     assert all(f"]({name})" in (out / "index.md").read_text() for name in index["plots"])
     assert sorted(p.name for p in out.iterdir()) == sorted([*index["plots"], "index.json", "index.md"])
+
+
+@pytest.mark.slow  # two small retraining runs
+def test_check_retrains_on_an_alert_and_retrain_on_demand(labelled, tmp_path, capsys):
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    with open_registry(registry) as opened:
+        opened.register(labelled["bundle"], "delays", alias="champion")
+    spec = _write_spec(labelled["folder"], labelled["csv"], {
+        "metrics": {"roc_auc": {"min": 0.99, "on": "estimate"}},
+        "retrain": {"on_alert": True, "window": "7d", "holdout": "3d", "cooldown": "2d"}},
+        name="retrain.yaml", register={"registry": registry, "gate": []})
+    assert main(["monitor", "check", str(spec), "--at", "2013-02-08"]) == 1
+    out = capsys.readouterr().out
+    assert "ALERT metric: roc_auc" in out and "retrained 'delays' as version 2 (challenger): roc_auc" in out
+    with open_registry(registry) as opened:
+        version = opened.get_version("delays", 2)
+        assert version.tags["retrain_trigger"].startswith("alert: roc_auc")
+        assert opened.get_model("delays").aliases["champion"] == (2 if version.tags["promoted"] == "true" else 1)
+    assert main(["monitor", "retrain", str(spec), "--at", "2013-02-09"]) == 0
+    assert "retraining skipped: the last retraining saw data until 2013-02-08" in capsys.readouterr().out
+    assert main(["monitor", "retrain", str(spec), "--at", "2013-02-12", "--output", str(tmp_path / "again")]) == 0
+    out = capsys.readouterr().out
+    assert "as version 3 (challenger)" in out and "no labelled predictions" in out  # nothing logged after Feb 7
+    assert (tmp_path / "again" / "data.csv").is_file()

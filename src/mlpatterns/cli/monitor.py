@@ -99,7 +99,7 @@ def _connect(url: str) -> tuple[Any, Any]:
     return log, con
 
 
-def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, until: Any = None) -> Any:
+def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, since: Any = None, until: Any = None) -> Any:
     from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
 
     monitoring = spec.monitoring if spec is not None else {}
@@ -107,7 +107,7 @@ def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, until: Any = N
     frame = evaluate_windows(con, task=task, window=args.window or monitoring.get("window", "1d"),
                              step=args.step or monitoring.get("step"), slices=monitoring.get("slices") or None,
                              confidence=monitoring.get("confidence", 0.95),
-                             min_labelled=monitoring.get("min_labelled", 30), until=until)
+                             min_labelled=monitoring.get("min_labelled", 30), since=since, until=until)
     model = getattr(args, "model", None) or monitoring.get("model")
     return frame if model is None or len(frame) == 0 else frame[frame["model"] == model].reset_index(drop=True)
 
@@ -158,20 +158,35 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reference(bundle_ref: str, registry: str | None) -> tuple[Any, Any]:
+def _reference(bundle_ref: str, registry: str | None) -> tuple[Path, Any, Any]:
+    """The bundle folder a reference names, its training statistics and its predictions' (or None)."""
     from mlpatterns.cli.registry import resolve_bundle
     from mlpatterns.serving.continued_evaluation.drift import training_statistics
 
-    return training_statistics(resolve_bundle(bundle_ref, registry))
+    path = resolve_bundle(bundle_ref, registry)
+    return (path, *training_statistics(path))
+
+
+def _watched(bundle: Path, reference: Any, monitoring: dict[str, Any]) -> list[str]:
+    """The columns whose drift counts: ``monitoring.features``, else the bundle's served inputs (not its key
+    columns, whose values are new by design), less ``monitoring.ignore``; only those with training statistics."""
+    features = list(monitoring.get("features") or ())
+    if not features:
+        signature = json.loads((Path(bundle) / "manifest.json").read_text()).get("signature", {})
+        keys = set(signature.get("keys") or ())
+        features = [item["name"] for item in signature.get("inputs", []) if item["name"] not in keys]
+    ignore = set(monitoring.get("ignore") or ())
+    return [c for c in features if c not in ignore and c in reference.columns]
 
 
 def _drift_frame(con: Any, bundle_ref: str, registry: str | None, *, window: str, step: str | None,
-                 model: str | None, columns: list[str] | None = None, until: Any = None) -> Any:
+                 model: str | None, monitoring: dict[str, Any] | None = None, since: Any = None,
+                 until: Any = None) -> Any:
     from mlpatterns.serving.continued_evaluation.drift import drift_windows
 
-    reference, predictions = _reference(bundle_ref, registry)
+    path, reference, predictions = _reference(bundle_ref, registry)
     return drift_windows(con, reference, prediction_reference=predictions, window=window, step=step,
-                         columns=columns or None, model=model, until=until)
+                         columns=_watched(path, reference, monitoring or {}), model=model, since=since, until=until)
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -179,7 +194,8 @@ def _drift(args: argparse.Namespace) -> int:
 
     log, con = _connect(args.log)
     try:
-        frame = _drift_frame(con, args.bundle, args.registry, window=args.window, step=args.step, model=args.model)
+        frame = _drift_frame(con, args.bundle, args.registry, window=args.window, step=args.step, model=args.model,
+                             monitoring={"ignore": args.ignore or ()})
     finally:
         con.close()
         log.close()
@@ -243,32 +259,38 @@ def _check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from mlpatterns.serving.continued_evaluation.alerts import check, send_webhook
+    from mlpatterns.spec.monitoring import duration_seconds
 
     spec = _spec(args.spec)
     monitoring = _monitoring(spec)
     at = _at(args.at)
+    now = at if at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
     args.window, args.step, args.task, args.model = None, None, None, None
+    registry = args.registry or spec.register.get("registry")
+    # only the newest window that ended by now counts: it starts after now - window - step
+    span = pd.Timedelta(seconds=duration_seconds(monitoring["window"]) + duration_seconds(monitoring["step"]))
     log, con = _connect(_log_url(args, spec))
     notes: list[str] = []
     try:
-        frame = _evaluation(con, spec, args, until=at)
+        frame = _evaluation(con, spec, args, since=now - span, until=now)
+        ends = [t for t in frame["window_end"] if t <= now] if len(frame) else []
+        newest = max(ends) if ends else None
         drift = None
-        bundle = _monitored_bundle(spec, args) if monitoring["drift"] else None
-        if monitoring["drift"] and bundle is None:
+        watch_drift = any(k != "columns" for k in monitoring["drift"]) or any(monitoring["drift"]["columns"].values())
+        bundle = _monitored_bundle(spec, args) if watch_drift and newest is not None else None
+        if watch_drift and newest is not None and bundle is None:
             notes.append("drift not checked: no bundle to compare with (give --bundle, register the model, or run "
                          "the spec)")
         elif bundle is not None:
-            features = list(monitoring["features"]) or None
-            drift = _drift_frame(con, bundle, args.registry, window=monitoring["window"], step=monitoring["step"],
-                                 model=monitoring["model"], columns=features, until=at)
+            window = pd.Timedelta(seconds=duration_seconds(monitoring["window"]))
+            drift = _drift_frame(con, bundle, registry, window=monitoring["window"], step=monitoring["step"],
+                                 model=monitoring["model"], monitoring=monitoring, since=newest - window,
+                                 until=newest)
     finally:
         con.close()
         log.close()
-    now = at if at is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
     alerts = check(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now,
                    slice_columns=monitoring.get("slices") or ())
-    ends = [t for t in frame.get("window_end", pd.Series(dtype="datetime64[us]")) if t <= now] if len(frame) else []
-    newest = max(ends) if ends else None
     for note in notes:
         print(note, file=sys.stderr)
     if args.json:
@@ -293,30 +315,87 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mlpatterns.serving.continued_evaluation import monitor_plots
-
+    """The plots of monitor_plots into --out (each PNG written under a temporary name and renamed), and an index."""
     spec = _spec(args.spec) if args.spec else None
+    monitoring = spec.monitoring if spec is not None and spec.monitoring else {}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file; name a folder for the report")
+    task = args.task or (spec.task if spec is not None else "classification")
+    window = args.window or monitoring.get("window", "1d")
+    args.step = None
+    args.model = args.model or monitoring.get("model")
+    registry = args.registry or (spec.register.get("registry") if spec is not None else None)
     log, con = _connect(_log_url(args, spec))
     try:
-        args.window, args.step, args.model = getattr(args, "window", None), None, getattr(args, "model", None)
+        args.window = window
         frame = _evaluation(con, spec, args)
-        drift = None
-        bundle = args.bundle or (_monitored_bundle(spec, args) if spec is not None and spec.monitoring else None)
+        bundle = args.bundle or (_monitored_bundle(spec, args) if monitoring else None)
+        drift = stats = reference = predictions = None
         if bundle is not None:
-            monitoring = spec.monitoring if spec is not None else {}
-            drift = _drift_frame(con, bundle, args.registry, window=args.window or monitoring.get("window", "1d"),
-                                 step=None, model=args.model or monitoring.get("model"))
+            from mlpatterns.serving.continued_evaluation.drift import (
+                drift_windows,
+                window_statistics,
+            )
+
+            bundle, reference, predictions = _reference(bundle, registry)
+            drift = drift_windows(con, reference, prediction_reference=predictions, window=window,
+                                  model=args.model, columns=_watched(bundle, reference, monitoring))
+            if predictions is not None:
+                stats = window_statistics(con, reference, prediction_reference=predictions, window=window,
+                                          model=args.model, columns=[])
     finally:
         con.close()
         log.close()
-    thresholds = spec.monitoring if spec is not None and spec.monitoring else {}
-    written = monitor_plots.write_report(out, frame, drift, thresholds=thresholds,
-                                         task=args.task or (spec.task if spec is not None else "classification"))
+    written = _plots(out, frame, drift, stats, predictions, monitoring, task, bundle, args)
     _write_index(out, written)
     print(f"report: {len(written)} plot(s) in {out} (index.md, index.json)")
     return 0
+
+
+def _plots(out: Path, frame: Any, drift: Any, stats: Any, predictions: Any, monitoring: dict[str, Any], task: str,
+           bundle: Any, args: argparse.Namespace) -> list[Path]:
+    from mlpatterns.serving.continued_evaluation import monitor_plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if len(frame):
+        rules = monitoring.get("metrics") or {}
+        metrics = list(rules) or _headline(frame, task)[:1]
+        for metric in [m for m in metrics if m in frame.columns]:
+            levels = {side: limit for side, limit in rules.get(metric, {}).items() if side in ("min", "max")}
+            written.append(monitor_plots.plot_metric_over_time(frame, out / f"metric_{metric}.png", metric=metric,
+                                                               thresholds=levels or None))
+    if drift is not None and len(drift):
+        threshold = (monitoring.get("drift") or {}).get("psi", 0.2)
+        written.append(monitor_plots.plot_drift_heatmap(drift, out / "drift_psi.png", statistic="psi",
+                                                        threshold=threshold))
+    if stats and predictions is not None and "prediction" in predictions.columns:
+        written.append(monitor_plots.plot_prediction_distribution(stats, predictions, out / "predictions.png"))
+    interval = _retraining_interval(frame, task, bundle, args)
+    if interval is not None:
+        written.append(monitor_plots.plot_retraining_interval(interval, out / "retraining_interval.png"))
+    return written
+
+
+def _retraining_interval(frame: Any, task: str, bundle: Any, args: argparse.Namespace) -> Any:
+    """The decay fit of the headline metric since the bundle's training data ended (--trained-at, else the time
+    split's test cut-off recorded in the bundle); None when neither is known or too few windows."""
+    from mlpatterns.serving.continued_evaluation.retraining_interval import retraining_interval
+
+    metric = (_headline(frame, task) or [None])[0] if len(frame) else None
+    manifest: dict[str, Any] = {}
+    if bundle is not None and (Path(bundle) / "manifest.json").is_file():
+        manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    trained_at = args.trained_at or ((manifest.get("lineage") or {}).get("split") or {}).get(
+        "cutoffs_used", {}).get("test")
+    if metric is None or trained_at is None or frame["version"].nunique() > 1:
+        return None
+    trained = (manifest.get("metrics") or {}).get("test", {}).get(metric)
+    try:
+        return retraining_interval(frame, trained_at=trained_at, metric=metric, training_metric=trained)
+    except (ValueError, KeyError):  # too few windows to fit
+        return None
 
 
 def _write_index(out: Path, written: list[Path]) -> None:
@@ -383,6 +462,7 @@ def add_monitor_command(subparsers: Any) -> argparse.ArgumentParser:
     drift.add_argument("--model", help="only this logged model name")
     drift.add_argument("--statistic", default="psi", choices=("psi", "js", "ks", "chi_square", "missing_share",
                                                               "out_of_range_share", "unseen_share"))
+    drift.add_argument("--ignore", action="append", metavar="COLUMN", help="leave this input out (repeatable)")
     drift.add_argument("--json", action="store_true", help="every column as JSON records")
     check = command("check", _check, "apply the spec's monitoring: thresholds to the newest complete window; "
                     "exit 1 on alerts")
@@ -404,6 +484,8 @@ def add_monitor_command(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument("--window", help="window length (default: monitoring.window, else 1d)")
     report.add_argument("--task", choices=("classification", "regression", "multiclass"))
     report.add_argument("--model", help="only this logged model name")
+    report.add_argument("--trained-at", help="when the model's training data ended, for the retraining interval "
+                        "(default: the time split's test cut-off recorded in the bundle)")
     retrain = command("retrain", _retrain, "retrain on the newest window now, register a challenger, promote it "
                       "if it beats the champion")
     retrain.add_argument("spec", type=Path, help="the spec, with monitoring.retrain")
