@@ -290,3 +290,21 @@ def test_inputs_and_outputs_are_json_with_nan_as_null(log):
     assert json.loads(row["inputs"]) == {"n": None, "l": [1.0, None], "d": {"x": None}, "a": [1, 2],
                                          "t": "2024-01-01T05:00:00", "i": 4}
     assert row["outputs"] == '{"probability":null,"prediction":0}' and row["prediction"] is None
+
+
+@pytest.mark.parametrize(("field", "value"), [("model", None), ("version", 3), ("source", b"http")])
+def test_request_fields_must_be_text(log, field, value):
+    with PredictionLogger(log, flush_interval_s=60) as logger:
+        with pytest.raises(PredictionLogError, match=f"{field}: expected text"):
+            logger.log_rows(rows=[{"i": 1}], outputs=[{}], **{**BINARY, field: value})
+        assert logger.buffered_rows == 0
+
+
+def test_a_refusing_log_drops_and_counts(log):
+    logger = PredictionLogger(log, flush_interval_s=60)
+    logger.log_rows(rows=[{"flight": "a"}], outputs=[{"prediction": [1, 2]}], key_columns="flight", **BINARY)
+    log.close()
+    with pytest.raises(PredictionLogError, match="closed log"):
+        logger.flush()
+    assert (logger.dropped_rows, logger.buffered_rows) == (1, 0)
+    logger.close()

@@ -111,6 +111,13 @@ def _event_time(value: Any) -> dt.datetime | None:
     return None
 
 
+def _label(value: Any) -> str | None:
+    try:
+        return label_text(value)
+    except PredictionLogError:  # not a class (a list, say): no predicted label
+        return None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -195,6 +202,12 @@ class PredictionLogger:
         holding the time the prediction is about (else it is the time of serving).
         """
         served = time.time_ns()
+        if type(model) is not str or type(version) is not str or type(source) is not str:
+            name, value = next((n, v) for n, v in (("model", model), ("version", version), ("source", source))
+                               if not isinstance(v, str))
+            raise PredictionLogError(f"{name}: expected text, got {type(value).__name__} {value!r:.80}")
+        if isinstance(key_columns, str):
+            key_columns = (key_columns,)
         count = len(rows)
         if count != len(outputs):
             raise PredictionLogError(f"outputs: expected one per input row ({count}), got {len(outputs)}")
@@ -257,7 +270,7 @@ class PredictionLogger:
                         event_time = served_at
                 out.append((served_at, event_time, model, version, key, _encode(row), _encode(output),
                             _number(output.get(prediction_name)) if prediction_name else None,
-                            label_text(output.get("prediction")) if labelled else None, rate, source))
+                            _label(output.get("prediction")) if labelled else None, rate, source))
         return out
 
     def _flush(self) -> int:
@@ -275,6 +288,10 @@ class PredictionLogger:
                 return 0
             try:
                 self.log.append(rows)
+            except PredictionLogError:  # refused (a closed log): writing again would not help
+                with self._lock:
+                    self.dropped_rows += len(rows)
+                raise
             except Exception:
                 with self._lock:
                     keep = max(self.max_buffer_rows - self._buffered, 0)
