@@ -38,6 +38,7 @@ from mlpatterns.serving.http.model_sources import ModelLoadError
 __all__ = ["ColumnRows", "PredictionLogging", "PredictionRecorder"]
 
 _logger = logging.getLogger("mlpatterns.serving.http.prediction_log")
+_EAGER_ROWS = 16  # requests of at most this many rows hand the logger their rows as plain dicts (see _log_rows)
 
 
 @dataclass(frozen=True)
@@ -208,18 +209,32 @@ class PredictionRecorder:
     def _log_rows(self, logger: Any, model: Any, rows: Sequence[Mapping[str, Any]] | None,
                   columns: Mapping[str, Sequence[Any]] | None, outputs: Mapping[str, Sequence[Any]],
                   positions: Sequence[int]) -> None:
-        keys = model.key_columns
-        whole = isinstance(positions, range)
-        if rows is not None:
-            inputs: Sequence[Mapping[str, Any]] = rows if whole else [rows[i] for i in positions]
-        else:
-            assert columns is not None
-            inputs = ColumnRows(columns, model.fields, positions)
+        keys = tuple(model.key_columns)
         names = [name for name in outputs if name not in keys]
+        # Few rows (most requests): a tuple of dicts of plain values, which the garbage collector does not
+        # track (dicts of str, int, float and None); held until the next flush, the answer's column lists and
+        # a view over them would be tracked objects that every collection walks, a cost that measured about
+        # as much as the rest of the request path. Many rows: views, so that the event loop builds nothing.
+        if len(positions) <= _EAGER_ROWS:
+            answered = tuple([{name: outputs[name][i] for name in names} for i in positions])
+            if rows is not None:
+                inputs: Sequence[Mapping[str, Any]] = tuple(rows) if isinstance(positions, range) else \
+                    tuple([rows[i] for i in positions])
+            else:
+                assert columns is not None
+                fields = model.fields
+                inputs = tuple([{field: columns[field][i] for field in fields} for i in positions])
+        else:
+            answered = ColumnRows(outputs, names, positions)
+            if rows is not None:
+                inputs = tuple(rows) if isinstance(positions, range) else tuple([rows[i] for i in positions])
+            else:
+                assert columns is not None
+                inputs = ColumnRows(columns, model.fields, positions)
         column = self.options.time_column
         name, version = model.identity
-        logger.log_rows(model=name, version=version, source="http", rows=inputs,
-                        outputs=ColumnRows(outputs, names, positions), key_columns=keys, task=model.task,
+        logger.log_rows(model=name, version=version, source="http", rows=inputs, outputs=answered, key_columns=keys,
+                        task=model.task,
                         event_time_column=column if column is not None and column in model.fields else None)
 
     def _failure(self, error: Exception) -> None:
