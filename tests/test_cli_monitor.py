@@ -195,3 +195,22 @@ def test_check_retrains_on_an_alert_and_retrain_on_demand(labelled, tmp_path, ca
     out = capsys.readouterr().out
     assert "as version 3 (challenger)" in out and "no labelled predictions" in out  # nothing logged after Feb 7
     assert (tmp_path / "again" / "data.csv").is_file()
+
+
+def test_label_with_a_spec_whose_run_chose_the_positive_label(labelled, tmp_path, capsys):
+    raw = yaml.safe_load(labelled["spec"].read_text())
+    raw.update(target={"column": "late", "task": "classification"}, output={"dir": str(tmp_path / "runs")})
+    raw["monitoring"]["log"] = str(tmp_path / "log")
+    path = tmp_path / "late.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["monitor", "label", str(labelled["truth"]), "--spec", str(path)]) == 2
+    assert "target.positive_label: the spec does not say which label is positive" in capsys.readouterr().err
+    manifest = tmp_path / "runs" / "bundles" / "linear" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"target": {"column": "late", "positive_label": "true"}}))
+    assert main(["monitor", "label", str(labelled["truth"]), "--spec", str(path)]) == 0
+    with open_prediction_log(tmp_path / "log") as log:
+        labels = log.labels().to_pandas()
+    week = labelled["week"].dropna(subset=["arr_delay"])
+    assert dict(zip(labels["key"], labels["label"], strict=True)) == {
+        str(k): "1" if late else "0" for k, late in zip(week["row_id"], week["arr_delay"] > 15, strict=True)}

@@ -59,7 +59,15 @@ def _target_rule(spec: Any) -> dict[str, Any]:
         return {"target": target["column"], "rule": dict(target["positive_when"])}
     if "positive_label" in target:
         return {"target": target["column"], "rule": {"positive_label": target["positive_label"]}}
-    return {"label": target["column"]}  # a value (regression), a class (multiclass), or 0/1 already
+    if spec.task == "classification":  # the run chose the positive label (the second in sorted order)
+        for manifest in sorted((spec.output_dir / "bundles").glob("*/manifest.json")):
+            chosen = (json.loads(manifest.read_text()).get("target") or {}).get("positive_label")
+            if chosen is not None:
+                return {"target": target["column"], "rule": {"positive_label": chosen}}
+        raise SpecError(f"{spec.source}: target.positive_label: the spec does not say which label is positive and "
+                        f"no bundle in {spec.output_dir / 'bundles'} records the one its run chose; set "
+                        "target.positive_label, or give --label with a 0/1 column")
+    return {"label": target["column"]}  # a value (regression) or a class (multiclass)
 
 
 def _label(args: argparse.Namespace) -> int:
