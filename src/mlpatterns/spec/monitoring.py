@@ -26,16 +26,17 @@ pipeline on the newest data and promotes the result only if it beats the champio
         chi_square: 0.05               # categories: chi-square / rows (Cramer's phi squared)
         missing: 0.1                   # rise of the share of missing values over the training share
         columns: {tailnum: {psi: null}}   # per-feature overrides; null turns a check off
-      features: [dep_delay, carrier]   # watch only these (default: every input)
+      features: [dep_delay, carrier]   # watch only these (default: every input the bundle serves, not its keys)
       ignore: [tailnum]                # never these
-      slices: [origin]                 # evaluate per value of these columns too
-      sample_rate: 0.1                 # the share of predictions the logger keeps
+      slices: [origin]                 # evaluate per value of these input columns (each slice its own windows)
+      sample_rate: 0.1                 # the share of predictions the logger keeps (counts are weighted by it)
       webhook: https://hooks.example/alerts   # POSTed a JSON list of the alerts
       retrain:
         on_alert: true                 # monitor check retrains when an alert fires
         window: 30d                    # retrain on the newest 30 days of the spec's data before the holdout
         holdout: 7d                    # champion and challenger compete on the labelled predictions logged in
-                                       # the last 7 days, which the challenger does not train on; default: window above
+                                       # the last 7 days, which the challenger does not train on;
+                                       # default: monitoring.window
         time_column: time_hour         # default: the time split's column
         cooldown: 7d                   # no retraining sooner than this after the last one
         promote_margin: 0.005          # the challenger must beat the champion by this on the primary metric
