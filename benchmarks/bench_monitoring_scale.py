@@ -62,6 +62,7 @@ def build_log(folder: Path) -> Path:
         (staging / sub).mkdir(parents=True, exist_ok=True)
     flights = load_flights()[[*COLUMNS, "arr_delay"]].reset_index(drop=True)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.register("flights_frame", flights)
     con.execute("CREATE TABLE f AS SELECT (row_number() OVER () - 1)::BIGINT AS i, * FROM flights_frame")
     n, period = ROWS, len(flights)
@@ -177,6 +178,7 @@ def run() -> list[dict]:
     folder = build_log(_folder())
     reference, outputs = _references()
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     with open_prediction_log(str(folder)) as log:
         log.register(con)
     rows_total = con.execute("SELECT count(*) FROM predictions").fetchone()[0]

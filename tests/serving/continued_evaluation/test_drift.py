@@ -105,9 +105,14 @@ def test_window_figures_equal_the_pandas_statistics_path(reference, july):
             assert row["ks"] == pytest.approx(np.abs(cdf - ref_cdf).max())
             train = load_flights().query("month <= 6")[column].dropna()
             assert row["ks"] <= stats.ks_2samp(values, train).statistic + 1e-12
-        elif column != "tailnum":
-            assert row["unseen_share"] == pytest.approx(anomalies.get((column, "unseen_share"), 0.0))
-    assert np.isnan(rows.loc["tailnum", "unseen_share"])  # > 1000 tail numbers: the reference's list is truncated
+        else:
+            shares = np.maximum(e / e.sum(), 1e-4)
+            assert row["chi_square"] == pytest.approx(stats.chisquare(a, shares / shares.sum() * a.sum()).statistic
+                                                      / a.sum(), rel=1e-9)
+            if column != "tailnum":
+                assert row["unseen_share"] == pytest.approx(anomalies.get((column, "unseen_share"), 0.0))
+    # > 1000 tail numbers: the reference's list is truncated, so neither unseen shares nor "new" values are claimed
+    assert np.isnan(rows.loc["tailnum", "unseen_share"]) and rows.loc["tailnum", "new_categories"] == []
 
 
 def test_new_category_and_shift_are_explained(reference, july):

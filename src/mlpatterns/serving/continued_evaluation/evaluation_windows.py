@@ -242,7 +242,7 @@ def evaluate_windows(con: Any, *, task: str, window: str | timedelta = "1d", ste
     else:  # ROC-AUC from the average ranks of the distinct scores (ties share their mean rank): Mann-Whitney U
         on = " AND ".join(f"a.{c} IS NOT DISTINCT FROM r.{c}" for c in ["window_start", *groups])
         sql = _label_join(
-            f", __rows AS MATERIALIZED ({rows_sql}), __agg AS ({aggregate}), "
+            f", __rows AS ({rows_sql}), __agg AS ({aggregate}), "
             f"__values AS (SELECT {keys}, p, sum((y_text = {_literal(positive)})::INTEGER) AS pos, count(*) AS cnt "
             f"FROM __rows WHERE {_SCORED} GROUP BY {keys}, p), "
             f"__cum AS (SELECT *, coalesce(sum(cnt) OVER (PARTITION BY {keys} ORDER BY p ROWS BETWEEN UNBOUNDED "
