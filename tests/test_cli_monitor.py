@@ -143,7 +143,7 @@ def test_check_exit_status_alerts_and_webhook(labelled, capsys):
         server.server_close()
     out = capsys.readouterr().out
     assert code == 1 and "ALERT metric: roc_auc" in out and "in window 2013-02-06 00:00:00/2013-02-07 00:00:00" in out
-    assert "ALERT drift: psi of" in out and "webhook: " in out
+    assert "ALERT drift: psi of" in out and "webhook: " in out and "drifted most: " in out
     body, = _Receiver.bodies
     assert body["model"] == "delays" and body["count"] == len(body["alerts"]) > 1
     assert main(["monitor", "check", str(strict), "--at", "2013-02-07T12:00", "--json",

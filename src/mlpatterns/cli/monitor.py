@@ -309,6 +309,11 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{spec.name}: {len(alerts)} alert(s) in the newest {where}")
         for alert in alerts:
             print(f"ALERT {alert.kind}: {alert.message}")
+        if drift is not None and any(a.kind == "drift" for a in alerts):
+            from mlpatterns.serving.continued_evaluation.drift import explain_drift
+
+            for sentence in explain_drift(drift, top=3)["sentence"]:  # what drifted most, and how
+                print(f"  drifted most: {sentence}")
     if alerts and monitoring.get("webhook"):
         error = send_webhook(monitoring["webhook"], alerts, context={"model": monitoring["model"], "spec": spec.name})
         print(error if error else f"webhook: {len(alerts)} alert(s) posted", file=sys.stderr if error else sys.stdout)
