@@ -24,7 +24,7 @@ from mlpatterns.serving.continued_evaluation.monitor_plots import (
     plot_prediction_distribution,
     plot_retraining_interval,
 )
-from mlpatterns.serving.continued_evaluation.retraining_interval import retraining_interval
+from mlpatterns.serving.continued_evaluation.retraining_interval import estimate_retraining_interval
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("matplotlib")
@@ -93,9 +93,9 @@ def test_drift_heat_map_and_prediction_distribution(replay, tmp_path):
 def test_retraining_interval_plot(replay, tmp_path):
     con, _, _ = replay
     windows = evaluate_windows(con, task="classification", window="1w", by=("version",))
-    result = retraining_interval(windows, trained_at="2013-07-01", version="1")
+    result = estimate_retraining_interval(windows, trained_at="2013-07-01", version="1")
     _png(plot_retraining_interval(result, tmp_path / "interval.png"))
-    flat = retraining_interval(pd.DataFrame({"window_start": pd.date_range("2013-07-01", periods=2, freq="7D"),
+    flat = estimate_retraining_interval(pd.DataFrame({"window_start": pd.date_range("2013-07-01", periods=2, freq="7D"),
                                              "roc_auc": [0.7, 0.71], "too_small": False}),
                                trained_at="2013-07-01", window="7d")
     _png(plot_retraining_interval(flat, tmp_path / "flat.png"))

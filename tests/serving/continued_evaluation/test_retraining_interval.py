@@ -14,7 +14,7 @@ import pytest
 
 from mlpatterns.datasets import load_flights
 from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
-from mlpatterns.serving.continued_evaluation.retraining_interval import retraining_interval
+from mlpatterns.serving.continued_evaluation.retraining_interval import estimate_retraining_interval
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -29,7 +29,7 @@ def test_a_known_linear_decay_is_recovered_with_its_crossing():
     rng = np.random.default_rng(7)
     ages = np.arange(20) * 7 + 3.5  # weekly windows' middles
     values = 0.80 - 0.001 * ages + rng.normal(0, 0.002, len(ages))
-    result = retraining_interval(windows_with(values), trained_at="2013-07-01", training_metric=0.80)
+    result = estimate_retraining_interval(windows_with(values), trained_at="2013-07-01", training_metric=0.80)
     assert result.slope_low < -0.001 < result.slope_high and result.decay_measurable
     assert result.tolerance == pytest.approx(0.784)
     assert result.recommended_days == pytest.approx((0.784 - result.intercept) / result.slope_per_day)
@@ -40,20 +40,20 @@ def test_a_known_linear_decay_is_recovered_with_its_crossing():
 
 def test_a_flat_metric_measures_no_decay_and_says_so():
     rng = np.random.default_rng(3)
-    result = retraining_interval(windows_with(0.75 + rng.normal(0, 0.01, 12)), trained_at="2013-07-01")
+    result = estimate_retraining_interval(windows_with(0.75 + rng.normal(0, 0.01, 12)), trained_at="2013-07-01")
     assert not result.decay_measurable and result.recommended_days is None
     assert result.slope_low < 0 < result.slope_high
     assert result.reasoning.startswith("No decay of roc_auc is measurable over 12 windows")
-    few = retraining_interval(windows_with([0.8, 0.7]), trained_at="2013-07-01")
+    few = estimate_retraining_interval(windows_with([0.8, 0.7]), trained_at="2013-07-01")
     assert few.recommended_days is None and np.isnan(few.slope_per_day) and "Too few windows" in few.reasoning
 
 
 def test_a_loss_that_grows_and_an_explicit_tolerance():
-    result = retraining_interval(windows_with([10.0, 10.2, 10.5, 10.6, 10.9, 11.1], metric="rmse", every="30D"),
+    result = estimate_retraining_interval(windows_with([10.0, 10.2, 10.5, 10.6, 10.9, 11.1], metric="rmse", every="30D"),
                                  trained_at="2013-06-16", metric="rmse", tolerance=11.0)
     assert result.direction == "minimize" and result.slope_per_day > 0 and result.decay_measurable
     assert result.recommended_days == pytest.approx((11.0 - result.intercept) / result.slope_per_day)
-    started_beyond = retraining_interval(windows_with([0.70, 0.69, 0.67, 0.66]), trained_at="2013-07-01",
+    started_beyond = estimate_retraining_interval(windows_with([0.70, 0.69, 0.67, 0.66]), trained_at="2013-07-01",
                                          training_metric=0.80)
     assert started_beyond.recommended_days == 0 and "at once" in started_beyond.reasoning
 
@@ -61,12 +61,12 @@ def test_a_loss_that_grows_and_an_explicit_tolerance():
 def test_bad_input_names_what_is_wrong():
     two = pd.concat([windows_with([0.8, 0.79, 0.78]), windows_with([0.8, 0.79, 0.78]).assign(version="2")])
     with pytest.raises(ValueError, match=r"versions \['1', '2'\]: name one with version="):
-        retraining_interval(two, trained_at="2013-07-01")
-    assert retraining_interval(two, trained_at="2013-07-01", version="2").decay_measurable
+        estimate_retraining_interval(two, trained_at="2013-07-01")
+    assert estimate_retraining_interval(two, trained_at="2013-07-01", version="2").decay_measurable
     with pytest.raises(ValueError, match="has no better direction"):
-        retraining_interval(two, trained_at="2013-07-01", metric="positive_rate", version="1")
+        estimate_retraining_interval(two, trained_at="2013-07-01", metric="positive_rate", version="1")
     with pytest.raises(KeyError, match="windows need the columns"):
-        retraining_interval(two, trained_at="2013-07-01", metric="rmse", version="1")
+        estimate_retraining_interval(two, trained_at="2013-07-01", metric="rmse", version="1")
 
 
 def test_real_flights_weekly_auc_of_a_model_trained_on_the_first_half():
@@ -90,7 +90,7 @@ def test_real_flights_weekly_auc_of_a_model_trained_on_the_first_half():
     con.register("predictions", predictions)
     con.register("labels", labels)
     windows = evaluate_windows(con, task="classification", window="1w")
-    result = retraining_interval(windows, trained_at="2013-07-01", training_metric=0.62)
+    result = estimate_retraining_interval(windows, trained_at="2013-07-01", training_metric=0.62)
     assert len(result.ages) == len(windows[~windows["too_small"]]) >= 26 and min(result.ages) > 0
     assert result.slope_low <= result.slope_per_day <= result.slope_high
     assert result.decay_measurable == (result.slope_high < 0)

@@ -19,7 +19,7 @@ Examples
 >>> import pandas as pd
 >>> windows = pd.DataFrame({"window_start": pd.date_range("2013-07-01", periods=6, freq="30D"),
 ...                         "roc_auc": [0.80, 0.79, 0.785, 0.77, 0.765, 0.75], "too_small": False})
->>> result = retraining_interval(windows, trained_at="2013-07-01", training_metric=0.80, window="30d")
+>>> result = estimate_retraining_interval(windows, trained_at="2013-07-01", training_metric=0.80, window="30d")
 >>> round(result.slope_per_day * 30, 4), round(result.recommended_days)
 (-0.0097, 67)
 """
@@ -40,7 +40,7 @@ from mlpatterns.serving.continued_evaluation.evaluation_windows import (
     parse_window,
 )
 
-__all__ = ["DEFAULT_DROP", "RetrainingInterval", "retraining_interval"]
+__all__ = ["DEFAULT_DROP", "RetrainingInterval", "estimate_retraining_interval", "retraining_interval"]
 
 DEFAULT_DROP = 0.02  # tolerance: the training metric 2 % worse
 
@@ -91,7 +91,7 @@ class RetrainingInterval:
     values: tuple[float, ...] = field(default=(), repr=False)
 
 
-def retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metric: str = "roc_auc",
+def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metric: str = "roc_auc",
                         training_metric: float | None = None, tolerance: float | None = None,
                         drop: float = DEFAULT_DROP, version: str | None = None, window: str | timedelta | None = None,
                         confidence: float = 0.95, include_small: bool = False) -> RetrainingInterval:
@@ -201,3 +201,8 @@ def retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metric: str =
         training_metric=base, tolerance=level, decay_measurable=measurable, recommended_days=days,
         days_low=pessimistic, days_high=optimistic, reasoning=reasoning, confidence=confidence,
         ages=tuple(float(a) for a in ages), values=tuple(float(v) for v in values))
+
+
+# The module's own name: the package exports the function as estimate_retraining_interval, since a package
+# attribute named like its submodule would be replaced by the submodule once that is imported.
+retraining_interval = estimate_retraining_interval
