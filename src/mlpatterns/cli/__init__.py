@@ -346,9 +346,9 @@ def _predict(args: argparse.Namespace) -> int:
     registered = _registered_version(args.bundle, args.registry) if args.log is not None else None
     bundle = resolve_bundle(registered[2] if registered else args.bundle, args.registry)  # a folder or models:/...
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
+    if args.log is not None and args.engine == "ray":  # each actor opens its own logger on the URL
+        return _predict_with(args, serving, None, registered[:2] if registered else None)
     if args.log is not None:
-        if args.engine == "ray":
-            raise ValueError("--log: the ray engine does not log predictions yet; use --engine local")
         from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
         from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
 
@@ -384,8 +384,8 @@ def _registered_version(ref: str, registry: str | None) -> tuple[str, str, str] 
 def _predict_with(args: argparse.Namespace, serving: Any, logger: Any, model: tuple[str, str] | None) -> int:
     from mlpatterns.serving.keyed_predictions import predict_file
 
-    log_options = {"prediction_log": logger, "log_time_column": args.log_time_column, "log_model": model} \
-        if logger is not None else {}
+    log_options = {"prediction_log": logger if args.engine == "local" else args.log,
+                   "log_time_column": args.log_time_column, "log_model": model} if args.log is not None else {}
     with _progress() as progress:
         if args.engine == "ray":  # actors on $RAY_ADDRESS's cluster, else on a local Ray of this machine's CPUs
             from mlpatterns.serving.ray_batch_serving import predict_file_ray
@@ -393,7 +393,7 @@ def _predict_with(args: argparse.Namespace, serving: Any, logger: Any, model: tu
             _quiet_ray_data()
             summary = predict_file_ray(serving, args.input, args.output, batch_size=_or(args.chunk_rows, RAY_BLOCK_ROWS),
                                        concurrency=args.actors, public_key=args.public_key, progress=progress,
-                                       overwrite=args.overwrite)
+                                       overwrite=args.overwrite, **log_options)
         else:
             summary = predict_file(serving, args.input, args.output, chunk_rows=_or(args.chunk_rows, CHUNK_ROWS),
                                    progress=progress, overwrite=args.overwrite, **log_options)

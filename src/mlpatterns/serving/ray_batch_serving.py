@@ -13,6 +13,10 @@ maps a Ray Dataset; :func:`predict_file_ray` writes the same output and errors f
 as :func:`~mlpatterns.serving.keyed_predictions.predict_file`, in input order, with
 its writers: CSV, Parquet, or an SQLite table of precomputed predictions (Batch
 Serving, 17: :mod:`~mlpatterns.serving.batch_serving`).
+Given a prediction log URL (``mlpatterns predict --engine ray --log URL``: Continued Model
+Evaluation, 18), each actor opens its own logger on it and writes every row it scores before
+returning the block (the log's backends take appends from many processes; a folder of Parquet
+files must then be one every node reaches, SQLite one machine's file).
 Ray is imported only when these functions run (``pip install 'mlpatterns[pipeline]'``).
 """
 
@@ -35,7 +39,9 @@ from mlpatterns.serving.keyed_predictions import (
     DuplicateKeyCounter,
     OutputWriter,
     PredictionSummary,
+    bundle_identity,
     checked_output_paths,
+    log_scored_rows,
     prediction_table_options,
 )
 from mlpatterns.serving.stateless_serving_function import ServingFunction, good_rows
@@ -99,11 +105,13 @@ class BundleScorer:
     sha256 (and the signature, given ``public_key``) is checked in each actor, and the
     manifest must be the one the driver verified. Each call returns one row per input row:
     the key columns as given, the bundle's outputs (null for a bad row), ``problems``, and
-    the ``passthrough`` columns unchanged.
+    the ``passthrough`` columns unchanged. ``log`` (``url``, ``model``, ``version``, ``time_column``)
+    logs every scored row to a prediction log, through a logger of this actor's own.
     """
 
     def __init__(self, shipped: dict[str, Any], public_key: bytes | None = None,
-                 passthrough: Sequence[str] = (), count_unseen: bool = False) -> None:
+                 passthrough: Sequence[str] = (), count_unseen: bool = False,
+                 log: dict[str, Any] | None = None) -> None:
         folder = Path(tempfile.mkdtemp(prefix="mlpatterns-bundle-"))
         try:
             for name, data in shipped["files"].items():
@@ -114,9 +122,14 @@ class BundleScorer:
         if manifest_digest(self.serving.bundle.manifest) != shipped["digest"]:
             raise BundleError(f"model '{shipped['name']}': the actor's manifest is not the one the driver verified")
         self.passthrough, self.count_unseen = list(passthrough), count_unseen
+        self.log, self.logger = log, None
+        if log is not None:
+            from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
+
+            self.logger = PredictionLogger(log["url"])  # closed at the actor's exit; each block is written at once
 
     def __call__(self, batch: Any) -> Any:
-        return _score_batch(self.serving, batch, self.passthrough, self.count_unseen)
+        return _score_batch(self.serving, batch, self.passthrough, self.count_unseen, self.logger, self.log)
 
 
 def _arrow_type(dtype: np.dtype) -> Any:
@@ -125,7 +138,8 @@ def _arrow_type(dtype: np.dtype) -> Any:
     return pa.from_numpy_dtype(dtype) if dtype.kind in "iuf" else pa.string()  # text for class names
 
 
-def _score_batch(serving: ServingFunction, batch: Any, passthrough: list[str], count_unseen: bool) -> Any:
+def _score_batch(serving: ServingFunction, batch: Any, passthrough: list[str], count_unseen: bool,
+                 logger: Any = None, log: dict[str, Any] | None = None) -> Any:
     """One pyarrow batch in, one row per input row out (see :class:`BundleScorer`)."""
     import pyarrow as pa
 
@@ -133,6 +147,9 @@ def _score_batch(serving: ServingFunction, batch: Any, passthrough: list[str], c
     conformed, problems = serving.conform(frame)
     good = good_rows(len(frame), problems)
     result = serving.predict_conformed(frame.iloc[good], conformed.iloc[good])
+    if logger is not None and log is not None:
+        log_scored_rows(logger, serving, frame.iloc[good], conformed.iloc[good], result,
+                        model=(log["model"], log["version"]), time_column=log.get("time_column"))
     columns = {key: batch.column(key) for key in serving.key_columns}  # keys travel as stored, untouched
     for name in serving.output_columns:
         values = result[name].to_numpy()
@@ -186,13 +203,14 @@ def _read_paths(ray: Any, paths: list[str], serving: ServingFunction) -> Any:
 
 
 def _mapped(serving: ServingFunction, dataset: Any, *, batch_size: int, concurrency: Any,
-            public_key: bytes | None, passthrough: Sequence[str] = (), count_unseen: bool = False) -> Any:
+            public_key: bytes | None, passthrough: Sequence[str] = (), count_unseen: bool = False,
+            log: dict[str, Any] | None = None) -> Any:
     ray = _import_ray()
     scored = dataset.map_batches(
         BundleScorer, batch_format="pyarrow", batch_size=batch_size, compute=_actor_pool(ray, concurrency),
         num_cpus=1, udf_modifying_row_count=False,
         fn_constructor_kwargs={"shipped": _shipped(serving), "public_key": public_key,
-                               "passthrough": list(passthrough), "count_unseen": count_unseen})
+                               "passthrough": list(passthrough), "count_unseen": count_unseen, "log": log})
     scored.context.execution_options.preserve_order = True  # output blocks in input order
     scored.context.enable_progress_bars = False
     return scored
@@ -277,6 +295,9 @@ def predict_file_ray(
     overwrite: bool = False,
     address: str | None = None,
     num_cpus: int | None = None,
+    prediction_log: str | None = None,
+    log_time_column: str | None = None,
+    log_model: tuple[str, str] | None = None,
 ) -> PredictionSummary:
     """:func:`~mlpatterns.serving.keyed_predictions.predict_file` with the scoring on Ray actors.
 
@@ -295,6 +316,11 @@ def predict_file_ray(
 
     Ray is joined or started with :func:`connect_ray` (``address``, default
     ``$RAY_ADDRESS``; else a local instance of ``num_cpus`` CPUs, shut down at the end).
+
+    ``prediction_log``, a prediction log URL, logs every scored row as the local engine does
+    (``log_time_column``, ``log_model``: see :func:`~mlpatterns.serving.keyed_predictions.predict_file`),
+    each actor through its own logger; the URL is opened here first, so that a bad one is refused
+    before Ray starts.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -303,19 +329,39 @@ def predict_file_ray(
     key = _public_key_bytes(public_key)
     serving = bundle if isinstance(bundle, ServingFunction) else ServingFunction.load(bundle, public_key=key)
     table = prediction_table_options(serving, output_path) if kind in ("sqlite", "db") else None  # before Ray
-    total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values,
-                                columns=[*serving.key_columns, *serving.input_columns])  # only these travel
+    read = [*serving.key_columns, *serving.input_columns]  # only these travel
+    log = None
+    if prediction_log is not None:
+        from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+
+        open_prediction_log(prediction_log).close()  # a bad URL is refused before Ray starts
+        name, version = log_model or bundle_identity(serving)
+        log = {"url": str(prediction_log), "model": name, "version": version, "time_column": log_time_column}
+        if log_time_column is not None and log_time_column not in read:
+            read.append(log_time_column)
+    total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values, columns=read)
+    if log is not None and log_time_column is not None:
+        frames = _with_column(frames, log_time_column, input_path)
     ray = _import_ray()
     started = connect_ray(address, num_cpus=num_cpus)
     try:
         refs, position_column, rows = _blocks(ray, serving, frames)
         scored = _mapped(serving, ray.data.from_arrow_refs(refs), batch_size=batch_size, concurrency=concurrency,
-                         public_key=key, passthrough=[position_column], count_unseen=True)
+                         public_key=key, passthrough=[position_column], count_unseen=True, log=log)
         return _write(serving, scored.iter_batches(batch_size=None, batch_format="pyarrow"), position_column, rows,
                       kind, table, output_path, errors_path, progress, total, input_path.name)
     finally:
         if started:
             ray.shutdown()
+
+
+def _with_column(frames: Iterator[pd.DataFrame], column: str, input_path: Path) -> Iterator[pd.DataFrame]:
+    """``frames``, refused with a clear error when they lack the prediction log's time ``column``."""
+    for frame in frames:
+        if column not in frame.columns:
+            raise ValueError(f"{input_path}: no column {column!r}, named as the prediction log's time column "
+                             f"(--log-time-column); the file has {list(frame.columns)}")
+        yield frame
 
 
 def _write(serving: ServingFunction, batches: Any, position_column: str, rows: int, kind: str,

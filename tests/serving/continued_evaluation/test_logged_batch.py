@@ -127,3 +127,17 @@ def test_cli_predict_refuses_a_bad_log_before_writing(bundle, tmp_path, capsys, 
     assert main(["predict", str(path), str(_input(frame, tmp_path)), str(out), *options]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ray_engine_actors_log_every_scored_row(local_ray, bundle, tmp_path):
+    """--engine ray: each actor logs the rows it scores through its own logger; the same rows as locally."""
+    frame, path = bundle
+    url = f"sqlite:///{tmp_path}/log.db"
+    assert main(["predict", str(path), str(_input(frame, tmp_path)), str(tmp_path / "out.csv"), "--engine", "ray",
+                 "--chunk-rows", "100", "--actors", "2", "--log", url, "--log-time-column", "opened"]) == 1
+    log = _logged(url)
+    assert len(log) == ROWS - 2 and log["key"].is_unique and "3" not in set(log["key"])
+    opened = dict(zip(map(str, frame["row_id"]), frame["opened"], strict=True))
+    assert list(log["event_time"].dt.strftime("%Y-%m-%d")) == [opened[k] for k in log["key"]]
+    assert (log["source"] == "batch").all()
