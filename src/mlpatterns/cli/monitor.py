@@ -394,7 +394,9 @@ def _plots(out: Path, frame: Any, drift: Any, stats: Any, predictions: Any, moni
 def _retraining_interval(frame: Any, task: str, bundle: Any, args: argparse.Namespace) -> Any:
     """The decay fit of the headline metric since the bundle's training data ended (--trained-at, else the time
     split's test cut-off recorded in the bundle); None when neither is known or too few windows."""
-    from mlpatterns.serving.continued_evaluation.retraining_interval import retraining_interval
+    from mlpatterns.serving.continued_evaluation.retraining_interval import (
+        estimate_retraining_interval,
+    )
 
     metric = (_headline(frame, task) or [None])[0] if len(frame) else None
     manifest: dict[str, Any] = {}
@@ -406,7 +408,7 @@ def _retraining_interval(frame: Any, task: str, bundle: Any, args: argparse.Name
         return None
     trained = (manifest.get("metrics") or {}).get("test", {}).get(metric)
     try:
-        return retraining_interval(frame, trained_at=trained_at, metric=metric, training_metric=trained)
+        return estimate_retraining_interval(frame, trained_at=trained_at, metric=metric, training_metric=trained)
     except (ValueError, KeyError):  # too few windows to fit
         return None
 
@@ -429,6 +431,18 @@ def _retrain(args: argparse.Namespace) -> int:
     result = retrain(spec, end=_at(args.at), log_url=args.log, registry=args.registry, output_dir=args.output,
                      trigger="on demand (mlpatterns monitor retrain)", log=print)
     print(result.message())
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from mlpatterns.backends import redact_url
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import parse_window
+    from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+
+    older_than = parse_window(args.older_than, name="--older-than")
+    with open_prediction_log(args.log) as log:
+        result = log.compact(older_than=older_than)
+    print(f"{redact_url(log.url)}: {result}")
     return 0
 
 
@@ -507,4 +521,9 @@ def add_monitor_command(subparsers: Any) -> argparse.ArgumentParser:
     retrain.add_argument("--registry", help="the model registry (default: register.registry, $MLPATTERNS_REGISTRY)")
     retrain.add_argument("--output", help="where the window's data and the run go (default: "
                          "<output.dir>/retraining/<end>)")
+    compact = command("compact", _compact, "merge the Parquet log's small files into one per day (run from one "
+                      "process, e.g. cron; safe while servers log and readers read)")
+    compact.add_argument("--log", required=True, help="the prediction log (SQLite and PostgreSQL: nothing to do)")
+    compact.add_argument("--older-than", default="10m", help="merge files not modified for this long; replaced "
+                         "files stay as long for readers that started before (default 10m)")
     return monitor

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "LABEL_COLUMNS", "PREDICTION_COLUMNS", "LabelCounts", "PredictionLog", "PredictionLogError", "arrow_schema",
+    "LABEL_COLUMNS", "PREDICTION_COLUMNS", "CompactionResult", "LabelCounts", "PredictionLog", "PredictionLogError", "arrow_schema",
     "arrow_table", "check_source", "label_text", "utc_now",
 ]
 
@@ -53,6 +53,28 @@ class LabelCounts:
     added: int
     changed: int
     unchanged: int
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """What :meth:`PredictionLog.compact` did: input files merged (with their bytes), rows and files
+    written (with their bytes), files deleted (replaced ones past their grace, stale temporary
+    files); ``skipped`` when another compaction held the lock; ``note`` says why nothing was done."""
+
+    files_merged: int = 0
+    rows: int = 0
+    files_written: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    files_deleted: int = 0
+    skipped: bool = False
+    note: str = ""
+
+    def __str__(self) -> str:
+        if self.skipped or not (self.files_merged or self.files_deleted):
+            return self.note or "nothing to do"
+        return (f"merged {self.files_merged:,} file(s) ({self.bytes_before:,} bytes) into {self.files_written:,} "
+                f"({self.bytes_after:,} bytes, {self.rows:,} rows); deleted {self.files_deleted:,} file(s)")
 
 
 def arrow_schema(table: str = "predictions") -> pa.Schema:
@@ -203,8 +225,9 @@ class PredictionLog(ABC):
     log or none), and readers see only whole appends. :meth:`add_labels` of one ``source`` runs
     in one process at a time. Reads return every row, in no guaranteed order.
 
-    Backends implement ``_append``, ``_add_labels``, ``_predictions``, ``_labels`` and ``_close``;
-    the base checks the input and refuses a closed log.
+    Backends implement ``_append``, ``_add_labels``, ``_predictions``, ``_labels`` and ``_close``
+    (``_compact`` where the storage has pieces to merge); the base checks the input and refuses a
+    closed log.
     """
 
     url: str
@@ -229,6 +252,11 @@ class PredictionLog(ABC):
 
     def _close(self) -> None:  # noqa: B027 (a backend with nothing to release keeps this)
         """Release connections or files."""
+
+    def _compact(self, older_than: dt.timedelta, grace: dt.timedelta) -> CompactionResult:
+        """Merge what the storage keeps in pieces; this default has nothing to merge."""
+        return CompactionResult(note=f"nothing to compact: {type(self).__name__} keeps its rows in a database that "
+                                "maintains itself")
 
     # -- the public calls -------------------------------------------------------------------------
     def append(self, rows: Sequence[tuple]) -> None:
@@ -271,6 +299,25 @@ class PredictionLog(ABC):
         self._check_open("register")
         for name, table in (("predictions", self.predictions()), ("labels", self.labels())):
             con.register(name, table)
+
+    def compact(self, *, older_than: dt.timedelta = dt.timedelta(minutes=10),
+                grace: dt.timedelta | None = None) -> CompactionResult:
+        """Merge the log's closed pieces so that reads stay fast; run it from one process (a cron job,
+        ``mlpatterns monitor compact``), never from every writer.
+
+        The Parquet folder merges its files not modified for ``older_than`` into one file per UTC day
+        and keeps the files it replaced for ``grace`` (default: ``older_than``) for reads that started
+        before; see :mod:`~mlpatterns.serving.continued_evaluation.prediction_log.parquet_compaction`.
+        Readers and writers may go on meanwhile, and a crash at any point loses and doubles nothing.
+        The database backends (SQLite, PostgreSQL) have nothing to compact: this base does nothing and
+        says so in :attr:`CompactionResult.note`.
+        """
+        self._check_open("compact")
+        for name, value in (("older_than", older_than), ("grace", grace)):
+            if not (value is None and name == "grace") and (not isinstance(value, dt.timedelta) or
+                                                              value < dt.timedelta(0)):
+                raise PredictionLogError(f"{name}: expected a datetime.timedelta >= 0, got {value!r:.80}")
+        return self._compact(older_than, older_than if grace is None else grace)
 
     def close(self) -> None:
         """Close the log; later calls raise :class:`PredictionLogError`. Closing twice is harmless."""

@@ -5,11 +5,17 @@ its own, one per :meth:`~PredictionLog.append`, as
 ``predictions/<host>-<pid>-<random>-<seq>.parquet``: written under a temporary name in the
 same folder, flushed to disk and renamed into place, so an append is atomic and writers never
 touch each other's files or take a lock. Ground truth goes to ``labels/<source>.parquet``, one
-file per source (the sha256 of the truth data). Readers take every ``*.parquet`` file: DuckDB's
-``read_parquet`` for :meth:`register`, pyarrow for the Arrow reads.
+file per source (the sha256 of the truth data).
 
-The folder suits one machine or a shared file system that renames atomically. Nothing
-compacts the files: a worker flushing every second writes 86,400 small files a day.
+A worker flushing every second writes 86,400 small files a day: :meth:`~PredictionLog.compact`
+(run by one process, e.g. ``mlpatterns monitor compact`` from cron) merges the closed ones into
+one file per UTC day under ``predictions/_compacted/``, with a manifest that hides the merged
+files (:mod:`.parquet_compaction` says what a concurrent reader sees and why a crash is safe).
+A read therefore takes the manifest's day files plus the live files it does not hide (pyarrow
+for the Arrow reads; DuckDB's ``read_parquet`` over that list for :meth:`register`), never the
+folder's raw listing. Labels are not compacted: they are one file per truth file, not per flush.
+
+The folder suits one machine or a shared file system that renames atomically.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from mlpatterns.backends import BackendURL, parse_url
+from mlpatterns.serving.continued_evaluation.prediction_log import parquet_compaction
 from mlpatterns.serving.continued_evaluation.prediction_log._base import (
+    CompactionResult,
     LabelCounts,
     PredictionLog,
     PredictionLogError,
@@ -163,22 +171,36 @@ class ParquetPredictionLog(PredictionLog):
             if bound is not None:
                 term = test(ds.field("event_time"), bound)
                 expression = term if expression is None else expression & term
-        return self._read(self._files("predictions"), "predictions", expression)
+        files = parquet_compaction.snapshot(self._folders["predictions"])
+        day = dt.timedelta(days=1)
+        compacted = [path for path in files.compacted  # a day file outside [since, until) is not opened
+                     if (since is None or dt.datetime.combine(files.days[path], dt.time()) + day > since)
+                     and (until is None or dt.datetime.combine(files.days[path], dt.time()) < until)]
+        return self._read(compacted + files.live, "predictions", expression)
 
     def _labels(self) -> pa.Table:
         return self._read(self._files("labels"), "labels")
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Views ``predictions`` and ``labels`` over the folder's files (``read_parquet``), so every
-        query sees the files there at that time. A table with no files yet gets a view of no rows,
-        which stays empty: register again once the log has rows."""
+        """Views ``predictions`` and ``labels`` over the log's files (``read_parquet``).
+
+        ``predictions`` reads the files that make up the log now (the compacted day files and the
+        live files the manifest does not hide), so a concurrent compaction never shows it a row twice
+        or hides one; rows appended later are not in it (register again to see them), and after a
+        compaction's ``grace`` (ten minutes by default) the files it names may be gone: register
+        again for queries that come later. ``labels`` (never compacted) reads the folder's files at
+        each query. A table with no files yet gets a view of no rows."""
         self._check_open("register")
-        for table in ("predictions", "labels"):
-            if self._files(table):
-                glob = _quoted(self._folders[table] / "*.parquet")
-                names = ", ".join(arrow_schema(table).names)
-                query = f"SELECT {names} FROM read_parquet({glob})"
-            else:
-                query = _empty_select(table)
+        names = {table: ", ".join(arrow_schema(table).names) for table in ("predictions", "labels")}
+        files = parquet_compaction.snapshot(self._folders["predictions"]).files
+        queries = {"predictions": f"SELECT {names['predictions']} FROM read_parquet([{', '.join(map(_quoted, files))}])"
+                   if files else _empty_select("predictions"),
+                   "labels": f"SELECT {names['labels']} FROM read_parquet({_quoted(self._folders['labels'] / '*.parquet')})"
+                   if self._files("labels") else _empty_select("labels")}
+        for table, query in queries.items():
             con.execute(f"CREATE OR REPLACE VIEW {table} AS {query}")
+
+    def _compact(self, older_than: dt.timedelta, grace: dt.timedelta) -> CompactionResult:
+        """Merge the closed prediction files into one file per UTC day (see :mod:`.parquet_compaction`)."""
+        return parquet_compaction.compact(self._folders["predictions"], older_than=older_than, grace=grace)
 
