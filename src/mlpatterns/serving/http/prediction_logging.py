@@ -123,6 +123,7 @@ class PredictionRecorder:
         self._lock = threading.Lock()
         self._failed = False
         self._dropped_seen = 0
+        self._plans: dict[int, tuple[Any, ...]] = {}
         given = options.log
         self._log: Any = None
         self._owns_log = False
@@ -206,36 +207,45 @@ class PredictionRecorder:
         except Exception as error:  # noqa: BLE001 - logging never fails a request
             self._failure(error)
 
+    def _plan(self, model: Any) -> tuple[Any, ...]:
+        """What every request of ``model`` logs alike, read once: (model, name, version, keys, task, time column,
+        fields)."""
+        plan = self._plans.get(id(model))
+        if plan is None or plan[0] is not model:  # a new model (a reload) may reuse a freed one's id
+            column = self.options.time_column
+            name, version = model.identity
+            fields = tuple(model.fields)
+            plan = (model, name, version, tuple(model.key_columns), model.task,
+                    column if column is not None and column in fields else None, fields)
+            self._plans[id(model)] = plan
+        return plan
+
     def _log_rows(self, logger: Any, model: Any, rows: Sequence[Mapping[str, Any]] | None,
                   columns: Mapping[str, Sequence[Any]] | None, outputs: Mapping[str, Sequence[Any]],
                   positions: Sequence[int]) -> None:
-        keys = tuple(model.key_columns)
-        names = [name for name in outputs if name not in keys]
+        _, name, version, keys, task, time_column, fields = self._plan(model)
+        names = [output for output in outputs if output not in keys]
         # Few rows (most requests): a tuple of dicts of plain values, which the garbage collector does not
         # track (dicts of str, int, float and None); held until the next flush, the answer's column lists and
         # a view over them would be tracked objects that every collection walks, a cost that measured about
         # as much as the rest of the request path. Many rows: views, so that the event loop builds nothing.
+        whole = isinstance(positions, range)
         if len(positions) <= _EAGER_ROWS:
-            answered = tuple([{name: outputs[name][i] for name in names} for i in positions])
+            answered: Sequence[Mapping[str, Any]] = tuple([{n: outputs[n][i] for n in names} for i in positions])
             if rows is not None:
-                inputs: Sequence[Mapping[str, Any]] = tuple(rows) if isinstance(positions, range) else \
-                    tuple([rows[i] for i in positions])
+                inputs: Sequence[Mapping[str, Any]] = tuple(rows) if whole else tuple([rows[i] for i in positions])
             else:
                 assert columns is not None
-                fields = model.fields
                 inputs = tuple([{field: columns[field][i] for field in fields} for i in positions])
         else:
             answered = ColumnRows(outputs, names, positions)
             if rows is not None:
-                inputs = tuple(rows) if isinstance(positions, range) else tuple([rows[i] for i in positions])
+                inputs = tuple(rows) if whole else tuple([rows[i] for i in positions])
             else:
                 assert columns is not None
-                inputs = ColumnRows(columns, model.fields, positions)
-        column = self.options.time_column
-        name, version = model.identity
+                inputs = ColumnRows(columns, fields, positions)
         logger.log_rows(model=name, version=version, source="http", rows=inputs, outputs=answered, key_columns=keys,
-                        task=model.task,
-                        event_time_column=column if column is not None and column in model.fields else None)
+                        task=task, event_time_column=time_column)
 
     def _failure(self, error: Exception) -> None:
         if self.metrics is not None:
