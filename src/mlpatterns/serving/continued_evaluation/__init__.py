@@ -12,7 +12,7 @@ The parts, each usable alone:
   confidence intervals, computed by DuckDB over the log;
 - :func:`drift_windows` and :func:`explain_drift`: feature and prediction drift per window against
   the training statistics every bundle carries;
-- :func:`retraining_interval`: how often to retrain, from how fast the metric decays;
+- :func:`estimate_retraining_interval`: how often to retrain, from how fast the metric decays;
 - :mod:`.alerts` (thresholds, webhook) and :mod:`.monitor_plots` (what a person looks at).
 
 ``mlpatterns monitor`` and the spec's ``monitoring:`` section drive them
@@ -33,7 +33,7 @@ _EXPORTS = {
     "metric_direction": "evaluation_windows", "parse_window": "evaluation_windows",
     "drift_windows": "drift", "explain_drift": "drift", "prediction_statistics": "drift",
     "training_statistics": "drift", "window_statistics": "drift",
-    "RetrainingInterval": "retraining_interval", "retraining_interval": "retraining_interval",
+    "RetrainingInterval": "retraining_interval", "estimate_retraining_interval": "retraining_interval",
     "Alert": "alerts", "send_webhook": "alerts",
     "plot_drift_heatmap": "monitor_plots", "plot_metric_over_time": "monitor_plots",
     "plot_prediction_distribution": "monitor_plots", "plot_retraining_interval": "monitor_plots",
