@@ -30,7 +30,7 @@ def test_defaults_and_shorthand():
     monitoring = spec.monitoring
     assert monitoring["model"] == "flights" and monitoring["window"] == monitoring["step"] == "1d"
     assert monitoring["metrics"] == {"roc_auc": {"min": 0.7, "on": "bound"}, "log_loss": {"max": 0.6, "on": "bound"}}
-    assert monitoring["drift"] == {"columns": {}} and monitoring["sample_rate"] == 1.0
+    assert monitoring["drift"] == {"columns": {}}
     assert monitoring["retrain"] == {"on_alert": True, "window": "30d", "holdout": "1d", "time_column": "time_hour",
                                      "promote_margin": 0.0}
 
@@ -49,7 +49,7 @@ def test_full_section():
         "log": "sqlite:///log.db", "window": "7d", "step": "1d", "min_labelled": 50, "confidence": 0.9,
         "min_label_coverage": 0.5, "metrics": {"roc_auc": {"min": 0.6, "max": 0.99, "on": "estimate"}},
         "drift": {"psi": 0.25, "ks": 0.2, "missing": 0.1, "columns": {"tailnum": {"psi": None}}},
-        "features": ["distance"], "ignore": ["tailnum"], "slices": "origin", "sample_rate": 0.1,
+        "features": ["distance"], "ignore": ["tailnum"], "slices": "origin",
         "webhook": "http://127.0.0.1:9/hook",
         "retrain": {"on_alert": True, "window": "30d", "time_column": "t", "cooldown": "7d", "promote_margin": 0.01,
                     "metric": "roc_auc"}}, "x")
@@ -73,7 +73,7 @@ def test_full_section():
     ({"log": "x", "drift": {"chi2": 1}}, "monitoring.drift: unknown field(s) ['chi2']"),
     ({"log": "x", "drift": {"columns": {"a": {"ks": "big"}}}}, "monitoring.drift.columns.a.ks"),
     ({"log": "x", "features": ["a"], "ignore": ["a"]}, "monitoring.ignore"),
-    ({"log": "x", "sample_rate": 0}, "monitoring.sample_rate"),
+    ({"log": "x", "sample_rate": 0.1}, "monitoring"),  # the server samples (--log-sample-rate); rows carry their rate
     ({"log": "x", "webhook": "ftp://x"}, "monitoring.webhook"),
     ({"log": "x", "retrain": {"on_alert": "yes"}}, "monitoring.retrain.on_alert"),
     ({"log": "x", "retrain": {"window": "month"}}, "monitoring.retrain.window"),

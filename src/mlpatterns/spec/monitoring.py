@@ -29,7 +29,8 @@ pipeline on the newest data and promotes the result only if it beats the champio
       features: [dep_delay, carrier]   # watch only these (default: every input the bundle serves, not its keys)
       ignore: [tailnum]                # never these
       slices: [origin]                 # evaluate per value of these input columns (each slice its own windows)
-      sample_rate: 0.1                 # the share of predictions the logger keeps (counts are weighted by it)
+                                       # (sampling is the server's: mlpatterns serve --log-sample-rate R;
+                                       # every logged row carries its rate and counts are weighted by it)
       webhook: https://hooks.example/alerts   # POSTed a JSON list of the alerts
       retrain:
         on_alert: true                 # monitor check retrains when an alert fires
@@ -64,7 +65,7 @@ MONITOR_METRICS: dict[str, bool | None] = {"positive_rate": None, "mean_predicti
                    "subset_accuracy": True, "decisive_accuracy": True}
 DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "chi_square", "out_of_range", "unseen_categories", "missing")
 _FIELDS = ("log", "model", "window", "step", "min_labelled", "confidence", "min_label_coverage", "metrics", "drift",
-           "features", "ignore", "slices", "sample_rate", "webhook", "retrain")
+           "features", "ignore", "slices", "webhook", "retrain")
 _RETRAIN = ("on_alert", "window", "holdout", "time_column", "cooldown", "promote_margin", "metric")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -174,8 +175,6 @@ def parse_monitoring(raw: Any, spec_name: str, register: dict[str, Any] | None =
         section[name] = string_list(section.get(name, []) or [], f"monitoring.{name}")
     both = sorted(set(section["features"]) & set(section["ignore"]))
     expect(not both, "monitoring.ignore", f"{both} are also in monitoring.features: watch or ignore a feature")
-    section["sample_rate"] = _number(section.get("sample_rate", 1.0), "monitoring.sample_rate", high=1,
-                                     open_low=True)
     if section.get("webhook") is not None:
         hook = section["webhook"]
         expect(isinstance(hook, str) and hook.startswith(("http://", "https://")), "monitoring.webhook",
