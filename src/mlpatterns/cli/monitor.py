@@ -266,7 +266,7 @@ def _at(text: str | None) -> Any:
 def _check(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from mlpatterns.serving.continued_evaluation.alerts import check, send_webhook
+    from mlpatterns.serving.continued_evaluation.alerts import check_alerts, send_webhook
     from mlpatterns.spec.monitoring import duration_seconds
 
     spec = _spec(args.spec)
@@ -297,7 +297,7 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         con.close()
         log.close()
-    alerts = check(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now,
+    alerts = check_alerts(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now,
                    slice_columns=monitoring.get("slices") or ())
     for note in notes:
         print(note, file=sys.stderr)

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from mlpatterns.serving.continued_evaluation.alerts import Alert, check, send_webhook
+from mlpatterns.serving.continued_evaluation.alerts import Alert, check_alerts, send_webhook
 from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
 
 DAY1, DAY2, DAY3 = (pd.Timestamp(f"2013-07-0{d}") for d in (1, 2, 3))
@@ -32,30 +32,30 @@ def _evaluation(**overrides):
 
 def test_metric_on_the_bound_and_on_the_estimate():
     thresholds = {"metrics": {"roc_auc": {"min": 0.70, "on": "bound"}, "log_loss": {"max": 0.5, "on": "bound"}}}
-    alerts = check(_evaluation(), None, thresholds, min_labelled=100)
+    alerts = check_alerts(_evaluation(), None, thresholds, min_labelled=100)
     assert [(a.kind, a.what, a.window, a.value, a.limit) for a in alerts] == [
         ("metric", "roc_auc", "2013-07-02 00:00:00/2013-07-03 00:00:00", 0.69, 0.70)]  # log_loss low 0.49 < 0.5
     assert "upper bound 0.69" in alerts[0].message and "version 1" in alerts[0].message
-    on_estimate = check(_evaluation(), None, {"metrics": {"log_loss": {"max": 0.5, "on": "estimate"}}},
+    on_estimate = check_alerts(_evaluation(), None, {"metrics": {"log_loss": {"max": 0.5, "on": "estimate"}}},
                         min_labelled=100)
     assert [(a.what, a.value) for a in on_estimate] == [("log_loss", 0.55)]
 
 
 def test_a_small_window_raises_no_metric_alert():
     thresholds = {"metrics": {"roc_auc": {"min": 0.9, "on": "estimate"}}}
-    assert check(_evaluation(), None, thresholds, min_labelled=500) == []
-    assert check(_evaluation(too_small=True), None, thresholds, min_labelled=1) == []
+    assert check_alerts(_evaluation(), None, thresholds, min_labelled=500) == []
+    assert check_alerts(_evaluation(too_small=True), None, thresholds, min_labelled=1) == []
 
 
 def test_every_window_or_the_newest_that_ended_by_a_time():
     thresholds = {"metrics": {"roc_auc": {"min": 0.9, "on": "estimate"}}}
-    assert len(check(_evaluation(), None, thresholds, newest_only=False)) == 2
-    first = check(_evaluation(), None, thresholds, at="2013-07-02T12:00:00")
+    assert len(check_alerts(_evaluation(), None, thresholds, newest_only=False)) == 2
+    first = check_alerts(_evaluation(), None, thresholds, at="2013-07-02T12:00:00")
     assert [a.value for a in first] == [0.80]
 
 
 def test_label_coverage():
-    alerts = check(_evaluation(), None, {"min_label_coverage": 0.5})
+    alerts = check_alerts(_evaluation(), None, {"min_label_coverage": 0.5})
     assert [(a.kind, a.value, a.limit) for a in alerts] == [("coverage", 0.4, 0.5)]
     assert "400 of 1000" in alerts[0].message
 
@@ -66,14 +66,14 @@ def test_drift_per_feature_worst_first_with_overrides_and_ignored_features():
                          "ks": [0.25, None, None], "missing_share": [0.0, 0.2, 0.0]})
     thresholds = {"drift": {"psi": 0.25, "ks": 0.2, "missing": 0.1, "columns": {"carrier": {"psi": None}}},
                   "ignore": ["tailnum"]}
-    alerts = check(None, wide, thresholds)
+    alerts = check_alerts(None, wide, thresholds)
     assert [(a.what, a.value) for a in alerts] == [("missing of carrier", 0.2), ("ks of dep_delay", 0.25),
                                                    ("psi of dep_delay", 0.30)]
-    rise = check(None, wide.assign(reference_missing_share=[0.0, 0.15, 0.0]), thresholds)
+    rise = check_alerts(None, wide.assign(reference_missing_share=[0.0, 0.15, 0.0]), thresholds)
     assert ("missing of carrier", pytest.approx(0.05)) not in [(a.what, a.value) for a in rise]  # 20% vs 15%: +5%
     long = wide.melt(id_vars=["window_start", "window_end", "feature"], var_name="statistic").dropna()
-    assert [(a.what, a.value) for a in check(None, long, thresholds)] == [(a.what, a.value) for a in alerts]
-    assert [a.what for a in check(None, wide, {**thresholds, "features": ["carrier"]})] == ["missing of carrier"]
+    assert [(a.what, a.value) for a in check_alerts(None, long, thresholds)] == [(a.what, a.value) for a in alerts]
+    assert [a.what for a in check_alerts(None, wide, {**thresholds, "features": ["carrier"]})] == ["missing of carrier"]
 
 
 def test_on_the_monitors_own_evaluation_frame():
@@ -88,7 +88,7 @@ def test_on_the_monitors_own_evaluation_frame():
     con.register("predictions", predictions)
     con.register("labels", labels)
     frame = evaluate_windows(con, task="classification", window="1d", min_labelled=1)
-    alerts = check(frame, None, {"metrics": {"roc_auc": {"min": 0.5, "on": "estimate"}}}, min_labelled=1)
+    alerts = check_alerts(frame, None, {"metrics": {"roc_auc": {"min": 0.5, "on": "estimate"}}}, min_labelled=1)
     assert [(a.what, a.value) for a in alerts] == [("roc_auc", 0.0)]
 
 

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DRIFT_STATISTICS", "Alert", "check", "send_webhook"]
+__all__ = ["DRIFT_STATISTICS", "Alert", "check_alerts", "send_webhook"]
 
 DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "chi_square", "out_of_range", "unseen_categories", "missing")
 _DRIFT_ALIASES = {"missing_share": "missing", "js": "jensen_shannon", "ks_statistic": "ks",
@@ -238,7 +238,7 @@ def _coverage_alerts(frame: Any, minimum: float, slice_columns: Sequence[str]) -
     return alerts
 
 
-def check(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[str, Any], *, min_labelled: int = 1,
+def check_alerts(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[str, Any], *, min_labelled: int = 1,
           at: Any = None, newest_only: bool = True, slice_columns: Sequence[str] = ()) -> list[Alert]:
     """The alerts of the newest complete window (ended by ``at``, default: any), or of every window.
 
