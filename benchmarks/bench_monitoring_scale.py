@@ -5,10 +5,11 @@ The log is the Parquet layout of ``open_prediction_log(folder)`` (several files 
 every flight repeated about 30 times over 180 days from 2013-07-01, its departure delay
 perturbed by up to +-5 minutes, with an inputs JSON of 8 raw columns (carrier, origin,
 dest, dep_delay, distance, dep_hour, air_time, tailnum). Rows alternate between two
-versions (an A/B split); the score is a logistic of the perturbed delay; the truth
+versions (an A/B split); the score is a logistic of the perturbed delay with a little noise
+(continuous, as a real model's); the truth
 (arrival over 15 minutes late) arrives a day later, for the 97 % of flights that landed.
 Rows: ``MLPATTERNS_BENCH_MONITORING_ROWS`` (default 10,000,000); the folder:
-``MLPATTERNS_BENCH_MONITORING_DIR`` (default ``$TMPDIR/mlpatterns-bench/monitoring-<rows>``,
+``MLPATTERNS_BENCH_MONITORING_DIR`` (default ``$TMPDIR/mlpatterns-bench/monitoring-v2-<rows>``,
 outside the repository, reused by later runs).
 
 Rows of the table (seconds, one run each after DuckDB has read the files once):
@@ -44,7 +45,7 @@ def _log(message: str) -> None:
 
 
 def _folder() -> Path:
-    default = Path(tempfile.gettempdir()) / "mlpatterns-bench" / f"monitoring-{ROWS}"
+    default = Path(tempfile.gettempdir()) / "mlpatterns-bench" / f"monitoring-v2-{ROWS}"
     return Path(os.environ.get("MLPATTERNS_BENCH_MONITORING_DIR", default))
 
 
@@ -72,8 +73,10 @@ def build_log(folder: Path) -> Path:
                CASE WHEN j % 2 = 0 THEN '1' ELSE '2' END AS version, f.*,
                f.dep_delay + (hash(j) % 11)::DOUBLE - 5 AS delay
         FROM range({n}) AS r(j) JOIN f ON f.i = j % {period}""")
-    probability = ("CASE WHEN version = '1' THEN 1 / (1 + exp(-(coalesce(delay, 0) - 15) / 10)) "
-                   "ELSE 1 / (1 + exp(-(coalesce(delay, 0) - 12) / 12)) END")
+    # a continuous score, as a real model's is (almost every value distinct: the ROC-AUC's ranking sorts them all)
+    jitter = "((hash(j * 7919) % 1000000)::DOUBLE / 1e6 - 0.5) * 0.2"
+    probability = (f"CASE WHEN version = '1' THEN 1 / (1 + exp(-(coalesce(delay, 0) - 15) / 10 + {jitter})) "
+                   f"ELSE 1 / (1 + exp(-(coalesce(delay, 0) - 12) / 12 + {jitter})) END")
     for part in range(FILES):
         con.execute(f"""COPY (
             SELECT t AS served_at, t AS event_time, 'flights' AS model, version, 'k' || j AS key,

@@ -186,3 +186,12 @@ def test_training_statistics_read_from_a_bundle(tmp_path, reference):
     assert inputs == reference and predicted == outputs
     del files["prediction_statistics.json"], manifest["prediction_statistics"]
     assert training_statistics(write_bundle(tmp_path / "old", files, manifest))[1] is None
+
+
+def test_sliding_windows_count_each_row_in_every_window_it_falls_in(reference, july):
+    con = connect(log_of(july))
+    tumbling = drift_windows(con, reference, columns=["origin"], window="1d")
+    sliding = drift_windows(con, reference, columns=["origin"], window="2d", step="1d")
+    assert sliding["n_rows"].sum() == 2 * tumbling["n_rows"].sum() == 2 * len(july)
+    two_days = sliding.set_index("window_start").loc[pd.Timestamp("2013-07-02"), "n_rows"]
+    assert two_days == tumbling.set_index("window_start")["n_rows"].loc[["2013-07-02", "2013-07-03"]].sum()

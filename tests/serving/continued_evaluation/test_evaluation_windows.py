@@ -195,3 +195,9 @@ def test_bad_arguments_name_the_field(july_con):
     assert metric_direction("log_loss") == "minimize" and metric_direction("bias") is None
     with pytest.raises(KeyError, match="unknown metric"):
         metric_direction("speed")
+
+
+def test_an_empty_log_gives_an_empty_frame_with_every_column():
+    con = connect(flight_log(load_flights().head(0)), flight_labels(load_flights().head(0)))
+    result = evaluate_windows(con, task="classification")
+    assert len(result) == 0 and {"roc_auc", "roc_auc_low", "too_small", "notes"} <= set(result.columns)
