@@ -73,7 +73,7 @@ def test_predict_file_logs_every_scored_row(bundle, tmp_path):
     assert len(log) == len(output) == ROWS - 2
     assert set(log["key"]) == set(map(str, output["row_id"])) and "3" not in set(log["key"])
     manifest = read_bundle(path).manifest
-    assert set(zip(log["model"], log["version"])) == {(manifest["name"], manifest["manifest_sha256"][:12])}
+    assert set(zip(log["model"], log["version"], strict=True)) == {(manifest["name"], manifest["manifest_sha256"][:12])}
     assert (log["source"] == "batch").all() and (log["event_time"] == log["served_at"]).all()
     by_key = dict(zip(map(str, output["row_id"]), output["probability"], strict=True))
     np.testing.assert_allclose(log["prediction"], [by_key[k] for k in log["key"]])
@@ -111,7 +111,7 @@ def test_cli_predict_logs_a_registered_version_by_its_registry_name(bundle, tmp_
     assert main(["predict", "models:/carseats-us@champion", str(rows), str(tmp_path / "out.csv"),
                  "--registry", registry, "--log", url]) == 0
     log = _logged(url)
-    assert len(log) == 10 and set(zip(log["model"], log["version"])) == {("carseats-us", "1")}
+    assert len(log) == 10 and set(zip(log["model"], log["version"], strict=True)) == {("carseats-us", "1")}
 
 
 @pytest.mark.parametrize(("options", "message"), [

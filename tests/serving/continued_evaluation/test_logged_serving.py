@@ -166,7 +166,7 @@ def test_registered_versions_logged_by_registry_name_and_version(bundles, tmp_pa
     with TestClient(app) as client:
         assert client.post("/v1/models/us:predict", json={"instances": _instances(frame, range(2))}).status_code == 200
     log = _logged(url)
-    assert set(zip(log["model"], log["version"])) == {("carseats-us", "1")}
+    assert set(zip(log["model"], log["version"], strict=True)) == {("carseats-us", "1")}
 
 
 def test_sampling_by_key_keeps_whole_keys(bundles, tmp_path):

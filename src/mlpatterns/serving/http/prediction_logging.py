@@ -164,7 +164,9 @@ class PredictionRecorder:
         """Start a logger on the log (opening it from its URL), unless one runs (or the logger was given)."""
         with self._lock:
             if self._logger is None and self._owns_logger:
-                from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
+                from mlpatterns.serving.continued_evaluation.prediction_logger import (
+                    PredictionLogger,
+                )
 
                 if self._log is None:
                     self._log = self._open()
