@@ -201,6 +201,14 @@ class ParquetPredictionLog(PredictionLog):
             con.execute(f"CREATE OR REPLACE VIEW {table} AS {query}")
 
     def _compact(self, older_than: dt.timedelta, grace: dt.timedelta) -> CompactionResult:
-        """Merge the closed prediction files into one file per UTC day (see :mod:`.parquet_compaction`)."""
-        return parquet_compaction.compact(self._folders["predictions"], older_than=older_than, grace=grace)
+        """Merge the closed prediction files into one file per UTC day (see :mod:`.parquet_compaction`);
+        delete the stale temporary files of killed writers in ``labels/`` as well."""
+        import dataclasses
+        import time
+
+        result = parquet_compaction.compact(self._folders["predictions"], older_than=older_than, grace=grace)
+        if result.skipped:
+            return result
+        stale = parquet_compaction.remove_stale_temps(self._folders["labels"], time.time() - older_than.total_seconds())
+        return dataclasses.replace(result, files_deleted=result.files_deleted + stale)
 

@@ -64,7 +64,7 @@ from mlpatterns.serving.continued_evaluation.prediction_log._base import (
 )
 
 __all__ = ["COMPACTED", "COMPACTION_STEPS", "MANIFEST", "ROW_GROUP_ROWS", "Snapshot", "compact", "read_manifest",
-           "snapshot"]
+           "remove_stale_temps", "snapshot"]
 
 COMPACTED = "_compacted"
 MANIFEST = "manifest.json"
@@ -189,9 +189,21 @@ def _writer_alive(name: str) -> bool:
     return True
 
 
-def _remove_leftovers(folder: Path, manifest: dict[str, Any], stale_before: float) -> int:
-    """Undo what a killed compaction left (temp files, day files no manifest lists) and delete writers'
-    temp files untouched since ``stale_before`` whose writer does not run here."""
+def remove_stale_temps(folder: Path, stale_before: float) -> int:
+    """Delete the writers' temporary files in ``folder`` untouched since ``stale_before`` (a time.time())
+    whose writer does not run on this host (a writer killed mid-append left them); count them."""
+    removed = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime <= stale_before and not _writer_alive(entry.name):
+                        removed += _unlink(Path(entry.path))
+    return removed
+
+
+def _remove_leftovers(folder: Path, manifest: dict[str, Any]) -> int:
+    """Undo what a killed compaction left: its temporary files and the day files no manifest lists."""
     removed = 0
     kept = set(manifest["files"].values()) | set(manifest["retired"])
     with os.scandir(folder / COMPACTED) as entries:
@@ -200,12 +212,6 @@ def _remove_leftovers(folder: Path, manifest: dict[str, Any], stale_before: floa
                 shutil.rmtree(entry.path, ignore_errors=True)
             elif entry.name.endswith(".tmp") or (_DAY_FILE.fullmatch(entry.name) and entry.name not in kept):
                 removed += _unlink(Path(entry.path))
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
-                with contextlib.suppress(FileNotFoundError):
-                    if entry.stat().st_mtime <= stale_before and not _writer_alive(entry.name):
-                        removed += _unlink(Path(entry.path))
     return removed
 
 
@@ -220,6 +226,8 @@ def _delete_expired(folder: Path, manifest: dict[str, Any], grace: dt.timedelta)
         for name in expired[kind]:
             deleted += _unlink(where / name)
             _step("deleted")
+    _fsync(folder, directory=True)  # the deletions last before the manifest stops hiding those names
+    _fsync(folder / COMPACTED, directory=True)
     for kind, names in expired.items():  # only now: a hidden file must be gone before it stops being hidden
         for name in names:
             del manifest[kind][name]
@@ -240,7 +248,7 @@ def compact(folder: Path, *, older_than: dt.timedelta, grace: dt.timedelta) -> C
             return CompactionResult(skipped=True, note=f"another compaction of {folder} is running; nothing done")
         started = time.time()
         manifest = read_manifest(folder)
-        removed = _remove_leftovers(folder, manifest, started - older_than.total_seconds())
+        removed = _remove_leftovers(folder, manifest) + remove_stale_temps(folder, started - older_than.total_seconds())
         sources = sorted((e for e in _live_files(folder) if e.name not in manifest["hidden"]
                           and e.stat().st_mtime <= started - older_than.total_seconds()), key=lambda e: e.name)
         merged = _merge(folder, manifest, [Path(e.path) for e in sources]) if sources else None
@@ -278,10 +286,14 @@ def _merge(folder: Path, manifest: dict[str, Any], sources: list[Path]) -> dict[
                 inputs.append(folder / COMPACTED / manifest["files"][day.isoformat()])
             temporary = folder / COMPACTED / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
             since, until = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-            rows_out += con.execute(
+            rows = con.execute(
                 f"COPY (SELECT {', '.join(PREDICTION_COLUMNS)} FROM read_parquet([{', '.join(map(_quoted, inputs))}]) "
                 f"WHERE event_time >= ? AND event_time < ? ORDER BY event_time, served_at) TO {_quoted(temporary)} "
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})", [since, until]).fetchone()[0]
+            if rows == 0:  # a day inside a file's span that has no row
+                temporary.unlink()
+                continue
+            rows_out += rows
             _fsync(temporary)
             _step("merged")
             os.replace(temporary, folder / COMPACTED / name)
