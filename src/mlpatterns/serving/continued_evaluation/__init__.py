@@ -23,7 +23,8 @@ imports neither pandas nor DuckDB.
 from mlpatterns._lazy import lazy_exports
 
 _EXPORTS = {
-    "LABEL_COLUMNS": "prediction_log", "PREDICTION_COLUMNS": "prediction_log", "LabelCounts": "prediction_log",
+    "LABEL_COLUMNS": "prediction_log", "PREDICTION_COLUMNS": "prediction_log", "CompactionResult": "prediction_log",
+    "LabelCounts": "prediction_log",
     "PredictionLog": "prediction_log", "PredictionLogError": "prediction_log", "arrow_schema": "prediction_log",
     "label_text": "prediction_log", "open_prediction_log": "prediction_log",
     "PredictionLogger": "prediction_logger",

@@ -26,6 +26,7 @@ from mlpatterns.backends import Backend, BackendFamily, open_backend
 from mlpatterns.serving.continued_evaluation.prediction_log._base import (
     LABEL_COLUMNS,
     PREDICTION_COLUMNS,
+    CompactionResult,
     LabelCounts,
     PredictionLog,
     PredictionLogError,
@@ -34,7 +35,7 @@ from mlpatterns.serving.continued_evaluation.prediction_log._base import (
 )
 
 __all__ = [
-    "LABEL_COLUMNS", "PREDICTION_COLUMNS", "PREDICTION_LOG_BACKENDS", "LabelCounts", "PredictionLog",
+    "LABEL_COLUMNS", "PREDICTION_COLUMNS", "PREDICTION_LOG_BACKENDS", "CompactionResult", "LabelCounts", "PredictionLog",
     "PredictionLogError", "arrow_schema", "label_text", "open_prediction_log",
 ]
 
