@@ -347,12 +347,15 @@ def _predict(args: argparse.Namespace) -> int:
     bundle = resolve_bundle(registered[2] if registered else args.bundle, args.registry)  # a folder or models:/...
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
     if args.log is not None and args.engine == "ray":  # each actor opens its own logger on the URL
+        from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+
+        _opened_log(open_prediction_log, args.log).close()
         return _predict_with(args, serving, None, registered[:2] if registered else None)
     if args.log is not None:
         from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
         from mlpatterns.serving.continued_evaluation.prediction_logger import PredictionLogger
 
-        log = open_prediction_log(args.log)  # a bad URL is refused before any reading
+        log = _opened_log(open_prediction_log, args.log)  # a bad URL is refused before any reading
         logger = PredictionLogger(log)
         try:
             return _predict_with(args, serving, logger, registered[:2] if registered else None)
@@ -360,6 +363,16 @@ def _predict(args: argparse.Namespace) -> int:
             logger.close()
             log.close()
     return _predict_with(args, serving, None, None)
+
+
+def _opened_log(open_log: Any, url: str) -> Any:
+    """The prediction log ``url`` names, or a ValueError that names it (its password hidden) and why not."""
+    from mlpatterns.backends import redact_url
+
+    try:
+        return open_log(url)
+    except Exception as error:  # a database that cannot be reached, a driver missing: a bad --log
+        raise ValueError(f"--log {redact_url(url)}: the prediction log cannot be opened: {error}") from error
 
 
 def _registered_version(ref: str, registry: str | None) -> tuple[str, str, str] | None:

@@ -145,7 +145,9 @@ class PredictionRecorder:
         try:
             return open_prediction_log(url)
         except Exception as error:  # noqa: BLE001 - any backend's refusal is a configuration error
-            raise ModelLoadError(f"prediction log {url!r} cannot be opened: {error}") from error
+            from mlpatterns.backends import redact_url
+
+            raise ModelLoadError(f"prediction log {redact_url(url)!r} cannot be opened: {error}") from error
 
     @property
     def logger(self) -> Any:
