@@ -134,10 +134,12 @@ def _logged(url: str) -> int:
         return log.predictions().num_rows
 
 
-def _concurrency_1(body: bytes, logs: dict[str, str | None], rounds: int) -> tuple[dict[str, list[float]], int]:
-    """Per round, each server's median latency (seconds); and the requests sent to each."""
+def _concurrency_1(body: bytes, logs: dict[str, str | None],
+                   rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    """Per round, each server's median latency (seconds); every latency of each; the requests sent to each."""
     servers = _servers(1, logs)
     medians: dict[str, list[float]] = {mode: [] for mode in logs}
+    latencies: dict[str, list[float]] = {mode: [] for mode in logs}
     sent = 0
     try:
         targets = _requests(servers, body)
@@ -147,10 +149,15 @@ def _concurrency_1(body: bytes, logs: dict[str, str | None], rounds: int) -> tup
                 if result.errors:
                     raise RuntimeError(f"{mode}: {result.errors} answers were not 200: {result.first_error}")
                 medians[mode].append(statistics.median(result.latencies))
+                latencies[mode] += result.latencies
             sent += len(next(iter(results.values())).latencies) + 20
     finally:
         _stop(servers)
-    return medians, sent
+    return medians, latencies, sent
+
+
+def _p99(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, int(0.99 * len(values)))]
 
 
 def _concurrency_16(body: bytes, logs: dict[str, str | None],
@@ -230,7 +237,7 @@ def run_benchmark() -> list[dict[str, Any]]:
             rows.append({"case": f"in process: logging CPU per 1-row request, {mode}", "request_path_us": handed * 1e6,
                          "flush_us": written * 1e6, "total_us": (handed + written) * 1e6})
         logs = {"off": None, "parquet": f"{scratch}/c1-parquet", "sqlite": f"sqlite:///{scratch}/c1.db"}
-        medians, sent = _concurrency_1(body, logs, ROUNDS or 8)
+        medians, latencies, sent = _concurrency_1(body, logs, ROUNDS or 8)
         off = medians["off"]
         for mode in ("parquet", "sqlite"):
             added = [(a - b) * 1e6 for a, b in zip(medians[mode], off, strict=True)]
@@ -241,6 +248,7 @@ def run_benchmark() -> list[dict[str, Any]]:
                          "p50_us": statistics.median(medians[mode]) * 1e6, "baseline_p50_us": statistics.median(off) * 1e6,
                          "added_us": statistics.median(added), "ratio": statistics.median(
                              a / b for a, b in zip(medians[mode], off, strict=True)),
+                         "p99_us": _p99(latencies[mode]) * 1e6, "baseline_p99_us": _p99(latencies["off"]) * 1e6,
                          "logged": f"{logged}/{sent}"})
         logs = {"off": None, "parquet": f"{scratch}/c16-parquet", "sqlite": f"sqlite:///{scratch}/c16.db"}
         rates, cpu = _concurrency_16(body, logs, ROUNDS or 8)

@@ -8,12 +8,13 @@ to every answer.
 
 Solution: :class:`PredictionRecorder`, which the app hands every answered request
 (:attr:`ServedModels.on_answer <mlpatterns.serving.http.served_models.ServedModels>`).
-It passes references to the request's rows and the answer's columns to a
-:class:`~mlpatterns.serving.continued_evaluation.prediction_logger.PredictionLogger`,
-which keeps them in memory and writes them from its own thread every flush interval:
-the request path pays for a few dictionary look-ups and a lock, and the JSON encoding
-of the rows (:class:`ColumnRows` builds each row only when the flush thread reads it)
-and the write happen off it. Each row is logged with the model and version that
+It collects the request's rows (references) and its outputs (a small dict per row;
+:class:`ColumnRows`, views built only when read, for large requests) and, once the answers
+of this turn of the event loop are sent, hands them to a
+:class:`~mlpatterns.serving.continued_evaluation.prediction_logger.PredictionLogger` in one
+call per model version; the logger keeps them in memory and writes them from its own thread
+every flush interval. The request path pays about 2-4 microseconds (flights, one row); the
+JSON encoding and the write happen off it, in the flush thread. Each row is logged with the model and version that
 answered it (a traffic split's rows with their own version's), ``source="http"``, and
 its event time: the request's value of the configured time column (a replay), else the
 time it was served. A logging failure never fails a request: it is counted
@@ -26,6 +27,7 @@ processes at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -124,6 +126,10 @@ class PredictionRecorder:
         self._failed = False
         self._dropped_seen = 0
         self._plans: dict[int, tuple[Any, ...]] = {}
+        # the rows of the requests answered in this turn of the event loop, per model version: handed to the
+        # logger in one call once the answers are sent (loop.call_soon)
+        self._pending: dict[int, tuple[tuple[Any, ...], list[Any], list[Any], list[int]]] = {}
+        self._scheduled = False
         given = options.log
         self._log: Any = None
         self._owns_log = False
@@ -178,6 +184,7 @@ class PredictionRecorder:
     def close(self) -> None:
         """Write every row held and stop the logger, and close the log opened here from a URL
         (a logger given is flushed, not closed; a log given is not closed)."""
+        self._hand_over()
         with self._lock:
             logger, self._logger = self._logger, (None if self._owns_logger else self._logger)
             log, self._log = (self._log, None) if self._owns_log else (None, self._log)
@@ -206,10 +213,36 @@ class PredictionRecorder:
                     groups.setdefault(version, []).append(position)
                 for version, positions in groups.items():
                     self._log_rows(logger, route.versions[int(version)], rows, columns, outputs, positions)
-            if logger.dropped_rows != self._dropped_seen:
-                self._count_dropped(logger)
         except Exception as error:  # noqa: BLE001 - logging never fails a request
             self._failure(error)
+
+    def _later(self) -> None:
+        """Hand the pending rows over once this turn of the event loop is done (now, outside a loop)."""
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._hand_over()
+            return
+        self._scheduled = True
+        loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        """Give the logger the rows of the requests answered since the last call, one call per model version."""
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        logger = self._logger
+        if logger is None or not pending:
+            return
+        for (_, name, version, keys, task, time_column, _), rows, outputs, requests in pending.values():
+            try:
+                logger.log_rows(model=name, version=version, source="http", rows=rows, outputs=outputs,
+                                key_columns=keys, task=task, event_time_column=time_column)
+            except Exception as error:  # noqa: BLE001 - logging never fails a request
+                self._failure(error, len(requests))
+        if logger.dropped_rows != self._dropped_seen:
+            self._count_dropped(logger)
 
     def _plan(self, model: Any) -> tuple[Any, ...]:
         """What every request of ``model`` logs alike, read once: (model, name, version, keys, task, time column,
@@ -227,33 +260,39 @@ class PredictionRecorder:
     def _log_rows(self, logger: Any, model: Any, rows: Sequence[Mapping[str, Any]] | None,
                   columns: Mapping[str, Sequence[Any]] | None, outputs: Mapping[str, Sequence[Any]],
                   positions: Sequence[int]) -> None:
-        _, name, version, keys, task, time_column, fields = self._plan(model)
+        plan = self._plan(model)
+        _, name, version, keys, task, time_column, fields = plan
         names = [output for output in outputs if output not in keys]
-        # Few rows (most requests): a tuple of dicts of plain values, which the garbage collector does not
-        # track (dicts of str, int, float and None); held until the next flush, the answer's column lists and
-        # a view over them would be tracked objects that every collection walks, a cost that measured about
-        # as much as the rest of the request path. Many rows: views, so that the event loop builds nothing.
-        whole = isinstance(positions, range)
         if len(positions) <= _EAGER_ROWS:
-            answered: Sequence[Mapping[str, Any]] = tuple([{n: outputs[n][i] for n in names} for i in positions])
+            # Few rows (most requests): dicts of plain values, which the garbage collector does not track, in
+            # the lists of this turn's requests of the model (the answer's column lists, or views over them,
+            # held until the next flush, are tracked objects that every collection walks: measured about as
+            # much again as the rest of the request path). The lists go to the logger after the answers.
+            entry = self._pending.get(id(model))
+            if entry is None or entry[0][0] is not model:
+                entry = self._pending[id(model)] = (plan, [], [], [])
+            _, held_rows, held_outputs, requests = entry
+            held_outputs += [{n: outputs[n][i] for n in names} for i in positions]
             if rows is not None:
-                inputs: Sequence[Mapping[str, Any]] = tuple(rows) if whole else tuple([rows[i] for i in positions])
+                held_rows += rows if isinstance(positions, range) else [rows[i] for i in positions]
             else:
                 assert columns is not None
-                inputs = tuple([{field: columns[field][i] for field in fields} for i in positions])
-        else:
-            answered = ColumnRows(outputs, names, positions)
-            if rows is not None:
-                inputs = tuple(rows) if whole else tuple([rows[i] for i in positions])
-            else:
-                assert columns is not None
-                inputs = ColumnRows(columns, fields, positions)
-        logger.log_rows(model=name, version=version, source="http", rows=inputs, outputs=answered, key_columns=keys,
-                        task=task, event_time_column=time_column)
+                held_rows += [{field: columns[field][i] for field in fields} for i in positions]
+            requests.append(len(positions))
+            self._later()
+            return
+        # many rows: views, so that the event loop builds nothing
+        inputs = ColumnRows(columns, fields, positions) if rows is None else \
+            (rows if isinstance(positions, range) else [rows[i] for i in positions])
+        logger.log_rows(model=name, version=version, source="http", rows=inputs,
+                        outputs=ColumnRows(outputs, names, positions), key_columns=keys, task=task,
+                        event_time_column=time_column)
+        if logger.dropped_rows != self._dropped_seen:
+            self._count_dropped(logger)
 
-    def _failure(self, error: Exception) -> None:
+    def _failure(self, error: Exception, requests: int = 1) -> None:
         if self.metrics is not None:
-            self.metrics.log_failures.inc()
+            self.metrics.log_failures.inc(requests)
         if not self._failed:
             self._failed = True
             _logger.error("logging predictions failed (counted in mlpatterns_prediction_log_failures; "
