@@ -422,7 +422,7 @@ def test_spec_stack_bundle_holds_its_graph_and_every_member(stack_run):
     bundle = read_bundle(stack_run.bundles["stack"])
     graph = bundle.manifest["model"]["graph"]
     assert kinds(graph) == {"stack": ["onnx", "onnx", "onnx"], "meta": "onnx"}
-    assert set(leaf_files(graph)) | {"transform.json", "statistics.json"} == set(bundle.files)
+    assert set(leaf_files(graph)) | {"transform.json", "statistics.json", "prediction_statistics.json"} == set(bundle.files)
     network = [leaf for leaf in graph["stack"] if leaf["onnx"] == "model-network.onnx"]
     assert network == [{"onnx": "model-network.onnx", "output": "value", "column": 0, "numeric_columns": 2}]
     assert stack_run.skew["stack"]["features_identical"] == 1.0
