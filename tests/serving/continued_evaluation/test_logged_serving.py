@@ -30,8 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.bundles.format import read_bundle
 from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
-from mlpatterns.serving.http import ModelLoadError, create_app
-from mlpatterns.serving.http.prediction_logging import PredictionLogging
+from mlpatterns.serving.http import ModelLoadError, PredictionLogging, create_app
 from mlpatterns.testing.load_generator import run_load_sync, serve_process
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban", "opened"]

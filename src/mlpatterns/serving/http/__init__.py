@@ -22,6 +22,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "ACCESS_LOGGER": "operations",
     "TokenFileError": "operations",
     "token_from_file": "operations",
+    "PredictionLogging": "prediction_logging",
     "NotServedError": "served_models",
     "ReloadEvent": "served_models",
     "ServedModels": "served_models",
@@ -31,7 +32,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
 }
 
 __all__ = ["ACCESS_LOGGER", "DEFAULT_RELOAD_INTERVAL", "DEFAULT_VERSION", "Limits", "ModelLoadError", "ModelSource",
-           "NotServedError", "ReloadEvent", "RequestError", "ServedModel", "ServedModels", "SplitError",
+           "NotServedError", "PredictionLogging", "ReloadEvent", "RequestError", "ServedModel", "ServedModels", "SplitError",
            "TokenFileError", "TrafficSplit", "create_app", "load_models", "model_sources", "token_from_file"]
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)
