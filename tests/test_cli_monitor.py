@@ -173,7 +173,6 @@ def test_report_writes_plots_and_an_index(labelled, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == sorted([*index["plots"], "index.json", "index.md"])
 
 
-@pytest.mark.slow  # two small retraining runs
 def test_check_retrains_on_an_alert_and_retrain_on_demand(labelled, tmp_path, capsys):
     registry = f"sqlite:///{tmp_path / 'registry.db'}"
     with open_registry(registry) as opened:

@@ -20,7 +20,6 @@ from mlpatterns.serving.continued_evaluation.prediction_log import open_predicti
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 from mlpatterns.spec import load_spec
 
-pytestmark = pytest.mark.slow  # three small pipeline runs: about 10 s on two shared cores
 INPUTS = ["carrier", "dest", "dep_delay", "distance", "dep_hour"]
 
 
