@@ -129,7 +129,7 @@ class _Receiver(BaseHTTPRequestHandler):
 def test_check_exit_status_alerts_and_webhook(labelled, capsys):
     folder = labelled["folder"]
     assert main(["monitor", "check", str(labelled["spec"]), "--at", "2013-02-08"]) == 0
-    assert "0 alert(s) in the newest window ending 2013-02-08" in capsys.readouterr().out
+    assert "0 alert(s) in the newest window, ending 2013-02-08" in capsys.readouterr().out
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -150,6 +150,39 @@ def test_check_exit_status_alerts_and_webhook(labelled, capsys):
                  "--bundle", str(labelled["bundle"])]) == 1  # the webhook fails now: reported, not raised
     captured = capsys.readouterr()
     assert json.loads(captured.out)["alerts"] and "webhook http://127.0.0.1" in captured.err
+
+
+def test_check_alerts_on_a_window_without_predictions(labelled, capsys):
+    """A server that stopped (or logs elsewhere) is an alert, not a quiet pass: the newest window has nothing."""
+    assert main(["monitor", "check", str(labelled["spec"]), "--at", "2013-02-20", "--json"]) == 1
+    alert, = json.loads(capsys.readouterr().out)["alerts"]
+    assert alert["kind"] == "no_predictions" and alert["window"] == "2013-02-19 00:00:00/2013-02-20 00:00:00"
+
+
+def test_a_model_the_log_does_not_hold_is_named_with_what_it_holds(labelled, tmp_path, capsys):
+    assert main(["monitor", "evaluate", "--spec", str(labelled["spec"]), "--model", "delay"]) == 2
+    assert "model 'delay': the log holds no prediction of it (nor of delay/...); it holds 'delays'" \
+        in capsys.readouterr().err
+    other = _write_spec(tmp_path, labelled["csv"], {"model": "elsewhere"}, name="other.yaml")
+    other_spec = yaml.safe_load(other.read_text())
+    other_spec["monitoring"]["log"] = labelled["log"]
+    other.write_text(yaml.safe_dump(other_spec))
+    assert main(["monitor", "check", str(other), "--at", "2013-02-08"]) == 2
+    assert "model 'elsewhere'" in capsys.readouterr().err
+
+
+def test_a_spec_watches_its_bundles_served_from_their_folders(tmp_path, capsys):
+    """``mlpatterns serve NAME=run/bundles/gbm`` logs the bundle's name, SPEC/MODEL: the spec's name covers it;
+    without a spec, the task comes from the log (a regression here)."""
+    with open_prediction_log(tmp_path / "log") as log:
+        at = pd.Timestamp("2013-02-01 10:00").to_pydatetime()
+        log.append([(at, at, "prices/gbm", "abc123", str(i), json.dumps({"carat": 0.5 + i / 100}),
+                     json.dumps({"prediction": 1000.0 + i}), 1000.0 + i, None, 1.0, "http") for i in range(40)])
+        log.add_labels([(str(i), str(1000.0 + 2 * i)) for i in range(40)], source="truth")
+    assert main(["monitor", "evaluate", "--log", str(tmp_path / "log"), "--model", "prices", "--json"]) == 0
+    window, = json.loads(capsys.readouterr().out)
+    assert window["model"] == "prices/gbm" and window["n_labelled"] == 40
+    assert window["mae"] == pytest.approx(np.mean(np.arange(40)))  # regression, told by the log
 
 
 def test_check_usage_errors_exit_2(served, tmp_path, capsys):

@@ -107,17 +107,53 @@ def _connect(url: str) -> tuple[Any, Any]:
     return log, con
 
 
+def _logged_models(con: Any, name: str | None) -> list[str] | None:
+    """The logged model names that ``name`` watches: itself, and the bundles of a spec of that name
+    (``NAME/MODEL``, as a bundle served or scored from its folder is logged); None watches every model.
+
+    A name that matches nothing in a log that holds predictions is a mistake to say, not an empty
+    (and so alert-free) evaluation."""
+    if name is None:
+        return None
+    logged = [row[0] for row in con.sql("SELECT DISTINCT model FROM predictions ORDER BY model").fetchall()]
+    watched = [m for m in logged if m == name or m.startswith(f"{name}/")]
+    if logged and not watched:
+        raise ValueError(f"model {name!r}: the log holds no prediction of it (nor of {name}/...); it holds "
+                         f"{', '.join(map(repr, logged[:10]))}{' ...' if len(logged) > 10 else ''}: set "
+                         "monitoring.model or --model")
+    return watched
+
+
+def _drift_model(con: Any, name: str | None) -> str | None:
+    """The one logged model whose inputs drift is measured on: ``name`` itself if logged, else its one bundle."""
+    models = _logged_models(con, name)
+    if models is None or name in models or not models:
+        return name
+    if len(models) > 1:
+        raise ValueError(f"model {name!r}: the log holds several of its bundles ({', '.join(map(repr, models))}); "
+                         "set monitoring.model or --model to the one to compare")
+    return models[0]
+
+
+def _logged_task(con: Any) -> str:
+    """The task the logged predictions are of: a probability and a class (classification), a value
+    (regression) or a class alone (multiclass)."""
+    probabilities, labels = con.sql("SELECT count(prediction), count(predicted_label) FROM predictions").fetchall()[0]
+    return "regression" if probabilities and not labels else "multiclass" if labels and not probabilities \
+        else "classification"
+
+
 def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, since: Any = None, until: Any = None) -> Any:
     from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
 
     monitoring = spec.monitoring if spec is not None else {}
-    task = args.task or (spec.task if spec is not None else "classification")
-    frame = evaluate_windows(con, task=task, window=args.window or monitoring.get("window", "1d"),
+    args.task = args.task or (spec.task if spec is not None else _logged_task(con))
+    models = _logged_models(con, getattr(args, "model", None) or monitoring.get("model"))
+    frame = evaluate_windows(con, task=args.task, window=args.window or monitoring.get("window", "1d"),
                              step=args.step or monitoring.get("step"), slices=monitoring.get("slices") or None,
                              confidence=monitoring.get("confidence", 0.95),
                              min_labelled=monitoring.get("min_labelled", 30), since=since, until=until)
-    model = getattr(args, "model", None) or monitoring.get("model")
-    return frame if model is None or len(frame) == 0 else frame[frame["model"] == model].reset_index(drop=True)
+    return frame if models is None or len(frame) == 0 else frame[frame["model"].isin(models)].reset_index(drop=True)
 
 
 def _headline(frame: Any, task: str) -> list[str]:
@@ -158,7 +194,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if len(frame) == 0:
         print("no logged predictions" + (f" of model {args.model!r}" if args.model else ""))
         return 0
-    task = args.task or (spec.task if spec is not None else "classification")
+    task = args.task
     metrics = _headline(frame, task)[:3] if not args.all_metrics else _headline(frame, task)
     slices = (spec.monitoring.get("slices") or []) if spec is not None else []
     _print_frame(frame, f"metrics per window ({task}; [95% interval]; * fewer labelled rows than min_labelled)",
@@ -202,8 +238,8 @@ def _drift(args: argparse.Namespace) -> int:
 
     log, con = _connect(args.log)
     try:
-        frame = _drift_frame(con, args.bundle, args.registry, window=args.window, step=args.step, model=args.model,
-                             monitoring={"ignore": args.ignore or ()})
+        frame = _drift_frame(con, args.bundle, args.registry, window=args.window, step=args.step,
+                             model=_drift_model(con, args.model), monitoring={"ignore": args.ignore or ()})
     finally:
         con.close()
         log.close()
@@ -263,6 +299,33 @@ def _at(text: str | None) -> Any:
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
+def _newest_window_end(now: Any, monitoring: dict[str, Any]) -> Any:
+    """The end of the newest window that ended by ``now``: windows start at ``WINDOW_ORIGIN + k * step``."""
+    import pandas as pd
+
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import WINDOW_ORIGIN
+    from mlpatterns.spec.monitoring import duration_seconds
+
+    window = pd.Timedelta(seconds=duration_seconds(monitoring["window"]))
+    step = pd.Timedelta(seconds=duration_seconds(monitoring["step"]))
+    origin = pd.Timestamp(WINDOW_ORIGIN)
+    return origin + ((now - window - origin) // step) * step + window
+
+
+def _no_predictions_alert(spec: Any, monitoring: dict[str, Any], end: Any) -> Any:
+    """The alert for a newest window without one logged prediction: a server down, or its logging broken."""
+    import pandas as pd
+
+    from mlpatterns.serving.continued_evaluation.alerts import Alert
+    from mlpatterns.spec.monitoring import duration_seconds
+
+    start = end - pd.Timedelta(seconds=duration_seconds(monitoring["window"]))
+    return Alert(kind="no_predictions", what="predictions", window=f"{start.isoformat(sep=' ')}/{end.isoformat(sep=' ')}",
+                 value=0.0, limit=1.0, message=f"no prediction of {monitoring['model']!r} was logged in the window "
+                 f"{start} to {end}: is the model served, and its server started with --log "
+                 f"{monitoring['log']}?")
+
+
 def _check(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -283,6 +346,9 @@ def _check(args: argparse.Namespace) -> int:
         frame = _evaluation(con, spec, args, since=now - span, until=now)
         ends = [t for t in frame["window_end"] if t <= now] if len(frame) else []
         newest = max(ends) if ends else None
+        expected = _newest_window_end(now, monitoring)
+        silent = _no_predictions_alert(spec, monitoring, expected) if newest != expected else None
+        drift_model = _drift_model(con, monitoring["model"])
         drift = None
         watch_drift = any(k != "columns" for k in monitoring["drift"]) or any(monitoring["drift"]["columns"].values())
         bundle = _monitored_bundle(spec, args) if watch_drift and newest is not None else None
@@ -292,21 +358,22 @@ def _check(args: argparse.Namespace) -> int:
         elif bundle is not None:
             window = pd.Timedelta(seconds=duration_seconds(monitoring["window"]))
             drift = _drift_frame(con, bundle, registry, window=monitoring["window"], step=monitoring["step"],
-                                 model=monitoring["model"], monitoring=monitoring, since=newest - window,
-                                 until=newest)
+                                 model=drift_model, monitoring=monitoring, since=newest - window, until=newest)
     finally:
         con.close()
         log.close()
     alerts = check_alerts(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now,
-                   slice_columns=monitoring.get("slices") or ())
+                          slice_columns=monitoring.get("slices") or ())
+    if silent is not None:
+        alerts.insert(0, silent)
     for note in notes:
         print(note, file=sys.stderr)
     if args.json:
         print(json.dumps({"alerts": [a.to_dict() for a in alerts], "window_end": str(newest) if newest else None},
                          indent=1))
     else:
-        where = f"window ending {newest}" if newest is not None else "no complete window yet"
-        print(f"{spec.name}: {len(alerts)} alert(s) in the newest {where}")
+        print(f"{spec.name}: {len(alerts)} alert(s) in the newest window, ending {expected}"
+              + (f" (the newest with predictions ended {newest})" if newest is not None and newest != expected else ""))
         for alert in alerts:
             print(f"ALERT {alert.kind}: {alert.message}")
         if drift is not None and any(a.kind == "drift" for a in alerts):
@@ -334,7 +401,6 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} is a file; name a folder for the report")
-    task = args.task or (spec.task if spec is not None else "classification")
     window = args.window or monitoring.get("window", "1d")
     args.step = None
     args.model = args.model or monitoring.get("model")
@@ -343,6 +409,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         args.window = window
         frame = _evaluation(con, spec, args)
+        task, model = args.task, _drift_model(con, args.model)
         bundle = args.bundle or (_monitored_bundle(spec, args) if monitoring else None)
         drift = stats = reference = predictions = None
         if bundle is not None:
@@ -353,10 +420,10 @@ def _report(args: argparse.Namespace) -> int:
 
             bundle, reference, predictions = _reference(bundle, registry)
             drift = drift_windows(con, reference, prediction_reference=predictions, window=window,
-                                  model=args.model, columns=_watched(bundle, reference, monitoring))
+                                  model=model, columns=_watched(bundle, reference, monitoring))
             if predictions is not None:
                 stats = window_statistics(con, reference, prediction_reference=predictions, window=window,
-                                          model=args.model, columns=[])
+                                          model=model, columns=[])
     finally:
         con.close()
         log.close()
