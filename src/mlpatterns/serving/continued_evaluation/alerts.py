@@ -239,7 +239,7 @@ def _coverage_alerts(frame: Any, minimum: float, slice_columns: Sequence[str]) -
 
 
 def check_alerts(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[str, Any], *, min_labelled: int = 1,
-          at: Any = None, newest_only: bool = True, slice_columns: Sequence[str] = ()) -> list[Alert]:
+                 at: Any = None, newest_only: bool = True, slice_columns: Sequence[str] = ()) -> list[Alert]:
     """The alerts of the newest complete window (ended by ``at``, default: any), or of every window.
 
     ``evaluation_frame`` is :func:`~mlpatterns.serving.continued_evaluation.evaluation_windows.
