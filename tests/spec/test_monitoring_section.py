@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
+from mlpatterns.serving.continued_evaluation.alerts import DRIFT_LIMITS
 from mlpatterns.spec import SpecError, parse_spec
-from mlpatterns.spec.monitoring import (
-    DRIFT_STATISTICS,
-    MONITOR_METRICS,
-    duration_seconds,
-    parse_monitoring,
-)
+from mlpatterns.spec.monitoring import MONITOR_METRICS, duration_seconds, parse_monitoring
 
 BASE = {"name": "flights", "data": {"dataset": "flights"},
         "target": {"column": "arr_delay", "positive_when": {"greater_than": 30}},
@@ -110,6 +108,18 @@ def test_metric_names_match_the_metrics_module():
     for name in {m for metrics in WINDOW_METRICS.values() for m in metrics}:  # every metric the monitor computes
         direction = metric_direction(name)
         assert MONITOR_METRICS[name] == (None if direction is None else direction == "maximize"), name
-    from mlpatterns.serving.continued_evaluation import alerts
 
-    assert DRIFT_STATISTICS == alerts.DRIFT_STATISTICS
+
+def test_drift_limits_are_the_alerts_names():
+    limits = {name: 0.1 for name in DRIFT_LIMITS}
+    section = parse_monitoring({"log": "x", "drift": {**limits, "columns": {"a": limits}}}, "x")
+    assert section["drift"] == {**limits, "columns": {"a": limits}}
+    with pytest.raises(SpecError, match=re.escape("monitoring.drift.columns.a: unknown field(s) ['js']")):
+        parse_monitoring({"log": "x", "drift": {"columns": {"a": {"js": 0.1}}}}, "x")  # drift_windows' column name
+
+
+def test_loading_a_spec_imports_no_pandas():
+    code = ("import sys; from mlpatterns.spec import parse_spec; "
+            f"parse_spec({dict(BASE, monitoring={'log': 'x', 'drift': {'psi': 0.2}})!r}, check_params=False); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'duckdb') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -43,7 +43,9 @@ pipeline on the newest data and promotes the result only if it beats the champio
         promote_margin: 0.005          # the challenger must beat the champion by this on the primary metric
         metric: roc_auc                # the primary metric; default: the task's headline metric
 
-Loading a spec checks these fields only (no pandas); the log is opened by the monitor.
+Loading a spec checks these fields only (no pandas); the log is opened by the monitor. The drift
+limits' names are the keys of :data:`mlpatterns.serving.continued_evaluation.alerts.DRIFT_LIMITS`
+(a module of the standard library only, so importing it here loads no pandas).
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mlpatterns.serving.continued_evaluation.alerts import DRIFT_LIMITS
 from mlpatterns.spec._checks import check_plain_name, expect, mapping, positive_int, string_list
 
-__all__ = ["DRIFT_STATISTICS", "MONITOR_METRICS", "duration_seconds", "parse_monitoring"]
+__all__ = ["MONITOR_METRICS", "duration_seconds", "parse_monitoring"]
 
 # mlpatterns.metrics.METRIC_DIRECTIONS, named here so that loading a spec imports no numpy
 # (tests/spec/test_monitoring_section.py holds them equal): name -> higher is better; and the monitor's
@@ -63,7 +66,6 @@ MONITOR_METRICS: dict[str, bool | None] = {"positive_rate": None, "mean_predicti
                    "precision": True, "recall": True, "rmse": False, "mae": False, "r2": True, "accuracy": True,
                    "macro_f1": True, "macro_roc_auc": True, "micro_f1": True, "hamming_loss": False,
                    "subset_accuracy": True, "decisive_accuracy": True}
-DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "chi_square", "out_of_range", "unseen_categories", "missing")
 _FIELDS = ("log", "model", "window", "step", "min_labelled", "confidence", "min_label_coverage", "metrics", "drift",
            "features", "ignore", "slices", "webhook", "retrain")
 _RETRAIN = ("on_alert", "window", "holdout", "time_column", "cooldown", "promote_margin", "metric")
@@ -115,15 +117,15 @@ def _metric_thresholds(raw: Any) -> dict[str, dict[str, Any]]:
 
 
 def _drift_thresholds(raw: Any) -> dict[str, Any]:
-    section = mapping(raw or {}, "monitoring.drift", (*DRIFT_STATISTICS, "columns"))
+    section = mapping(raw or {}, "monitoring.drift", (*DRIFT_LIMITS, "columns"))
     drift: dict[str, Any] = {}
-    for name in DRIFT_STATISTICS:
+    for name in DRIFT_LIMITS:
         if name in section and section[name] is not None:
             drift[name] = _number(section[name], f"monitoring.drift.{name}")
     columns = mapping(section.get("columns", {}) or {}, "monitoring.drift.columns")
     drift["columns"] = {}
     for column, values in columns.items():
-        values = mapping(values, f"monitoring.drift.columns.{column}", DRIFT_STATISTICS)
+        values = mapping(values, f"monitoring.drift.columns.{column}", tuple(DRIFT_LIMITS))
         drift["columns"][column] = {name: None if value is None else _number(value, f"monitoring.drift.columns."
                                                                                     f"{column}.{name}")
                                     for name, value in values.items()}

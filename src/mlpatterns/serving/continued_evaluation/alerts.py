@@ -19,10 +19,15 @@ bound is below it, a ``max`` only when even the lower bound is above it, so that
 window's noise raises no alert. A window with fewer labelled predictions than
 ``min_labelled`` (or flagged ``too_small``) raises no metric alert at all. Drift limits
 are on the statistics themselves, never on p-values (with thousands of rows every p-value
-is about 0): ``psi``, ``jensen_shannon``, ``ks``, ``chi_square``, the shares ``out_of_range`` and
-``unseen_categories``, and ``missing``, the rise of the missing share over the training share
-(:func:`~mlpatterns.serving.continued_evaluation.drift.drift_windows`'s columns, by these names).
-The predictions' own drift (role ``prediction``) is watched even when ``features`` lists inputs.
+is about 0); :data:`DRIFT_LIMITS` maps their names to the columns of
+:func:`~mlpatterns.serving.continued_evaluation.drift.drift_windows` that they bound
+(``missing`` bounds the rise of the missing share over the training share). The
+predictions' own drift (role ``prediction``) is watched even when ``features`` lists inputs.
+
+The frames read are exactly those of
+:func:`~mlpatterns.serving.continued_evaluation.evaluation_windows.evaluate_windows` and
+:func:`~mlpatterns.serving.continued_evaluation.drift.drift_windows`; a frame without a
+column that a threshold needs is a :class:`ValueError` naming it (never a silent "no alert").
 """
 
 from __future__ import annotations
@@ -30,20 +35,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DRIFT_STATISTICS", "Alert", "check_alerts", "send_webhook"]
+__all__ = ["DRIFT_LIMITS", "Alert", "check_alerts", "send_webhook"]
 
-DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "chi_square", "out_of_range", "unseen_categories", "missing")
-_DRIFT_ALIASES = {"missing_share": "missing", "js": "jensen_shannon", "ks_statistic": "ks",
-                  "out_of_range_share": "out_of_range", "unseen_share": "unseen_categories",
-                  "unseen_categories_share": "unseen_categories"}
-_START, _END = ("window_start", "start"), ("window_end", "end")
-_LABELLED = ("labelled", "n_labelled", "labeled")
-_PREDICTIONS = ("predictions", "n_predictions", "rows")
-_LOW, _HIGH = ("{}_low", "{}_lower", "{}_ci_low"), ("{}_high", "{}_upper", "{}_ci_high")
+#: A drift limit's name (the spec's ``monitoring.drift``) -> the ``drift_windows`` column it bounds.
+DRIFT_LIMITS: Mapping[str, str] = MappingProxyType({
+    "psi": "psi", "jensen_shannon": "js", "ks": "ks", "chi_square": "chi_square",
+    "out_of_range": "out_of_range_share", "unseen_categories": "unseen_share", "missing": "missing_share"})
+_EVALUATION = ("window_start", "window_end", "n_predictions", "n_labelled", "label_coverage", "too_small")
+_DRIFT = ("window_start", "window_end", "column", "role", *DRIFT_LIMITS.values(), "reference_missing_share")
+_MAKERS = {"evaluation": "mlpatterns.serving.continued_evaluation.evaluation_windows.evaluate_windows",
+           "drift": "mlpatterns.serving.continued_evaluation.drift.drift_windows"}
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,11 @@ class Alert:
         return self.message
 
 
-def _column(frame: Any, names: Sequence[str], metric: str | None = None) -> str | None:
-    for name in names:
-        name = name.format(metric) if metric is not None else name
-        if name in frame.columns:
-            return name
-    return None
+def _require(frame: Any, columns: Iterable[str], kind: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the {kind} frame has no column(s) {missing}: check_alerts reads the frame that "
+                         f"{_MAKERS[kind]} returns (this one has {[str(c) for c in frame.columns]})")
 
 
 def _when(value: Any) -> str:
@@ -81,10 +86,8 @@ def _when(value: Any) -> str:
     return str(value)
 
 
-def _window_of(row: Mapping[str, Any], start: str | None, end: str | None) -> str:
-    if start and end:
-        return f"{_when(row[start])}/{_when(row[end])}"
-    return _when(row[start or end]) if (start or end) else "all"
+def _window_of(row: Mapping[str, Any]) -> str:
+    return f"{_when(row['window_start'])}/{_when(row['window_end'])}"
 
 
 def _number(value: Any) -> float | None:
@@ -93,6 +96,14 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(number) else number
+
+
+def _flag(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and bool(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _stamp(value: Any) -> Any:
@@ -104,12 +115,9 @@ def _stamp(value: Any) -> Any:
 
 def _newest(frame: Any, at: Any, newest_only: bool) -> Any:
     """The rows of the newest window that ended by ``at`` (all complete windows unless ``newest_only``)."""
-    if frame is None or len(frame) == 0:
+    if len(frame) == 0:
         return frame
-    end = _column(frame, _END)
-    if end is None:
-        return frame
-    ends = frame[end].map(_stamp)
+    ends = frame["window_end"].map(_stamp)
     if at is not None:
         frame, ends = frame[ends <= _stamp(at)], ends[ends <= _stamp(at)]
     if not newest_only or len(frame) == 0:
@@ -118,37 +126,31 @@ def _newest(frame: Any, at: Any, newest_only: bool) -> Any:
 
 
 def _slice_label(row: Mapping[str, Any], slice_columns: Sequence[str]) -> str:
-    parts = [f"{c}={row[c]}" for c in slice_columns if row.get(c) is not None and str(row.get(c)) not in ("", "nan")]
+    parts = [f"{c}={row[c]}" for c in slice_columns if row[c] is not None and str(row[c]) not in ("", "nan")]
     return f" [{', '.join(parts)}]" if parts else ""
 
 
 def _metric_alerts(frame: Any, rules: Mapping[str, Mapping[str, Any]], min_labelled: int,
                    slice_columns: Sequence[str]) -> list[Alert]:
     alerts: list[Alert] = []
-    start, end = _column(frame, _START), _column(frame, _END)
-    labelled = _column(frame, _LABELLED)
     for row in frame.to_dict("records"):
-        count = _number(row.get(labelled)) if labelled else None
-        if _flag(row.get("too_small")) or (count is not None and count < min_labelled):
+        count = _number(row["n_labelled"])
+        if _flag(row["too_small"]) or count is None or count < min_labelled:
             continue  # too few labelled predictions to read a metric
-        window, version = _window_of(row, start, end), row.get("version")
+        window, version = _window_of(row), row.get("version")  # version: a column unless by=("model",)
         where = f"version {version}, " if version is not None else ""
         for metric, rule in rules.items():
-            if metric not in frame.columns:
-                continue
-            estimate = _number(row.get(metric))
+            estimate = _number(row[metric])
             if estimate is None:
-                continue
-            on = rule.get("on", "bound")
+                continue  # the window cannot measure it (evaluate_windows' notes say why)
             for side in ("min", "max"):
                 if side not in rule:
                     continue
                 limit = float(rule[side])
-                bound_column = _column(frame, _HIGH if side == "min" else _LOW, metric)
-                bound = _number(row.get(bound_column)) if on == "bound" and bound_column is not None else None
+                bound = _number(row[f"{metric}_high" if side == "min" else f"{metric}_low"]) \
+                    if rule.get("on", "bound") == "bound" else None
                 value = estimate if bound is None else bound
-                crossed = value < limit if side == "min" else value > limit
-                if not crossed:
+                if not (value < limit if side == "min" else value > limit):
                     continue
                 read = "the estimate" if bound is None else \
                     f"its confidence interval's {'upper' if side == 'min' else 'lower'} bound"
@@ -157,108 +159,119 @@ def _metric_alerts(frame: Any, rules: Mapping[str, Mapping[str, Any]], min_label
                     kind="metric", what=label, window=window, value=float(value), limit=limit, version=_text(version),
                     message=f"{label} {estimate:.4g} ({read} {value:.4g}) is "
                             f"{'below the minimum' if side == 'min' else 'above the maximum'} {limit:g} in window "
-                            f"{window} ({where}{'' if count is None else f'{count:.0f} labelled'})"))
-    return alerts
-
-
-def _flag(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value)) and bool(value)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _drift_long(frame: Any) -> list[dict[str, Any]]:
-    """Drift rows as (window, version, feature, statistic, value), from a long or a wide frame."""
-    start, end = _column(frame, _START), _column(frame, _END)
-    rows = []
-    long = "statistic" in frame.columns and "value" in frame.columns
-    for row in frame.to_dict("records"):
-        base = {"window": _window_of(row, start, end), "version": _text(row.get("version")),
-                "feature": row.get("feature", row.get("column")), "role": row.get("role", "input")}
-        if long:
-            name = _DRIFT_ALIASES.get(str(row["statistic"]), str(row["statistic"]))
-            rows.append({**base, "statistic": name, "value": _number(row["value"])})
-            continue
-        for column in frame.columns:
-            name = _DRIFT_ALIASES.get(column, column)
-            if name in DRIFT_STATISTICS:
-                value = _number(row[column])
-                reference = _number(row.get("reference_missing_share"))
-                if name == "missing" and value is not None and reference is not None:
-                    value = value - reference  # the rise over the training share
-                rows.append({**base, "statistic": name, "value": value})
-    return rows
-
-
-def _drift_alerts(frame: Any, drift: Mapping[str, Any], watch: Sequence[str], ignore: Sequence[str]) -> list[Alert]:
-    alerts: list[Alert] = []
-    overrides = drift.get("columns") or {}
-    for row in _drift_long(frame):
-        feature, statistic, value = row["feature"], row["statistic"], row["value"]
-        watched = not watch or feature in watch or row["role"] == "prediction"
-        if value is None or not watched or feature in ignore:
-            continue
-        per_feature = overrides.get(feature, {})
-        limit = per_feature[statistic] if statistic in per_feature else drift.get(statistic)
-        if limit is None or value <= float(limit):
-            continue
-        what = f"{statistic} of {feature}" if feature is not None else statistic
-        where = f" (version {row['version']})" if row["version"] is not None else ""
-        alerts.append(Alert(kind="drift", what=what, window=row["window"], value=float(value), limit=float(limit),
-                            version=row["version"],
-                            message=f"{what} {value:.4g} is above {float(limit):g} in window "
-                                    f"{row['window']}{where}"))
-    alerts.sort(key=lambda a: a.value / a.limit if a.limit else math.inf, reverse=True)  # the worst first
+                            f"{window} ({where}{count:.0f} labelled)"))
     return alerts
 
 
 def _coverage_alerts(frame: Any, minimum: float, slice_columns: Sequence[str]) -> list[Alert]:
     alerts: list[Alert] = []
-    start, end = _column(frame, _START), _column(frame, _END)
-    labelled, predictions = _column(frame, _LABELLED), _column(frame, _PREDICTIONS)
-    if labelled is None or predictions is None:
-        return alerts
     for row in frame.to_dict("records"):
         if _slice_label(row, slice_columns):
             continue  # coverage is a property of the whole window
-        total, count = _number(row.get(predictions)), _number(row.get(labelled))
-        if not total or count is None:
+        share = _number(row["label_coverage"])
+        if share is None or share >= minimum:
             continue
-        share = _number(row.get("label_coverage"))
-        share, window = count / total if share is None else share, _window_of(row, start, end)
-        if share < minimum:
-            version = _text(row.get("version"))
-            alerts.append(Alert(kind="coverage", what="label coverage", window=window, value=share, limit=minimum,
-                                version=version,
-                                message=f"label coverage {share:.1%} ({count:.0f} of {total:.0f} logged predictions "
-                                        f"have their truth) is below {minimum:.1%} in window {window}"
-                                        + (f" (version {version})" if version else "")))
+        window, version = _window_of(row), _text(row.get("version"))
+        alerts.append(Alert(kind="coverage", what="label coverage", window=window, value=share, limit=minimum,
+                            version=version,
+                            message=f"label coverage {share:.1%} ({row['n_labelled']:.0f} of "
+                                    f"{row['n_predictions']:.0f} logged predictions have their truth) is below "
+                                    f"{minimum:.1%} in window {window}"
+                                    + (f" (version {version})" if version else "")))
     return alerts
+
+
+def _drift_alerts(frame: Any, drift: Mapping[str, Any], watch: Sequence[str], ignore: Sequence[str]) -> list[Alert]:
+    alerts: list[Alert] = []
+    overrides = drift.get("columns") or {}
+    for row in frame.to_dict("records"):
+        feature = row["column"]
+        if feature in ignore or (watch and feature not in watch and row["role"] != "prediction"):
+            continue
+        per_feature = overrides.get(feature) or {}
+        for statistic, column in DRIFT_LIMITS.items():
+            limit = per_feature[statistic] if statistic in per_feature else drift.get(statistic)
+            value = _number(row[column])
+            if limit is None or value is None:
+                continue
+            reference = _number(row["reference_missing_share"])
+            if statistic == "missing" and reference is not None:
+                value -= reference  # the rise over the training share
+            if value <= float(limit):
+                continue
+            what, window = f"{statistic} of {feature}", _window_of(row)
+            alerts.append(Alert(kind="drift", what=what, window=window, value=float(value), limit=float(limit),
+                                message=f"{what} {value:.4g} is above {float(limit):g} in window {window}"))
+    alerts.sort(key=lambda a: a.value / a.limit if a.limit else math.inf, reverse=True)  # the worst first
+    return alerts
+
+
+def _check_thresholds(thresholds: Mapping[str, Any]) -> None:
+    drift = thresholds.get("drift") or {}
+    named = [(name, "monitoring.drift") for name in drift if name != "columns"]
+    named += [(name, f"monitoring.drift.columns.{column}") for column, limits in (drift.get("columns") or {}).items()
+              for name in (limits or {})]
+    for name, where in named:
+        if name not in DRIFT_LIMITS:
+            raise ValueError(f"{where}: unknown drift statistic {name!r}; expected one of {', '.join(DRIFT_LIMITS)}")
+    for metric, rule in (thresholds.get("metrics") or {}).items():
+        if rule.get("on", "bound") not in ("bound", "estimate"):
+            raise ValueError(f"monitoring.metrics.{metric}.on: expected 'bound' or 'estimate', got {rule['on']!r}")
 
 
 def check_alerts(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[str, Any], *, min_labelled: int = 1,
                  at: Any = None, newest_only: bool = True, slice_columns: Sequence[str] = ()) -> list[Alert]:
     """The alerts of the newest complete window (ended by ``at``, default: any), or of every window.
 
-    ``evaluation_frame`` is :func:`~mlpatterns.serving.continued_evaluation.evaluation_windows.
-    evaluate_windows`'s frame (metrics, their ``<metric>_low``/``<metric>_high`` bounds, ``labelled``
-    and ``predictions`` counts, ``too_small``); ``drift_frame`` the drift per window and feature
-    (either may be None). ``thresholds``: see the module's docstring. Metric alerts come first, then
-    coverage, then drift, worst first.
+    Parameters
+    ----------
+    evaluation_frame : pandas.DataFrame or None
+        :func:`~mlpatterns.serving.continued_evaluation.evaluation_windows.evaluate_windows`'s frame:
+        ``window_start``, ``window_end``, ``n_predictions``, ``n_labelled``, ``label_coverage``,
+        ``too_small``, and ``<metric>``, ``<metric>_low``, ``<metric>_high`` of every metric with a
+        threshold (``version`` and the ``slice_columns`` where it has them).
+    drift_frame : pandas.DataFrame or None
+        :func:`~mlpatterns.serving.continued_evaluation.drift.drift_windows`'s frame: ``window_start``,
+        ``window_end``, ``column``, ``role``, the columns of :data:`DRIFT_LIMITS` and
+        ``reference_missing_share``.
+    thresholds : mapping
+        See the module's docstring (a spec's ``monitoring:`` section).
+    min_labelled : int, default 1
+        A window with fewer labelled predictions raises no metric alert.
+    at : datetime or str, optional
+        Only windows that ended by then.
+    newest_only : bool, default True
+        Only the newest of those windows; else every one.
+    slice_columns : sequence of str
+        The evaluation's slice columns (``evaluate_windows(slices=...)``).
+
+    Returns
+    -------
+    list of Alert
+        Metric alerts first, then coverage, then drift, worst first.
+
+    Raises
+    ------
+    ValueError
+        A frame lacks a column that these thresholds read (the message names it and the function
+        whose frame is expected), or a threshold names an unknown drift statistic.
     """
     thresholds = dict(thresholds or {})
+    _check_thresholds(thresholds)
+    rules = thresholds.get("metrics") or {}
     alerts: list[Alert] = []
-    evaluation = _newest(evaluation_frame, at, newest_only)
-    if evaluation is not None and len(evaluation):
-        alerts += _metric_alerts(evaluation, thresholds.get("metrics") or {}, min_labelled, slice_columns)
+    if evaluation_frame is not None:
+        _require(evaluation_frame, [*_EVALUATION, *slice_columns,
+                                    *(f"{m}{end}" for m in rules for end in ("", "_low", "_high"))], "evaluation")
+        evaluation = _newest(evaluation_frame, at, newest_only)
+        alerts += _metric_alerts(evaluation, rules, min_labelled, slice_columns)
         if thresholds.get("min_label_coverage") is not None:
             alerts += _coverage_alerts(evaluation, float(thresholds["min_label_coverage"]), slice_columns)
-    drift = _newest(drift_frame, at, newest_only)
-    if drift is not None and len(drift) and thresholds.get("drift"):
-        alerts += _drift_alerts(drift, thresholds["drift"], list(thresholds.get("features") or ()),
-                                list(thresholds.get("ignore") or ()))
+    if drift_frame is not None:
+        _require(drift_frame, _DRIFT, "drift")
+        if thresholds.get("drift"):
+            alerts += _drift_alerts(_newest(drift_frame, at, newest_only), thresholds["drift"],
+                                    list(thresholds.get("features") or ()), list(thresholds.get("ignore") or ()))
     return alerts
 
 
