@@ -278,6 +278,10 @@ def run_benchmark() -> list[dict[str, Any]]:
 def main() -> None:
     import platform
 
+    if any(argument in ("-h", "--help") for argument in sys.argv[1:]):
+        print(__doc__)
+        return
+
     from benchmarks.__main__ import format_table
 
     print(f"prediction log overhead: {platform.node()}, {os.cpu_count()} CPUs, {SECONDS:g} s per server per round")

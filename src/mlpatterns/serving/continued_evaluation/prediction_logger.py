@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import json
 import logging
-import math
 import random
 import threading
 import time
@@ -27,14 +25,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpatterns.hashing import fingerprint64
-from mlpatterns.reproducibility.split_keys import key_value_text
 from mlpatterns.serving.continued_evaluation.prediction_log import (
+    PREDICTION_COLUMNS,
     PredictionLog,
     PredictionLogError,
-    label_text,
     open_prediction_log,
 )
-from mlpatterns.serving.serving_contract import json_value
+from mlpatterns.serving.continued_evaluation.prediction_log_encoding import (
+    columns_of,
+    encode_rows,
+    key_text,
+    key_texts,
+    label_texts,
+    numbers,
+)
 
 __all__ = ["PredictionLogger"]
 
@@ -43,53 +47,7 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _TWO_64 = float(2**64)
 _PREDICTION = {"classification": "probability", "regression": "prediction"}
 _LABELLED = ("classification", "multiclass")
-
-
-def _json_default(value: Any) -> Any:
-    tolist = getattr(value, "tolist", None)
-    if tolist is not None and getattr(value, "ndim", 0):  # a NumPy array
-        return tolist()
-    value = json_value(value)  # NumPy scalars, NA and NaT
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    return str(value)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return _finite(_json_default(value)) if type(value).__module__ != "builtins" else value
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
-
-
-def _encode(mapping: Mapping[str, Any]) -> str:
-    """A row as compact JSON text, cells as :func:`~mlpatterns.serving.serving_contract.json_value` makes them
-    (NaN and infinities as null, also inside lists)."""
-    try:
-        return _ENCODER.encode(mapping if type(mapping) is dict else dict(mapping))
-    except ValueError:  # a NaN or an infinity: the slow path
-        return _ENCODER.encode(_finite(dict(mapping)))
-
-
-def _key_text(row: Mapping[str, Any], columns: Sequence[str]) -> str | None:
-    """``row_key_text(row, columns, separator="|")`` for one row (None if a key column is missing)."""
-    texts = []
-    for column in columns:
-        if column not in row:
-            return None
-        text = key_value_text(row[column])
-        if text is None:
-            return None
-        texts.append(text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else text)
-    return texts[0] if len(texts) == 1 else "|".join(texts)
+_CHUNK = 512  # rows encoded between two pauses of the flush thread
 
 
 def _event_time(value: Any) -> dt.datetime | None:
@@ -111,21 +69,11 @@ def _event_time(value: Any) -> dt.datetime | None:
     return None
 
 
-def _label(value: Any) -> str | None:
-    try:
-        return label_text(value)
-    except PredictionLogError:  # not a class (a list, say): no predicted label
-        return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+def _output(name: str, named: dict[str, Sequence[Any]] | None, outputs: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
+    """The output ``name`` of each row (None where a row has none); ``named``: the outputs as columns, if known."""
+    if named is not None:
+        return named.get(name) or [None] * len(outputs)
+    return [output.get(name) for output in outputs]
 
 
 class PredictionLogger:
@@ -178,7 +126,7 @@ class PredictionLogger:
         self.written_rows = self.dropped_rows = self.sampled_out_rows = self.invalid_event_times = 0
         self._buffer: list[tuple] = []
         self._buffered = 0
-        self._pending: list[tuple] = []  # encoded rows whose write failed, retried first
+        self._pending: dict[str, list[Any]] | None = None  # encoded columns whose write failed, retried first
         self._lock = threading.Lock()  # the buffer
         self._flush_lock = threading.Lock()  # one append at a time, in order
         self._closed = False
@@ -206,8 +154,8 @@ class PredictionLogger:
             name, value = next((n, v) for n, v in (("model", model), ("version", version), ("source", source))
                                if not isinstance(v, str))
             raise PredictionLogError(f"{name}: expected text, got {type(value).__name__} {value!r:.80}")
-        if isinstance(key_columns, str):
-            key_columns = (key_columns,)
+        if type(key_columns) is not tuple:
+            key_columns = (key_columns,) if isinstance(key_columns, str) else tuple(key_columns)
         count = len(rows)
         if count != len(outputs):
             raise PredictionLogError(f"outputs: expected one per input row ({count}), got {len(outputs)}")
@@ -237,7 +185,7 @@ class PredictionLogger:
             kept = [i for i in range(len(rows)) if random.random() < rate]
             keys = None
         else:
-            all_keys = [_key_text(row, key_columns) for row in rows]
+            all_keys = [key_text(row, key_columns) for row in rows]
             kept = [i for i, key in enumerate(all_keys)
                     if (random.random() < rate if key is None else (fingerprint64(key) % 2**64) / _TWO_64 < rate)]
             keys = [all_keys[i] for i in kept]
@@ -253,53 +201,93 @@ class PredictionLogger:
             except Exception:  # kept for the next flush; the thread goes on
                 _LOG.exception("prediction logger: writing to %r failed; retrying at the next flush", self.log)
 
-    def _rows(self, batch: list[tuple]) -> list[tuple]:
-        rate = self.sample_rate
-        out = []
+    def _columns(self, batch: list[tuple]) -> dict[str, list[Any]]:
+        """The buffered requests as log columns: the requests of one model version (and source, task, key
+        and time column) together, each of their columns encoded at once (:mod:`.prediction_log_encoding`),
+        in chunks of ``_CHUNK`` rows with a pause between them, so that the server's threads get the
+        interpreter while a long buffer is encoded."""
+        groups: dict[tuple, list] = {}
         for served_ns, model, version, source, task, key_columns, time_column, rows, outputs, keys in batch:
-            served_at = _EPOCH + dt.timedelta(microseconds=served_ns // 1000)
+            group = groups.get((model, version, source, task, key_columns, time_column))
+            if group is None:
+                group = groups[(model, version, source, task, key_columns, time_column)] = [[], [], [], []]
+            group[0] += [_EPOCH + dt.timedelta(microseconds=served_ns // 1000)] * len(rows)
+            group[1] += rows
+            group[2] += outputs
+            if keys is None or group[3] is None:  # keys are known when sampling chose rows by them
+                group[3] = None
+            else:
+                group[3] += keys
+        columns: dict[str, list[Any]] = {name: [] for name in PREDICTION_COLUMNS}
+        rate = self.sample_rate
+        for (model, version, source, task, key_columns, time_column), (served, rows, outputs, keys) in groups.items():
             prediction_name = _PREDICTION.get(task)
-            labelled = task in _LABELLED
-            for i, (row, output) in enumerate(zip(rows, outputs, strict=True)):
-                key = keys[i] if keys is not None else (_key_text(row, key_columns) if key_columns else None)
+            for start in range(0, len(rows), _CHUNK):
+                if start:
+                    time.sleep(0)  # let the event loop run between chunks
+                stop = start + _CHUNK
+                chunk_rows, chunk_outputs, count = rows[start:stop], outputs[start:stop], len(served[start:stop])
+                served_at = served[start:stop]
                 event_time = served_at
                 if time_column is not None:
-                    event_time = _event_time(row.get(time_column))
-                    if event_time is None:
-                        self.invalid_event_times += 1
-                        event_time = served_at
-                out.append((served_at, event_time, model, version, key, _encode(row), _encode(output),
-                            _number(output.get(prediction_name)) if prediction_name else None,
-                            _label(output.get("prediction")) if labelled else None, rate, source))
-        return out
+                    event_time = [_event_time(row.get(time_column)) for row in chunk_rows]
+                    missing = event_time.count(None)
+                    if missing:
+                        self.invalid_event_times += missing
+                        event_time = [e if e is not None else s for e, s in zip(event_time, served_at, strict=True)]
+                input_columns = columns_of(chunk_rows)
+                if keys is not None:
+                    chunk_keys = keys[start:stop]
+                elif key_columns:
+                    chunk_keys = key_texts(chunk_rows, key_columns, input_columns)
+                else:
+                    chunk_keys = [None] * count
+                output_columns = columns_of(chunk_outputs)
+                named = dict(zip(*output_columns, strict=True)) if output_columns else None
+                for name, values in (
+                        ("served_at", served_at), ("event_time", event_time), ("model", [model] * count),
+                        ("version", [version] * count), ("key", chunk_keys),
+                        ("inputs", encode_rows(chunk_rows, input_columns)),
+                        ("outputs", encode_rows(chunk_outputs, output_columns)),
+                        ("prediction", numbers(_output(prediction_name, named, chunk_outputs))
+                         if prediction_name else [None] * count),
+                        ("predicted_label", label_texts(_output("prediction", named, chunk_outputs))
+                         if task in _LABELLED else [None] * count),
+                        ("sample_rate", [rate] * count), ("source", [source] * count)):
+                    columns[name] += values
+        return columns
 
     def _flush(self) -> int:
         with self._flush_lock:
             with self._lock:
                 batch, self._buffer, self._buffered = self._buffer, [], 0
             try:
-                rows = self._rows(batch)
+                columns = self._columns(batch) if batch else None
             except Exception:
                 with self._lock:
                     self.dropped_rows += sum(len(entry[7]) for entry in batch)
                 raise
-            rows, self._pending = self._pending + rows, []
-            if not rows:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                columns = pending if columns is None else {name: pending[name] + columns[name] for name in pending}
+            count = 0 if columns is None else len(columns["served_at"])
+            if not count:
                 return 0
             try:
-                self.log.append(rows)
+                self.log.append_columns(columns)
             except PredictionLogError:  # refused (a closed log): writing again would not help
                 with self._lock:
-                    self.dropped_rows += len(rows)
+                    self.dropped_rows += count
                 raise
             except Exception:
                 with self._lock:
-                    keep = max(self.max_buffer_rows - self._buffered, 0)
-                    self.dropped_rows += max(len(rows) - keep, 0)
-                self._pending = rows[len(rows) - keep:] if keep else []
+                    keep = min(max(self.max_buffer_rows - self._buffered, 0), count)
+                    self.dropped_rows += count - keep
+                if keep:
+                    self._pending = {name: values[count - keep:] for name, values in columns.items()}
                 raise
-            self.written_rows += len(rows)
-            return len(rows)
+            self.written_rows += count
+            return count
 
     def flush(self) -> int:
         """Write the buffered rows now; returns how many were written. A failed write raises
@@ -326,7 +314,7 @@ class PredictionLogger:
     @property
     def buffered_rows(self) -> int:
         """Rows waiting for the next flush."""
-        return self._buffered + len(self._pending)
+        return self._buffered + (0 if self._pending is None else len(self._pending["served_at"]))
 
     def __enter__(self) -> PredictionLogger:
         return self

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ LABEL_COLUMNS = ("key", "label", "labelled_at", "source")
 _TYPES = {"served_at": "timestamp", "event_time": "timestamp", "labelled_at": "timestamp", "prediction": "double",
           "sample_rate": "double"}
 _REQUIRED = {"served_at", "event_time", "model", "version", "sample_rate", "source"}
+_NONE = type(None)
+_TZINFO = operator.attrgetter("tzinfo")
 _SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -161,19 +164,23 @@ def _time(value: Any, where: str) -> dt.datetime:
 def _check_column(name: str, values: list[Any], table: str) -> list[Any]:
     kind = _TYPES.get(name, "text")
     where = f"{table}: column {name!r}"
+    types = set(map(type, values))  # the usual columns are checked by their set of types, without a loop
     if kind == "timestamp":
-        if all(type(v) is dt.datetime and v.tzinfo is None for v in values):
+        if types <= {dt.datetime} and set(map(_TZINFO, values)) <= {None}:
             return values
         return [_time(v, f"{where} of row {i}") for i, v in enumerate(values)]
     if kind == "text":
-        if all(type(v) is str for v in values) or (
-                name not in _REQUIRED and all(v is None or type(v) is str for v in values)):
+        if types <= ({str} if name in _REQUIRED else {str, _NONE}):
             return values
         expected = "text" if name in _REQUIRED else "text or None"
         for i, v in enumerate(values):
             if not (isinstance(v, str) or (v is None and name not in _REQUIRED)):
                 raise PredictionLogError(f"{where} of row {i}: expected {expected}, got {type(v).__name__} {v!r:.80}")
         return [None if v is None else str(v) for v in values]
+    if name == "prediction" and types <= {float, _NONE}:
+        return [None if v != v else v for v in values]
+    if name == "sample_rate" and types <= {float} and all(0.0 < v <= 1.0 for v in set(values)):
+        return values
     out = []
     for i, v in enumerate(values):
         if v is None and name == "prediction":
@@ -199,6 +206,18 @@ def prediction_columns(rows: Sequence[tuple]) -> dict[str, list[Any]]:
                 f"{type(row).__name__} of length {len(row) if hasattr(row, '__len__') else '?'}")
     return {name: _check_column(name, [row[j] for row in rows], "predictions")
             for j, name in enumerate(PREDICTION_COLUMNS)}
+
+
+def checked_columns(columns: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list[Any]], int]:
+    """Columns named :data:`PREDICTION_COLUMNS`, of equal length, as checked columns and their length."""
+    if not isinstance(columns, Mapping) or set(columns) != set(PREDICTION_COLUMNS):
+        names = sorted(columns) if isinstance(columns, Mapping) else type(columns).__name__
+        raise PredictionLogError(f"predictions: expected a mapping of the columns {PREDICTION_COLUMNS}, got {names}")
+    lengths = {name: len(columns[name]) for name in PREDICTION_COLUMNS}
+    if len(set(lengths.values())) > 1:
+        raise PredictionLogError(f"predictions: expected columns of one length, got {lengths}")
+    return ({name: _check_column(name, list(columns[name]), "predictions") for name in PREDICTION_COLUMNS},
+            lengths["served_at"])
 
 
 def label_pairs(rows: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -264,6 +283,15 @@ class PredictionLog(ABC):
         self._check_open("append")
         if len(rows):
             self._append(prediction_columns(rows), len(rows))
+
+    def append_columns(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Append prediction rows given as columns (``{name: values}``, every name of
+        :data:`PREDICTION_COLUMNS`, values as :meth:`append` takes them), atomically: the same rows as
+        ``append(list(zip(*columns.values())))``, without building the rows (the logger's path)."""
+        self._check_open("append")
+        checked, count = checked_columns(columns)
+        if count:
+            self._append(checked, count)
 
     def add_labels(self, rows: Sequence[tuple[str, str]], *, source: str) -> LabelCounts:
         """Add ground truth: ``(key, label text)`` rows from the data whose sha256 is ``source``.

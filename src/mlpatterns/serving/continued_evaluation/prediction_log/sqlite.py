@@ -112,8 +112,10 @@ class SQLitePredictionLog(PredictionLog):
             return result
 
     def _append(self, columns: dict[str, list[Any]], rows: int) -> None:
+        micros: dict[dt.datetime, int] = {}  # the rows of a request share their times: each converted once
         for name in ("served_at", "event_time"):
-            columns[name] = [_micros(value) for value in columns[name]]
+            columns[name] = [micros[value] if value in micros else micros.setdefault(value, _micros(value))
+                             for value in columns[name]]
         names = ", ".join(PREDICTION_COLUMNS)
         marks = ", ".join("?" * len(PREDICTION_COLUMNS))
         values = list(zip(*(columns[name] for name in PREDICTION_COLUMNS), strict=True))
