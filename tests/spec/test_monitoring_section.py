@@ -10,7 +10,12 @@ import pytest
 
 from mlpatterns.serving.continued_evaluation.alerts import DRIFT_LIMITS
 from mlpatterns.spec import SpecError, parse_spec
-from mlpatterns.spec.monitoring import MONITOR_METRICS, duration_seconds, parse_monitoring
+from mlpatterns.spec.monitoring import (
+    MONITOR_METRICS,
+    TASK_METRICS,
+    duration_seconds,
+    parse_monitoring,
+)
 
 BASE = {"name": "flights", "data": {"dataset": "flights"},
         "target": {"column": "arr_delay", "positive_when": {"greater_than": 30}},
@@ -123,3 +128,16 @@ def test_loading_a_spec_imports_no_pandas():
             f"parse_spec({dict(BASE, monitoring={'log': 'x', 'drift': {'psi': 0.2}})!r}, check_params=False); "
             "print(sorted(m for m in ('pandas', 'numpy', 'duckdb') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_task_metrics_are_what_the_evaluation_computes():
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import WINDOW_METRICS
+
+    assert TASK_METRICS == WINDOW_METRICS
+
+
+def test_a_metric_the_task_does_not_have_is_refused_at_load():
+    with pytest.raises(SpecError, match=r"monitoring\.metrics\.roc_auc: the monitor computes \['rmse'"):
+        parse_monitoring({"log": "x", "metrics": {"roc_auc": 0.7}}, "prices", task="regression")
+    assert parse_monitoring({"log": "x", "metrics": {"rmse": 800}}, "prices", task="regression")["metrics"] == \
+        {"rmse": {"max": 800, "on": "bound"}}

@@ -56,11 +56,19 @@ from typing import Any
 from mlpatterns.serving.continued_evaluation.alerts import DRIFT_LIMITS
 from mlpatterns.spec._checks import check_plain_name, expect, mapping, positive_int, string_list
 
-__all__ = ["MONITOR_METRICS", "duration_seconds", "parse_monitoring"]
+__all__ = ["MONITOR_METRICS", "TASK_METRICS", "duration_seconds", "parse_monitoring"]
 
 # mlpatterns.metrics.METRIC_DIRECTIONS, named here so that loading a spec imports no numpy
 # (tests/spec/test_monitoring_section.py holds them equal): name -> higher is better; and the monitor's
 # descriptive quantities (evaluation_windows), which have no better direction (None): they take min/max
+# mlpatterns.serving.continued_evaluation.evaluation_windows.WINDOW_METRICS, named here so that loading a spec
+# imports no pandas (tests/spec/test_monitoring_section.py holds them equal): what evaluate_windows computes per task
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("roc_auc", "accuracy", "precision", "recall", "log_loss", "brier", "positive_rate",
+                       "mean_prediction"),
+    "regression": ("rmse", "mae", "bias", "mean_prediction"),
+    "multiclass": ("accuracy",),
+}
 MONITOR_METRICS: dict[str, bool | None] = {"positive_rate": None, "mean_prediction": None, "bias": None,
                                            "roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False, "f1": True,
                    "precision": True, "recall": True, "rmse": False, "mae": False, "r2": True, "accuracy": True,
@@ -152,8 +160,11 @@ def _retrain(raw: Any) -> dict[str, Any]:
 
 
 def parse_monitoring(raw: Any, spec_name: str, register: dict[str, Any] | None = None,
-                     split: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``monitoring:``: the log, the windows, the alert thresholds and the retraining trigger (defaults filled)."""
+                     split: dict[str, Any] | None = None, task: str | None = None) -> dict[str, Any]:
+    """``monitoring:``: the log, the windows, the alert thresholds and the retraining trigger (defaults filled).
+
+    With ``task``, a metric threshold the monitor does not compute for that task (``roc_auc`` of a
+    regression) is refused here rather than found missing by ``mlpatterns monitor check``."""
     section = mapping(raw, "monitoring", _FIELDS)
     expect("log" in section, "monitoring", "missing field 'log' (where the predictions are logged: a folder, "
            "sqlite:///PATH.db or postgresql://...)")
@@ -172,6 +183,12 @@ def parse_monitoring(raw: Any, spec_name: str, register: dict[str, Any] | None =
         section["min_label_coverage"] = _number(section["min_label_coverage"], "monitoring.min_label_coverage",
                                                 high=1)
     section["metrics"] = _metric_thresholds(section.get("metrics"))
+    if task is not None:
+        computed = TASK_METRICS.get(task, ())
+        for name in section["metrics"]:
+            expect(name in computed, f"monitoring.metrics.{name}",
+                   f"the monitor computes {list(computed)} for a {task} model" if computed else
+                   f"the monitor computes no metric for a {task} model (its drift is watched)")
     section["drift"] = _drift_thresholds(section.get("drift"))
     for name in ("features", "ignore", "slices"):
         section[name] = string_list(section.get(name, []) or [], f"monitoring.{name}")

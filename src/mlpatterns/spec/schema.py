@@ -634,7 +634,7 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
     if spec.get("monitoring") is not None:  # Continued Model Evaluation (18): thresholds, alerts, retraining
         from mlpatterns.spec.monitoring import parse_monitoring
 
-        monitoring = parse_monitoring(spec["monitoring"], spec["name"], register, split)
+        monitoring = parse_monitoring(spec["monitoring"], spec["name"], register, split, task=target.get("task"))
     return Spec(
         validation=validation, register=register, two_phase=two_phase, monitoring=monitoring,
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
