@@ -35,7 +35,7 @@ _EXPORTS = {
     "drift_windows": "drift", "explain_drift": "drift", "prediction_statistics": "drift",
     "training_statistics": "drift", "window_statistics": "drift",
     "RetrainingInterval": "retraining_interval", "estimate_retraining_interval": "retraining_interval",
-    "Alert": "alerts", "check_alerts": "alerts", "send_webhook": "alerts",
+    "Alert": "alerts", "DRIFT_LIMITS": "alerts", "check_alerts": "alerts", "send_webhook": "alerts",
     "plot_drift_heatmap": "monitor_plots", "plot_metric_over_time": "monitor_plots",
     "plot_prediction_distribution": "monitor_plots", "plot_retraining_interval": "monitor_plots",
 }
