@@ -31,11 +31,43 @@ def test_a_known_linear_decay_is_recovered_with_its_crossing():
     values = 0.80 - 0.001 * ages + rng.normal(0, 0.002, len(ages))
     result = estimate_retraining_interval(windows_with(values), trained_at="2013-07-01", training_metric=0.80)
     assert result.slope_low < -0.001 < result.slope_high and result.decay_measurable
-    assert result.tolerance == pytest.approx(0.784)
-    assert result.recommended_days == pytest.approx((0.784 - result.intercept) / result.slope_per_day)
+    # the default: 2 % below where serving starts (the intercept), reached after drop * intercept / decay days
+    assert result.relative_to == "served" and result.tolerance == pytest.approx(0.98 * result.intercept)
+    assert result.recommended_days == pytest.approx(0.02 * result.intercept / -result.slope_per_day)
     assert 12 < result.recommended_days < 20 and result.days_low < result.recommended_days < result.days_high
+    assert result.days_low == pytest.approx(0.02 * result.intercept / -result.slope_low)
     assert "retrain about every" in result.reasoning and result.ages == pytest.approx(tuple(ages))
     assert result.slope_per_day == pytest.approx(np.polyfit(ages, values, 1)[0])
+    # no gap: the intercept's interval holds the training metric
+    assert result.intercept_low < 0.80 < result.intercept_high and not result.gap_significant
+    assert result.gap == pytest.approx(result.intercept - 0.80) and "no significant gap" in result.reasoning
+    old = estimate_retraining_interval(windows_with(values), trained_at="2013-07-01", training_metric=0.80,
+                                       relative_to="training")
+    assert old.tolerance == pytest.approx(0.784)
+    assert old.recommended_days == pytest.approx((0.784 - old.intercept) / old.slope_per_day)
+
+
+def test_a_gap_at_age_0_is_reported_apart_from_the_decay():
+    """Serving starts 0.05 below the test split's metric, then decays slowly: the old definition said "retrain
+    at once" (the line starts below the training metric - 2 %); the gap is its own finding, the interval
+    measures the decay from where serving starts."""
+    rng = np.random.default_rng(11)
+    ages = np.arange(20) * 7 + 3.5
+    values = 0.75 - 0.0002 * ages + rng.normal(0, 0.002, len(ages))
+    result = estimate_retraining_interval(windows_with(values), trained_at="2013-07-01", training_metric=0.80)
+    assert result.gap == pytest.approx(result.intercept - 0.80) and -0.06 < result.gap < -0.04
+    assert result.gap_significant and result.intercept_high < 0.80
+    assert result.recommended_days == pytest.approx(0.02 * result.intercept / -result.slope_per_day)
+    assert 50 < result.recommended_days < 100 and result.days_low < result.recommended_days < result.days_high
+    assert "not decay" in result.reasoning and f"after {result.recommended_days:.0f} days" in result.reasoning
+    old = estimate_retraining_interval(windows_with(values), trained_at="2013-07-01", training_metric=0.80,
+                                       relative_to="training")
+    assert old.recommended_days == 0 and "retrain at once" in old.reasoning and old.gap == result.gap
+    with pytest.raises(ValueError, match="relative_to must be one of served, training"):
+        estimate_retraining_interval(windows_with(values), trained_at="2013-07-01", relative_to="test")
+    unknown = estimate_retraining_interval(windows_with(values), trained_at="2013-07-01")  # no training metric
+    assert np.isnan(unknown.gap) and not unknown.gap_significant and "test split" not in unknown.reasoning
+    assert unknown.recommended_days == pytest.approx(result.recommended_days)
 
 
 def test_a_flat_metric_measures_no_decay_and_says_so():
@@ -54,8 +86,11 @@ def test_a_loss_that_grows_and_an_explicit_tolerance():
     assert result.direction == "minimize" and result.slope_per_day > 0 and result.decay_measurable
     assert result.recommended_days == pytest.approx((11.0 - result.intercept) / result.slope_per_day)
     started_beyond = estimate_retraining_interval(windows_with([0.70, 0.69, 0.67, 0.66]), trained_at="2013-07-01",
-                                         training_metric=0.80)
-    assert started_beyond.recommended_days == 0 and "at once" in started_beyond.reasoning
+                                                  training_metric=0.80, relative_to="training")
+    assert started_beyond.recommended_days == 0 and "retrain at once" in started_beyond.reasoning
+    from_start = estimate_retraining_interval(windows_with([0.70, 0.69, 0.67, 0.66]), trained_at="2013-07-01",
+                                              training_metric=0.80)
+    assert from_start.recommended_days > 0 and from_start.gap < -0.09 and from_start.gap_significant
 
 
 def test_bad_input_names_what_is_wrong():
@@ -96,3 +131,34 @@ def test_real_flights_weekly_auc_of_a_model_trained_on_the_first_half():
     assert result.decay_measurable == (result.slope_high < 0)
     assert (result.recommended_days is None) == (not result.decay_measurable)
     assert f"over {len(result.ages)} windows" in result.reasoning
+    assert result.gap == pytest.approx(result.intercept - 0.62) and "on the test split" in result.reasoning
+    assert result.recommended_days is None or result.recommended_days > 0  # never "every 0 days" from a gap
+
+
+def test_real_flights_replay_a_test_split_gap_is_not_counted_as_decay():
+    """The replay's situation: a model tested on June, served July-December. July's flights score below the
+    test split from the first week; the old definition (tolerance from the test metric) counts that gap as
+    decay and recommends a few days; the gap is reported apart and the interval comes from the decay alone."""
+    from sklearn import metrics
+    from sklearn.linear_model import LogisticRegression
+
+    flights = load_flights().dropna(subset=["arr_delay"])
+    features = ["dep_hour", "distance"]
+    train, test = flights[flights["month"] <= 5], flights[flights["month"] == 6]
+    later = flights[flights["month"] >= 7]
+    model = LogisticRegression(max_iter=500).fit(train[features], train["arr_delay"] > 15)
+    tested = metrics.roc_auc_score(test["arr_delay"] > 15, model.predict_proba(test[features])[:, 1])
+    served = pd.to_datetime(later["time_hour"]).dt.tz_localize(None)
+    rows = pd.DataFrame({"event_time": served, "y": (later["arr_delay"] > 15).to_numpy(),
+                         "p": model.predict_proba(later[features])[:, 1]})
+    weekly = [(start, metrics.roc_auc_score(group["y"], group["p"]))
+              for start, group in rows.groupby(rows["event_time"].dt.to_period("W").dt.start_time)]
+    frame = pd.DataFrame(weekly, columns=["window_start", "roc_auc"]).assign(too_small=False)
+    frame["window_end"] = frame["window_start"] + pd.Timedelta("7D")
+    result = estimate_retraining_interval(frame, trained_at="2013-07-01", training_metric=tested)
+    old = estimate_retraining_interval(frame, trained_at="2013-07-01", training_metric=tested, relative_to="training")
+    assert result.gap == pytest.approx(result.intercept - tested) and result.gap < 0
+    assert f"against {tested:.4g} on the test split" in result.reasoning
+    assert result.decay_measurable and old.decay_measurable and result.slope_per_day == old.slope_per_day
+    assert old.recommended_days < result.recommended_days  # the gap made the old interval shorter
+    assert result.recommended_days == pytest.approx(0.02 * result.intercept / -result.slope_per_day)

@@ -242,10 +242,12 @@ def plot_prediction_distribution(window_stats: Sequence[tuple[Any, Any]], refere
 
 def plot_retraining_interval(result: Any, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
     """The decay fit behind the retraining interval: the windows' metric against the model's age, the fitted
-    line with the lines of the slope's interval, the tolerance and the recommended interval.
+    line with the lines of the slope's interval, the training (test-split) metric and the gap at age 0 (the
+    fitted start against it, with the start's interval), the tolerance and the recommended interval. The title
+    names both findings: the gap and the interval.
     ``result`` is a :class:`~mlpatterns.serving.continued_evaluation.retraining_interval.RetrainingInterval`."""
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure, axis = plt.subplots(figsize=(7, 4.4))
     ages, values = np.asarray(result.ages), np.asarray(result.values)
     axis.scatter(ages, values, s=14, color="C0", label=f"{result.metric} per window")
     if np.isfinite(result.slope_per_day):
@@ -255,16 +257,34 @@ def plot_retraining_interval(result: Any, path: str | os.PathLike[str], *, title
                   label=f"fit: {result.slope_per_day:+.3g} per day")
         for bound in (result.slope_low, result.slope_high):
             axis.plot(span, result.intercept + bound * span, color="C1", linestyle=":", linewidth=0.9)
+    gap = getattr(result, "gap", float("nan"))
+    if np.isfinite(result.training_metric):
+        axis.axhline(result.training_metric, color="tab:gray", linestyle=":", linewidth=1,
+                     label=f"training (test split) {result.training_metric:.4g}")
+    if np.isfinite(gap) and np.isfinite(getattr(result, "intercept_low", float("nan"))):
+        axis.errorbar([0], [result.intercept], yerr=[[result.intercept - result.intercept_low],
+                                                     [result.intercept_high - result.intercept]],
+                      fmt="s", color="C3", markersize=5, capsize=3,
+                      label=f"start {result.intercept:.4g}: gap {gap:+.3g}"
+                            + ("" if result.gap_significant else " (not significant)"))
+    reference = "its own start" if getattr(result, "relative_to", "served") == "served" else "training"
     axis.axhline(result.tolerance, color="tab:red", linestyle="--", linewidth=1,
-                 label=f"tolerance {result.tolerance:.4g}")
-    axis.axhline(result.training_metric, color="tab:gray", linestyle=":", linewidth=1,
-                 label=f"training {result.training_metric:.4g}")
+                 label=f"tolerance {result.tolerance:.4g} (from {reference})")
     if result.recommended_days is not None:
         axis.axvline(result.recommended_days, color="tab:green", linewidth=1.2,
                      label=f"retrain every {result.recommended_days:.0f} days")
     axis.set_xlabel("model age (days since the training data ended)")
     axis.set_ylabel(result.metric)
-    verdict = "no decay measurable" if not result.decay_measurable else f"about {result.recommended_days:.0f} days"
+    if not result.decay_measurable:
+        verdict = "no decay measurable"
+    elif result.recommended_days == 0:
+        verdict = "retrain at once"
+    else:
+        bounds = (f"{result.days_low:.0f} to {result.days_high:.0f}" if result.days_high is not None
+                  else f"at least {result.days_low:.0f}")
+        verdict = f"about {result.recommended_days:.0f} days ({bounds})"
+    if np.isfinite(gap):
+        verdict += f"; gap at age 0 {gap:+.3g}" + ("" if result.gap_significant else " (n.s.)")
     axis.set_title(title or f"Retraining interval: {verdict}", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")

@@ -7,21 +7,34 @@ data it learned from.
 
 Solution: take the metric per window (:func:`~mlpatterns.serving.continued_evaluation.
 evaluation_windows.evaluate_windows`) against the age of the model, days since its
-training data ended, fit a line (ordinary least squares over the windows that are not
-``too_small``; the slope's interval from Student's t with n - 2 degrees of freedom) and
-find the age at which the line crosses a tolerance: by default the training metric
-worsened by ``drop`` (2 % of it). When the slope's interval holds 0, or the metric
-improves, no decay is measurable and no interval is recommended: the reasoning says so
-and how long the windows cover.
+training data ended, and fit a line (ordinary least squares over the windows that are not
+``too_small``; the slope's and the intercept's intervals from Student's t with n - 2 degrees
+of freedom). The fit separates two findings:
+
+- the *gap* at age 0: the fitted intercept against the training (test-split) metric. A
+  model often serves worse than its test split promised from the first day (the test split
+  was other days, other traffic); that is a gap between test and serving, not decay, and
+  retraining sooner does not close it;
+- the *decay*: the slope. The interval recommended is the age at which the line has
+  worsened by ``drop`` (2 %) from its own starting level, the intercept
+  (``relative_to="served"``, the default), with the bounds from the slope's interval. The
+  older definition, the age at which the line crosses the training metric worsened by
+  ``drop``, is ``relative_to="training"`` (0 days when serving starts beyond it).
+
+When the slope's interval holds 0, or the metric improves, no decay is measurable and no
+interval is recommended: the reasoning says so and how long the windows cover.
 
 Examples
 --------
 >>> import pandas as pd
 >>> windows = pd.DataFrame({"window_start": pd.date_range("2013-07-01", periods=6, freq="30D"),
 ...                         "roc_auc": [0.80, 0.79, 0.785, 0.77, 0.765, 0.75], "too_small": False})
->>> result = estimate_retraining_interval(windows, trained_at="2013-07-01", training_metric=0.80, window="30d")
->>> round(result.slope_per_day * 30, 4), round(result.recommended_days)
-(-0.0097, 67)
+>>> result = estimate_retraining_interval(windows, trained_at="2013-07-01", training_metric=0.83, window="30d")
+>>> round(result.slope_per_day * 30, 4), round(result.gap, 4), result.gap_significant, round(result.recommended_days)
+(-0.0097, -0.0242, True, 50)
+>>> round(estimate_retraining_interval(windows, trained_at="2013-07-01", training_metric=0.83, window="30d",
+...                                    relative_to="training").recommended_days)
+0
 """
 
 from __future__ import annotations
@@ -42,7 +55,8 @@ from mlpatterns.serving.continued_evaluation.evaluation_windows import (
 
 __all__ = ["DEFAULT_DROP", "RetrainingInterval", "estimate_retraining_interval", "retraining_interval"]
 
-DEFAULT_DROP = 0.02  # tolerance: the training metric 2 % worse
+DEFAULT_DROP = 0.02  # tolerance: the served starting level (or the training metric) 2 % worse
+RELATIVE_TO = ("served", "training")
 
 
 @dataclass(frozen=True)
@@ -56,14 +70,18 @@ class RetrainingInterval:
     slope_per_day, slope_low, slope_high : float
         The fitted change of the metric per day of age and its confidence interval (NaN with fewer than 3 windows).
     intercept : float
-        The fitted metric at age 0 (the end of the training data).
-    training_metric, tolerance : float
-        The metric at training time (given, or the intercept) and the level not to cross.
+        The fitted metric at age 0 (the end of the training data): the level serving starts at.
+    training_metric : float
+        The metric at training time (the bundle's test metric), NaN when not given.
+    tolerance : float
+        The level not to cross: the intercept (``relative_to="served"``) or the training
+        metric (``"training"``) worsened by ``drop``, or the level given.
     decay_measurable : bool
         Whether the slope's interval lies entirely on the worsening side of 0.
     recommended_days : float or None
-        The age at which the fitted line crosses the tolerance (0 when it starts beyond it);
-        None when no decay is measurable.
+        The age at which the fitted line crosses the tolerance (0 when it starts beyond it,
+        possible only with ``relative_to="training"`` or a tolerance given); None when no
+        decay is measurable.
     days_low, days_high : float or None
         The same crossing for the slope's pessimistic and optimistic bounds (days_high is
         None when that bound shows no decay).
@@ -71,6 +89,13 @@ class RetrainingInterval:
         The recommendation in words, with the figures it rests on.
     ages, values : tuple of float
         The points fitted (age in days at each window's middle, metric).
+    gap, intercept_low, intercept_high : float
+        ``intercept - training_metric`` (negative: serving starts below a metric to maximize),
+        NaN without a training metric; the intercept's confidence interval.
+    gap_significant : bool
+        Whether the intercept's interval excludes the training metric.
+    relative_to : {"served", "training"}
+        What the default tolerance was measured from.
     """
 
     metric: str
@@ -89,12 +114,18 @@ class RetrainingInterval:
     confidence: float = 0.95
     ages: tuple[float, ...] = field(default=(), repr=False)
     values: tuple[float, ...] = field(default=(), repr=False)
+    gap: float = math.nan
+    intercept_low: float = math.nan
+    intercept_high: float = math.nan
+    gap_significant: bool = False
+    relative_to: str = "served"
 
 
 def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metric: str = "roc_auc",
                         training_metric: float | None = None, tolerance: float | None = None,
                         drop: float = DEFAULT_DROP, version: str | None = None, window: str | timedelta | None = None,
-                        confidence: float = 0.95, include_small: bool = False) -> RetrainingInterval:
+                        confidence: float = 0.95, include_small: bool = False,
+                        relative_to: str = "served") -> RetrainingInterval:
     """Fit the metric's decay with age and recommend the retraining interval.
 
     Parameters
@@ -107,11 +138,12 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
     metric : str, default "roc_auc"
         A column of ``windows`` with a direction (:func:`metric_direction`).
     training_metric : float, optional
-        The metric at training time (e.g. the bundle's test metric); default the fitted value at age 0.
+        The metric at training time (e.g. the bundle's test metric): the gap at age 0 is measured
+        against it (``relative_to="training"`` needs it; without it that falls back to the intercept).
     tolerance : float, optional
-        The level the metric must not cross; default ``training_metric`` worsened by ``drop``.
+        The level the metric must not cross; default the starting level worsened by ``drop``.
     drop : float, default 0.02
-        Relative worsening that defines the default tolerance (0.02: 2 % of the training metric).
+        Relative worsening that defines the default tolerance (0.02: 2 % of the starting level).
     version : str, optional
         The version to fit when ``windows`` holds several.
     window : str or timedelta, optional
@@ -120,6 +152,16 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
         Level of the slope's interval.
     include_small : bool, default False
         Fit windows flagged ``too_small`` as well.
+    relative_to : {"served", "training"}, default "served"
+        The starting level the default tolerance is measured from: the fitted intercept, the
+        level serving actually starts at (the interval measures decay only; a gap between the
+        test split and serving is reported apart, as ``gap``), or ``training_metric`` (the
+        older definition: a gap counts as decay, and serving that starts beyond the tolerance
+        recommends 0 days).
+
+    Returns
+    -------
+    RetrainingInterval
     """
     from scipy import stats
 
@@ -132,6 +174,8 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
         raise ValueError(f"confidence must lie between 0 and 1, not {confidence!r}")
     if not (isinstance(drop, (int, float)) and 0 <= drop < 1):
         raise ValueError(f"drop must be a share between 0 and 1 (0.02 = 2 %), not {drop!r}")
+    if relative_to not in RELATIVE_TO:
+        raise ValueError(f"relative_to must be one of {', '.join(RELATIVE_TO)}, not {relative_to!r}")
     rows = windows
     if "version" in rows.columns and rows["version"].nunique() > 1:
         if version is None:
@@ -156,15 +200,22 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
     nan = math.nan
 
     if len(values) < 3 or np.ptp(ages) == 0:
-        slope = low = high = intercept = nan
+        slope = low = high = intercept = intercept_low = intercept_high = nan
         if len(values):
             intercept = float(values.mean())
     else:
         fit = stats.linregress(ages, values)
         slope, intercept = float(fit.slope), float(fit.intercept)
-        half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 2)) * float(fit.stderr)
-        low, high = slope - half, slope + half
-    base = float(training_metric) if training_metric is not None else intercept
+        t = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 2))
+        low, high = slope - t * float(fit.stderr), slope + t * float(fit.stderr)
+        intercept_low = intercept - t * float(fit.intercept_stderr)
+        intercept_high = intercept + t * float(fit.intercept_stderr)
+    trained = float(training_metric) if training_metric is not None else nan
+    gap = intercept - trained
+    gap_significant = bool(np.isfinite(trained) and np.isfinite(intercept_low)
+                           and not intercept_low <= trained <= intercept_high)
+    from_training = relative_to == "training" and training_metric is not None
+    base = trained if from_training else intercept
     level = float(tolerance) if tolerance is not None else base - better * drop * abs(base)
     measurable = bool(np.isfinite(slope) and min(-better * low, -better * high) > 0)
 
@@ -177,8 +228,12 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
     pessimistic = crossing(low if better > 0 else high) if measurable else None
     optimistic = crossing(high if better > 0 else low) if measurable else None
     span = f"{len(values)} windows, ages {ages.min():.0f} to {ages.max():.0f} days" if len(values) else "no windows"
-    origin = f"training {metric} {base:.4g}" + ("" if training_metric is not None else " (fitted at age 0)")
-    rule = f"tolerance {level:.4g}" + ("" if tolerance is not None else f" ({origin} worsened by {drop:.0%})")
+    if tolerance is not None:
+        rule = f"tolerance {level:.4g}"
+    elif from_training:
+        rule = f"tolerance {level:.4g} (the training {metric} {trained:.4g} worsened by {drop:.0%})"
+    else:
+        rule = f"tolerance {level:.4g} (its own start worsened by {drop:.0%})"
     if not np.isfinite(slope):
         reasoning = (f"Too few windows to fit a decay ({span}; at least 3 at different ages are needed): "
                      f"no interval recommended yet.")
@@ -193,14 +248,27 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
         fast, slow = sorted([-better * low, -better * high], reverse=True)
         reasoning = (f"{metric} worsens by {-better * slope:.3g} per day ({confidence:.0%} interval {slow:.3g} to "
                      f"{fast:.3g}) over {span}. "
-                     f"The fitted line ({intercept:.4g} at age 0) crosses the {rule} after {days:.0f} days "
-                     f"({bounds} days for the slope's interval): retrain about every {days:.0f} days"
-                     + (", at once: the model starts beyond the tolerance." if days == 0 else "."))
+                     + (f"The fitted line ({intercept:.4g} at age 0) starts beyond the {rule}: retrain at once."
+                        if days == 0 else
+                        f"The fitted line ({intercept:.4g} at age 0) crosses the {rule} after {days:.0f} days "
+                        f"({bounds} days for the slope's interval): retrain about every {days:.0f} days."))
+    if np.isfinite(gap):
+        worse = better * gap < 0
+        reasoning += (f" At age 0 serving starts at {intercept:.4g} ({confidence:.0%} interval {intercept_low:.4g} to "
+                      f"{intercept_high:.4g}) against {trained:.4g} on the test split: "
+                      + (f"a gap of {gap:+.3g} ({gap / abs(trained):+.1%}), "
+                         + ("worse" if worse else "better") + " from the start"
+                         + (", a difference between the test split and what is served (other days, other "
+                            "traffic), not decay: retraining more often does not close it, a test split closer to "
+                            "serving measures it" if worse else "")
+                         + "." if gap_significant else f"no significant gap ({gap:+.3g})."))
     return RetrainingInterval(
         metric=metric, direction=direction, slope_per_day=slope, slope_low=low, slope_high=high, intercept=intercept,
-        training_metric=base, tolerance=level, decay_measurable=measurable, recommended_days=days,
+        training_metric=trained, tolerance=level, decay_measurable=measurable, recommended_days=days,
         days_low=pessimistic, days_high=optimistic, reasoning=reasoning, confidence=confidence,
-        ages=tuple(float(a) for a in ages), values=tuple(float(v) for v in values))
+        ages=tuple(float(a) for a in ages), values=tuple(float(v) for v in values), gap=gap,
+        intercept_low=intercept_low, intercept_high=intercept_high, gap_significant=gap_significant,
+        relative_to=relative_to)
 
 
 # The module's own name: the package exports the function as estimate_retraining_interval, since a package
