@@ -123,6 +123,26 @@ def test_sliding_windows_per_version_and_slice(july):
     assert result.groupby("version")["n_predictions"].sum().tolist() == [2 * len(july)] * 2  # each row in 2 windows
 
 
+def test_a_hash_collision_of_two_groups_is_caught_and_ranked_again(july, monkeypatch):
+    """ROC-AUC ranks each window's rows partitioned by one hash of the group columns; were two groups to hash
+    alike (about 2**-64 a pair), the partition's row count would differ from the group's and the query runs
+    again partitioned by the columns themselves. Forced here: every group hashes to 0."""
+    from mlpatterns.serving.continued_evaluation import evaluation_windows as module
+
+    con = connect(pd.concat([flight_log(july, version="1"), flight_log(july, version="2")]), flight_labels(july))
+    expected = evaluate_windows(con, task="classification", window="1d", slices=["origin"])
+    ranked, calls = module._ranked_sql, []
+
+    def colliding(*args, hashed):
+        calls.append(hashed)
+        return ranked(*args, hashed=hashed).replace("hash(", "0 * hash(")
+
+    monkeypatch.setattr(module, "_ranked_sql", colliding)
+    result = evaluate_windows(con, task="classification", window="1d", slices=["origin"])
+    assert calls == [True, False]
+    pd.testing.assert_frame_equal(result, expected, rtol=1e-12)
+
+
 def test_sample_rate_weights_the_counts_and_since_until_cut(july):
     con = connect(flight_log(july, sample_rate=0.25), flight_labels(july))
     result = evaluate_windows(con, task="classification", window="1d", since="2013-07-02", until="2013-07-04")

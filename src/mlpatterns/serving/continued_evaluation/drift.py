@@ -163,9 +163,13 @@ def window_statistics(con: Any, reference: DataStatistics, *, prediction_referen
         clash = set(outputs) & set(refs)
         if clash:
             raise ValueError(f"input columns {sorted(clash)} are named like the log's prediction columns")
-    texts = [f"p.__v[{i + 1}] AS t{i}" for i in range(len(names))]
-    texts += [f"p.{name}{'::VARCHAR' if name == 'predicted_label' else ''} AS t{len(names) + i}"
-              for i, name in enumerate(outputs)]
+    kinds = [col.kind for col in refs.values()]
+    # numbers are read once, here (the CTE this feeds is materialized): as text only whether they are there
+    texts = [f"p.__v[{i + 1}] IS NOT NULL AS has{i}, nullif(try_cast(p.__v[{i + 1}] AS DOUBLE), 'NaN'::DOUBLE) AS x{i}"
+             if kind in _NUMERIC else f"p.__v[{i + 1}] AS t{i}" for i, kind in enumerate(kinds)]
+    texts += [f"p.{name} IS NOT NULL AS has{len(names) + i}, nullif(p.{name}, 'NaN'::DOUBLE) AS x{len(names) + i}"
+              if col.kind in _NUMERIC else f"p.{name}::VARCHAR AS t{len(names) + i}"
+              for i, (name, col) in enumerate(outputs.items())]
     everything = {**refs, **outputs}
     paths = ", ".join(json_path(name, "columns") for name in names)
     filters = [f"{field} = '{value.replace(chr(39), chr(39) * 2)}'"
@@ -179,18 +183,17 @@ def window_statistics(con: Any, reference: DataStatistics, *, prediction_referen
     numeric = [(i, name, col) for i, (name, col) in enumerate(everything.items()) if col.kind in _NUMERIC]
     categorical = [(i, name, col) for i, (name, col) in enumerate(everything.items()) if col.kind in _CATEGORICAL]
     wide = ["count(*) AS n"]
-    for i, _, _ in [*numeric, *categorical]:
-        wide.append(f"count(t{i}) AS present{i}")
+    wide += [f"count(*) FILTER (has{i}) AS present{i}" for i, _, _ in numeric]
+    wide += [f"count(t{i}) AS present{i}" for i, _, _ in categorical]
     casts, counted = [], []
     for i, _, col in numeric:
         x = f"x{i}"
         finite = f"FILTER (isfinite({x}))"
-        wide += [f"count(*) FILTER (t{i} IS NOT NULL AND {x} IS NULL) AS invalid{i}",
+        wide += [f"count(*) FILTER (has{i} AND {x} IS NULL) AS invalid{i}",
                  f"count(*) FILTER (isinf({x})) AS inf{i}", f"min({x}) {finite} AS min{i}",
                  f"max({x}) {finite} AS max{i}", f"avg({x}) {finite} AS mean{i}", f"stddev_pop({x}) {finite} AS std{i}",
                  f"approx_quantile({x}, {list(QUANTILE_LEVELS)}) {finite} AS q{i}",
                  f"approx_count_distinct({x}) AS distinct{i}"]
-        casts.append(f"CASE WHEN isnan(try_cast(t{i} AS DOUBLE)) THEN NULL ELSE try_cast(t{i} AS DOUBLE) END AS {x}")
         edges = col.numeric.edges if col.numeric is not None else ()
         if edges:  # the reference's histogram: 0 below edges[0], 1 [e0, e1], k (e[k-1], e[k]], len(edges) above
             steps = " ".join(f"WHEN {x} <= {edge!r} THEN {k}" for k, edge in enumerate(edges[1:], start=1))
@@ -208,7 +211,7 @@ def window_statistics(con: Any, reference: DataStatistics, *, prediction_referen
            f"__summary AS (SELECT window_start, {', '.join(wide)} FROM __x GROUP BY window_start)")
     if counted:
         sql += (f", __values AS ({' UNION ALL '.join(counted)}), "
-                "__lists AS (SELECT window_start, list(struct_pack(c, value, cnt)) AS counts FROM __values "
+                "__lists AS (SELECT window_start, list(struct_pack(c, value, cnt) ORDER BY c, value) AS counts FROM __values "
                 "GROUP BY window_start) "
                 "SELECT s.*, l.counts FROM __summary s LEFT JOIN __lists l USING (window_start)")
     else:

@@ -238,20 +238,38 @@ def evaluate_windows(con: Any, *, task: str, window: str | timedelta = "1d", ste
                  f"count(y_text) AS n_labelled, {_AGGREGATES[task].format(pos=_literal(positive))} "
                  f"FROM __rows GROUP BY {keys}")
     if task != "classification":
-        sql = _label_join(f", __rows AS ({rows_sql}) {aggregate}")
-    else:  # ROC-AUC from the average ranks of the distinct scores (ties share their mean rank): Mann-Whitney U
-        on = " AND ".join(f"a.{c} IS NOT DISTINCT FROM r.{c}" for c in ["window_start", *groups])
-        sql = _label_join(
-            f", __rows AS ({rows_sql}), __agg AS ({aggregate}), "
-            f"__values AS (SELECT {keys}, p, sum((y_text = {_literal(positive)})::INTEGER) AS pos, count(*) AS cnt "
-            f"FROM __rows WHERE {_SCORED} GROUP BY {keys}, p), "
-            f"__cum AS (SELECT *, coalesce(sum(cnt) OVER (PARTITION BY {keys} ORDER BY p ROWS BETWEEN UNBOUNDED "
-            f"PRECEDING AND 1 PRECEDING), 0) AS before FROM __values), "
-            f"__ranks AS (SELECT {keys}, sum(pos * (before + (cnt + 1) / 2.0)) AS rank_sum_pos, sum(pos) AS auc_pos, "
-            f"sum(cnt) - sum(pos) AS auc_neg FROM __cum GROUP BY {keys}) "
-            f"SELECT a.*, r.rank_sum_pos, r.auc_pos, r.auc_neg FROM __agg a LEFT JOIN __ranks r ON {on}")
-    raw = con.execute(f"{sql} ORDER BY {keys}", params).df()
+        raw = con.execute(f"{_label_join(f', __rows AS ({rows_sql}) {aggregate}')} ORDER BY {keys}", params).df()
+    else:
+        raw = con.execute(_ranked_sql(rows_sql, aggregate, keys, groups, positive, hashed=bool(groups)), params).df()
+        if groups and (raw["auc_partition_n"].fillna(0) != raw["auc_n"].fillna(0)).any():
+            # two groups of a window hashed alike (about 2**-64 a pair) and were ranked together: rank again by them
+            raw = con.execute(_ranked_sql(rows_sql, aggregate, keys, groups, positive, hashed=False), params).df()
     return _finish(raw, task, window_td, by, slices, confidence, min_labelled)
+
+
+def _ranked_sql(rows_sql: str, aggregate: str, keys: str, groups: list[str], positive: str, *, hashed: bool) -> str:
+    """The classification query: the aggregates of each window and group, and ROC-AUC's rank sum of the positives.
+
+    ROC-AUC comes from the average ranks of the scores (ties share their mean rank; Mann-Whitney U). One sort
+    per (window, group) partition gives both ends of a score's tie group: ``rank()`` is 1 + the rows below it,
+    ``count(*)`` over the default RANGE frame the rows at or below it; their mean is the average rank, summed
+    over the positives as integers (exact). The partitions are keyed by the window's start and, when
+    ``hashed``, one hash of the group columns: fixed-width keys sort several times faster than the text
+    columns themselves (measured at 10 M rows); the rows of each partition (``auc_partition_n``, the
+    running count's end) are checked against its group's (``auc_n``) so a hash collision is caught.
+    """
+    group_key = f"hash({', '.join(groups)})" if hashed else ", ".join(groups)
+    partition = ", ".join(["window_start", *([group_key] if group_key else [])])
+    on = " AND ".join(f"a.{c} IS NOT DISTINCT FROM r.{c}" for c in ["window_start", *groups])
+    return _label_join(
+        f", __rows AS MATERIALIZED ({rows_sql}), __agg AS ({aggregate}), "
+        f"__ranked AS (SELECT {keys}, y_text = {_literal(positive)} AS y, rank() OVER __w AS below, "
+        f"count(*) OVER __w AS upto FROM __rows WHERE {_SCORED} WINDOW __w AS (PARTITION BY {partition} ORDER BY p)), "
+        f"__ranks AS (SELECT {keys}, sum(below + upto) FILTER (y) / 2.0 AS rank_sum_pos, count(*) FILTER (y) "
+        f"AS auc_pos, count(*) FILTER (NOT y) AS auc_neg, max(upto) AS auc_partition_n, count(*) AS auc_n "
+        f"FROM __ranked GROUP BY {keys}) "
+        f"SELECT a.*, r.rank_sum_pos, r.auc_pos, r.auc_neg, r.auc_partition_n, r.auc_n "
+        f"FROM __agg a LEFT JOIN __ranks r ON {on} ORDER BY {keys}")
 
 
 def _literal(text: str) -> str:
