@@ -116,6 +116,20 @@ class PredictionLogConformance:
         with open_prediction_log(prediction_log.url) as again:
             assert sorted_rows(again.predictions()) == sorted_rows(table)
 
+    def test_append_columns_stores_what_append_stores(self, prediction_log: PredictionLog) -> None:
+        """The logger's path (columns, no row tuples) writes the rows ``append`` would, on every backend."""
+        rows = [*make_rows(3, prefix="cols"), (T0, T0, "m", "1", None, "{}", "{}", float("nan"), None, 0.5, "http")]
+        prediction_log.append_columns({name: [row[i] for row in rows] for i, name in enumerate(PREDICTION_COLUMNS)})
+        by_columns = sorted_rows(prediction_log.predictions())
+        with open_prediction_log(prediction_log.url) as again:  # the same rows again, through append
+            again.append(rows)
+            both = sorted_rows(again.predictions())
+        assert len(by_columns) == len(rows) and both == sorted(by_columns * 2, key=lambda r: tuple(
+            repr(v) for v in r.values()))
+        with pytest.raises(PredictionLogError, match="sample_rate"):
+            prediction_log.append_columns({**{n: [row[i] for row in rows] for i, n in enumerate(PREDICTION_COLUMNS)},
+                                           "sample_rate": ["all"] * len(rows)})
+
     def test_nan_prediction_reads_as_null(self, prediction_log: PredictionLog) -> None:
         row = make_rows(1)[0]
         prediction_log.append([(*row[:7], float("nan"), *row[8:])])
