@@ -21,6 +21,7 @@ from mlpatterns.datasets import load_flights
 from mlpatterns.lifecycle import run_spec
 from mlpatterns.reproducibility.model_versioning import open_registry
 from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
+from mlpatterns.serving.keyed_predictions import bundle_identity
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 from mlpatterns.spec import load_spec
 
@@ -53,10 +54,12 @@ def served(tmp_path_factory):
     bundle = run_spec(load_spec(spec_path), log=lambda *a, **k: None).bundles["linear"]
     times = pd.to_datetime(frame["time_hour"], utc=True).dt.tz_convert(None)
     week = frame[(times >= "2013-02-01") & (times < "2013-02-08")]
-    scored = ServingFunction.load(bundle).predict(week[["row_id", *INPUTS]])
+    serving = ServingFunction.load(bundle)
+    scored = serving.predict(week[["row_id", *INPUTS]])
+    version = bundle_identity(serving)[1]  # as predict --log and serve --log log a bundle folder
     with open_prediction_log(folder / "log") as log:
         log.append([
-            (t.to_pydatetime(), t.to_pydatetime(), "delays", "1", str(row_id),
+            (t.to_pydatetime(), t.to_pydatetime(), "delays", version, str(row_id),
              json.dumps(dict(zip(["row_id", *INPUTS], [None if pd.isna(v) else v for v in values], strict=True)),
                         default=lambda x: x.item()),
              json.dumps({"probability": float(p), "prediction": int(d)}), float(p), str(int(d)), 1.0, "batch")
@@ -67,7 +70,7 @@ def served(tmp_path_factory):
     late = (week["arr_delay"] > 15).astype(object).where(week["arr_delay"].notna(), None)
     week.assign(late=late)[["row_id", "arr_delay", "late"]].to_csv(truth, index=False)
     return {"folder": folder, "spec": spec_path, "bundle": bundle, "truth": truth, "csv": train,
-            "log": str(folder / "log"), "week": week}
+            "log": str(folder / "log"), "week": week, "version": version}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +101,7 @@ def test_label_errors_exit_2(labelled, capsys):
 def test_evaluate_prints_each_window(labelled, capsys):
     assert main(["monitor", "evaluate", "--spec", str(labelled["spec"]), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert len(records) == 7 and {r["version"] for r in records} == {"1"}
+    assert len(records) == 7 and {r["version"] for r in records} == {labelled["version"]}
     assert all(0.6 < r["roc_auc"] < 1 and r["n_labelled"] > 50 for r in records)
     assert main(["monitor", "evaluate", "--log", labelled["log"], "--window", "7d"]) == 0
     out = capsys.readouterr().out
@@ -246,3 +249,12 @@ def test_label_with_a_spec_whose_run_chose_the_positive_label(labelled, tmp_path
     week = labelled["week"].dropna(subset=["arr_delay"])
     assert dict(zip(labels["key"], labels["label"], strict=True)) == {
         str(k): "1" if late else "0" for k, late in zip(week["row_id"], week["arr_delay"] > 15, strict=True)}
+
+
+def test_a_silent_window_alerts_but_does_not_retrain(labelled, tmp_path, capsys):
+    """retrain.on_alert retrains on a metric or drift alert, never because nothing was served (an empty log here)."""
+    spec = _write_spec(tmp_path, labelled["csv"], {"retrain": {"on_alert": True, "window": "7d", "holdout": "1d"}},
+                       name="silent.yaml")
+    assert main(["monitor", "check", str(spec), "--at", "2013-02-08"]) == 1
+    out = capsys.readouterr().out
+    assert "ALERT no_predictions" in out and "retrain" not in out.lower().replace("--log", "")

@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_monitor_command"]
+__all__ = ["RETRAINING_ALERTS", "add_monitor_command"]
+
+RETRAINING_ALERTS = ("metric", "drift")  # what retrain.on_alert retrains on: the model or its inputs changed
 
 _EPILOG = """Log URLs: a folder (Parquet files, the default), sqlite:///PATH.db, postgresql+psycopg://USER:PW@HOST/DB.
 Durations: 30m, 12h, 1d, 7d, 2w. Exit codes: 0 done (check: no alert), 1 check found alerts, 2 a wrong spec,
@@ -224,13 +226,29 @@ def _watched(bundle: Path, reference: Any, monitoring: dict[str, Any]) -> list[s
 
 
 def _drift_frame(con: Any, bundle_ref: str, registry: str | None, *, window: str, step: str | None,
-                 model: str | None, monitoring: dict[str, Any] | None = None, since: Any = None,
-                 until: Any = None) -> Any:
+                 model: str | None, version: str | None = None, monitoring: dict[str, Any] | None = None,
+                 since: Any = None, until: Any = None) -> Any:
     from mlpatterns.serving.continued_evaluation.drift import drift_windows
 
     path, reference, predictions = _reference(bundle_ref, registry)
     return drift_windows(con, reference, prediction_reference=predictions, window=window, step=step,
-                         columns=_watched(path, reference, monitoring or {}), model=model, since=since, until=until)
+                         columns=_watched(path, reference, monitoring or {}), model=model, version=version,
+                         since=since, until=until)
+
+
+def _logged_version(bundle_ref: str, registry: str | None) -> str:
+    """The version a bundle's predictions are logged under: its registry version when served from the registry
+    (models:/...), else the first 12 hex digits of its manifest digest (mlpatterns serve or predict of a folder)."""
+    if str(bundle_ref).startswith("models:/"):
+        from mlpatterns.lifecycle.registration import registry_url
+        from mlpatterns.reproducibility.model_versioning import open_registry
+
+        with open_registry(registry_url(registry)) as opened:
+            return str(opened.lookup(bundle_ref).version)
+    from mlpatterns.serving.keyed_predictions import bundle_identity
+    from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+    return bundle_identity(ServingFunction.load(bundle_ref))[1]
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -316,6 +334,7 @@ def _no_predictions_alert(spec: Any, monitoring: dict[str, Any], end: Any) -> An
     """The alert for a newest window without one logged prediction: a server down, or its logging broken."""
     import pandas as pd
 
+    from mlpatterns.backends import redact_url
     from mlpatterns.serving.continued_evaluation.alerts import Alert
     from mlpatterns.spec.monitoring import duration_seconds
 
@@ -323,7 +342,7 @@ def _no_predictions_alert(spec: Any, monitoring: dict[str, Any], end: Any) -> An
     return Alert(kind="no_predictions", what="predictions", window=f"{start.isoformat(sep=' ')}/{end.isoformat(sep=' ')}",
                  value=0.0, limit=1.0, message=f"no prediction of {monitoring['model']!r} was logged in the window "
                  f"{start} to {end}: is the model served, and its server started with --log "
-                 f"{monitoring['log']}?")
+                 f"{redact_url(str(monitoring['log']))}?")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -357,8 +376,14 @@ def _check(args: argparse.Namespace) -> int:
                          "the spec)")
         elif bundle is not None:
             window = pd.Timedelta(seconds=duration_seconds(monitoring["window"]))
+            version = _logged_version(bundle, registry)  # after a promotion the window holds older versions too
             drift = _drift_frame(con, bundle, registry, window=monitoring["window"], step=monitoring["step"],
-                                 model=drift_model, monitoring=monitoring, since=newest - window, until=newest)
+                                 model=drift_model, version=version, monitoring=monitoring, since=newest - window,
+                                 until=newest)
+            if len(drift) == 0:
+                notes.append(f"drift not checked: no prediction of {bundle} (logged as version {version}) in the "
+                             "newest window")
+                drift = None
     finally:
         con.close()
         log.close()
@@ -384,10 +409,11 @@ def _check(args: argparse.Namespace) -> int:
     if alerts and monitoring.get("webhook"):
         error = send_webhook(monitoring["webhook"], alerts, context={"model": monitoring["model"], "spec": spec.name})
         print(error if error else f"webhook: {len(alerts)} alert(s) posted", file=sys.stderr if error else sys.stdout)
-    if alerts and monitoring["retrain"].get("on_alert") and not args.no_retrain:
+    decayed = [a for a in alerts if a.kind in RETRAINING_ALERTS]  # not a stopped server nor late labels
+    if decayed and monitoring["retrain"].get("on_alert") and not args.no_retrain:
         from mlpatterns.lifecycle.retraining import retrain
 
-        first = alerts[0]
+        first = decayed[0]
         result = retrain(spec, end=at if at is not None else newest, log_url=args.log, registry=args.registry,
                          trigger=f"alert: {first.message}"[:200], log=lambda *a, **k: None)
         print(result.message())

@@ -18,6 +18,7 @@ from mlpatterns.reproducibility.data_statistics import DataStatistics
 from mlpatterns.serving.continued_evaluation import drift as drift_module
 from mlpatterns.serving.continued_evaluation.alerts import (
     DRIFT_LIMITS,
+    MIN_DRIFT_ROWS,
     Alert,
     check_alerts,
     send_webhook,
@@ -84,7 +85,7 @@ def _evaluation(columns, **overrides):
 
 
 def _drift(columns, **extra):
-    base = {"window_start": DAY2, "window_end": DAY3, "role": "input", "reference_missing_share": 0.0}
+    base = {"window_start": DAY2, "window_end": DAY3, "role": "input", "reference_missing_share": 0.0, "n_rows": 500}
     rows = [{**base, "column": "dep_delay", "psi": 0.30, "js": 0.05, "ks": 0.25, "missing_share": 0.0},
             {**base, "column": "carrier", "psi": 0.9, "js": 0.3, "chi_square": 0.4, "missing_share": 0.2},
             {**base, "column": "tailnum", "psi": 5.0, "js": 0.6, "missing_share": 0.0}]
@@ -245,3 +246,16 @@ def test_webhook_errors_are_reported_not_raised(receiver):
     server.server_close()  # nothing listens there now
     assert "not delivered" in send_webhook(f"http://127.0.0.1:{port}/", [], timeout=2)
     assert "not delivered" in send_webhook("http://", [], timeout=2)
+
+
+def test_a_window_with_few_rows_raises_no_drift_alert(columns):
+    """PSI is biased upward in small samples (about (bins - 1) / n): 40 rows of an unchanged column often pass 0.25."""
+    few = _drift(columns, n_rows=MIN_DRIFT_ROWS - 1)
+    assert check_alerts(None, few, {"drift": {"psi": 0.25}}) == []
+    assert len(check_alerts(None, few, {"drift": {"psi": 0.25}}, min_drift_rows=10)) == 3
+
+
+def test_a_webhook_error_shows_its_host_not_its_secret_path():
+    alert = Alert(kind="metric", what="roc_auc", window="w", value=0.5, limit=0.7, message="m")
+    error = send_webhook("http://user:pw@127.0.0.1:9/services/T000/B000/SECRET", [alert], timeout=2)
+    assert error is not None and "127.0.0.1:9" in error and "SECRET" not in error and "pw" not in error

@@ -40,14 +40,17 @@ from dataclasses import asdict, dataclass
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DRIFT_LIMITS", "Alert", "check_alerts", "send_webhook"]
+__all__ = ["DRIFT_LIMITS", "MIN_DRIFT_ROWS", "Alert", "check_alerts", "send_webhook"]
 
 #: A drift limit's name (the spec's ``monitoring.drift``) -> the ``drift_windows`` column it bounds.
 DRIFT_LIMITS: Mapping[str, str] = MappingProxyType({
     "psi": "psi", "jensen_shannon": "js", "ks": "ks", "chi_square": "chi_square",
     "out_of_range": "out_of_range_share", "unseen_categories": "unseen_share", "missing": "missing_share"})
 _EVALUATION = ("window_start", "window_end", "n_predictions", "n_labelled", "label_coverage", "too_small")
-_DRIFT = ("window_start", "window_end", "column", "role", *DRIFT_LIMITS.values(), "reference_missing_share")
+_DRIFT = ("window_start", "window_end", "column", "role", "n_rows", *DRIFT_LIMITS.values(), "reference_missing_share")
+# PSI is biased upward by about (bins - 1) / n: with 10 bins and no shift at all, 40 rows give a median PSI near
+# 0.28; 200 rows about 0.05. A window's column with fewer rows than this raises no drift alert.
+MIN_DRIFT_ROWS = 200
 _MAKERS = {"evaluation": "mlpatterns.serving.continued_evaluation.evaluation_windows.evaluate_windows",
            "drift": "mlpatterns.serving.continued_evaluation.drift.drift_windows"}
 
@@ -181,13 +184,16 @@ def _coverage_alerts(frame: Any, minimum: float, slice_columns: Sequence[str]) -
     return alerts
 
 
-def _drift_alerts(frame: Any, drift: Mapping[str, Any], watch: Sequence[str], ignore: Sequence[str]) -> list[Alert]:
+def _drift_alerts(frame: Any, drift: Mapping[str, Any], watch: Sequence[str], ignore: Sequence[str],
+                  min_rows: int) -> list[Alert]:
     alerts: list[Alert] = []
     overrides = drift.get("columns") or {}
     for row in frame.to_dict("records"):
         feature = row["column"]
         if feature in ignore or (watch and feature not in watch and row["role"] != "prediction"):
             continue
+        if (_number(row["n_rows"]) or 0) < min_rows:
+            continue  # too few rows: chance alone moves PSI, JS and chi-square past any limit
         per_feature = overrides.get(feature) or {}
         for statistic, column in DRIFT_LIMITS.items():
             limit = per_feature[statistic] if statistic in per_feature else drift.get(statistic)
@@ -220,7 +226,8 @@ def _check_thresholds(thresholds: Mapping[str, Any]) -> None:
 
 
 def check_alerts(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[str, Any], *, min_labelled: int = 1,
-                 at: Any = None, newest_only: bool = True, slice_columns: Sequence[str] = ()) -> list[Alert]:
+                 at: Any = None, newest_only: bool = True, slice_columns: Sequence[str] = (),
+                 min_drift_rows: int = MIN_DRIFT_ROWS) -> list[Alert]:
     """The alerts of the newest complete window (ended by ``at``, default: any), or of every window.
 
     Parameters
@@ -244,6 +251,9 @@ def check_alerts(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[st
         Only the newest of those windows; else every one.
     slice_columns : sequence of str
         The evaluation's slice columns (``evaluate_windows(slices=...)``).
+    min_drift_rows : int, default :data:`MIN_DRIFT_ROWS`
+        A window with fewer served rows raises no drift alert (drift statistics are biased upward
+        in small samples).
 
     Returns
     -------
@@ -271,7 +281,8 @@ def check_alerts(evaluation_frame: Any, drift_frame: Any, thresholds: Mapping[st
         _require(drift_frame, _DRIFT, "drift")
         if thresholds.get("drift"):
             alerts += _drift_alerts(_newest(drift_frame, at, newest_only), thresholds["drift"],
-                                    list(thresholds.get("features") or ()), list(thresholds.get("ignore") or ()))
+                                    list(thresholds.get("features") or ()), list(thresholds.get("ignore") or ()),
+                                    min_drift_rows)
     return alerts
 
 
@@ -291,12 +302,21 @@ def send_webhook(url: str, alerts: Sequence[Alert], *, timeout: float = 10.0,
                       default=str).encode()
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "mlpatterns-monitor"})
+    shown = _webhook_origin(url)  # a webhook's path or user info often is its secret (Slack, Discord)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user's own URL
             status = response.status
     except urllib.error.HTTPError as error:
-        return f"webhook {url}: the receiver answered HTTP {error.code} {error.reason}"
+        return f"webhook {shown}: the receiver answered HTTP {error.code} {error.reason}"
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        return f"webhook {url}: not delivered ({reason})"
-    return None if 200 <= status < 300 else f"webhook {url}: the receiver answered HTTP {status}"
+        return f"webhook {shown}: not delivered ({reason})"
+    return None if 200 <= status < 300 else f"webhook {shown}: the receiver answered HTTP {status}"
+
+
+def _webhook_origin(url: str) -> str:
+    """``scheme://host[:port]/...`` of a webhook URL: what an error may show of it."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/..."
