@@ -258,3 +258,15 @@ def test_a_silent_window_alerts_but_does_not_retrain(labelled, tmp_path, capsys)
     assert main(["monitor", "check", str(spec), "--at", "2013-02-08"]) == 1
     out = capsys.readouterr().out
     assert "ALERT no_predictions" in out and "retrain" not in out.lower().replace("--log", "")
+
+
+def test_slices_add_their_metrics_beside_the_whole_windows(labelled, tmp_path, capsys):
+    """With slices, the whole window is still checked (its metric, its label coverage), and each slice as well."""
+    spec = _write_spec(tmp_path, labelled["csv"], {"metrics": {"roc_auc": {"min": 0.99, "on": "estimate"}},
+                                                   "slices": ["carrier"], "min_labelled": 20}, name="sliced.yaml")
+    sliced = yaml.safe_load(spec.read_text())
+    sliced["monitoring"]["log"] = labelled["log"]
+    spec.write_text(yaml.safe_dump(sliced))
+    assert main(["monitor", "check", str(spec), "--at", "2013-02-07T12:00", "--json"]) == 1
+    what = [a["what"] for a in json.loads(capsys.readouterr().out)["alerts"]]
+    assert "roc_auc" in what and any(w.startswith("roc_auc [carrier=") for w in what)

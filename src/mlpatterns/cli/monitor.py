@@ -145,10 +145,13 @@ def _logged_task(con: Any) -> str:
         else "classification"
 
 
-def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, since: Any = None, until: Any = None) -> Any:
+def _evaluation(con: Any, spec: Any, args: argparse.Namespace, *, since: Any = None, until: Any = None,
+                sliced: bool = True) -> Any:
     from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
 
     monitoring = spec.monitoring if spec is not None else {}
+    if not sliced:
+        monitoring = {k: v for k, v in monitoring.items() if k != "slices"}
     args.task = args.task or (spec.task if spec is not None else _logged_task(con))
     models = _logged_models(con, getattr(args, "model", None) or monitoring.get("model"))
     frame = evaluate_windows(con, task=args.task, window=args.window or monitoring.get("window", "1d"),
@@ -362,7 +365,9 @@ def _check(args: argparse.Namespace) -> int:
     log, con = _connect(_log_url(args, spec))
     notes: list[str] = []
     try:
-        frame = _evaluation(con, spec, args, since=now - span, until=now)
+        frame = _evaluation(con, spec, args, since=now - span, until=now, sliced=False)
+        slices = monitoring.get("slices") or []  # each slice's metrics too, beside the whole window's
+        sliced = _evaluation(con, spec, args, since=now - span, until=now) if slices else None
         ends = [t for t in frame["window_end"] if t <= now] if len(frame) else []
         newest = max(ends) if ends else None
         expected = _newest_window_end(now, monitoring)
@@ -387,8 +392,10 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         con.close()
         log.close()
-    alerts = check_alerts(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now,
-                          slice_columns=monitoring.get("slices") or ())
+    alerts = check_alerts(frame, drift, monitoring, min_labelled=monitoring["min_labelled"], at=now)
+    if sliced is not None:
+        alerts += check_alerts(sliced, None, {"metrics": monitoring["metrics"]}, min_labelled=monitoring["min_labelled"],
+                               at=now, slice_columns=slices)
     if silent is not None:
         alerts.insert(0, silent)
     for note in notes:
