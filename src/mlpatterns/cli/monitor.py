@@ -575,7 +575,8 @@ def add_monitor_command(subparsers: Any) -> argparse.ArgumentParser:
     evaluate.add_argument("--window", help="window length (default: monitoring.window, else 1d)")
     evaluate.add_argument("--step", help="distance between window starts (default: the window)")
     evaluate.add_argument("--task", choices=("classification", "regression", "multiclass"),
-                          help="default: the spec's, else classification")
+                          help="default: the spec's, else what the log holds (a probability: classification; "
+                          "a value: regression)")
     evaluate.add_argument("--model", help="only this logged model name")
     evaluate.add_argument("--all-metrics", action="store_true", help="every metric, not the first three")
     evaluate.add_argument("--json", action="store_true", help="every column as JSON records")
