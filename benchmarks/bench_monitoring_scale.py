@@ -112,7 +112,7 @@ def _references():
 
     from mlpatterns.datasets import load_flights
     from mlpatterns.reproducibility.data_statistics import DataStatistics
-    from mlpatterns.serving.continued_evaluation.drift import prediction_statistics
+    from mlpatterns.serving.continued_evaluation.reference_statistics import prediction_statistics
 
     flights = load_flights()
     train = flights[flights["month"] <= 6]

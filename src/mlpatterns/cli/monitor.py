@@ -210,7 +210,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _reference(bundle_ref: str, registry: str | None) -> tuple[Path, Any, Any]:
     """The bundle folder a reference names, its training statistics and its predictions' (or None)."""
     from mlpatterns.cli.registry import resolve_bundle
-    from mlpatterns.serving.continued_evaluation.drift import training_statistics
+    from mlpatterns.serving.continued_evaluation.reference_statistics import training_statistics
 
     path = resolve_bundle(bundle_ref, registry)
     return (path, *training_statistics(path))

@@ -39,7 +39,7 @@ STEP_CODE = {
     "tune": [*_MODELS, "mlpatterns.spec.tuning", "mlpatterns.lifecycle.artifacts"],
     "train": [*_MODELS, "mlpatterns.lifecycle.artifacts", "mlpatterns.lifecycle.outputs"],
     "evaluate": ["mlpatterns.spec.models", "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts"],
-    "export": ["mlpatterns.bundles", "mlpatterns.lifecycle.artifacts", "mlpatterns.serving.continued_evaluation.drift"],
+    "export": ["mlpatterns.bundles", "mlpatterns.lifecycle.artifacts", "mlpatterns.serving.continued_evaluation.reference_statistics"],
     "two_phase": ["mlpatterns.lifecycle.two_phase_step", "mlpatterns.serving.two_phase_predictions",
                   "mlpatterns.serving.stateless_serving_function", "mlpatterns.bundles", "mlpatterns.spec.data",
                   "mlpatterns.lifecycle.artifacts"],

@@ -277,7 +277,7 @@ def export(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, 
     """Write the bundle: transform + model + signature + metrics + lineage (Stateless Serving Function, 16)."""
     from mlpatterns.lifecycle.artifacts import read_json, read_trained
     from mlpatterns.serving.bundle import write_bundle
-    from mlpatterns.serving.continued_evaluation.drift import prediction_statistics
+    from mlpatterns.serving.continued_evaluation.reference_statistics import prediction_statistics
     from mlpatterns.spec.models import served_task
 
     spec = step_spec(params["spec"], STEP_SECTIONS["export"])

@@ -27,9 +27,11 @@ from mlpatterns.serving.bundle import write_bundle
 from mlpatterns.serving.continued_evaluation.drift import (
     drift_windows,
     explain_drift,
+    window_statistics,
+)
+from mlpatterns.serving.continued_evaluation.reference_statistics import (
     prediction_statistics,
     training_statistics,
-    window_statistics,
 )
 from mlpatterns.testing.registry import make_signature
 

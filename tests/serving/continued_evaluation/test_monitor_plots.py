@@ -12,11 +12,7 @@ import pytest
 
 from mlpatterns.datasets import load_flights
 from mlpatterns.reproducibility.data_statistics import DataStatistics
-from mlpatterns.serving.continued_evaluation.drift import (
-    drift_windows,
-    prediction_statistics,
-    window_statistics,
-)
+from mlpatterns.serving.continued_evaluation.drift import drift_windows, window_statistics
 from mlpatterns.serving.continued_evaluation.evaluation_windows import evaluate_windows
 from mlpatterns.serving.continued_evaluation.monitor_plots import (
     plot_drift_heatmap,
@@ -24,6 +20,7 @@ from mlpatterns.serving.continued_evaluation.monitor_plots import (
     plot_prediction_distribution,
     plot_retraining_interval,
 )
+from mlpatterns.serving.continued_evaluation.reference_statistics import prediction_statistics
 from mlpatterns.serving.continued_evaluation.retraining_interval import estimate_retraining_interval
 
 duckdb = pytest.importorskip("duckdb")

@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,50 +70,12 @@ from mlpatterns.serving.continued_evaluation.evaluation_windows import (
     windowed_predictions_sql,
 )
 
-__all__ = ["DRIFT_STATISTICS", "drift_windows", "explain_drift", "prediction_statistics", "training_statistics",
-           "window_statistics"]
+__all__ = ["DRIFT_STATISTICS", "drift_windows", "explain_drift", "window_statistics"]
 
 DRIFT_STATISTICS = ("psi", "js", "ks", "chi_square", "missing_share", "out_of_range_share", "unseen_share")
 PREDICTION_COLUMNS = ("prediction", "predicted_label")  # the log's own columns, compared with prediction_statistics
 _NUMERIC = ("integer", "float")
 _CATEGORICAL = ("categorical", "boolean")
-
-
-def training_statistics(bundle_path: str | Path) -> tuple[DataStatistics, DataStatistics | None]:
-    """The bundle's training statistics (``statistics.json``) and its predictions' (``prediction_statistics.json``,
-    None for a bundle written before it existed). The bundle is verified (sha256 of every file) as it is read."""
-    from mlpatterns.bundles.format import BundleError, read_bundle
-
-    bundle = read_bundle(bundle_path)
-    name = bundle.manifest.get("statistics", "statistics.json")
-    if name not in bundle.files:
-        raise BundleError(f"{bundle.path}: the bundle carries no training statistics ({name}); "
-                          "bundles written by `mlpatterns run` have them")
-    inputs = DataStatistics.from_dict(bundle.json(name))
-    name = bundle.manifest.get("prediction_statistics", "prediction_statistics.json")
-    outputs = DataStatistics.from_dict(bundle.json(name)) if name in bundle.files else None
-    return inputs, outputs
-
-
-def prediction_statistics(task: str, output: np.ndarray, *, classes: Sequence[str] | None = None,
-                          threshold: float | None = None) -> DataStatistics | None:
-    """Statistics of what a bundle serves, as the prediction log holds it: ``prediction`` (P(positive) of a
-    binary classifier, a regression's value) and ``predicted_label`` (label text: ``"1"``/``"0"`` at
-    ``threshold``, default 0.5, or a multiclass model's class). ``output`` is the model's output on the test
-    split (``predict_features``); None for outputs the log keeps no column of (multilabel)."""
-    output = np.asarray(output, dtype=np.float64)
-    columns: dict[str, Any] = {}
-    if task in ("classification", "regression") and output.ndim == 1:
-        columns["prediction"] = output
-        if task == "classification":
-            columns["predicted_label"] = np.where(output >= (0.5 if threshold is None else threshold), "1", "0")
-    elif task == "multiclass" and output.ndim == 2 and classes is not None and len(classes) == output.shape[1]:
-        columns["predicted_label"] = np.asarray([str(c) for c in classes], dtype=object)[np.argmax(output, axis=1)]
-    if not columns or len(output) == 0:
-        return None
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object if name == "predicted_label" else np.float64)
-                          for name, values in columns.items()})
-    return DataStatistics.from_frame(frame, categorical=[c for c in frame.columns if c == "predicted_label"])
 
 
 def _text_of(value: Any) -> str:
@@ -273,7 +234,8 @@ def drift_windows(con: Any, reference: DataStatistics, *, prediction_reference: 
     con : duckdb.DuckDBPyConnection
         A connection with the view ``predictions`` (``PredictionLog.register(con)``).
     reference : DataStatistics
-        The training statistics of the raw columns (:func:`training_statistics`).
+        The training statistics of the raw columns
+        (:func:`~mlpatterns.serving.continued_evaluation.reference_statistics.training_statistics`).
     prediction_reference : DataStatistics, optional
         The statistics of the bundle's predictions on its test split: compared with the log's
         ``prediction`` and ``predicted_label`` columns.
