@@ -270,3 +270,16 @@ def test_slices_add_their_metrics_beside_the_whole_windows(labelled, tmp_path, c
     assert main(["monitor", "check", str(spec), "--at", "2013-02-07T12:00", "--json"]) == 1
     what = [a["what"] for a in json.loads(capsys.readouterr().out)["alerts"]]
     assert "roc_auc" in what and any(w.startswith("roc_auc [carrier=") for w in what)
+
+
+def test_label_a_yes_no_column_with_positive(labelled, tmp_path, capsys):
+    truth = tmp_path / "yes_no.csv"
+    week = labelled["week"]
+    week.assign(late=np.where(week["arr_delay"] > 15, "Yes", "No"))[["row_id", "late"]].to_csv(truth, index=False)
+    log = str(tmp_path / "log")
+    assert main(["monitor", "label", str(truth), "--log", log, "--key", "row_id", "--label", "late",
+                 "--positive", "Yes"]) == 0
+    with open_prediction_log(log) as opened:
+        labels = set(opened.labels()["label"].to_pylist())
+    assert labels == {"1", "0"}
+    assert main(["monitor", "label", str(truth), "--log", log, "--spec", str(labelled["spec"]), "--positive", "x"]) == 2

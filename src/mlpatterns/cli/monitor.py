@@ -83,7 +83,10 @@ def _label(args: argparse.Namespace) -> int:
     if not keys:
         raise ValueError("--key: name the key column(s) the predictions were logged with"
                          + (" (the spec declares no keys:)" if spec is not None else ""))
-    how = {"label": args.label} if args.label else _target_rule(spec)
+    if args.positive is not None and args.label is None:
+        raise ValueError("--positive: give it with --label COLUMN (with --spec, the spec's target rule decides)")
+    how = _target_rule(spec) if args.label is None else {"label": args.label} if args.positive is None else \
+        {"target": args.label, "rule": {"positive_label": args.positive}}
     null_values = spec.data.get("null_values") if spec is not None else None
     with open_prediction_log(_log_url(args, spec)) as log:
         result = add_ground_truth(log, args.truth, keys, null_values=null_values, **how)
@@ -566,9 +569,12 @@ def add_monitor_command(subparsers: Any) -> argparse.ArgumentParser:
     label.add_argument("--key", action="append", metavar="COLUMN", help="a key column (repeatable, in the model's "
                        "key order; default: the spec's keys)")
     which = label.add_mutually_exclusive_group()
-    which.add_argument("--label", metavar="COLUMN", help="the column holding the label")
+    which.add_argument("--label", metavar="COLUMN", help="the column holding the label (a binary model's: 1/0 or "
+                       "true/false, else give --positive)")
     which.add_argument("--spec", type=Path, help="a spec: its keys, and its target column and rule "
                        "(positive_when, positive_label) make the label")
+    label.add_argument("--positive", metavar="VALUE", help="with --label: the value that is the positive class of a "
+                       "binary model (e.g. Yes); the others are negative")
     evaluate = command("evaluate", _evaluate, "metrics per model version and time window, with intervals")
     evaluate.add_argument("--log", help="the prediction log (default: the spec's monitoring.log)")
     evaluate.add_argument("--spec", type=Path, help="a spec with a monitoring: section (task, windows, slices)")
