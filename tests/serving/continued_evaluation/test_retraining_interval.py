@@ -162,3 +162,35 @@ def test_real_flights_replay_a_test_split_gap_is_not_counted_as_decay():
     assert result.decay_measurable and old.decay_measurable and result.slope_per_day == old.slope_per_day
     assert old.recommended_days < result.recommended_days  # the gap made the old interval shorter
     assert result.recommended_days == pytest.approx(0.02 * result.intercept / -result.slope_per_day)
+
+
+def test_overlapping_windows_do_not_narrow_the_slope_interval():
+    """Weekly windows every day share 6 of their 7 days with their neighbour: fitted as if independent, their
+    slope interval came out about sqrt(7) times narrower than that of weekly windows every week on the same
+    data. With the effective sample size (n * step / window) both intervals have comparable widths."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    ratios, naive_ratios = [], []
+    for _ in range(20):
+        days = pd.date_range("2013-07-01", periods=182, freq="D")
+        daily = 0.80 - 0.0002 * np.arange(len(days)) + rng.normal(0, 0.01, len(days))  # a metric per day
+        rolling = pd.Series(daily).rolling(7).mean().to_numpy()[6:]  # weekly window starting each day
+        every_day = pd.DataFrame({"window_start": days[: len(rolling)], "roc_auc": rolling, "too_small": False})
+        every_day["window_end"] = every_day["window_start"] + pd.Timedelta("7D")
+        every_week = every_day.iloc[::7]
+        sliding = estimate_retraining_interval(every_day, trained_at="2013-07-01")
+        tumbling = estimate_retraining_interval(every_week, trained_at="2013-07-01")
+        assert tumbling.effective_windows == len(every_week) == 26
+        assert sliding.effective_windows == pytest.approx(len(every_day) / 7)
+        assert "worth 25.1 independent ones" in sliding.reasoning and "independent" not in tumbling.reasoning
+        ratios.append((sliding.slope_high - sliding.slope_low) / (tumbling.slope_high - tumbling.slope_low))
+        fit = stats.linregress(sliding.ages, sliding.values)  # the old interval: n - 2 degrees of freedom
+        naive = 2 * stats.t.ppf(0.975, len(sliding.values) - 2) * fit.stderr
+        naive_ratios.append(naive / (tumbling.slope_high - tumbling.slope_low))
+    assert 0.7 < np.median(ratios) < 1.4  # comparable widths
+    assert np.median(naive_ratios) < 0.5  # the old fit: about 1 / sqrt(7) = 0.38 as wide
+    step_given = estimate_retraining_interval(every_day, trained_at="2013-07-01", step="7d")
+    assert step_given.effective_windows == len(every_day)  # a step stated as the window: no overlap assumed
+    few = estimate_retraining_interval(every_day.iloc[:14], trained_at="2013-07-01")  # 14 days: 2 independent
+    assert np.isnan(few.slope_per_day) and "Too few windows" in few.reasoning and few.effective_windows == 2

@@ -9,7 +9,12 @@ Solution: take the metric per window (:func:`~mlpatterns.serving.continued_evalu
 evaluation_windows.evaluate_windows`) against the age of the model, days since its
 training data ended, and fit a line (ordinary least squares over the windows that are not
 ``too_small``; the slope's and the intercept's intervals from Student's t with n - 2 degrees
-of freedom). The fit separates two findings:
+of freedom). Sliding windows (a step shorter than the window, e.g. weekly windows every day)
+share most of their rows, so their residuals are correlated and n points carry the information
+of only about ``n * step / window`` independent ones: the line is fitted on all the points, but
+the standard errors are inflated by ``sqrt(window / step)`` and the t has ``n_eff - 2`` degrees
+of freedom with ``n_eff = n * step / window`` (``effective_windows`` in the result; n when the
+windows do not overlap). The fit separates two findings:
 
 - the *gap* at age 0: the fitted intercept against the training (test-split) metric. A
   model often serves worse than its test split promised from the first day (the test split
@@ -96,6 +101,9 @@ class RetrainingInterval:
         Whether the intercept's interval excludes the training metric.
     relative_to : {"served", "training"}
         What the default tolerance was measured from.
+    effective_windows : float
+        How many independent windows the intervals rest on: ``n * step / window`` for sliding
+        windows, n for tumbling ones (NaN when nothing was fitted).
     """
 
     metric: str
@@ -119,13 +127,14 @@ class RetrainingInterval:
     intercept_high: float = math.nan
     gap_significant: bool = False
     relative_to: str = "served"
+    effective_windows: float = math.nan
 
 
 def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metric: str = "roc_auc",
                         training_metric: float | None = None, tolerance: float | None = None,
                         drop: float = DEFAULT_DROP, version: str | None = None, window: str | timedelta | None = None,
                         confidence: float = 0.95, include_small: bool = False,
-                        relative_to: str = "served") -> RetrainingInterval:
+                        relative_to: str = "served", step: str | timedelta | None = None) -> RetrainingInterval:
     """Fit the metric's decay with age and recommend the retraining interval.
 
     Parameters
@@ -158,6 +167,10 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
         test split and serving is reported apart, as ``gap``), or ``training_metric`` (the
         older definition: a gap counts as decay, and serving that starts beyond the tolerance
         recommends 0 days).
+    step : str or timedelta, optional
+        Distance between window starts; default the most common distance between the starts in
+        ``windows``. With ``step < window`` the windows overlap and the intervals rest on
+        ``n * step / window`` effective windows (see the module's docstring).
 
     Returns
     -------
@@ -183,33 +196,49 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
         rows = rows[rows["version"] == version]
     elif version is not None and "version" in rows.columns:
         rows = rows[rows["version"] == version]
+    starts = np.sort(pd.to_datetime(rows["window_start"]).unique())
+    if step is not None:
+        step_days = pd.Timedelta(parse_window(step, name="step")) / pd.Timedelta(days=1)
+    elif len(starts) > 1:
+        gaps = pd.Series(np.diff(starts) / pd.Timedelta(days=1))
+        step_days = float(gaps[gaps > 0].mode().min())
+    else:
+        step_days = math.nan
     if not include_small and "too_small" in rows.columns:
         rows = rows[~rows["too_small"].astype(bool)]
     rows = rows[np.isfinite(rows[metric].to_numpy(dtype=np.float64, na_value=np.nan))]
     start = pd.to_datetime(rows["window_start"])
     if "window_end" in rows.columns:
-        middle = start + (pd.to_datetime(rows["window_end"]) - start) / 2
+        length = pd.to_datetime(rows["window_end"]) - start
+        middle = start + length / 2
+        window_days = float((length / pd.Timedelta(days=1)).median()) if len(rows) else math.nan
     elif window is not None:
         middle = start + pd.Timedelta(parse_window(window)) / 2
+        window_days = pd.Timedelta(parse_window(window)) / pd.Timedelta(days=1)
     else:
         raise KeyError("windows have no window_end column: pass window= (their length)")
+    # overlap: each row sits in about window / step windows, so n points are worth n * step / window
+    overlap = window_days / step_days if np.isfinite(step_days) and step_days > 0 and np.isfinite(window_days) else 1.0
+    overlap = max(float(overlap), 1.0)
     trained = pd.Timestamp(as_utc_naive(trained_at, "trained_at"))
     ages = ((middle - trained) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
     values = rows[metric].to_numpy(dtype=np.float64)
     better = 1.0 if direction == "maximize" else -1.0
     nan = math.nan
 
-    if len(values) < 3 or np.ptp(ages) == 0:
+    effective = len(values) / overlap
+    if len(values) < 3 or effective < 3 or np.ptp(ages) == 0:
         slope = low = high = intercept = intercept_low = intercept_high = nan
         if len(values):
             intercept = float(values.mean())
     else:
         fit = stats.linregress(ages, values)
         slope, intercept = float(fit.slope), float(fit.intercept)
-        t = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 2))
-        low, high = slope - t * float(fit.stderr), slope + t * float(fit.stderr)
-        intercept_low = intercept - t * float(fit.intercept_stderr)
-        intercept_high = intercept + t * float(fit.intercept_stderr)
+        inflate = math.sqrt(overlap)  # the residuals of overlapping windows are correlated
+        t = float(stats.t.ppf(0.5 + confidence / 2, effective - 2))
+        low, high = slope - t * inflate * float(fit.stderr), slope + t * inflate * float(fit.stderr)
+        intercept_low = intercept - t * inflate * float(fit.intercept_stderr)
+        intercept_high = intercept + t * inflate * float(fit.intercept_stderr)
     trained = float(training_metric) if training_metric is not None else nan
     gap = intercept - trained
     gap_significant = bool(np.isfinite(trained) and np.isfinite(intercept_low)
@@ -228,6 +257,9 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
     pessimistic = crossing(low if better > 0 else high) if measurable else None
     optimistic = crossing(high if better > 0 else low) if measurable else None
     span = f"{len(values)} windows, ages {ages.min():.0f} to {ages.max():.0f} days" if len(values) else "no windows"
+    if len(values) and overlap > 1:
+        span += (f"; overlapping, {window_days:g}-day windows every {step_days:g} days, worth {effective:.1f} "
+                 "independent ones")
     if tolerance is not None:
         rule = f"tolerance {level:.4g}"
     elif from_training:
@@ -235,7 +267,8 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
     else:
         rule = f"tolerance {level:.4g} (its own start worsened by {drop:.0%})"
     if not np.isfinite(slope):
-        reasoning = (f"Too few windows to fit a decay ({span}; at least 3 at different ages are needed): "
+        reasoning = (f"Too few windows to fit a decay ({span}; at least 3 independent ones at different ages are "
+                     "needed): "
                      f"no interval recommended yet.")
     elif not measurable:
         trend = "improves" if better * slope > 0 else "worsens"
@@ -268,7 +301,7 @@ def estimate_retraining_interval(windows: pd.DataFrame, *, trained_at: Any, metr
         days_low=pessimistic, days_high=optimistic, reasoning=reasoning, confidence=confidence,
         ages=tuple(float(a) for a in ages), values=tuple(float(v) for v in values), gap=gap,
         intercept_low=intercept_low, intercept_high=intercept_high, gap_significant=gap_significant,
-        relative_to=relative_to)
+        relative_to=relative_to, effective_windows=float(effective) if len(values) else nan)
 
 
 # The module's own name: the package exports the function as estimate_retraining_interval, since a package
