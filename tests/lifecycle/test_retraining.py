@@ -112,3 +112,26 @@ def test_retrain_registers_a_challenger_and_promotes_only_a_winner(flights):
     with open_registry(spec.register["registry"]) as registry:
         assert registry.get_model("delays").aliases == {"champion": champion_before, "challenger": 3}
         assert registry.get_version("delays", 3).tags["promoted"] == "false"
+
+
+def test_labelled_predictions_match_the_bundles_of_a_spec_logged_as_name_slash_model(tmp_path):
+    """A bundle scored from its folder is logged as SPEC/MODEL: the spec's name takes those rows, as the monitor
+    watches them, and no other name that merely starts with the same letters (nor a LIKE wildcard)."""
+    import datetime as dt
+
+    start = dt.datetime(2013, 2, 22)
+
+    def rows(model: str, keys: range) -> list[tuple]:
+        return [(start, start + dt.timedelta(hours=i), model, "1", f"k{i}", json.dumps({"distance": i}),
+                 json.dumps({"probability": 0.5}), 0.5, "1", 1.0, "batch") for i in keys]
+
+    with open_prediction_log(tmp_path / "log") as log:
+        log.append(rows("delays/linear", range(5)) + rows("delays", range(5, 8))
+                   + rows("delays_x/linear", range(8, 10)) + rows("delaysX", range(10, 12)))
+        log.add_labels([(f"k{i}", str(i % 2)) for i in range(12)], source="truth")
+        inputs, labels = labelled_predictions(log, "delays", pd.Timestamp("2013-02-22"), pd.Timestamp("2013-03-01"))
+        assert sorted(inputs["distance"]) == list(range(8)) and len(labels) == 8
+        inputs, _ = labelled_predictions(log, "delays_", pd.Timestamp("2013-02-22"), pd.Timestamp("2013-03-01"))
+        assert len(inputs) == 0  # '_' is no wildcard: 'delays/linear' and 'delaysX' are not 'delays_'
+        inputs, _ = labelled_predictions(log, "delays/linear", pd.Timestamp("2013-02-22"), pd.Timestamp("2013-03-01"))
+        assert sorted(inputs["distance"]) == list(range(5))

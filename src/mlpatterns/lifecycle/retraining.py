@@ -152,7 +152,10 @@ def _window_spec(spec: Any, data_file: Path, output_dir: Path) -> Any:
 
 def labelled_predictions(log: Any, model: str, since: Any, until: Any) -> tuple[Any, list[str]]:
     """The logged inputs of the predictions of ``model`` with ``since <= event_time < until`` that have a label,
-    one row per key (its latest served inputs), as a frame, and the label texts."""
+    one row per key (its latest served inputs), as a frame, and the label texts.
+
+    ``model`` matches the predictions logged under it and under ``model/...`` (a bundle served or scored
+    from its folder is logged as ``SPEC/MODEL``), as the monitor watches them."""
     import duckdb
     import pandas as pd
 
@@ -164,8 +167,9 @@ def labelled_predictions(log: Any, model: str, since: Any, until: Any) -> tuple[
             "WHERE key IS NOT NULL GROUP BY key) "
             "SELECT p.key, arg_max(p.inputs, p.served_at) AS inputs, any_value(l.label) AS label "
             "FROM predictions p JOIN l ON p.key = l.key "
-            "WHERE p.model = ? AND p.event_time >= ? AND p.event_time < ? GROUP BY p.key ORDER BY p.key",
-            [model, _utc(since).to_pydatetime(), _utc(until).to_pydatetime()]).fetchall()
+            "WHERE (p.model = ? OR starts_with(p.model, ? || '/')) AND p.event_time >= ? AND p.event_time < ? "
+            "GROUP BY p.key ORDER BY p.key",
+            [model, model, _utc(since).to_pydatetime(), _utc(until).to_pydatetime()]).fetchall()
     finally:
         con.close()
     frame = pd.DataFrame([json.loads(inputs) for _, inputs, _ in rows])

@@ -336,12 +336,32 @@ def log_scored_rows(logger: Any, serving: ServingFunction, raw: pd.DataFrame, co
         inputs[column] = raw[column].to_numpy()
     names = [c for c in result.columns if c not in serving.key_columns and c != "row"]
     rows, outputs = FrameRows.of(inputs, list(inputs.columns)), FrameRows.of(result, names)
+    keys = logged_key_texts(inputs, serving.key_columns)
     step = max(int(getattr(logger, "max_buffer_rows", len(result))), 1)  # a chunk larger than the buffer: in parts
     for start in range(0, len(result), step):
         logger.log_rows(model=model[0], version=model[1], source="batch", rows=rows[start:start + step],
                         outputs=outputs[start:start + step], key_columns=serving.key_columns, task=serving.task,
-                        event_time_column=time_column)
+                        event_time_column=time_column, keys=None if keys is None else keys[start:start + step])
         logger.flush()
+
+
+def logged_key_texts(frame: pd.DataFrame, key_columns: list[str] | tuple[str, ...]) -> list[str | None] | None:
+    """Each row's key text for a prediction log, from the typed values of ``frame``'s key columns
+    (None without key columns): ``row_key_text(row, key_columns, separator="|")``, the text
+    :func:`~mlpatterns.serving.continued_evaluation.ground_truth.read_ground_truth` makes of a
+    truth file's key, so that a timestamp key is ``2013-07-01 05:00:00`` on both sides (the row's
+    JSON value, ISO text with a ``T``, would join no label); a null in any key column makes the key null."""
+    if not key_columns:
+        return None
+    from mlpatterns.reproducibility.split_keys import concat_key_texts, key_value_text
+
+    parts = []
+    for column in key_columns:
+        part = np.empty(len(frame), dtype=object)
+        part[:] = [None if json_value(v) is None else key_value_text(v) for v in frame[column].tolist()]
+        parts.append(part)
+    texts = concat_key_texts(parts, "|")
+    return [t.decode("utf-8", "backslashreplace") if isinstance(t, bytes) else t for t in texts]
 
 
 def bundle_identity(serving: ServingFunction) -> tuple[str, str]:

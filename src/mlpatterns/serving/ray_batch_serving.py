@@ -336,7 +336,7 @@ def predict_file_ray(
 
         open_prediction_log(prediction_log).close()  # a bad URL is refused before Ray starts
         name, version = log_model or bundle_identity(serving)
-        log = {"url": str(prediction_log), "model": name, "version": version, "time_column": log_time_column}
+        log = {"url": driver_log_url(prediction_log), "model": name, "version": version, "time_column": log_time_column}
         if log_time_column is not None and log_time_column not in read:
             read.append(log_time_column)
     total, frames = iter_frames(input_path, batch_size, null_values=serving.null_values, columns=read)
@@ -353,6 +353,21 @@ def predict_file_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def driver_log_url(url: str | os.PathLike[str]) -> str:
+    """A prediction log URL that names the same log in a Ray actor, whose working directory may not be the
+    driver's: a plain folder path (and the default, ``predictions``) made absolute against the driver's
+    current directory, and so the relative path of an ``sqlite:///PATH`` URL; any other URL as it is
+    (a ``file://`` URL is absolute already)."""
+    text = os.fspath(url) or "predictions"
+    if "://" not in text:
+        return os.path.abspath(text)
+    prefix = "sqlite:///"
+    if text[:len(prefix)].lower() == prefix and not text[len(prefix):].startswith("/"):
+        path, mark, query = text[len(prefix):].partition("?")
+        return f"{text[:len(prefix)]}{os.path.abspath(path)}{mark}{query}"
+    return text
 
 
 def _with_column(frames: Iterator[pd.DataFrame], column: str, input_path: Path) -> Iterator[pd.DataFrame]:

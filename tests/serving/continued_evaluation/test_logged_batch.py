@@ -141,3 +141,105 @@ def test_ray_engine_actors_log_every_scored_row(local_ray, bundle, tmp_path):
     opened = dict(zip(map(str, frame["row_id"]), frame["opened"], strict=True))
     assert list(log["event_time"].dt.strftime("%Y-%m-%d")) == [opened[k] for k in log["key"]]
     assert (log["source"] == "batch").all()
+
+
+@pytest.fixture(scope="module")
+def flights_bundle(tmp_path_factory) -> tuple[pd.DataFrame, Path]:
+    """A few days of LaGuardia's flights, ``time_hour`` parsed (naive UTC), and a bundle keyed by (time_hour, flight)."""
+    from mlpatterns.datasets import load_flights
+    from mlpatterns.lifecycle import run_spec
+    from mlpatterns.spec import load_spec
+
+    folder = tmp_path_factory.mktemp("logged_flights")
+    frame = load_flights()
+    frame = frame[(frame["month"] == 1) & (frame["day"] <= 4) & (frame["origin"] == "LGA")].dropna(
+        subset=["arr_delay", "dep_delay"])
+    frame = frame[["time_hour", "flight", "carrier", "dep_delay", "distance", "arr_delay"]].copy()
+    frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True).dt.tz_convert(None)
+    frame = frame.drop_duplicates(["time_hour", "flight"]).reset_index(drop=True)
+    frame["late"] = (frame["arr_delay"] > 15).astype(int)
+    data = folder / "flights.parquet"
+    frame.to_parquet(data)
+    spec = {"name": "late", "data": {"path": str(data)}, "keys": ["time_hour", "flight"], "split": {"key": "flight"},
+            "target": {"column": "late", "task": "classification"},
+            "features": {"numeric": ["dep_delay", "distance"], "categorical": ["carrier"]},
+            "models": {"linear": {"type": "linear"}}, "output": {"dir": str(folder / "late")}}
+    (folder / "late.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return frame, run_spec(load_spec(folder / "late.yaml"), log=lambda *a, **k: None).bundles["linear"]
+
+
+@pytest.mark.parametrize("zone", [None, "UTC"])
+def test_a_timestamp_key_logged_by_predict_joins_its_parquet_truth(flights_bundle, tmp_path, capsys, zone):
+    """predict --log of a Parquet batch keyed by a timestamp (naive, or UTC-aware) and a flight number, then
+    monitor label with a Parquet truth file of the same typed columns: every prediction gets its label (the
+    logged key is the text the truth file's key gives, ``2013-01-01 10:00:00|1545``, not the ISO text of
+    the row's JSON value)."""
+    from mlpatterns.serving.continued_evaluation.ground_truth import read_ground_truth
+
+    frame, path = flights_bundle
+    frame = frame.copy()
+    if zone is not None:
+        frame["time_hour"] = frame["time_hour"].dt.tz_localize(zone)
+    rows, truth = tmp_path / "rows.parquet", tmp_path / "truth.parquet"
+    frame.drop(columns=["late", "arr_delay"]).to_parquet(rows)
+    frame[["time_hour", "flight", "late"]].to_parquet(truth)
+    url = str(tmp_path / "log")
+    assert main(["predict", str(path), str(rows), str(tmp_path / "out.parquet"), "--log", url]) == 0
+    assert main(["monitor", "label", str(truth), "--log", url, "--key", "time_hour", "--key", "flight",
+                 "--label", "late"]) == 0
+    first = frame.iloc[0]
+    stamp = "2013-01-01 " + first["time_hour"].strftime("%H:%M:%S") + ("+00" if zone else "")
+    truth_keys = dict(read_ground_truth(truth, ["time_hour", "flight"], label="late")[0])
+    assert f"{stamp}|{first['flight']}" in truth_keys
+    with open_prediction_log(url) as log:
+        import duckdb
+
+        con = duckdb.connect()
+        log.register(con)
+        logged, labelled = con.sql("SELECT count(*), count(l.key) FROM predictions p "
+                                   "LEFT JOIN (SELECT DISTINCT key FROM labels) l ON p.key = l.key").fetchall()[0]
+        keys = {k for (k,) in con.sql("SELECT key FROM predictions").fetchall()}
+        con.close()
+    assert logged == len(frame) > 100 and labelled == logged
+    assert keys == set(truth_keys)
+
+
+def test_given_keys_are_logged_and_sampled_by(tmp_path):
+    """log_rows(keys=...): the texts given are the logged keys (not made again from the rows' JSON values),
+    and sampling keeps a row by its given key's hash."""
+    url = str(tmp_path / "log")
+    rows = [{"when": f"2013-01-01T{h:02d}:00:00", "x": h} for h in range(24)]
+    keys = [f"2013-01-01 {h:02d}:00:00" for h in range(24)]
+    outputs = [{"probability": 0.5, "prediction": 1}] * 24
+    with PredictionLogger(url) as logger:
+        logger.log_rows(model="m", version="1", source="batch", rows=rows, outputs=outputs, key_columns=["when"],
+                        task="classification", keys=keys)
+        logger.log_rows(model="m", version="1", source="batch", rows=rows[:2], outputs=outputs[:2],
+                        key_columns=["when"], task="classification")  # the same group, keys made from the rows
+        with pytest.raises(Exception, match="keys: expected one per input row"):
+            logger.log_rows(model="m", version="1", source="batch", rows=rows, outputs=outputs, key_columns=["when"],
+                            task="classification", keys=keys[:3])
+    assert sorted(_logged(url)["key"]) == sorted([*keys, *(r["when"] for r in rows[:2])])
+    sampled = str(tmp_path / "sampled")
+    with PredictionLogger(sampled, sample_rate=0.5) as logger:
+        kept = logger.log_rows(model="m", version="1", source="batch", rows=rows, outputs=outputs,
+                               key_columns=["when"], task="classification", keys=keys)
+    again = str(tmp_path / "again")
+    with PredictionLogger(again, sample_rate=0.5) as logger:  # the same keys: the same rows kept
+        logger.log_rows(model="m", version="1", source="batch", rows=rows, outputs=outputs, key_columns=["when"],
+                        task="classification", keys=keys)
+    assert 0 < kept < 24 and set(_logged(sampled)["key"]) == set(_logged(again)["key"]) <= set(keys)
+
+
+def test_ray_actors_get_an_absolute_log_path(tmp_path, monkeypatch):
+    """A relative --log folder (or sqlite:/// path) names the same log in a Ray actor with another working
+    directory: the driver makes it absolute; any other URL goes as it is."""
+    from mlpatterns.serving.ray_batch_serving import driver_log_url
+
+    monkeypatch.chdir(tmp_path)
+    assert driver_log_url("logs/predictions") == str(tmp_path / "logs" / "predictions")
+    assert driver_log_url(Path("logs")) == str(tmp_path / "logs")
+    assert driver_log_url("") == str(tmp_path / "predictions")
+    assert driver_log_url("sqlite:///logs/p.db") == f"sqlite:///{tmp_path}/logs/p.db"
+    for url in (f"sqlite:///{tmp_path}/p.db", f"file://{tmp_path}/logs", "postgresql+psycopg://u@h/db"):
+        assert driver_log_url(url) == url

@@ -97,6 +97,22 @@ def test_an_unknown_scheme_names_the_schemes(url):
         assert form in str(error.value)
 
 
+@pytest.mark.parametrize(("url", "options", "backend", "takes"), [
+    ("FOLDER", {"timeout": 5}, "Parquet folder", "it takes none"),
+    ("file://FOLDER", {"timeout": 5}, "Parquet folder", "it takes none"),
+    ("sqlite:///FOLDER/p.db", {"engine_kwargs": {}}, "SQLite", "it takes 'timeout'"),
+    ("postgresql+psycopg://u@localhost/db", {"timeout": 5}, "PostgreSQL", "it takes 'engine_kwargs'"),
+])
+def test_an_option_the_backend_does_not_take_is_refused_by_name(tmp_path, url, options, backend, takes):
+    url = url.replace("FOLDER", str(tmp_path / "log"))
+    with pytest.raises(PredictionLogError, match=f"the {backend} backend does not take the option") as error:
+        open_prediction_log(url, **options)
+    assert str(sorted(options)) in str(error.value) and takes in str(error.value)
+    assert not (tmp_path / "log").exists()  # refused before anything is made
+    with open_prediction_log(f"sqlite:///{tmp_path}/ok.db", timeout=2.0) as log:  # an option it takes
+        assert isinstance(log, SQLitePredictionLog)
+
+
 def test_a_plain_sqlite_name_is_refused_with_the_url_to_write():
     with pytest.raises(PredictionLogError, match="write 'sqlite:///predictions.db'"):
         open_prediction_log("predictions.db")

@@ -16,7 +16,10 @@ makes "1" for that text and "0" for any other.
 
 A CSV is read as text, as batch serving reads it, so a key is the very text of the file
 (``007`` stays ``007``); Parquet values keep their types and become text as a key column
-casts them (``CAST(x AS STRING)``).
+casts them (``CAST(x AS STRING)``): a timestamp ``2013-07-01 05:00:00`` (``+00`` when it
+has a time zone), the key text ``mlpatterns predict --log`` logs for a typed timestamp key. A
+request to the HTTP server sends a timestamp key as JSON text, which is logged as sent (see
+:mod:`mlpatterns.serving.http.prediction_logging`).
 """
 
 from __future__ import annotations

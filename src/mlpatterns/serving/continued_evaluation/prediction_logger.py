@@ -142,7 +142,7 @@ class PredictionLogger:
     # -- the request path ---------------------------------------------------------------------------
     def log_rows(self, *, model: str, version: str, source: str, rows: Sequence[Mapping[str, Any]],
                  outputs: Sequence[Mapping[str, Any]], key_columns: Sequence[str] = (), task: str,
-                 event_time_column: str | None = None) -> int:
+                 event_time_column: str | None = None, keys: Sequence[str | None] | None = None) -> int:
         """Buffer one request's predictions: ``rows`` (the input rows as received) and ``outputs``
         (the outputs served for each); returns how many rows were kept (sampled, and room left).
 
@@ -150,7 +150,10 @@ class PredictionLogger:
         ``key_columns`` name the key (``row_key_text(row, key_columns, separator="|")``); ``task``
         (``classification``, ``regression``, ``multiclass``, ``multilabel``) says which output is the
         ``prediction`` and the ``predicted_label``; ``event_time_column`` names an input column
-        holding the time the prediction is about (else it is the time of serving).
+        holding the time the prediction is about (else it is the time of serving). ``keys``, one per
+        row, are the key texts already made (from the typed values, where ``rows`` hold them as JSON
+        values: a timestamp's ISO text would not be the text a truth file's timestamp gives); else
+        they are made from ``rows``.
         """
         served = time.time_ns()
         if type(model) is not str or type(version) is not str or type(source) is not str:
@@ -162,9 +165,12 @@ class PredictionLogger:
         count = len(rows)
         if count != len(outputs):
             raise PredictionLogError(f"outputs: expected one per input row ({count}), got {len(outputs)}")
-        keys = None
+        if keys is not None:
+            keys = list(keys)
+            if len(keys) != count:
+                raise PredictionLogError(f"keys: expected one per input row ({count}), got {len(keys)}")
         if self.sample_rate < 1.0 and count:
-            rows, outputs, keys = self._sample(rows, outputs, key_columns)
+            rows, outputs, keys = self._sample(rows, outputs, key_columns, keys)
             count = len(rows)
         with self._lock:
             if self._closed:
@@ -182,13 +188,13 @@ class PredictionLogger:
         return count
 
     def _sample(self, rows: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]],
-                key_columns: Sequence[str]) -> tuple[list, list, list | None]:
+                key_columns: Sequence[str], given: list[str | None] | None = None) -> tuple[list, list, list | None]:
         rate = self.sample_rate
-        if not key_columns:
+        if not key_columns and given is None:
             kept = [i for i in range(len(rows)) if random.random() < rate]
             keys = None
         else:
-            all_keys = [key_text(row, key_columns) for row in rows]
+            all_keys = given if given is not None else [key_text(row, key_columns) for row in rows]
             kept = [i for i, key in enumerate(all_keys)
                     if (random.random() < rate if key is None else (fingerprint64(key) % 2**64) / _TWO_64 < rate)]
             keys = [all_keys[i] for i in kept]
@@ -213,14 +219,20 @@ class PredictionLogger:
         for served_ns, model, version, source, task, key_columns, time_column, rows, outputs, keys in batch:
             group = groups.get((model, version, source, task, key_columns, time_column))
             if group is None:
-                group = groups[(model, version, source, task, key_columns, time_column)] = [[], [], [], []]
+                group = groups[(model, version, source, task, key_columns, time_column)] = [[], [], [], None]
             group[0] += [_EPOCH + dt.timedelta(microseconds=served_ns // 1000)] * len(rows)
+            # keys are known when sampling chose rows by them, or when given; else made at encoding
+            if keys is not None and group[3] is None and group[1]:  # made now for the requests before
+                group[3] = key_texts(group[1], key_columns) if key_columns else [None] * len(group[1])
+            elif keys is None and group[3] is not None:
+                keys = key_texts(rows, key_columns) if key_columns else [None] * len(rows)
             group[1] += rows
             group[2] += outputs
-            if keys is None or group[3] is None:  # keys are known when sampling chose rows by them
-                group[3] = None
-            else:
-                group[3] += keys
+            if keys is not None:
+                if group[3] is None:
+                    group[3] = list(keys)
+                else:
+                    group[3] += keys
         columns: dict[str, list[Any]] = {name: [] for name in PREDICTION_COLUMNS}
         rate = self.sample_rate
         for (model, version, source, task, key_columns, time_column), (served, rows, outputs, keys) in groups.items():

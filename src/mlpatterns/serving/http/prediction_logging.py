@@ -23,6 +23,18 @@ shutdown closes the logger, which writes what it holds (a graceful stop loses no
 a crash loses at most the last flush interval). Each worker process logs on its own
 (:mod:`~mlpatterns.serving.http.workers`): the log's backends take appends from several
 processes at once.
+
+Keys: a row's key is logged as the client sent it, the JSON values of the key columns made
+text (``row_key_text(row, keys, separator="|")``: text as it is, an integer in digits). JSON
+has no timestamp, so a timestamp key arrives as text and is logged as that very text; its
+truth file joins when its key becomes the same text
+(:func:`~mlpatterns.serving.continued_evaluation.ground_truth.read_ground_truth`): a CSV (read
+as text) that writes it as the client does, a Parquet text column holding it, or a Parquet
+timestamp column when the client sends ``CAST(ts AS STRING)``'s form, ``2013-07-01 05:00:00``
+for a naive timestamp and ``2013-07-01 05:00:00+00`` for a time-zone-aware one (UTC), with
+fractional seconds only when there are some. ISO 8601 text with a ``T`` or a ``Z``
+(``2013-07-01T05:00:00``) joins only a truth key of that same text. (``mlpatterns predict
+--log`` has the typed values, and logs a timestamp key as a Parquet timestamp truth gives it.)
 """
 
 from __future__ import annotations

@@ -54,6 +54,17 @@ PREDICTION_LOG_BACKENDS = BackendFamily(
               "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"),
 )
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_OPTIONS = {"file": (), "sqlite": ("timeout",), "postgresql": ("engine_kwargs",)}  # each backend's keyword options
+_BACKEND_NAMES = {"file": "Parquet folder", "sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def _check_options(scheme: str, options: dict[str, Any]) -> None:
+    """Refuse the ``options`` the ``scheme``'s backend does not take, naming those it takes."""
+    takes = _OPTIONS.get(scheme)
+    unknown = sorted(set(options) - set(takes)) if takes is not None else []
+    if unknown:
+        raise PredictionLogError(f"prediction log: the {_BACKEND_NAMES[scheme]} backend does not take the option(s) "
+                                 f"{unknown}; it takes {', '.join(map(repr, takes)) if takes else 'none'}")
 
 
 def open_prediction_log(url: str | os.PathLike[str] | PredictionLog | None = None, **options: Any) -> PredictionLog:
@@ -61,7 +72,8 @@ def open_prediction_log(url: str | os.PathLike[str] | PredictionLog | None = Non
 
     A text without ``://`` is a folder of Parquet files (relative to the current directory),
     except a name ending in ``.db``/``.sqlite``, which is refused with the SQLite URL to write.
-    ``options`` go to the backend (SQLite ``timeout``; PostgreSQL ``engine_kwargs``).
+    ``options`` go to the backend (SQLite ``timeout``; PostgreSQL ``engine_kwargs``; a Parquet folder
+    takes none); one the backend does not take is refused with a :class:`PredictionLogError`.
     """
     if isinstance(url, PredictionLog):
         return url
@@ -72,11 +84,20 @@ def open_prediction_log(url: str | os.PathLike[str] | PredictionLog | None = Non
         if text.lower().endswith(_SQLITE_SUFFIXES):
             raise PredictionLogError(f"prediction log: {text!r} looks like an SQLite file; write "
                                      f"'sqlite:///{text}' (or a folder path for Parquet files)")
+        _check_options("file", options)
         from mlpatterns.serving.continued_evaluation.prediction_log.files import (
             ParquetPredictionLog,
         )
 
         return ParquetPredictionLog(Path(text), **options)
+    if options:
+        from mlpatterns.backends import parse_url
+
+        try:
+            scheme = parse_url(url).scheme
+        except ValueError:  # a malformed URL: open_backend says what is wrong with it
+            scheme = ""
+        _check_options(scheme, options)
     try:
         return open_backend(PREDICTION_LOG_BACKENDS, url, **options)
     except PredictionLogError:
