@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from urllib.parse import quote
 
 import pytest
 
 from mlpatterns.reproducibility.model_versioning import RegistryError, open_registry
 from mlpatterns.reproducibility.model_versioning.postgresql import PostgresModelRegistry
+from mlpatterns.testing.postgres import fresh_schema_url
 from mlpatterns.testing.registry import ModelRegistryConformance, make_bundle
 
 POSTGRES_URL = os.environ.get("MLPATTERNS_TEST_POSTGRES_URL")
@@ -26,19 +26,8 @@ pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="MLPATTERNS_TEST_POSTGR
 @pytest.fixture
 def schema_url():
     """A URL of the test database whose connections use a fresh schema."""
-    import sqlalchemy
-
-    schema = f"registry_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+    with fresh_schema_url(POSTGRES_URL, "registry") as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
-from urllib.parse import quote
 
 import pytest
 
@@ -22,6 +20,7 @@ from mlpatterns.serving.continued_evaluation.prediction_log import (
 )
 from mlpatterns.serving.continued_evaluation.prediction_log.files import ParquetPredictionLog
 from mlpatterns.serving.continued_evaluation.prediction_log.sqlite import SQLitePredictionLog
+from mlpatterns.testing.postgres import fresh_schema_url
 from mlpatterns.testing.prediction_log_conformance import PredictionLogConformance, make_rows
 
 POSTGRES_URL = os.environ.get("MLPATTERNS_TEST_POSTGRES_URL")
@@ -31,19 +30,8 @@ _NO_POSTGRES = pytest.mark.skipif(not POSTGRES_URL, reason="MLPATTERNS_TEST_POST
 @pytest.fixture
 def schema_url():
     """A URL of the test database whose connections use a fresh schema."""
-    import sqlalchemy
-
-    schema = f"prediction_log_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+    with fresh_schema_url(POSTGRES_URL, "prediction_log") as url:
+        yield url
 
 
 @pytest.fixture(params=["files", "sqlite", pytest.param("postgresql", marks=_NO_POSTGRES)])

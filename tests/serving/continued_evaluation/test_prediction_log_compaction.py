@@ -23,6 +23,7 @@ from mlpatterns.serving.continued_evaluation.prediction_log import (
 )
 from mlpatterns.serving.continued_evaluation.prediction_log import parquet_compaction as pc
 from mlpatterns.serving.continued_evaluation.prediction_log.files import ParquetPredictionLog
+from mlpatterns.testing.postgres import fresh_schema_url
 from mlpatterns.testing.prediction_log_conformance import T0, make_rows, sorted_rows
 
 POSTGRES_URL = os.environ.get("MLPATTERNS_TEST_POSTGRES_URL")
@@ -314,22 +315,9 @@ def test_a_reader_never_sees_a_row_twice_or_loses_one_while_writers_append_and_c
 # -- other backends and the command line ----------------------------------------------------------------
 @pytest.fixture
 def schema_url():
-    """A URL of the test database whose connections use a fresh schema (dropped afterwards)."""
-    import uuid
-    from urllib.parse import quote
-
-    import sqlalchemy
-
-    schema = f"prediction_log_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+    """A URL of the test database whose connections use a fresh schema."""
+    with fresh_schema_url(POSTGRES_URL, "prediction_log") as url:
+        yield url
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
