@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -65,6 +66,17 @@ def _requests_by_worker(metrics: Path) -> dict[str, float]:
         counts[path.stem.split("_")[-1]] = sum(s.value for s in samples
                                                if s.name == "mlpatterns_http_requests_total" and s.labels.get("model"))
     return counts
+
+
+def _counted_by_worker(metrics: Path, before: dict[str, float], expected: int) -> dict[str, float]:
+    """The counts once every request is counted: a worker counts a request after its response is sent, so the
+    client may read the last answer a moment before its worker's counter file has it (bounded: 5 s)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        after = _requests_by_worker(metrics)
+        if sum(after.values()) - sum(before.values()) >= expected or time.monotonic() > deadline:
+            return after
+        time.sleep(0.05)
 
 
 def _batches(frame: pd.DataFrame, kind: str, seed: int) -> list[pd.DataFrame]:
@@ -135,7 +147,7 @@ def test_shuffled_split_requests_come_back_by_key_from_both_workers(keyed, serve
         before = _requests_by_worker(metrics)
         report = run_load_sync(urls.__getitem__, bodies.__getitem__, concurrency=6, requests=len(batches),
                                check=check, keep_alive=False)
-        after = _requests_by_worker(metrics)
+        after = _counted_by_worker(metrics, before, len(batches))
         assert report.errors == [], [(c.failed_at, c.error) for c in report.errors[:5]]
         assert len(answered) == len(batches)
         for kind, part, answer in answered:
