@@ -71,8 +71,9 @@ class RetrainResult:
 def _utc(value: Any) -> Any:
     import pandas as pd
 
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import as_utc_naive
+
+    return pd.Timestamp(as_utc_naive(value, "time"))
 
 
 def _times(frame: Any, column: str) -> Any:

@@ -354,13 +354,14 @@ def logged_key_texts(frame: pd.DataFrame, key_columns: list[str] | tuple[str, ..
     if not key_columns:
         return None
     from mlpatterns.reproducibility.split_keys import concat_key_texts, key_value_text
+    from mlpatterns.serving.continued_evaluation.prediction_log import KEY_SEPARATOR
 
     parts = []
     for column in key_columns:
         part = np.empty(len(frame), dtype=object)
         part[:] = [None if json_value(v) is None else key_value_text(v) for v in frame[column].tolist()]
         parts.append(part)
-    texts = concat_key_texts(parts, "|")
+    texts = concat_key_texts(parts, KEY_SEPARATOR)
     return [t.decode("utf-8", "backslashreplace") if isinstance(t, bytes) else t for t in texts]
 
 

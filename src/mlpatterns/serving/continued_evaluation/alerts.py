@@ -112,8 +112,9 @@ def _text(value: Any) -> str | None:
 def _stamp(value: Any) -> Any:
     import pandas as pd
 
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+    from mlpatterns.serving.continued_evaluation.evaluation_windows import as_utc_naive
+
+    return pd.Timestamp(as_utc_naive(value, "at"))
 
 
 def _newest(frame: Any, at: Any, newest_only: bool) -> Any:

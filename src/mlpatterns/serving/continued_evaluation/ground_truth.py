@@ -34,7 +34,6 @@ from typing import Any
 
 __all__ = ["COMPARISONS", "GroundTruthError", "LabelIngestion", "add_ground_truth", "read_ground_truth"]
 
-KEY_SEPARATOR = "|"  # as the prediction logger joins several key columns
 COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 _CSV = (".csv", ".csv.gz", ".tsv")
 
@@ -175,6 +174,7 @@ def read_ground_truth(path: str | os.PathLike[str], keys: Sequence[str] | str, *
     or a file that cannot be read.
     """
     from mlpatterns.reproducibility.split_keys import concat_key_texts, key_value_text
+    from mlpatterns.serving.continued_evaluation.prediction_log import KEY_SEPARATOR
 
     path = Path(path)
     keys = [keys] if isinstance(keys, str) else list(keys)

@@ -27,7 +27,11 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from mlpatterns.reproducibility.split_keys import key_value_text
-from mlpatterns.serving.continued_evaluation.prediction_log import PredictionLogError, label_text
+from mlpatterns.serving.continued_evaluation.prediction_log import (
+    KEY_SEPARATOR,
+    PredictionLogError,
+    label_text,
+)
 from mlpatterns.serving.serving_contract import json_value
 
 __all__ = ["encode", "encode_rows", "key_text", "key_texts", "label_texts", "number", "numbers"]
@@ -150,7 +154,7 @@ def key_text(row: Mapping[str, Any], columns: Sequence[str]) -> str | None:
         if text is None:
             return None
         texts.append(text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else text)
-    return texts[0] if len(texts) == 1 else "|".join(texts)
+    return texts[0] if len(texts) == 1 else KEY_SEPARATOR.join(texts)
 
 
 def key_texts(rows: Sequence[Mapping[str, Any]], key_columns: Sequence[str],
@@ -172,7 +176,7 @@ def key_texts(rows: Sequence[Mapping[str, Any]], key_columns: Sequence[str],
             else:
                 break
         else:
-            return list(parts[0]) if len(parts) == 1 else list(map("|".join, zip(*parts, strict=True)))
+            return list(parts[0]) if len(parts) == 1 else list(map(KEY_SEPARATOR.join, zip(*parts, strict=True)))
     return [key_text(row, key_columns) for row in rows]
 
 

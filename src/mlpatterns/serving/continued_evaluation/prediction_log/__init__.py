@@ -24,6 +24,7 @@ from typing import Any
 
 from mlpatterns.backends import Backend, BackendFamily, open_backend
 from mlpatterns.serving.continued_evaluation.prediction_log._base import (
+    KEY_SEPARATOR,
     LABEL_COLUMNS,
     PREDICTION_COLUMNS,
     CompactionResult,
@@ -35,7 +36,7 @@ from mlpatterns.serving.continued_evaluation.prediction_log._base import (
 )
 
 __all__ = [
-    "LABEL_COLUMNS", "PREDICTION_COLUMNS", "PREDICTION_LOG_BACKENDS", "CompactionResult", "LabelCounts", "PredictionLog",
+    "KEY_SEPARATOR", "LABEL_COLUMNS", "PREDICTION_COLUMNS", "PREDICTION_LOG_BACKENDS", "CompactionResult", "LabelCounts", "PredictionLog",
     "PredictionLogError", "arrow_schema", "label_text", "open_prediction_log",
 ]
 

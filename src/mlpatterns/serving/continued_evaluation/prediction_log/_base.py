@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "LABEL_COLUMNS", "PREDICTION_COLUMNS", "CompactionResult", "LabelCounts", "PredictionLog", "PredictionLogError", "arrow_schema",
+    "KEY_SEPARATOR", "LABEL_COLUMNS", "PREDICTION_COLUMNS", "CompactionResult", "LabelCounts", "PredictionLog", "PredictionLogError", "arrow_schema",
     "arrow_table", "check_source", "label_text", "utc_now",
 ]
+
+KEY_SEPARATOR = "|"  # between the key columns' texts in a logged key (row_key_text(row, keys, separator=...))
 
 PREDICTION_COLUMNS = ("served_at", "event_time", "model", "version", "key", "inputs", "outputs", "prediction",
                       "predicted_label", "sample_rate", "source")
