@@ -1,0 +1,298 @@
+"""Windowed Inference (24): batch (DuckDB) and stream compute the same window features."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlpatterns.reproducibility.windowed_inference import (
+    AGGREGATES,
+    LateEventError,
+    StreamWindows,
+    WindowFeature,
+    window_features,
+)
+
+EXACT = ("count", "sum")  # exact for integer-valued data; the others within the tolerance below
+RTOL = ATOL = 1e-9
+
+
+def brute_force(data: pd.DataFrame, f: WindowFeature) -> list[float]:
+    """The definition, row by row: the values of the key's events with time in [t - width, t)."""
+    out = []
+    for _, row in data.iterrows():
+        t = row[f.time]
+        same_key = data[f.key] == row[f.key] if f.key else pd.Series(True, index=data.index)
+        inside = same_key & (data[f.time] >= t - f.width) & (data[f.time] < t)
+        values = data.loc[inside, f.column].dropna().to_numpy(float)
+        n = len(values)
+        out.append(
+            {
+                "count": n,
+                "sum": float(values.sum()),
+                "mean": values.mean() if n else math.nan,
+                "max": values.max() if n else math.nan,
+                "min": values.min() if n else math.nan,
+                "std": values.std(ddof=1) if n > 1 else math.nan,
+            }[f.aggregate]
+        )
+    return out
+
+
+def all_features(width: str, key: str | None = "key", column: str = "value") -> list[WindowFeature]:
+    return [
+        WindowFeature(f"{a}_{width}", column, a, width, key=key, time="time") for a in AGGREGATES
+    ]
+
+
+def assert_same(f: WindowFeature, got, expected) -> None:
+    got, expected = np.asarray(got, float), np.asarray(expected, float)
+    if f.aggregate in EXACT:
+        np.testing.assert_array_equal(got, expected, err_msg=f.name)
+    else:
+        np.testing.assert_allclose(
+            got, expected, rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=f.name
+        )
+
+
+def small_events(seed: int = 0, n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = datetime(2013, 1, 1)
+    data = pd.DataFrame(
+        {
+            "key": rng.choice(["JFK", "LGA"], n),
+            # on a 5-minute grid: many ties
+            "time": [start + timedelta(minutes=int(m)) for m in rng.integers(0, 60, n) * 5],
+            "value": rng.integers(-10, 60, n).astype(float),
+        }
+    )
+    data.loc[rng.random(n) < 0.1, "value"] = np.nan
+    return data
+
+
+def stream_features(
+    data: pd.DataFrame, features, order, lateness
+) -> tuple[pd.DataFrame, StreamWindows]:
+    """Deliver the rows of ``data`` in ``order``; collect the emitted features by row label."""
+    processor = StreamWindows(features, allowed_lateness=lateness)
+    rows = {}
+    records = data.to_dict("index")
+    for label in order:
+        event = dict(records[label], id=label)
+        for scored in processor.process(event):
+            rows[scored.event["id"]] = scored.features
+    for scored in processor.flush():
+        rows[scored.event["id"]] = scored.features
+    return pd.DataFrame.from_dict(rows, orient="index"), processor
+
+
+def test_batch_matches_the_definition_with_ties_and_missing_values():
+    data = small_events()
+    features = all_features("30min") + all_features("2h") + all_features("1h", key=None)
+    features = [
+        WindowFeature(
+            f.name + ("_all" if f.key is None else ""),
+            f.column,
+            f.aggregate,
+            f.width,
+            f.key,
+            f.time,
+        )
+        for f in features
+    ]
+    batch = window_features(data, features)
+    assert list(batch.index) == list(data.index)
+    assert batch["count_30min"].dtype == np.int64
+    for f in features:
+        assert_same(f, batch[f.name], brute_force(data, f))
+
+
+def test_same_timestamp_events_are_outside_each_others_windows():
+    t = datetime(2013, 1, 1, 8)
+    data = pd.DataFrame(
+        {
+            "key": ["a"] * 4,
+            "time": [t, t, t + timedelta(hours=1), t + timedelta(hours=1)],
+            "value": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    f = WindowFeature("n", "value", "count", "1h", key="key", time="time")
+    assert window_features(data, [f])["n"].tolist() == [0, 0, 2, 2]  # start included, ties excluded
+    stream, _ = stream_features(data, [f], data.index, timedelta(0))
+    assert stream.loc[data.index, "n"].tolist() == [0, 0, 2, 2]
+
+
+@pytest.fixture(scope="module")
+def one_day_of_flights() -> pd.DataFrame:
+    from mlpatterns.datasets import load_flights
+
+    flights = load_flights()
+    day = flights[(flights["month"] == 6) & (flights["day"] == 14)].dropna(subset=["dep_delay"])
+    minutes = day["sched_dep_time"] // 100 * 60 + day["sched_dep_time"] % 100
+    scheduled = pd.to_datetime(day[["year", "month", "day"]]) + pd.to_timedelta(minutes, unit="min")
+    return pd.DataFrame(
+        {"origin": day["origin"], "sched_dep": scheduled, "dep_delay": day["dep_delay"]}
+    ).reset_index(drop=True)
+
+
+def test_batch_equals_stream_event_by_event_on_a_day_of_flights_delivered_out_of_order(
+    one_day_of_flights,
+):
+    data = one_day_of_flights
+    features = [
+        WindowFeature(f"delay_{a}_{w}", "dep_delay", a, w, key="origin", time="sched_dep")
+        for a in AGGREGATES
+        for w in ("1h", "2h", "1D")
+    ]
+    lateness = timedelta(minutes=30)
+    # Each flight arrives up to 30 minutes after its scheduled time, so never later than the lateness allows.
+    rng = np.random.default_rng(24)
+    arrival = data["sched_dep"] + pd.to_timedelta(rng.integers(0, 31, len(data)), unit="min")
+    order = arrival.sort_values(kind="stable").index
+    out_of_order = int((data.loc[order, "sched_dep"].diff() < pd.Timedelta(0)).sum())
+    assert out_of_order > 100, out_of_order
+
+    batch = window_features(data, features)
+    stream, processor = stream_features(data, features, order, lateness)
+    assert processor.rejected == 0
+    assert len(stream) == len(data) > 800
+    stream = stream.loc[data.index]
+    for f in features:
+        assert_same(f, stream[f.name], batch[f.name])
+    assert (batch["delay_count_1h"] > 0).mean() > 0.9  # the windows are not trivially empty
+
+
+def test_state_is_bounded_by_the_widest_window_and_the_lateness(one_day_of_flights):
+    data = one_day_of_flights.sort_values("sched_dep", kind="stable")
+    f = WindowFeature("m", "dep_delay", "mean", "1h", key="origin", time="sched_dep")
+    processor = StreamWindows([f], allowed_lateness="10min")
+    most = 0
+    for event in data.to_dict("records"):
+        processor.process(event)
+        most = max(most, processor.held())
+    assert most < 150 < len(data)  # three airports' last 70 minutes, never the whole day
+
+
+def test_pandas_rolling_closed_left_agrees_on_the_mean(one_day_of_flights):
+    data = one_day_of_flights.sort_values(["origin", "sched_dep"], kind="stable")
+    rolling = (
+        data.groupby("origin").rolling("2h", on="sched_dep", closed="left")["dep_delay"].mean()
+    )
+    f = WindowFeature("m", "dep_delay", "mean", "2h", key="origin", time="sched_dep")
+    batch = window_features(data, [f])
+    np.testing.assert_allclose(batch["m"].to_numpy(), rolling.to_numpy(), rtol=1e-9, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from("ab"), st.integers(0, 40), st.integers(-5, 5), st.integers(0, 6)),
+        min_size=1,
+        max_size=40,
+    ),
+    width=st.integers(1, 15),
+)
+def test_property_stream_equals_batch_for_any_delivery_within_lateness(events, width):
+    start = datetime(2020, 1, 1)
+    data = pd.DataFrame(
+        {
+            "key": [k for k, *_ in events],
+            "time": [start + timedelta(minutes=m) for _, m, _, _ in events],
+            "value": [float(v) for *_, v, _ in events],
+        }
+    )
+    delays = pd.to_timedelta([d for *_, d in events], unit="min")
+    order = (data["time"] + delays).sort_values(kind="stable").index
+    features = all_features(f"{width}min")
+    stream, processor = stream_features(data, features, order, timedelta(minutes=6))
+    assert processor.rejected == 0
+    batch = window_features(data, features)
+    for f in features:
+        assert_same(f, stream.loc[data.index, f.name], batch[f.name])
+
+
+def test_events_beyond_the_allowed_lateness_are_rejected_and_change_nothing():
+    f = WindowFeature("n", "v", "count", "1h", key="k", time="t")
+    noon = datetime(2013, 1, 1, 12)
+    stream = StreamWindows([f], allowed_lateness="10min")
+
+    def event(key, t):
+        return {"k": key, "t": t, "v": 1.0}
+
+    def emitted(scored):
+        return [(s.event["t"], s.features["n"]) for s in scored]
+
+    # Noon waits until its key's watermark (largest time seen - 10 min) reaches noon.
+    assert stream.process(event("a", noon)) == []
+    assert stream.process(event("a", noon - timedelta(minutes=11))) == []
+    assert stream.rejected == 1
+    # Exactly at the bound: accepted, and final at once (the watermark is at its time).
+    at_bound = stream.process(event("a", noon - timedelta(minutes=10)))
+    assert emitted(at_bound) == [(noon - timedelta(minutes=10), 0)]
+    # Another key has its own watermark: five hours behind "a" is not late, only pending.
+    assert stream.process(event("b", noon - timedelta(hours=5))) == []
+    assert stream.rejected == 1
+    # 12:10 moves the watermark to noon: noon is emitted, with 11:50 in its hour.
+    assert emitted(stream.process(event("a", noon + timedelta(minutes=10)))) == [(noon, 1)]
+    assert sorted(emitted(stream.flush())) == [
+        (noon - timedelta(hours=5), 0),
+        (noon + timedelta(minutes=10), 2),
+    ]
+
+    strict = StreamWindows([f], allowed_lateness=timedelta(0), on_late="raise")
+    # No lateness: every accepted event is scored as it arrives.
+    assert strict.process(event("a", noon))[0].features == {"n": 0}
+    with pytest.raises(LateEventError, match="allowed lateness"):
+        strict.process(event("a", noon - timedelta(microseconds=1)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"aggregate": "median"}, "aggregate: expected one of count, sum, mean, max, min, std"),
+        ({"width": timedelta(0)}, "width: expected a positive duration"),
+        ({"width": "-1h"}, "width: expected a positive duration"),
+        ({"width": "soon"}, "width: expected a duration"),
+        ({"name": ""}, "name: expected a non-empty string"),
+    ],
+)
+def test_bad_declarations_name_the_field(kwargs, message):
+    args = {
+        "name": "f",
+        "column": "v",
+        "aggregate": "mean",
+        "width": "1h",
+        "key": "k",
+        "time": "t",
+    } | kwargs
+    with pytest.raises(ValueError, match=message):
+        WindowFeature(**args)
+
+
+def test_declarations_that_do_not_fit_the_data_name_the_field():
+    data = pd.DataFrame({"k": ["a"], "t": [datetime(2013, 1, 1)], "v": [1.0], "s": ["x"]})
+    with pytest.raises(ValueError, match="'f' column: column 'delay' is not in the data"):
+        window_features(data, [WindowFeature("f", "delay", "mean", "1h", key="k", time="t")])
+    with pytest.raises(ValueError, match="'f' key: column 'origin' is not in the data"):
+        window_features(data, [WindowFeature("f", "v", "mean", "1h", key="origin", time="t")])
+    with pytest.raises(ValueError, match="'f' time: column 'v' must hold timestamps"):
+        window_features(data, [WindowFeature("f", "s", "mean", "1h", key="k", time="v")])
+    with pytest.raises(ValueError, match="names must be unique"):
+        window_features(data, [WindowFeature("f", "v", "mean", "1h", "k", "t")] * 2)
+    with pytest.raises(ValueError, match="one StreamWindows serves one key"):
+        StreamWindows(
+            [
+                WindowFeature("f", "v", "mean", "1h", "k", "t"),
+                WindowFeature("g", "v", "mean", "1h", None, "t"),
+            ]
+        )
+    with pytest.raises(ValueError, match="event: expected a 'v' field"):
+        StreamWindows([WindowFeature("f", "v", "mean", "1h", "k", "t")]).process(
+            {"k": "a", "t": datetime(2013, 1, 1)}
+        )
