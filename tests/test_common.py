@@ -41,6 +41,14 @@ def public_estimator_classes() -> list[type]:
     return [found[key] for key in sorted(found)]
 
 
+# Checks an estimator fails by design, by class name, with the reason.
+EXPECTED_FAILED_CHECKS = {
+    # the split column must hold a value in every row (SchemaBridge allows NaN in the other columns, so the
+    # pickle check sends NaN anywhere, the split column included)
+    "SchemaBridge": {"check_estimators_pickle": "the split column refuses missing values, by design"},
+}
+
+
 def check_instances() -> list[BaseEstimator]:
     instances = []
     for cls in public_estimator_classes():
@@ -53,6 +61,8 @@ def test_estimators_are_found() -> None:
     assert public_estimator_classes(), "no public estimator found in the chapter packages"
 
 
-@parametrize_with_checks(check_instances())
+@parametrize_with_checks(
+    check_instances(), expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+)
 def test_sklearn_compatible_estimator(estimator, check) -> None:
     check(estimator)

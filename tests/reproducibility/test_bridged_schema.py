@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import root_mean_squared_error
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlpatterns.reproducibility.bridged_schema import (
     SchemaBridge,
@@ -43,19 +42,7 @@ def old_schema(n: int) -> pd.DataFrame:
     )
 
 
-# The split column must hold a value in every row, so the pickle check's NaN-filled
-# input (sent because other columns may hold NaN) is refused, by design.
-NAN_IN_SPLIT_COLUMN = {
-    "check_estimators_pickle": "the split column (column 0 here) refuses missing values"
-}
-
-
-@parametrize_with_checks(
-    [SchemaBridge(), SchemaBridge(strategy="static")],
-    expected_failed_checks=lambda estimator: NAN_IN_SPLIT_COLUMN,
-)
-def test_sklearn_compatible_estimator(estimator, check) -> None:
-    check(estimator)
+# scikit-learn's estimator checks run on both strategies in tests/test_common.py (SchemaBridge is exported).
 
 
 def test_fit_learns_the_new_schema_distribution_per_old_value() -> None:

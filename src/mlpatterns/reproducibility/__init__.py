@@ -1,8 +1,9 @@
 """Chapter 6, reproducibility: Transform (21), Repeatable Splitting (22, by key hash or in
 time order), Workflow Pipeline (25: the engine in :mod:`.workflow_pipeline`, the data's
 statistics and validation in :mod:`.data_statistics` and :mod:`.data_validation`) and
-Model Versioning (27: the registry in :mod:`.model_versioning`); Bridged Schema (23),
-Windowed Inference (24) and the Feature Store (26) come next.
+Model Versioning (27: the registry in :mod:`.model_versioning`), Bridged Schema (23:
+:mod:`.bridged_schema`) and Windowed Inference (24: :mod:`.windowed_inference`); the
+Feature Store (26) comes next.
 
 Importing this package imports none of its modules (so neither pandas nor scikit-learn);
 each name loads its module on first use.
@@ -32,6 +33,13 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "DataStatistics": "data_statistics",
     "ModelURI": "model_versioning",
     "open_registry": "model_versioning",
+    "SchemaBridge": "bridged_schema",
+    "choose_bridged_count": "bridged_schema",
+    "WindowFeature": "windowed_inference",
+    "window_features": "windowed_inference",
+    "window_features_sql": "windowed_inference",
+    "StreamWindows": "windowed_inference",
+    "LateEventError": "windowed_inference",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -113,6 +113,11 @@ class SchemaBridge(TransformerMixin, BaseEstimator):
         self.strategy = strategy
         self.random_state = random_state
 
+    @classmethod
+    def _estimator_check_instances(cls) -> list[SchemaBridge]:
+        """Instances for scikit-learn's estimator checks (tests/test_common.py): both strategies."""
+        return [cls(), cls(strategy="static")]
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.categorical = True
