@@ -1,0 +1,48 @@
+"""Windowed Inference (24): one declaration of a window feature, computed in batch and on a stream.
+
+Problem: a feature that needs state over time (the mean departure delay at this airport
+over the previous hour) is computed with SQL over history when the model is trained and
+with hand-written code over live events when it serves; the two drift apart and the model
+sees skewed features. Solution: declare each window feature once (:class:`WindowFeature`)
+and compute it from that declaration both ways, with the same exact semantics:
+:func:`window_features` in batch (DuckDB window functions, for training and backfill) and
+:class:`StreamWindows` incrementally (a stateful per-key processor for the server).
+
+Semantics (both ways):
+
+* **Frame.** An event at time ``t`` gets the aggregate of the values of the events of its
+  key with time in ``[t - width, t)``: the start is included, the end is not, so events
+  at the same timestamp (ties, the event itself included) are *never* in its window. A
+  stream cannot know the other events of the same instant when it scores one, and DuckDB's
+  ``RANGE ... CURRENT ROW`` would include them; the batch SQL therefore ends its frame at
+  ``1 PRECEDING`` on integer microseconds. Times are naive timestamps truncated to whole
+  microseconds (DuckDB's resolution); a time zone-aware time is converted to UTC first.
+* **Aggregates.** ``count`` (non-missing values), ``sum`` (0.0 over an empty window),
+  ``mean``, ``max``, ``min`` (missing over an empty window) and ``std``, the *sample*
+  standard deviation (``ddof=1``; missing below two values). Missing values (None/NaN) in
+  the value column take no part in any aggregate but their events still get features.
+* **Lateness.** :class:`StreamWindows` keeps, per key, the largest time seen ``M``. An
+  event with time ``t < M - allowed_lateness`` is too late: it is rejected (counted in
+  ``rejected``, or raised as :class:`LateEventError`) and changes no state. An event
+  within the lateness is inserted in time order. An event's features are *emitted* once
+  its key's watermark ``M - allowed_lateness`` reaches its time; from then on no event of
+  ``[t - width, t)`` can still be accepted, so the emitted features are final and equal
+  the batch features of the accepted events, whatever their delivery order. With
+  ``allowed_lateness=0`` every accepted event is emitted as it arrives.
+
+Not yet here: sliding windows with a period (the book's two-hour windows every ten
+minutes) and session windows.
+"""
+
+from ._common import AGGREGATES, LateEventError, WindowFeature
+from .per_event import Scored, StreamWindows, window_features, window_features_sql
+
+__all__ = [
+    "AGGREGATES",
+    "LateEventError",
+    "Scored",
+    "StreamWindows",
+    "WindowFeature",
+    "window_features",
+    "window_features_sql",
+]
