@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 from mlpatterns.reproducibility.windowed_inference import (
     AGGREGATES,
+    EPOCH,
     LateEventError,
+    StreamSlidingWindows,
     StreamWindows,
     WindowFeature,
+    sliding_window_features,
     window_features,
 )
 
@@ -295,4 +298,172 @@ def test_declarations_that_do_not_fit_the_data_name_the_field():
     with pytest.raises(ValueError, match="event: expected a 'v' field"):
         StreamWindows([WindowFeature("f", "v", "mean", "1h", "k", "t")]).process(
             {"k": "a", "t": datetime(2013, 1, 1)}
+        )
+
+
+# Sliding windows with a period: one result per key and window end on the grid.
+
+
+def sliding_brute_force(data: pd.DataFrame, features, period, origin=EPOCH) -> pd.DataFrame:
+    """The definition: every grid end e whose widest window [e - width, e) holds an event of the key."""
+    period = pd.Timedelta(period)
+    widest = max(f.width for f in features)
+    key, time = features[0].key, features[0].time
+    rows = []
+    groups = data.groupby(key, dropna=False) if key else [(None, data)]
+    for k, events in groups:
+        first = origin + ((events[time].min() - origin) // period + 1) * period
+        end = first
+        while end <= events[time].max() + widest:
+            row = {key: k} if key else {}
+            row["window_end"] = end
+            for f in features:
+                inside = (events[time] >= end - f.width) & (events[time] < end)
+                values = events.loc[inside, f.column].dropna().to_numpy(float)
+                n = len(values)
+                row[f.name] = {
+                    "count": n,
+                    "sum": float(values.sum()),
+                    "mean": values.mean() if n else math.nan,
+                    "max": values.max() if n else math.nan,
+                    "min": values.min() if n else math.nan,
+                    "std": values.std(ddof=1) if n > 1 else math.nan,
+                }[f.aggregate]
+            if ((events[time] >= end - widest) & (events[time] < end)).any():
+                rows.append(row)
+            end += period
+    return pd.DataFrame(rows)
+
+
+def assert_same_windows(features, got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    key = features[0].key
+    sort = [key, "window_end"] if key else ["window_end"]
+    got = got.sort_values(sort).reset_index(drop=True)
+    expected = expected.sort_values(sort).reset_index(drop=True)
+    assert len(got) == len(expected)
+    if key:
+        assert got[key].tolist() == expected[key].tolist()
+    assert [pd.Timestamp(t) for t in got["window_end"]] == [
+        pd.Timestamp(t) for t in expected["window_end"]
+    ]
+    for f in features:
+        assert_same(f, got[f.name], expected[f.name])
+
+
+def stream_windows(data, features, order, lateness, period, **kwargs):
+    processor = StreamSlidingWindows(features, period=period, allowed_lateness=lateness, **kwargs)
+    records = data.to_dict("index")
+    results = []
+    for label in order:
+        results.extend(processor.process(records[label]))
+    results.extend(processor.flush())
+    key = features[0].key
+    frame = pd.DataFrame(
+        [{**({key: w.key} if key else {}), "window_end": w.end, **w.features} for w in results]
+    )
+    return frame, processor, results
+
+
+def test_sliding_batch_matches_the_definition_with_boundary_events():
+    data = small_events(seed=3, n=120)  # times on a 5-minute grid: many exactly on window ends
+    boundary = pd.DataFrame(
+        {
+            "key": ["JFK", "JFK", "LGA"],
+            "time": pd.to_datetime(["2013-01-01 02:00", "2013-01-01 02:10", "2013-01-01 00:00"]),
+            "value": [100.0, 7.0, 3.0],
+        }
+    )
+    data = pd.concat([data, boundary], ignore_index=True)
+    for period, widths in (
+        ("10min", ("30min", "2h")),
+        ("15min", ("20min", "1h")),
+        ("1h", ("25min",)),
+    ):
+        features = [f for w in widths for f in all_features(w)]
+        batch = sliding_window_features(data, features, period=period)
+        assert batch["count_" + widths[0]].dtype == np.int64
+        assert list(batch.index) == list(range(len(batch)))
+        assert_same_windows(features, batch, sliding_brute_force(data, features, period))
+    # No key, and an origin off the epoch (and after the data): ends at 00:05 + n * 10 min.
+    features = all_features("30min", key=None)
+    origin = datetime(2030, 1, 1, 0, 5)  # after the data: negative offsets
+    batch = sliding_window_features(data, features, period="10min", origin=origin)
+    assert (batch["window_end"].dt.minute % 10 == 5).all()
+    assert_same_windows(features, batch, sliding_brute_force(data, features, "10min", origin))
+
+
+def test_sliding_window_boundaries_start_included_end_excluded():
+    t = datetime(2013, 1, 1, 8)
+    data = pd.DataFrame(
+        {"key": ["a", "a"], "time": [t, t + timedelta(hours=2)], "value": [1.0, 2.0]}
+    )
+    f = WindowFeature("n", "value", "count", "2h", key="key", time="time")
+    batch = sliding_window_features(data, [f], period="1h")
+    # 08:00 is in the windows ending 09:00 and 10:00 (start included); 10:00 is not in the
+    # window ending 10:00 (end excluded) but in those ending 11:00 and 12:00.
+    assert batch["window_end"].dt.hour.tolist() == [9, 10, 11, 12]
+    assert batch["n"].tolist() == [1, 1, 1, 1]
+    stream, _, _ = stream_windows(data, [f], data.index, timedelta(0), "1h")
+    assert_same_windows([f], stream, batch)
+
+
+def test_sliding_batch_equals_stream_window_by_window_on_a_day_of_flights(one_day_of_flights):
+    data = one_day_of_flights
+    features = [
+        WindowFeature(f"delay_{a}_{w}", "dep_delay", a, w, key="origin", time="sched_dep")
+        for a in AGGREGATES
+        for w in ("30min", "2h")
+    ]
+    rng = np.random.default_rng(10)
+    arrival = data["sched_dep"] + pd.to_timedelta(rng.integers(0, 31, len(data)), unit="min")
+    order = arrival.sort_values(kind="stable").index
+    batch = sliding_window_features(data, features, period="10min")
+    stream, processor, results = stream_windows(data, features, order, "30min", "10min")
+    assert processor.rejected == 0
+    assert len(batch) > 3 * 6 * 15  # three airports, about a day of 10-minute ends
+    assert_same_windows(features, stream, batch)
+    # Emitted in end order per key, each window once.
+    for key in ("JFK", "LGA", "EWR"):
+        ends = [w.end for w in results if w.key == key]
+        assert ends == sorted(set(ends))
+    assert processor.held() < 200 < len(data)
+
+
+def test_sliding_stream_emits_once_the_watermark_passes_the_end_and_rejects_late_events():
+    f = WindowFeature("n", "v", "count", "20min", key="k", time="t")
+    noon = datetime(2013, 1, 1, 12)
+    stream = StreamSlidingWindows([f], period="10min", allowed_lateness="5min")
+
+    def event(t):
+        return {"k": "a", "t": t, "v": 1.0}
+
+    assert stream.process(event(noon)) == []  # windows ending 12:10 and 12:20 pending
+    # 12:15 moves the watermark to 12:10: the window ending 12:10 is final.
+    out = stream.process(event(noon + timedelta(minutes=15)))
+    assert [(w.end, w.features["n"]) for w in out] == [(noon + timedelta(minutes=10), 1)]
+    assert stream.process(event(noon + timedelta(minutes=9))) == []  # too late: 12:09 < 12:10
+    assert stream.rejected == 1
+    assert [(w.end.minute, w.features["n"]) for w in stream.flush()] == [(20, 2), (30, 1)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"period": timedelta(0)}, ValueError, "period: expected a positive duration"),
+        ({"period": "-10min"}, ValueError, "period: expected a positive duration"),
+        ({"period": "often"}, ValueError, "period: expected a duration"),
+        ({"period": 10}, TypeError, "period: expected a datetime.timedelta"),
+        ({"period": "10min", "origin": "1970"}, TypeError, "origin: expected a datetime"),
+    ],
+)
+def test_sliding_bad_declarations_name_the_field(kwargs, error, message):
+    f = WindowFeature("f", "v", "mean", "1h", key="k", time="t")
+    data = pd.DataFrame({"k": ["a"], "t": [datetime(2013, 1, 1)], "v": [1.0]})
+    with pytest.raises(error, match=message):
+        sliding_window_features(data, [f], **kwargs)
+    with pytest.raises(error, match=message):
+        StreamSlidingWindows([f], **kwargs)
+    with pytest.raises(ValueError, match="sliding windows share one key"):
+        sliding_window_features(
+            data, [f, WindowFeature("g", "v", "mean", "1h", None, "t")], period="10min"
         )

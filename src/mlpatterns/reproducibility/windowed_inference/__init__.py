@@ -36,13 +36,25 @@ minutes) and session windows.
 
 from ._common import AGGREGATES, LateEventError, WindowFeature
 from .per_event import Scored, StreamWindows, window_features, window_features_sql
+from .sliding import (
+    EPOCH,
+    StreamSlidingWindows,
+    Window,
+    sliding_window_features,
+    sliding_window_features_sql,
+)
 
 __all__ = [
     "AGGREGATES",
+    "EPOCH",
     "LateEventError",
     "Scored",
+    "StreamSlidingWindows",
     "StreamWindows",
+    "Window",
     "WindowFeature",
+    "sliding_window_features",
+    "sliding_window_features_sql",
     "window_features",
     "window_features_sql",
 ]

@@ -17,17 +17,17 @@ if TYPE_CHECKING:
 AGGREGATES = ("count", "sum", "mean", "max", "min", "std")
 
 
-def as_width(width: Any) -> timedelta:
+def as_width(width: Any, field: str = "width") -> timedelta:
     if isinstance(width, str):
         import pandas as pd
 
         try:
             width = pd.Timedelta(width).to_pytimedelta()
         except ValueError as error:
-            raise ValueError(f"width: expected a duration such as '2h', got {width!r}") from error
+            raise ValueError(f"{field}: expected a duration such as '2h', got {width!r}") from error
     if not isinstance(width, timedelta):
         raise TypeError(
-            f"width: expected a datetime.timedelta or a string such as '2h', got {width!r}"
+            f"{field}: expected a datetime.timedelta or a string such as '2h', got {width!r}"
         )
     return width
 

@@ -150,7 +150,7 @@ class StreamWindows:
             )
         self.key = keys.pop()
         self.time = times.pop()
-        lateness = as_width(allowed_lateness)
+        lateness = as_width(allowed_lateness, "allowed_lateness")
         if lateness < timedelta(0):
             raise ValueError(f"allowed_lateness: expected a duration >= 0, got {lateness}")
         self.lateness_us = lateness // timedelta(microseconds=1)
