@@ -30,8 +30,23 @@ Semantics (both ways):
   the batch features of the accepted events, whatever their delivery order. With
   ``allowed_lateness=0`` every accepted event is emitted as it arrives.
 
-Not yet here: sliding windows with a period (the book's two-hour windows every ten
-minutes) and session windows.
+Sliding windows with a period (:func:`sliding_window_features`,
+:class:`StreamSlidingWindows`, module :mod:`.sliding`), from the same declarations:
+
+* **Grid.** Window ends lie on ``e = origin + n * period`` (``origin``: the Unix epoch,
+  1970-01-01 00:00 UTC, unless given), and each feature's window at ``e`` is
+  ``[e - width, e)``: the same half-open frame, an event exactly at ``e`` belongs to the
+  next windows. ``width`` need not be a multiple of ``period`` (``"25min"`` every
+  ``"10min"`` is fine). The features of one call share one key and one time column.
+* **Rows.** One row per key and end ``e`` whose *widest* window holds at least one event
+  of the key (missing values included): windows with no event are not emitted, by batch
+  and stream alike, so a narrower feature may report an empty window (count 0, NaN mean).
+* **Emission.** The stream emits the window ending at ``e`` once its key's watermark
+  ``M - allowed_lateness`` reaches ``e``; no event still accepted can fall before ``e``,
+  so every emitted window is final and equals the batch row. Late events are rejected as
+  above. Each window is emitted once, in end order per key.
+
+Not yet here: session windows.
 """
 
 from ._common import AGGREGATES, LateEventError, WindowFeature
