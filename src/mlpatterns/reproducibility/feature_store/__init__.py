@@ -1,0 +1,21 @@
+"""Feature Store (pattern 26): feature definitions and the offline store's point-in-time join.
+
+:mod:`.definitions` holds :class:`Entity` and :class:`FeatureView`; :mod:`.offline_store`
+holds :func:`get_historical_features` (DuckDB ``ASOF`` joins, TTL, created-timestamp
+ties). The online store, materialization and serving integration are not here yet.
+
+Importing this package imports none of its modules (so neither DuckDB nor pandas); each
+name loads its module on first use.
+"""
+
+from mlpatterns._lazy import lazy_exports
+
+_EXPORTS = {  # name -> the module (relative to this package) that defines it
+    "Entity": "definitions",
+    "FeatureView": "definitions",
+    "get_historical_features": "offline_store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
