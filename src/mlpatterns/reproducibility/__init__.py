@@ -40,6 +40,8 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "window_features_sql": "windowed_inference",
     "StreamWindows": "windowed_inference",
     "LateEventError": "windowed_inference",
+    "sliding_window_features": "windowed_inference",
+    "StreamSlidingWindows": "windowed_inference",
 }
 
 __all__ = sorted(_EXPORTS)
