@@ -342,3 +342,17 @@ def test_package_import_is_lazy():
         "fs.Entity('a', ['k']); assert 'duckdb' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_flights_weather_example_agrees_with_duckdb_and_merge_asof():
+    """examples/feature_store_flights_weather.py asserts the three joins equal on all 336,776 flights."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "feature_store_flights_weather.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "336,776 flights" in done.stdout and "all three equal" in done.stdout
