@@ -9,8 +9,8 @@ The same declarations then give the book's own windows, 2 hours every 10 minutes
 batch and on the stream, which must agree window by window.
 
 Data: the book's ``delays.csv`` (1,487 flights, no header: scheduled departure
-timestamp, delay in minutes), read from the shared data folder next to the repository
-unless a path is given. Run: ``.venv/bin/python examples/windowed_inference_delays.py``.
+timestamp, delay in minutes), the copy that ships in the package
+(:func:`mlpatterns.datasets.load_delays`) unless a path is given. Run: ``.venv/bin/python examples/windowed_inference_delays.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlpatterns.datasets import load_delays
 from mlpatterns.reproducibility.windowed_inference import (
     StreamSlidingWindows,
     StreamWindows,
@@ -30,7 +31,6 @@ from mlpatterns.reproducibility.windowed_inference import (
     window_features,
 )
 
-DELAYS = Path(__file__).resolve().parents[2] / "shared" / "data" / "delays.csv"
 FEATURES = [
     WindowFeature("n_2h", "delay", "count", "2h", time="scheduled"),
     WindowFeature("mean_2h", "delay", "mean", "2h", time="scheduled"),
@@ -47,11 +47,11 @@ def anomalous(delay, n, mean, std) -> np.ndarray:
         return (n >= MIN_FLIGHTS) & (np.abs(delay - mean) > THRESHOLD * std)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", nargs="?", type=Path, default=DELAYS)
-    args = parser.parse_args()
-    flights = pd.read_csv(args.path, header=None, names=["scheduled", "delay"], parse_dates=[0])
+    parser.add_argument("path", nargs="?", type=Path, default=None, help="a delays.csv (default: the shipped copy)")
+    args = parser.parse_args(argv)
+    flights = load_delays(args.path)
     print(f"{len(flights):,} flights, {flights.scheduled.min()} to {flights.scheduled.max()}")
 
     start = time.perf_counter()

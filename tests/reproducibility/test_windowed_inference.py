@@ -467,3 +467,23 @@ def test_sliding_bad_declarations_name_the_field(kwargs, error, message):
         sliding_window_features(
             data, [f, WindowFeature("g", "v", "mean", "1h", None, "t")], period="10min"
         )
+
+
+def test_the_delays_example_runs_and_batch_agrees_with_the_stream(capsys):
+    """The book's example on the shipped delays.csv: it exits non-zero when batch and stream disagree."""
+    import importlib.util
+    from pathlib import Path
+
+    from mlpatterns.datasets import load_delays
+
+    delays = load_delays()
+    assert list(delays.columns) == ["scheduled", "delay"] and len(delays) == 1487
+    assert pd.api.types.is_datetime64_any_dtype(delays["scheduled"])
+    path = Path(__file__).resolve().parents[2] / "examples" / "windowed_inference_delays.py"
+    spec = importlib.util.spec_from_file_location("windowed_inference_delays", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main([])
+    out = capsys.readouterr().out
+    assert "batch and stream agree flight by flight: True" in out
+    assert "batch and stream agree window by window: True" in out
