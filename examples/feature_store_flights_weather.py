@@ -38,7 +38,8 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "flight_id": np.arange(len(flights)),
             "origin": flights["origin"].astype(str),
-            # times in the autumn DST gap do not occur; an ambiguous hour is read as standard time
+            # a time in the spring-forward gap (10 March, 02:00-03:00) moves forward to 03:00;
+            # the repeated hour of 3 November (01:00-02:00) is read as standard time
             "event_timestamp": local.dt.tz_localize(
                 "America/New_York", ambiguous=False, nonexistent="shift_forward"
             ),
