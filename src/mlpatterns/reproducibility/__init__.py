@@ -2,8 +2,8 @@
 time order), Workflow Pipeline (25: the engine in :mod:`.workflow_pipeline`, the data's
 statistics and validation in :mod:`.data_statistics` and :mod:`.data_validation`) and
 Model Versioning (27: the registry in :mod:`.model_versioning`), Bridged Schema (23:
-:mod:`.bridged_schema`) and Windowed Inference (24: :mod:`.windowed_inference`); the
-Feature Store (26) comes next.
+:mod:`.bridged_schema`), Windowed Inference (24: :mod:`.windowed_inference`) and the
+Feature Store (26: its definitions and offline store in :mod:`.feature_store`).
 
 Importing this package imports none of its modules (so neither pandas nor scikit-learn);
 each name loads its module on first use.
@@ -42,6 +42,9 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "LateEventError": "windowed_inference",
     "sliding_window_features": "windowed_inference",
     "StreamSlidingWindows": "windowed_inference",
+    "Entity": "feature_store",
+    "FeatureView": "feature_store",
+    "get_historical_features": "feature_store",
 }
 
 __all__ = sorted(_EXPORTS)
