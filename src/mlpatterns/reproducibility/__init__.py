@@ -42,9 +42,9 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "LateEventError": "windowed_inference",
     "sliding_window_features": "windowed_inference",
     "StreamSlidingWindows": "windowed_inference",
-    "Entity": "feature_store",
-    "FeatureView": "feature_store",
-    "get_historical_features": "feature_store",
+    "Entity": "feature_store.definitions",
+    "FeatureView": "feature_store.definitions",
+    "get_historical_features": "feature_store.offline_store",
 }
 
 __all__ = sorted(_EXPORTS)
