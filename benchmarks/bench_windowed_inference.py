@@ -82,9 +82,9 @@ def run() -> list[dict[str, Any]]:
         np.testing.assert_allclose(batch[feature.name].to_numpy(), baseline.loc[data.index, feature.name].to_numpy(),
                                    rtol=1e-9, atol=1e-9)
     rows = [{"case": "batch: window_features (DuckDB), 2 features", "rows": len(data), "seconds": batch_s,
-             "vs_pandas": batch_s / pandas_s},
+             "time_vs_pandas": batch_s / pandas_s},
             {"case": "baseline: pandas groupby().rolling(closed='left')", "rows": len(data), "seconds": pandas_s,
-             "vs_pandas": 1.0}]
+             "time_vs_pandas": 1.0}]
     events = data.sort_values("sched_dep", kind="stable").to_dict("records")
     for lateness in ("0min", "30min"):
         processor = StreamWindows(features, allowed_lateness=lateness)

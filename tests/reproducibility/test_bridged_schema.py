@@ -205,3 +205,29 @@ def test_the_natality_example_bridges_and_beats_dropping_old_data() -> None:
         assert rmse[name] < rmse["new only (old dropped)"]
         assert abs(rmse[name] - rmse["union schema (baseline)"]) < 0.01
     assert run["tv"][0] < 0.05  # the fitted shares are close to the old multiples' true plurality
+
+
+def test_choose_bridged_count_breaks_a_tie_towards_the_smallest_count_whatever_the_order_given() -> None:
+    rng = np.random.default_rng(0)
+    new_X, bridged_X, valid_X = (pd.DataFrame({"x": rng.normal(size=n)}) for n in (30, 20, 15))
+    constant = pd.Series(np.ones(len(valid_X)))
+    choice = choose_bridged_count(
+        LinearRegression(), new_X, np.ones(30), bridged_X, np.ones(20), valid_X, constant,
+        counts=[20, 10, 0, 10], n_bootstrap=20, random_state=0,
+    )
+    assert list(choice.scores["count"]) == [0, 10, 20]  # sorted, once each
+    assert choice.best_count == 0  # every count predicts the constant exactly: a tie
+    with pytest.raises(ValueError, match="bridged_y"):
+        choose_bridged_count(LinearRegression(), new_X, np.ones(30), bridged_X, np.ones(19), valid_X, constant,
+                             counts=[0])
+
+
+def test_a_fitted_bridge_pickles_and_transforms_alike() -> None:
+    import pickle
+
+    new = pd.DataFrame({"c": ["a", "b", "b", "x"]})
+    old = pd.DataFrame({"c": ["A", "x", "A"]})
+    for strategy in ("probabilistic", "static"):
+        bridge = SchemaBridge(column="c", mapping={"A": ["a", "b"]}, strategy=strategy, random_state=3).fit(new)
+        again = pickle.loads(pickle.dumps(bridge))
+        pd.testing.assert_frame_equal(again.transform(old), bridge.transform(old))

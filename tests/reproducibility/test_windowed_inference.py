@@ -487,3 +487,36 @@ def test_the_delays_example_runs_and_batch_agrees_with_the_stream(capsys):
     out = capsys.readouterr().out
     assert "batch and stream agree flight by flight: True" in out
     assert "batch and stream agree window by window: True" in out
+
+
+def test_time_zone_aware_times_are_windowed_in_utc_in_batch_as_on_the_stream():
+    local = pd.date_range("2024-03-30 22:00", periods=12, freq="37min", tz="Europe/Paris")  # spans the DST change
+    data = pd.DataFrame({"t": local, "k": ["a", "b"] * 6, "v": np.arange(12.0)})
+    features = [WindowFeature("n", "v", "count", "2h", key="k", time="t"),
+                WindowFeature("s", "v", "sum", "2h", key="k", time="t")]
+    batch = window_features(data, features)
+    naive = data.assign(t=data["t"].dt.tz_convert("UTC").dt.tz_localize(None))
+    pd.testing.assert_frame_equal(batch, window_features(naive, features))
+    processor = StreamWindows(features)
+    streamed = {}
+    for index, event in data.iterrows():
+        for scored in processor.process({**event.to_dict(), "row": index}):
+            streamed[scored.event["row"]] = scored.features
+    assert [streamed[i]["s"] for i in range(12)] == list(batch["s"])
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), np.float32("nan"), pd.NA, pd.NaT])
+def test_every_kind_of_missing_value_is_left_out_alike_by_batch_and_stream(missing):
+    times = pd.date_range("2024-01-01", periods=4, freq="10min")
+    values = pd.array([1.0, 2.0, 4.0, 8.0], dtype="Float64")
+    data = pd.DataFrame({"t": times, "v": values})
+    data.loc[1, "v"] = pd.NA
+    features = [WindowFeature("n", "v", "count", "1h", time="t"), WindowFeature("m", "v", "mean", "1h", time="t")]
+    batch = window_features(data, features)
+    processor = StreamWindows(features)
+    out = []
+    for i, t in enumerate(times):
+        value = missing if i == 1 else float(values[i])
+        out += processor.process({"t": t, "v": value})
+    assert [o.features["n"] for o in out] == list(batch["n"]) == [0, 1, 1, 2]
+    np.testing.assert_allclose([o.features["m"] for o in out], batch["m"].to_numpy(dtype=float), equal_nan=True)

@@ -382,7 +382,9 @@ def choose_bridged_count(
     BridgedCountChoice
     """
     n_bridged = len(bridged_X)
-    counts = [int(count) for count in counts]
+    if len(bridged_y) != n_bridged:
+        raise ValueError(f"bridged_y: expected one target per bridged row ({n_bridged}), got {len(bridged_y)}")
+    counts = sorted({int(count) for count in counts})  # ascending, so that a tie goes to the smallest count
     bad = [count for count in counts if not 0 <= count <= n_bridged]
     if not counts or bad:
         raise ValueError(

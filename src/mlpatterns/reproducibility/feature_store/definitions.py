@@ -179,11 +179,7 @@ class FeatureView:
             raise ValueError(
                 f"FeatureView {self.name!r}: no feature(s) {unknown}; it has {list(self.features)}"
             )
-        view = replace(self, features=list(self.features))  # re-validated via __init__
-        object.__setattr__(
-            view, "features", _names(f"FeatureView {self.name!r}", "features", features)
-        )
-        return view
+        return replace(self, features=list(features))  # validated again by __init__
 
 
 def _check_source(owner: str, source: object) -> None:

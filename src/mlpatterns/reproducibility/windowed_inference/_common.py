@@ -122,7 +122,7 @@ def frame_for(data: pd.DataFrame, features: Sequence[WindowFeature]) -> pd.DataF
                     f"(columns: {', '.join(map(str, data.columns))})"
                 )
             if col is not None and col not in frame.columns:
-                frame[col] = data[col].to_numpy()
+                frame[col] = data[col].reset_index(drop=True)  # keeps the dtype (a time zone too)
         times = frame[f.time]
         if not pd.api.types.is_datetime64_any_dtype(times):
             raise ValueError(
@@ -153,7 +153,13 @@ def time_us(value: Any) -> int:
 
 
 def present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    """A value that takes part in an aggregate: not None, NaN of any float type, ``pd.NA`` or ``pd.NaT``."""
+    if value is None:
+        return False
+    try:
+        return bool(value == value)  # False for every NaN and NaT
+    except TypeError:  # pd.NA: its comparison is NA, which has no truth value
+        return False
 
 
 def aggregate(values: Iterable[Any], aggregate: str) -> float | int:
