@@ -37,7 +37,7 @@ from mlpatterns.input_types import (  # serving-time conversion
 
 __all__ = [
     "BadValue", "TableError", "boolean_texts", "conform_column", "describe_bad_values",
-    "input_description", "iter_frames", "read_frame", "to_boolean",
+    "input_description", "iter_frames", "quote_identifier", "read_frame", "to_boolean",
 ]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
@@ -160,7 +160,7 @@ def iter_frames(
     try:
         if columns is not None:
             present = set(relation.columns)
-            relation = relation.select(*[_quoted(c) for c in dict.fromkeys(columns) if c in present])
+            relation = relation.select(*[quote_identifier(c) for c in dict.fromkeys(columns) if c in present])
         total = relation.shape[0]
         reader = relation.to_arrow_reader(chunk_rows)
     except duckdb.Error as error:
@@ -177,14 +177,15 @@ def iter_frames(
     return total, frames()
 
 
-def _quoted(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (DuckDB, PostgreSQL, SQLite): in double quotes, each ``"`` doubled."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def _column_of(relation: Any, path: Any, column: str) -> str:
     if column not in relation.columns:
         raise TableError(f"{path}: no column {column!r}; the file has {relation.columns}")
-    return _quoted(column)
+    return quote_identifier(column)
 
 
 def boolean_texts(

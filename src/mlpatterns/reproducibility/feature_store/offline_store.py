@@ -41,6 +41,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlpatterns.tables import quote_identifier
+
 from .definitions import FeatureView
 
 if TYPE_CHECKING:
@@ -52,17 +54,13 @@ _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", 
 _TZ_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _timestamp_expression(owner: str, field: str, column: str, duckdb_type: str) -> str:
     """SQL turning ``column`` into a naive UTC ``TIMESTAMP``, or a TypeError naming the field."""
     kind = duckdb_type.upper()
     if kind in _TZ_TYPES:
-        return f"timezone('UTC', {_quote(column)})"
+        return f"timezone('UTC', {quote_identifier(column)})"
     if kind in _TIMESTAMP_TYPES:
-        return f"CAST({_quote(column)} AS TIMESTAMP)"
+        return f"CAST({quote_identifier(column)} AS TIMESTAMP)"
     raise TypeError(
         f"{owner}: {field} column {column!r} must hold timestamps (TIMESTAMP, "
         f"TIMESTAMP WITH TIME ZONE or DATE), got {duckdb_type}"
@@ -117,8 +115,8 @@ def _prepare_view(con, view: FeatureView, raw: str, prepared: str) -> None:
             view.created_timestamp_field,
             columns[view.created_timestamp_field],
         )
-    keys = ", ".join(_quote(k) for k in view.join_keys)
-    features = ", ".join(_quote(f) for f in view.features)
+    keys = ", ".join(quote_identifier(k) for k in view.join_keys)
+    features = ", ".join(quote_identifier(f) for f in view.features)
     con.execute(f"""
         CREATE TEMP TABLE {prepared} AS
         SELECT {keys}, __mlp_ts, {features} FROM (
@@ -246,13 +244,13 @@ def get_historical_features(
         )
         for i, view in enumerate(views):
             _prepare_view(con, view, f"__mlp_raw_{i}", f"__mlp_view_{i}")
-            conditions = " AND ".join(f"e.{key_alias[k]} = v.{_quote(k)}" for k in view.join_keys)
+            conditions = " AND ".join(f"e.{key_alias[k]} = v.{quote_identifier(k)}" for k in view.join_keys)
             valid = "v.__mlp_ts IS NOT NULL"
             if view.ttl is not None:
                 micros = view.ttl // timedelta(microseconds=1)
                 valid = f"v.__mlp_ts >= e.__mlp_ts - to_microseconds(CAST({micros} AS BIGINT))"
             selected = ", ".join(
-                f"CASE WHEN {valid} THEN v.{_quote(f)} END AS {_quote(out)}"
+                f"CASE WHEN {valid} THEN v.{quote_identifier(f)} END AS {quote_identifier(out)}"
                 for v_, f, out in outputs
                 if v_ is view
             )

@@ -100,10 +100,6 @@ def checked(features: Sequence[WindowFeature]) -> list[WindowFeature]:
     return features
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def frame_for(data: pd.DataFrame, features: Sequence[WindowFeature]) -> pd.DataFrame:
     """The columns of ``data`` the features read, checked, times as naive UTC, a 0..n-1 index.
 

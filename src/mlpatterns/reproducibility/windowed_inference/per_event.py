@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from mlpatterns.tables import quote_identifier
+
 from ._common import (
     LateEventError,
     WindowFeature,
     as_width,
     checked,
     frame_for,
-    quote,
     time_us,
 )
 from ._common import aggregate as aggregate_values
@@ -47,18 +48,18 @@ def window_features_sql(
     """
     features = checked(features)
     windows: dict[tuple[str | None, str, int], str] = {}
-    selects = [quote(c) for c in keep]
+    selects = [quote_identifier(c) for c in keep]
     for f in features:
         signature = (f.key, f.time, f.width_us)
         window = windows.setdefault(signature, f"w{len(windows)}")
         selects.append(
-            f"{_SQL[f.aggregate].format(v=quote(f.column), w=window)} AS {quote(f.name)}"
+            f"{_SQL[f.aggregate].format(v=quote_identifier(f.column), w=window)} AS {quote_identifier(f.name)}"
         )
     clauses = []
     for (key, time, width_us), window in windows.items():
-        partition = f"PARTITION BY {quote(key)} " if key is not None else ""
+        partition = f"PARTITION BY {quote_identifier(key)} " if key is not None else ""
         clauses.append(
-            f"{window} AS ({partition}ORDER BY epoch_us(CAST({quote(time)} AS TIMESTAMP)) "
+            f"{window} AS ({partition}ORDER BY epoch_us(CAST({quote_identifier(time)} AS TIMESTAMP)) "
             f"RANGE BETWEEN {width_us} PRECEDING AND 1 PRECEDING)"
         )
     return f"SELECT {', '.join(selects)} FROM {source} WINDOW {', '.join(clauses)}"

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mlpatterns.tables import quote_identifier
+
 from ._common import (
     LateEventError,
     WindowFeature,
     as_width,
     checked,
     frame_for,
-    quote,
     time_us,
 )
 from ._common import aggregate as aggregate_values
@@ -76,8 +77,8 @@ def sliding_window_features_sql(
     key, time = features[0].key, features[0].time
     widest = max(f.width_us for f in features)
     columns = sorted({f.column for f in features})
-    key_select = f"{quote(key)} AS __key, " if key is not None else "NULL AS __key, "
-    values = ", ".join(f"{quote(c)} AS {quote('v_' + c)}" for c in columns)
+    key_select = f"{quote_identifier(key)} AS __key, " if key is not None else "NULL AS __key, "
+    values = ", ".join(f"{quote_identifier(c)} AS {quote_identifier('v_' + c)}" for c in columns)
     # n: the index of a window end o + n * p; an event at t lies in the windows with
     # t < end <= t + width, i.e. n from floor((t - o) / p) + 1 to floor((t + widest - o) / p).
     # DuckDB's // truncates toward zero, so the floor is written as (a - mod(a)) // p.
@@ -87,12 +88,12 @@ def sliding_window_features_sql(
     selects = []
     for f in features:
         keep = f"WHERE __t >= {o} + __n * {p} - {f.width_us}"
-        expression = _SQL[f.aggregate].format(v=quote("v_" + f.column), f=keep)
-        selects.append(f"{expression} AS {quote(f.name)}")
-    key_out = f"__key AS {quote(key)}, " if key is not None else ""
+        expression = _SQL[f.aggregate].format(v=quote_identifier("v_" + f.column), f=keep)
+        selects.append(f"{expression} AS {quote_identifier(f.name)}")
+    key_out = f"__key AS {quote_identifier(key)}, " if key is not None else ""
     return (
         f"WITH __events AS (SELECT {key_select}"
-        f"epoch_us(CAST({quote(time)} AS TIMESTAMP)) AS __t, {values} FROM {source}), "
+        f"epoch_us(CAST({quote_identifier(time)} AS TIMESTAMP)) AS __t, {values} FROM {source}), "
         f"__exploded AS (SELECT *, unnest(range({first} + 1, {last} + 1)) AS __n FROM __events) "
         f"SELECT {key_out}make_timestamp(CAST({o} + __n * {p} AS BIGINT)) AS window_end, "
         f"{', '.join(selects)} FROM __exploded GROUP BY __key, __n ORDER BY __key, __n"
