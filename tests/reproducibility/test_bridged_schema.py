@@ -231,3 +231,25 @@ def test_a_fitted_bridge_pickles_and_transforms_alike() -> None:
         bridge = SchemaBridge(column="c", mapping={"A": ["a", "b"]}, strategy=strategy, random_state=3).fit(new)
         again = pickle.loads(pickle.dumps(bridge))
         pd.testing.assert_frame_equal(again.transform(old), bridge.transform(old))
+
+
+def test_feature_names_out_follow_scikit_learn_for_arrays_and_frames() -> None:
+    new = np.array([["a", 1], ["b", 2], ["b", 3]], dtype=object)
+    bridge = SchemaBridge(column=0, mapping={"A": ["a", "b"]}, strategy="static").fit(new)
+    assert list(bridge.get_feature_names_out()) == ["x0_a", "x0_b", "x1"]
+    assert list(bridge.get_feature_names_out(["plurality", "w"])) == ["plurality_a", "plurality_b", "w"]
+    with pytest.raises(ValueError, match="expected 2 names"):
+        bridge.get_feature_names_out(["only"])
+    frame = pd.DataFrame({"p": ["a", "b"], "w": [1, 2]})
+    fitted = SchemaBridge(column="p", mapping={"A": ["a", "b"]}, strategy="static").fit(frame)
+    assert list(fitted.get_feature_names_out()) == ["p_a", "p_b", "w"]
+    with pytest.raises(ValueError, match="differ from the fitted columns"):
+        fitted.get_feature_names_out(["q", "w"])
+
+
+def test_a_categorical_split_column_stays_categorical_over_the_new_schema() -> None:
+    new = pd.DataFrame({"c": pd.Categorical(["a", "b", "b"])})
+    old = pd.DataFrame({"c": pd.Categorical(["A", "a", "A"])})
+    out = SchemaBridge(column="c", mapping={"A": ["a", "b"]}, random_state=0).fit(new).transform(old)
+    assert isinstance(out["c"].dtype, pd.CategoricalDtype)
+    assert list(out["c"].cat.categories) == ["a", "b"] and out["c"].notna().all()

@@ -239,7 +239,11 @@ class SchemaBridge(TransformerMixin, BaseEstimator):
                 ]
         if frame is not None:
             out = frame.copy()
-            out[frame.columns[position]] = bridged
+            column = frame.columns[position]
+            if isinstance(frame[column].dtype, pd.CategoricalDtype):  # stays categorical, over the new schema
+                out[column] = pd.Categorical(bridged, categories=self.categories_)
+            else:
+                out[column] = bridged
             return out
         out = np.asarray(X).copy()
         try:
@@ -267,21 +271,30 @@ class SchemaBridge(TransformerMixin, BaseEstimator):
         array = np.asarray(X)
         return np.concatenate([array[:, :position], cells, array[:, position + 1 :]], axis=1)
 
-    def _one_hot_names(self) -> list[str]:
-        return [f"{self._name()}_{value}" for value in self.categories_]
+    def _one_hot_names(self, name: str | None = None) -> list[str]:
+        name = self._name() if name is None else name
+        return [f"{name}_{value}" for value in self.categories_]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """The input names; under ``"static"`` the split column becomes ``<column>_<value>`` columns."""
+        """The input names; under ``"static"`` the split column becomes ``<column>_<value>`` columns.
+
+        As scikit-learn's transformers: ``input_features`` must equal ``feature_names_in_`` when
+        the fit data had names; otherwise it names the columns (default ``x0, x1, ...``)."""
         check_is_fitted(self)
-        names = getattr(self, "feature_names_in_", None)
-        names = list(names) if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
-        if input_features is not None and list(input_features) != names:
-            raise ValueError(
-                f"input_features {list(input_features)} differ from the fitted columns {names}"
-            )
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is not None:
+            names = [str(n) for n in fitted]
+            if input_features is not None and [str(n) for n in input_features] != names:
+                raise ValueError(f"input_features {list(input_features)} differ from the fitted columns {names}")
+        elif input_features is not None:
+            names = [str(n) for n in input_features]
+            if len(names) != self.n_features_in_:
+                raise ValueError(f"input_features: expected {self.n_features_in_} names, got {len(names)}")
+        else:
+            names = [f"x{i}" for i in range(self.n_features_in_)]
         if self.strategy == "static":
             position = self._position()
-            names = names[:position] + self._one_hot_names() + names[position + 1 :]
+            names = names[:position] + self._one_hot_names(names[position]) + names[position + 1 :]
         return np.asarray(names, dtype=object)
 
 
@@ -298,7 +311,9 @@ def bootstrap_interval(
 
     Parameters
     ----------
-    y_true, y_pred : array-like of shape (n_samples,)
+    y_true, y_pred : array-like of shape (n_samples,) or (n_samples, k)
+        Rows are resampled together; ``metric`` receives the resampled rows (two columns of
+        ``y_pred`` let a metric score a paired difference of two models).
     metric : callable, default=root_mean_squared_error
     n_bootstrap : int, default=1000
         Number of resamples (rows drawn with replacement).
@@ -318,8 +333,11 @@ def bootstrap_interval(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = check_random_state(random_state)
-    draws = rng.randint(0, len(y_true), size=(int(n_bootstrap), len(y_true)))
-    scores = np.array([metric(y_true[rows], y_pred[rows]) for rows in draws])
+    n = len(y_true)
+    scores = np.empty(int(n_bootstrap))
+    for i in range(len(scores)):  # one resample at a time: memory of one, whatever n_bootstrap
+        rows = rng.randint(0, n, size=n)
+        scores[i] = metric(y_true[rows], y_pred[rows])
     tail = (1 - confidence) / 2
     return float(np.quantile(scores, tail)), float(np.quantile(scores, 1 - tail))
 
