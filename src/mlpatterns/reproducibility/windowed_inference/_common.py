@@ -6,8 +6,9 @@ Private to :mod:`mlpatterns.reproducibility.windowed_inference`; import from the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -175,3 +176,91 @@ def aggregate(values: Iterable[Any], aggregate: str) -> float | int:
     if aggregate == "mean":
         return mean
     return math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+
+
+@dataclass
+class KeyEvents:
+    """One key's events held by a stream processor: ``times`` sorted (microseconds; equal times in
+    arrival order), ``rows`` the value columns aligned with them, ``max_time`` the largest time seen."""
+
+    times: list[int] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    max_time: int | None = None
+
+
+class KeyedStream:
+    """What both stream processors share: one key and one time column, the allowed lateness, each key's
+    events in time order, the aggregates over ``[end - width, end)`` and forgetting what no window needs."""
+
+    def __init__(self, features: Sequence[WindowFeature], allowed_lateness: timedelta | str, on_late: str,
+                 state: type[KeyEvents]) -> None:
+        self.features = checked(features)
+        keys = {f.key for f in self.features}
+        times = {f.time for f in self.features}
+        if len(keys) > 1 or len(times) > 1:
+            raise ValueError(
+                f"features: one {type(self).__name__} serves one key and one time column, got keys "
+                f"{sorted(map(str, keys))} and times {sorted(times)}; use one processor per key"
+            )
+        self.key = keys.pop()
+        self.time = times.pop()
+        lateness = as_width(allowed_lateness, "allowed_lateness")
+        if lateness < timedelta(0):
+            raise ValueError(f"allowed_lateness: expected a duration >= 0, got {lateness}")
+        self.lateness_us = lateness // timedelta(microseconds=1)
+        if on_late not in ("drop", "raise"):
+            raise ValueError(f"on_late: expected 'drop' or 'raise', got {on_late!r}")
+        self.on_late = on_late
+        self.columns = sorted({f.column for f in self.features})
+        self._column_index = {c: i for i, c in enumerate(self.columns)}
+        self._horizon_us = max(f.width_us for f in self.features)
+        self._state_type = state
+        self._states: dict[Any, Any] = {}
+        self.rejected = 0
+
+    def _accept(self, event: Mapping[str, Any]) -> tuple[Any, Any, int] | None:
+        """Hold ``event`` in its key's state: ``(key, state, time)``; None when it is too late (dropped)."""
+        for col in [self.time, *([self.key] if self.key is not None else []), *self.columns]:
+            if col not in event:
+                raise ValueError(f"event: expected a {col!r} field, got fields {sorted(event)}")
+        t = time_us(event[self.time])
+        key = event[self.key] if self.key is not None else None
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = self._state_type()
+        if state.max_time is not None and t < state.max_time - self.lateness_us:
+            if self.on_late == "raise":
+                raise LateEventError(
+                    f"event at {event[self.time]} for key {key!r} is older than the allowed lateness "
+                    f"behind the key's latest time"
+                )
+            self.rejected += 1
+            return None
+        index = bisect_left(state.times, t + 1)  # after the events of the same time
+        state.times.insert(index, t)
+        state.rows.insert(index, tuple(event[c] for c in self.columns))
+        if state.max_time is None or t > state.max_time:
+            state.max_time = t
+        return key, state, t
+
+    def _features_before(self, state: KeyEvents, end: int) -> dict[str, float | int]:
+        """Each feature over the key's events in ``[end - width, end)``."""
+        stop = bisect_left(state.times, end)
+        result = {}
+        for f in self.features:
+            start = bisect_left(state.times, end - f.width_us, 0, stop)
+            i = self._column_index[f.column]
+            result[f.name] = aggregate((row[i] for row in state.rows[start:stop]), f.aggregate)
+        return result
+
+    def _forget(self, state: KeyEvents, watermark: int | None) -> None:
+        """Drop the events no window still to come can hold (older than the watermark minus the widest)."""
+        if watermark is not None:
+            cut = bisect_left(state.times, watermark - self._horizon_us)
+            if cut:
+                del state.times[:cut]
+                del state.rows[:cut]
+
+    def held(self) -> int:
+        """How many events the processor holds (all keys): its state's size."""
+        return sum(len(s.times) for s in self._states.values())

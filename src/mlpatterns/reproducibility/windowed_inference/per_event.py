@@ -6,7 +6,6 @@ See the package's docstring for the semantics.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,14 +14,12 @@ from typing import TYPE_CHECKING, Any
 from mlpatterns.tables import quote_identifier
 
 from ._common import (
-    LateEventError,
+    KeyedStream,
+    KeyEvents,
     WindowFeature,
-    as_width,
     checked,
     frame_for,
-    time_us,
 )
-from ._common import aggregate as aggregate_values
 
 if TYPE_CHECKING:
     import duckdb
@@ -101,13 +98,9 @@ def window_features(
 
 
 @dataclass
-class _KeyState:
-    # times: sorted microseconds, equal times in arrival order; rows: the value columns,
-    # aligned with times; pending: a heap of (time, seq, event) not yet emitted.
-    times: list[int] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+class _KeyState(KeyEvents):
+    # pending: a heap of (time, seq, event) not yet emitted.
     pending: list[tuple[int, int, Mapping[str, Any]]] = field(default_factory=list)
-    max_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +111,7 @@ class Scored:
     features: dict[str, float | int]
 
 
-class StreamWindows:
+class StreamWindows(KeyedStream):
     """The stateful per-key stream processor computing window features incrementally.
 
     Parameters
@@ -141,55 +134,17 @@ class StreamWindows:
         allowed_lateness: timedelta | str = timedelta(0),
         on_late: str = "drop",
     ) -> None:
-        self.features = checked(features)
-        keys = {f.key for f in self.features}
-        times = {f.time for f in self.features}
-        if len(keys) > 1 or len(times) > 1:
-            raise ValueError(
-                f"features: one StreamWindows serves one key and one time column, got keys {sorted(map(str, keys))} "
-                f"and times {sorted(times)}; use one processor per key"
-            )
-        self.key = keys.pop()
-        self.time = times.pop()
-        lateness = as_width(allowed_lateness, "allowed_lateness")
-        if lateness < timedelta(0):
-            raise ValueError(f"allowed_lateness: expected a duration >= 0, got {lateness}")
-        self.lateness_us = lateness // timedelta(microseconds=1)
-        if on_late not in ("drop", "raise"):
-            raise ValueError(f"on_late: expected 'drop' or 'raise', got {on_late!r}")
-        self.on_late = on_late
-        self.columns = sorted({f.column for f in self.features})
-        self._column_index = {c: i for i, c in enumerate(self.columns)}
-        self._horizon_us = max(f.width_us for f in self.features)
-        self._states: dict[Any, _KeyState] = {}
+        super().__init__(features, allowed_lateness, on_late, _KeyState)
         self._seq = 0
-        self.rejected = 0
 
     def process(self, event: Mapping[str, Any]) -> list[Scored]:
         """Take one event; return the events (this one or earlier ones) now final, with features."""
-        for col in [self.time, *([self.key] if self.key is not None else []), *self.columns]:
-            if col not in event:
-                raise ValueError(f"event: expected a {col!r} field, got fields {sorted(event)}")
-        t = time_us(event[self.time])
-        key = event[self.key] if self.key is not None else None
-        state = self._states.get(key)
-        if state is None:
-            state = self._states[key] = _KeyState()
-        if state.max_time is not None and t < state.max_time - self.lateness_us:
-            if self.on_late == "raise":
-                raise LateEventError(
-                    f"event at {event[self.time]} for key {key!r} is older than the allowed lateness "
-                    f"behind the key's latest time"
-                )
-            self.rejected += 1
+        accepted = self._accept(event)
+        if accepted is None:
             return []
-        index = bisect_left(state.times, t + 1)  # after the events of the same time
-        state.times.insert(index, t)
-        state.rows.insert(index, tuple(event[c] for c in self.columns))
+        _, state, t = accepted
         heapq.heappush(state.pending, (t, self._seq, event))
         self._seq += 1
-        if state.max_time is None or t > state.max_time:
-            state.max_time = t
         return self._emit(state, state.max_time - self.lateness_us)
 
     def flush(self) -> list[Scored]:
@@ -203,25 +158,6 @@ class StreamWindows:
         out = []
         while state.pending and (watermark is None or state.pending[0][0] <= watermark):
             t, _, event = heapq.heappop(state.pending)
-            out.append(Scored(event, self._features_at(state, t)))
-        if watermark is not None:
-            cut = bisect_left(state.times, watermark - self._horizon_us)
-            if cut:
-                del state.times[:cut]
-                del state.rows[:cut]
+            out.append(Scored(event, self._features_before(state, t)))
+        self._forget(state, watermark)
         return out
-
-    def _features_at(self, state: _KeyState, t: int) -> dict[str, float | int]:
-        end = bisect_left(state.times, t)
-        result = {}
-        for f in self.features:
-            start = bisect_left(state.times, t - f.width_us, 0, end)
-            i = self._column_index[f.column]
-            result[f.name] = aggregate_values(
-                (row[i] for row in state.rows[start:end]), f.aggregate
-            )
-        return result
-
-    def held(self) -> int:
-        """How many events the processor holds (all keys): its state's size."""
-        return sum(len(s.times) for s in self._states.values())

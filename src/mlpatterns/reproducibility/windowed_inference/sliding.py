@@ -8,7 +8,6 @@ window end; each feature aggregates only the events of its own width (``FILTER``
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from mlpatterns.tables import quote_identifier
 
 from ._common import (
-    LateEventError,
+    KeyedStream,
+    KeyEvents,
     WindowFeature,
     as_width,
     checked,
     frame_for,
     time_us,
 )
-from ._common import aggregate as aggregate_values
 
 if TYPE_CHECKING:
     import duckdb
@@ -146,17 +145,13 @@ class Window:
 
 
 @dataclass
-class _SlidingState:
-    # times: sorted microseconds; rows: the value columns aligned with times;
-    # ends: a heap of the window indexes n holding events, not yet emitted (set: no repeats).
-    times: list[int] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+class _SlidingState(KeyEvents):
+    # ends: a heap of the window indexes n holding events, not yet emitted (pending: the same, as a set).
     ends: list[int] = field(default_factory=list)
     pending: set[int] = field(default_factory=set)
-    max_time: int | None = None
 
 
-class StreamSlidingWindows:
+class StreamSlidingWindows(KeyedStream):
     """The stream processor for sliding windows: emits each key's windows once final.
 
     Parameters
@@ -181,51 +176,20 @@ class StreamSlidingWindows:
         allowed_lateness: timedelta | str = timedelta(0),
         on_late: str = "drop",
     ) -> None:
-        self.features = checked(features)
+        super().__init__(features, allowed_lateness, on_late, _SlidingState)
         self.period_us, self.origin_us = _grid(self.features, period, origin)
-        self.key = self.features[0].key
-        self.time = self.features[0].time
-        lateness = as_width(allowed_lateness, "allowed_lateness")
-        if lateness < timedelta(0):
-            raise ValueError(f"allowed_lateness: expected a duration >= 0, got {lateness}")
-        self.lateness_us = lateness // timedelta(microseconds=1)
-        if on_late not in ("drop", "raise"):
-            raise ValueError(f"on_late: expected 'drop' or 'raise', got {on_late!r}")
-        self.on_late = on_late
-        self.columns = sorted({f.column for f in self.features})
-        self._column_index = {c: i for i, c in enumerate(self.columns)}
-        self._horizon_us = max(f.width_us for f in self.features)
-        self._states: dict[Any, _SlidingState] = {}
-        self.rejected = 0
 
     def process(self, event: Mapping[str, Any]) -> list[Window]:
         """Take one event; return the windows (of its key) now final."""
-        for col in [self.time, *([self.key] if self.key is not None else []), *self.columns]:
-            if col not in event:
-                raise ValueError(f"event: expected a {col!r} field, got fields {sorted(event)}")
-        t = time_us(event[self.time])
-        key = event[self.key] if self.key is not None else None
-        state = self._states.get(key)
-        if state is None:
-            state = self._states[key] = _SlidingState()
-        if state.max_time is not None and t < state.max_time - self.lateness_us:
-            if self.on_late == "raise":
-                raise LateEventError(
-                    f"event at {event[self.time]} for key {key!r} is older than the allowed lateness "
-                    f"behind the key's latest time"
-                )
-            self.rejected += 1
+        accepted = self._accept(event)
+        if accepted is None:
             return []
-        index = bisect_left(state.times, t + 1)
-        state.times.insert(index, t)
-        state.rows.insert(index, tuple(event[c] for c in self.columns))
+        key, state, t = accepted
         p, o = self.period_us, self.origin_us
         for n in range((t - o) // p + 1, (t + self._horizon_us - o) // p + 1):
             if n not in state.pending:
                 state.pending.add(n)
                 heapq.heappush(state.ends, n)
-        if state.max_time is None or t > state.max_time:
-            state.max_time = t
         return self._emit(key, state, state.max_time - self.lateness_us)
 
     def flush(self) -> list[Window]:
@@ -244,22 +208,6 @@ class StreamSlidingWindows:
             n = heapq.heappop(state.ends)
             state.pending.discard(n)
             end = o + n * p
-            stop = bisect_left(state.times, end)
-            features = {}
-            for f in self.features:
-                start = bisect_left(state.times, end - f.width_us, 0, stop)
-                i = self._column_index[f.column]
-                features[f.name] = aggregate_values(
-                    (row[i] for row in state.rows[start:stop]), f.aggregate
-                )
-            out.append(Window(key, pd.Timestamp(end, unit="us").to_pydatetime(), features))
-        if watermark is not None:
-            cut = bisect_left(state.times, watermark - self._horizon_us)
-            if cut:
-                del state.times[:cut]
-                del state.rows[:cut]
+            out.append(Window(key, pd.Timestamp(end, unit="us").to_pydatetime(), self._features_before(state, end)))
+        self._forget(state, watermark)
         return out
-
-    def held(self) -> int:
-        """How many events the processor holds (all keys): its state's size."""
-        return sum(len(s.times) for s in self._states.values())
