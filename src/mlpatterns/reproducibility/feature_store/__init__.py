@@ -2,7 +2,10 @@
 
 :mod:`.definitions` holds :class:`Entity` and :class:`FeatureView`; :mod:`.offline_store`
 holds :func:`get_historical_features` (DuckDB ``ASOF`` joins, TTL, created-timestamp
-ties). The online store, materialization and serving integration are not here yet.
+ties); :mod:`.online_store` the :class:`OnlineStore` (latest values per entity key,
+SQLite by default, opened by :func:`open_online_store`) and :mod:`.materialization`
+:func:`materialize`, which copies the latest rows from the offline source into it.
+Serving integration and a Redis backend are not here yet.
 
 Importing this package imports none of its modules (so neither DuckDB nor pandas); each
 name loads its module on first use.
@@ -14,6 +17,9 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "Entity": "definitions",
     "FeatureView": "definitions",
     "get_historical_features": "offline_store",
+    "OnlineStore": "online_store",
+    "open_online_store": "online_store",
+    "materialize": "materialization",
 }
 
 __all__ = sorted(_EXPORTS)

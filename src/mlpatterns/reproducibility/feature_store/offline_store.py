@@ -48,7 +48,7 @@ from .definitions import FeatureView
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["get_historical_features"]
+__all__ = ["get_historical_features", "source_rows"]
 
 _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
 _TZ_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
@@ -85,9 +85,18 @@ def _load_source(con, view: FeatureView, table: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
-def _prepare_view(con, view: FeatureView, raw: str, prepared: str) -> None:
-    """Dedupe the source on (keys, event time): largest created timestamp, then last in source order."""
+def source_rows(con, view: FeatureView, table: str) -> None:
+    """Create the temp table ``table`` with the view's rows, ready for time queries.
+
+    Its columns: the join keys, ``__mlp_ts`` (the event timestamp as naive UTC
+    ``TIMESTAMP``), ``__mlp_created`` (the created timestamp likewise, or NULL),
+    the features, and ``__mlp_pos`` (the row's position in the source). Rows with a null
+    event timestamp are left out. ``con`` is a DuckDB connection; the view's columns and
+    timestamp types are checked (ValueError / TypeError naming the view). Shared by the
+    offline join and :func:`~mlpatterns.reproducibility.feature_store.materialize`.
+    """
     owner = f"FeatureView {view.name!r}"
+    raw = f"{table}__raw"
     columns = _load_source(con, view, raw)
     for role, names in [
         ("join key", view.join_keys),
@@ -107,7 +116,7 @@ def _prepare_view(con, view: FeatureView, raw: str, prepared: str) -> None:
     ts = _timestamp_expression(
         owner, "timestamp_field", view.timestamp_field, columns[view.timestamp_field]
     )
-    created = "NULL"
+    created = "CAST(NULL AS TIMESTAMP)"
     if view.created_timestamp_field:
         created = _timestamp_expression(
             owner,
@@ -118,12 +127,24 @@ def _prepare_view(con, view: FeatureView, raw: str, prepared: str) -> None:
     keys = ", ".join(quote_identifier(k) for k in view.join_keys)
     features = ", ".join(quote_identifier(f) for f in view.features)
     con.execute(f"""
-        CREATE TEMP TABLE {prepared} AS
-        SELECT {keys}, __mlp_ts, {features} FROM (
+        CREATE TEMP TABLE {table} AS
+        SELECT * FROM (
             SELECT {keys}, {ts} AS __mlp_ts, {created} AS __mlp_created, {features}, rowid AS __mlp_pos
             FROM {raw}
         )
         WHERE __mlp_ts IS NOT NULL
+    """)
+    con.execute(f"DROP TABLE {raw}")
+
+
+def _prepare_view(con, view: FeatureView, raw: str, prepared: str) -> None:
+    """Dedupe the source on (keys, event time): largest created timestamp, then last in source order."""
+    source_rows(con, view, raw)
+    keys = ", ".join(quote_identifier(k) for k in view.join_keys)
+    features = ", ".join(quote_identifier(f) for f in view.features)
+    con.execute(f"""
+        CREATE TEMP TABLE {prepared} AS
+        SELECT {keys}, __mlp_ts, {features} FROM {raw}
         QUALIFY row_number() OVER (
             PARTITION BY {keys}, __mlp_ts ORDER BY __mlp_created DESC NULLS LAST, __mlp_pos DESC) = 1
     """)
