@@ -26,6 +26,20 @@ EXACT = ("count", "sum")  # exact for integer-valued data; the others within the
 RTOL = ATOL = 1e-9
 
 
+def reference_aggregate(cells: pd.Series, aggregate: str) -> float | int:
+    """The brute-force aggregate of a window's cells (missing ones left out), as the module defines it."""
+    values = cells.dropna().to_numpy(float)
+    n = len(values)
+    return {
+        "count": n,
+        "sum": float(values.sum()),
+        "mean": values.mean() if n else math.nan,
+        "max": values.max() if n else math.nan,
+        "min": values.min() if n else math.nan,
+        "std": values.std(ddof=1) if n > 1 else math.nan,
+    }[aggregate]
+
+
 def brute_force(data: pd.DataFrame, f: WindowFeature) -> list[float]:
     """The definition, row by row: the values of the key's events with time in [t - width, t)."""
     out = []
@@ -33,18 +47,7 @@ def brute_force(data: pd.DataFrame, f: WindowFeature) -> list[float]:
         t = row[f.time]
         same_key = data[f.key] == row[f.key] if f.key else pd.Series(True, index=data.index)
         inside = same_key & (data[f.time] >= t - f.width) & (data[f.time] < t)
-        values = data.loc[inside, f.column].dropna().to_numpy(float)
-        n = len(values)
-        out.append(
-            {
-                "count": n,
-                "sum": float(values.sum()),
-                "mean": values.mean() if n else math.nan,
-                "max": values.max() if n else math.nan,
-                "min": values.min() if n else math.nan,
-                "std": values.std(ddof=1) if n > 1 else math.nan,
-            }[f.aggregate]
-        )
+        out.append(reference_aggregate(data.loc[inside, f.column], f.aggregate))
     return out
 
 
@@ -319,16 +322,7 @@ def sliding_brute_force(data: pd.DataFrame, features, period, origin=EPOCH) -> p
             row["window_end"] = end
             for f in features:
                 inside = (events[time] >= end - f.width) & (events[time] < end)
-                values = events.loc[inside, f.column].dropna().to_numpy(float)
-                n = len(values)
-                row[f.name] = {
-                    "count": n,
-                    "sum": float(values.sum()),
-                    "mean": values.mean() if n else math.nan,
-                    "max": values.max() if n else math.nan,
-                    "min": values.min() if n else math.nan,
-                    "std": values.std(ddof=1) if n > 1 else math.nan,
-                }[f.aggregate]
+                row[f.name] = reference_aggregate(events.loc[inside, f.column], f.aggregate)
             if ((events[time] >= end - widest) & (events[time] < end)).any():
                 rows.append(row)
             end += period

@@ -26,23 +26,18 @@ from mlpatterns.tables import quote_identifier
 
 from .definitions import FeatureView
 from .offline_store import source_rows
-from .online_store import OnlineStore
+from .online_store import OnlineStore, to_micros
 
 __all__ = ["materialize"]
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
 
 def _bound(value: Any, name: str) -> dt.datetime | None:
+    """A window bound as a naive UTC datetime (the online store's own conversion, :func:`to_micros`)."""
     if value is None:
         return None
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if not isinstance(value, dt.datetime):
-        raise TypeError(f"materialize: {name} must be a datetime or None, got {type(value).__name__}")
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+    return _EPOCH + dt.timedelta(microseconds=to_micros(value, f"materialize: {name}"))
 
 
 def materialize(

@@ -26,9 +26,9 @@ from typing import Any
 
 from mlpatterns.backends import Backend, BackendFamily, open_backend
 
-from ._base import OnlineStore, OnlineStoreError
+from ._base import OnlineStore, OnlineStoreError, to_micros
 
-__all__ = ["ONLINE_STORE_BACKENDS", "OnlineStore", "OnlineStoreError", "open_online_store"]
+__all__ = ["ONLINE_STORE_BACKENDS", "OnlineStore", "OnlineStoreError", "open_online_store", "to_micros"]
 
 _PACKAGE = "mlpatterns.reproducibility.feature_store.online_store"
 DEFAULT_URL = "sqlite:///online_store.db"
