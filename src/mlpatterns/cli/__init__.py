@@ -346,6 +346,21 @@ def _predict(args: argparse.Namespace) -> int:
     registered = _registered_version(args.bundle, args.registry) if args.log is not None else None
     bundle = resolve_bundle(registered[2] if registered else args.bundle, args.registry)  # a folder or models:/...
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
+    if "feature_store" in serving.bundle.manifest:  # Feature Store (26): joined offline, as in training
+        import tempfile
+
+        from mlpatterns.serving.feature_store_serving import with_stored_features
+
+        if Path(args.output).resolve() == Path(args.input).resolve():
+            raise ValueError(f"the output {args.output} is the input file; write the predictions elsewhere")
+        with tempfile.TemporaryDirectory(prefix="mlpatterns-predict-") as folder:
+            args = argparse.Namespace(**{**vars(args), "input": with_stored_features(serving.bundle, args.input,
+                                                                                     folder)})
+            return _predict_loaded(args, serving, registered)
+    return _predict_loaded(args, serving, registered)
+
+
+def _predict_loaded(args: argparse.Namespace, serving: Any, registered: tuple[str, str, str] | None) -> int:
     if args.log is not None and args.engine == "ray":  # each actor opens its own logger on the URL
         from mlpatterns.serving.continued_evaluation.prediction_log import open_prediction_log
 

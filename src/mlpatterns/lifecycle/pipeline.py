@@ -30,7 +30,7 @@ _MODELS = ["mlpatterns.spec.models", "mlpatterns.spec.network", "mlpatterns.spec
            "mlpatterns.tolerance", "mlpatterns.reproducibility.transform"]
 STEP_CODE = {
     "load": [*_DATA, "mlpatterns.lifecycle.artifacts", "mlpatterns.solar_day_length",
-             "mlpatterns.reproducibility.repeatable_splitting"],
+             "mlpatterns.reproducibility.repeatable_splitting", "mlpatterns.spec.feature_store"],
     "validate": ["mlpatterns.reproducibility.data_statistics", "mlpatterns.lifecycle.artifacts"],
     "split": [*_DATA, *_SPLIT, "mlpatterns.lifecycle.artifacts"],
     "transform": [*_DATA, *_SPLIT, *_TRANSFORM, "mlpatterns.lifecycle.artifacts"],
@@ -78,15 +78,18 @@ def _sections(state: dict[str, Any], step: str) -> dict[str, Any]:
 
 
 def data_sources(spec: Any) -> dict[str, Path]:
-    """The files the data comes from: the spec's ``data.path``, or a built-in data set's shipped file."""
+    """The files the data comes from: the spec's ``data.path``, or a built-in data set's shipped file, and (with
+    ``data.feature_store``) the feature repository and the sources of the views it uses."""
     from mlpatterns.datasets import dataset_files
+    from mlpatterns.spec.feature_store import store_sources
     from mlpatterns.spec.schema import data_path
 
+    stored = store_sources(spec)  # Feature Store (26): the repository file and each used view's source
     path = data_path(spec)
     if path is not None:
-        return {"data": path}
+        return {"data": path, **stored}
     files = dataset_files(spec.data["dataset"])
-    return {"data": files[0]} if files else {}
+    return {**({"data": files[0]} if files else {}), **stored}
 
 
 def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = None, models: list[str] | None = None,
@@ -104,21 +107,26 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
     state = spec_state(spec)
     sources = data_sources(spec)
     lineage = {"data": _sections(state, "load")["data"],
-               "data_sha256": file_digest(sources["data"]) if sources else None}
-    data_input = {"data": "data"} if sources else {}
+               "data_sha256": file_digest(sources["data"]) if "data" in sources else None}
+    data_input = {"data": "data"} if "data" in sources else {}
+    store_input = {name: name for name in sources if name.startswith("feature_")}  # their bytes key the load
+    if store_input:
+        lineage["feature_repository_sha256"] = file_digest(sources["feature_repository"])
     runtime = {**(runtime or {}), "spec_name": spec.name}  # a plot's title: renaming a spec retrains nothing
 
     def step(step_name: str, function: Any, inputs: dict[str, str], outputs: Any, kind: str | None = None,
              sections: dict[str, Any] | None = None, **params: Any) -> Any:
         kind = kind or step_name
         sections = {**_sections(state, kind), **(sections or {})}
-        return Step(step_name, function, inputs=inputs, outputs=outputs, code=STEP_CODE[kind],
+        code = STEP_CODE[kind] + (["mlpatterns.reproducibility.feature_store"] if kind == "load" and store_input
+                                  else [])  # the point-in-time join's code keys only the specs that use it
+        return Step(step_name, function, inputs=inputs, outputs=outputs, code=code,
                     params={"spec": sections, **params}, runtime=runtime)
 
     shared = {"table": "table", "prepared": "prepared"}
     training = {"features": "features", "transform": "transform", "prepared": "prepared"}
     pipeline = [
-        step("load", steps.load, data_input, ["table"]),
+        step("load", steps.load, {**data_input, **store_input}, ["table"]),
         step("validate", steps.validate, {"table": "table"}, ["statistics"]),
         step("split", steps.split, {"table": "table"}, ["prepared"]),
         step("transform", steps.transform, {**shared, **data_input}, ["transform", "features", "signature"]),
@@ -144,7 +152,7 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
             step(f"export.{name}", steps.export,
                  {"trained": f"trained.{name}", "transform": "transform", "metrics": f"metrics.{name}",
                   "signature": "signature", "benchmark_metrics": "benchmark_metrics", "prepared": "prepared",
-                  "statistics": "statistics", **tuned},
+                  "statistics": "statistics", **tuned, **({"table": "table"} if store_input else {})},
                  {"bundle": f"bundle.{name}"}, kind="export", model=name, seed=seed, lineage=lineage),
             step(f"verify.{name}", steps.verify,
                  {"bundle": f"bundle.{name}", "trained": f"trained.{name}", "features": "features",

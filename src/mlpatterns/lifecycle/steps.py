@@ -70,11 +70,17 @@ def load(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, An
     spec = step_spec(params["spec"], STEP_SECTIONS["load"])
     if "dataset" not in spec.data:  # the file's path is not in the key: the step reads its input
         spec.data["path"] = str(inputs["data"])
+    if "feature_store" in spec.data:  # Feature Store (26): joined as of each row's event time
+        spec.data["feature_store"]["repository"] = str(inputs["feature_repository"])
     frame, reading = read_data(spec)
     folder = outputs["table"]
     folder.mkdir(parents=True)
     frame.to_parquet(folder / "table.parquet", index=False)
     write_json(folder / "reading.json", reading)
+    if "feature_store" in spec.data:  # what the bundle records: serving reads the same features by key
+        from mlpatterns.spec.feature_store import feature_service
+
+        write_json(folder / "feature_store.json", feature_service(spec).to_manifest())
     return {"rows": len(frame), "columns": len(frame.columns)}
 
 
@@ -299,6 +305,8 @@ def export(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, 
     }
     if "tuned" in inputs:
         manifest["tuning"] = read_json(inputs["tuned"])["manifest"]
+    if "table" in inputs:  # Feature Store (26): the stored features and where serving reads them
+        manifest["feature_store"] = read_json(inputs["table"] / "feature_store.json")
     transform_files = {path.name: path.read_bytes() for path in sorted(inputs["transform"].iterdir())}
     files = {**trained.files, **transform_files, "statistics.json": inputs["statistics"].read_bytes()}
     # what the bundle serves on the test split: the reference of prediction drift (Continued Model Evaluation, 18)

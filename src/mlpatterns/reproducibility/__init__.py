@@ -45,6 +45,9 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "Entity": "feature_store.definitions",
     "FeatureView": "feature_store.definitions",
     "get_historical_features": "feature_store.offline_store",
+    "FeatureRepository": "feature_store.repository",
+    "load_repository": "feature_store.repository",
+    "FeatureService": "feature_store.feature_service",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,7 +20,8 @@ from mlpatterns.spec._checks import SpecError
 from mlpatterns.spec.schema import COMPARISONS, Spec, data_path
 from mlpatterns.tables import read_frame
 
-__all__ = ["data_path", "explain_text_columns", "label_text", "label_texts", "load_data", "make_target",
+__all__ = ["data_path", "explain_text_columns", "join_stored_features", "label_text", "label_texts", "load_data",
+           "make_target",
            "neutral_mask", "read_data", "with_spec_option"]
 
 
@@ -65,7 +66,20 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
         except ValueError as error:
             raise SpecError(f"data.sample_fraction: {with_spec_option(str(error))}") from None
         frame = frame.reset_index(drop=True)
+    if "feature_store" in spec.data:  # Feature Store (26): the stored features as of each row's event time
+        frame = join_stored_features(spec, frame)
     return frame, reading
+
+
+def join_stored_features(spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the features of ``data.feature_store`` joined point in time correct (the offline store)."""
+    from mlpatterns.spec.feature_store import feature_service
+
+    service = feature_service(spec)
+    try:
+        return service.historical(frame)
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"data.feature_store: {error}") from None
 
 
 def explain_text_columns(spec: Spec, frame: pd.DataFrame) -> None:

@@ -580,7 +580,7 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         expect(required in spec, "spec", f"missing field {required!r}")
     expect(isinstance(spec["name"], str) and spec["name"].strip() != "", "name", "expected a non-empty string")
     check_plain_name(spec["name"], "name")  # the default output folder is runs/<name>
-    data = mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values"))
+    data = mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values", "feature_store"))
     expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
     if "path" in data:
         expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
@@ -593,6 +593,10 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
                "data.null_values",
                f"expected the texts that mean 'no value' in the file, e.g. ['NA', ''], got {data['null_values']!r}")
         data["null_values"] = list(markers)
+    if "feature_store" in data:  # Feature Store (26): see spec.feature_store
+        from mlpatterns.spec.feature_store import parse_feature_store
+
+        data["feature_store"] = parse_feature_store(data["feature_store"])
     if "dataset" in data:
         expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
     if "sample_fraction" in data:

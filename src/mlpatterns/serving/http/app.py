@@ -60,6 +60,7 @@ def create_app(
     split: Mapping[str, Any] | None = None, reload_interval: float = DEFAULT_RELOAD_INTERVAL,
     limits: Limits | None = None, token: str | None = None, metrics: bool = True, access_log: bool = True,
     online_rows: int = ONLINE_MAX_ROWS, drain: float = DEFAULT_DRAIN_SECONDS, prediction_log: Any = None,
+    online_store: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``models``.
 
@@ -102,6 +103,9 @@ def create_app(
     runs in a server's main thread (:mod:`~mlpatterns.serving.http.graceful_drain`):
     not ready, ``Connection: close`` on every answer, still serving (0: none).
 
+    ``online_store`` (a URL) is where bundles trained on stored features (Feature Store, 26) read
+    them by key; default: the online store their feature repository names.
+
     ``prediction_log`` logs every prediction answered (Continued Model Evaluation, 18): a
     log URL (``"logs/predictions"``, a folder of Parquet files; ``"sqlite:///logs/predictions.db"``),
     or :class:`~mlpatterns.serving.http.prediction_logging.PredictionLogging` with a sample rate, a
@@ -116,13 +120,14 @@ def create_app(
     if reload_interval < 0:
         raise ValueError(f"reload_interval: expected seconds >= 0 (0: no reload), got {reload_interval!r}")
     owned = not isinstance(models, ServedModels)  # loaded here: its registry is closed at shutdown
-    if not owned and (registry is not None or labels or split or online_rows != ONLINE_MAX_ROWS):
-        raise ValueError("registry, labels, split and online_rows configure the models loaded here; give them to "
-                         "ServedModels when passing one")
+    if not owned and (registry is not None or labels or split or online_rows != ONLINE_MAX_ROWS
+                      or online_store is not None):
+        raise ValueError("registry, labels, split, online_rows and online_store configure the models loaded here; "
+                         "give them to ServedModels when passing one")
     if online_rows < 0:
         raise ValueError(f"online_rows: expected rows >= 0 (0: never the online path), got {online_rows!r}")
     served = models if not owned else load_models(
-        models, registry=registry, labels=labels, split=split, online_rows=online_rows)
+        models, registry=registry, labels=labels, split=split, online_rows=online_rows, online_store=online_store)
     server_metrics = ServerMetrics() if metrics else None
     if server_metrics is not None:
         served.on_reload = server_metrics.count_reload

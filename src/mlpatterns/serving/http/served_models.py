@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpatterns.bundles.format import BundleError, read_bundle
+from mlpatterns.bundles.format import Bundle, BundleError, read_bundle
 from mlpatterns.reproducibility.model_versioning.model_uri import (
     ModelURI,
     RegistryError,
@@ -256,6 +256,9 @@ class ServedModels:
     ``online_rows``: requests of at most this many rows take each bundle's online path, a
     split's too (see :class:`Route` and :class:`~mlpatterns.serving.http._common.ServedModel`;
     0: never). ``on_answer``, when set, is given to every :class:`Route` (the prediction log).
+    ``online_store``: the URL of the online store that bundles trained on stored features read
+    them from (Feature Store, 26; default: the one their feature repository names), see
+    :class:`~mlpatterns.serving.feature_store_serving.StoredFeatureServing`.
 
     Thread safety: readers (:meth:`find`, :meth:`route`) read one immutable snapshot
     without a lock; :meth:`reload` runs one at a time and replaces the snapshot at once.
@@ -263,8 +266,9 @@ class ServedModels:
 
     def __init__(self, models: Any, *, registry: Any = None, labels: Mapping[str, Mapping[str, Any]] | None = None,
                  split: Mapping[str, Any] | None = None, on_reload: Callable[[ReloadEvent], None] | None = None,
-                 online_rows: int = ONLINE_MAX_ROWS) -> None:
+                 online_rows: int = ONLINE_MAX_ROWS, online_store: str | None = None) -> None:
         self.online_rows = online_rows
+        self.online_store = online_store
         self.sources = model_sources(models)
         if not self.sources:
             raise ModelLoadError("no model to serve; give at least one NAME=BUNDLE")
@@ -281,7 +285,7 @@ class ServedModels:
             if text in seen and source.version == seen[text].version:
                 raise ModelLoadError(f"model '{source.name}' is given twice: {source}")
             seen[text] = source
-        self._tables: list[PrecomputedServing] = []  # opened here, closed by close()
+        self._tables: list[Any] = []  # tables and online stores opened here, closed by close()
         self._registry, self._owns_registry = self._open_registry(registry)
         try:
             aliases = self._read_aliases()
@@ -372,6 +376,12 @@ class ServedModels:
                 self._tables.append(serving)
             else:
                 serving = read_bundle(Path(source.source))
+            if isinstance(serving, Bundle) and "feature_store" in serving.manifest:
+                # Feature Store (26): its stored features read by key from the online store
+                from mlpatterns.serving.feature_store_serving import StoredFeatureServing
+
+                serving = StoredFeatureServing(serving, online_store=self.online_store)
+                self._tables.append(serving)
             model = ServedModel(source.name, str(version), serving, online_rows=self.online_rows)
             if uri is not None:
                 model.registered = (uri.name, str(version))
@@ -561,7 +571,8 @@ class ServedModels:
         return any(source.uri is not None for source in self.sources)
 
     def close(self) -> None:
-        """Close the registry opened from a URL and the tables of precomputed predictions opened here."""
+        """Close the registry opened from a URL, and the tables of precomputed predictions and the online stores
+        opened here."""
         if self._owns_registry and self._registry is not None:
             self._registry.close()
             self._registry = None

@@ -77,6 +77,7 @@ class ServerConfig:
     log_sample_rate: float = 1.0
     log_flush_s: float = 1.0
     log_time_column: str | None = None
+    online_store: str | None = None
 
     @classmethod
     def of(cls, sources: list[ModelSource], **options: Any) -> ServerConfig:
@@ -105,7 +106,8 @@ class ServerConfig:
 
     def load(self) -> ServedModels:
         """Load and verify every version (each worker does; the parent once, to fail before forking)."""
-        return ServedModels(self.sources(), registry=self.registry, labels=self.labels, split=self.split)
+        return ServedModels(self.sources(), registry=self.registry, labels=self.labels, split=self.split,
+                            online_store=self.online_store)
 
     def prediction_log(self) -> Any:
         """The app's ``prediction_log`` option: None, or a
@@ -130,7 +132,8 @@ class ServerConfig:
                                    "drain": self.drain, "prediction_log": self.prediction_log()}
         if served is not None:
             return create_app(served, **options)
-        return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split, **options)
+        return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split,
+                          online_store=self.online_store, **options)
 
 
 def app_from_environment() -> Any:

@@ -1,0 +1,172 @@
+"""Feature Store (pattern 26): the features one model reads, fetched the same way for training and for serving.
+
+The problem it solves: a model trained on features joined from history and served with
+features computed another way sees different inputs in serving (training-serving skew),
+and a training join by key alone leaks values from the future. A :class:`FeatureService`
+(the name Feast gives it) is the list of stored features a model uses, and the column of
+its rows that says *when* each row happens. It answers both sides from one definition:
+
+* :meth:`FeatureService.historical` (training, batch prediction): the offline store's
+  point-in-time join (:func:`~.offline_store.get_historical_features`), each row getting
+  the values as they were known at its event time, within each view's TTL.
+* :meth:`FeatureService.online` (online serving): the same features read by key from the
+  online store (:mod:`.online_store`), where :func:`~.materialization.materialize` has
+  copied the latest values; a value older than the row's event time minus the TTL reads
+  as missing, as in the offline join. After ``materialize(store, views, end=t + 1 µs)`` and
+  before any newer source row, both give the same values at ``t``.
+
+The service is saved in a bundle's manifest (:meth:`to_manifest`, read back by
+:meth:`from_manifest`): the views' keys, features, timestamps and TTLs, the repository
+file and its digest, and the online store's URL. So a served model needs the online store,
+not the training code, and a batch prediction reads the repository's sources.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .definitions import Entity, FeatureView
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .online_store import OnlineStore
+    from .repository import FeatureRepository
+
+__all__ = ["FeatureService", "FeatureServiceError"]
+
+
+class FeatureServiceError(ValueError):
+    """Rows the service cannot complete: a missing key or event time column, a bad timestamp, a clash."""
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """The stored features of a model: ``views`` (each limited to the features used) and the rows' event time column.
+
+    ``repository`` (the definitions file), ``repository_sha256`` and ``online_store`` (a URL)
+    say where the features come from; they are recorded in the manifest.
+    """
+
+    views: tuple[FeatureView, ...]
+    event_timestamp: str
+    repository: str | None = None
+    repository_sha256: str | None = None
+    online_store: str | None = None
+
+    @classmethod
+    def from_repository(cls, repository: FeatureRepository, references: Sequence[str], event_timestamp: str,
+                        where: str = "features") -> FeatureService:
+        """The service of ``references`` (``view`` or ``view:feature``) in ``repository``."""
+        views = tuple(repository.select(references, where))
+        return cls(views, event_timestamp, None if repository.path is None else str(repository.path),
+                   repository.sha256, repository.online_store)
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns the service adds, in order."""
+        return [f for view in self.views for f in view.features]
+
+    @property
+    def join_keys(self) -> list[str]:
+        """The key columns every row must carry (all views' join keys, in order)."""
+        return list(dict.fromkeys(k for view in self.views for k in view.join_keys))
+
+    def historical(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the features appended, point in time correct at each row's event time (offline store).
+
+        A feature column already in ``frame`` is refused (the joined table would have it twice).
+        """
+        from .offline_store import get_historical_features
+
+        self._check_columns(list(frame.columns), "the data")
+        clash = [f for f in self.features if f in frame.columns]
+        if clash:
+            raise FeatureServiceError(f"the data already has the column(s) {clash} that the feature store adds; "
+                                      "rename them in the data or leave them out of the features")
+        return get_historical_features(frame, list(self.views), event_timestamp_column=self.event_timestamp)
+
+    def online(self, store: OnlineStore, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Each row with the stored features added, read by key from ``store`` (one read per view).
+
+        The TTL is applied at each row's own event time (so a stale value is missing, as in
+        :meth:`historical`); a row with no event time (null) reads the values without TTL.
+        Rows are not changed; new dicts are returned.
+        """
+        if rows:
+            self._check_columns(list(rows[0]), "the request")
+        completed = [dict(row) for row in rows]
+        by_time: dict[dt.datetime | None, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_time.setdefault(self._event_time(row, i), []).append(i)
+        for view in self.views:
+            groups = by_time.items() if view.ttl is not None else [(None, list(range(len(rows))))]
+            for time, indexes in groups:  # the TTL cut-off of each distinct event time (one read without a TTL)
+                found = store.read(view, [rows[i] for i in indexes], now=time)
+                for i, values in zip(indexes, found, strict=True):
+                    completed[i].update(values)
+        return completed
+
+    def _event_time(self, row: Mapping[str, Any], index: int) -> dt.datetime | None:
+        value = row.get(self.event_timestamp)
+        if value is None or (isinstance(value, float) and value != value):
+            return None
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise FeatureServiceError(f"row {index}: {self.event_timestamp}: expected an ISO 8601 time such as "
+                                          f"'2013-06-14T08:00:00Z', got {value!r}") from None
+        if hasattr(value, "to_pydatetime"):
+            value = value.to_pydatetime()
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value, dt.time())
+        if not isinstance(value, dt.datetime):
+            raise FeatureServiceError(f"row {index}: {self.event_timestamp}: expected a time, got {value!r}")
+        return value
+
+    def _check_columns(self, columns: list[str], what: str) -> None:
+        missing = [c for c in (*self.join_keys, self.event_timestamp) if c not in columns]
+        if missing:
+            raise FeatureServiceError(f"{what} lacks the column(s) {missing} that the feature store needs: the join "
+                                      f"keys {self.join_keys} and the event time {self.event_timestamp!r}")
+
+    # -- the manifest form -------------------------------------------------------------------------
+    def to_manifest(self) -> dict[str, Any]:
+        """The service as JSON values (what a bundle's manifest records)."""
+        return {
+            "event_timestamp": self.event_timestamp,
+            "repository": self.repository, "repository_sha256": self.repository_sha256,
+            "online_store": self.online_store,
+            "views": [{"name": v.name, "entities": [{"name": e.name, "join_keys": list(e.join_keys)}
+                                                    for e in v.entities],
+                       "source": str(v.source) if isinstance(v.source, (str, Path)) else None,
+                       "timestamp_field": v.timestamp_field, "created_timestamp_field": v.created_timestamp_field,
+                       "ttl_seconds": None if v.ttl is None else v.ttl.total_seconds(),
+                       "features": list(v.features)} for v in self.views],
+        }
+
+    @classmethod
+    def from_manifest(cls, document: Mapping[str, Any], *, online_store: str | None = None) -> FeatureService:
+        """The service a manifest recorded; ``online_store`` replaces the recorded URL when given.
+
+        The views read their source from the path recorded at training (the repository's source),
+        which only :meth:`historical` reads.
+        """
+        try:
+            views = []
+            for view in document["views"]:
+                entities = [Entity(e["name"], e["join_keys"]) for e in view["entities"]]
+                ttl = None if view["ttl_seconds"] is None else dt.timedelta(seconds=float(view["ttl_seconds"]))
+                source = view["source"] or f"{view['name']}.parquet"
+                views.append(FeatureView(view["name"], entities, source, view["timestamp_field"], view["features"],
+                                         ttl, view.get("created_timestamp_field")))
+            return cls(tuple(views), str(document["event_timestamp"]), document.get("repository"),
+                       document.get("repository_sha256"), online_store or document.get("online_store"))
+        except (KeyError, TypeError, ValueError) as error:
+            raise FeatureServiceError(f"the manifest's feature_store section cannot be read "
+                                      f"({type(error).__name__}: {error})") from None
