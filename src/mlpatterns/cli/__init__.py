@@ -552,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("bundle", type=Path, help="a bundle directory")
     sign.add_argument("--key", type=Path, required=True, help="the signing key written by 'mlpatterns keygen'")
     sign.set_defaults(handler=_sign)
+    from mlpatterns.cli.features import add_features_command
     from mlpatterns.cli.monitor import add_monitor_command
     from mlpatterns.cli.registry import add_registry_commands
     from mlpatterns.cli.serve import add_serve_command
@@ -559,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(commands)
     add_serve_command(commands)
     add_monitor_command(commands)
+    add_features_command(commands)
     return parser
 
 
