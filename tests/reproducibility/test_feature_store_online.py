@@ -41,8 +41,35 @@ def test_sqlite_file_is_in_wal_mode(tmp_path):
     assert sqlite3.connect(tmp_path / "o.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_sqlite_stores_one_column_per_feature(tmp_path):
+    import sqlite3
+    import struct
+
+    view = FeatureView("stats", [Entity("e", ["user"])], "unused.parquet", "ts", ["score", "Score", "emb"])
+    with open_online_store(f"sqlite:///{tmp_path}/o.db") as store:
+        store.write(view, [{"user": 1, "ts": T0, "score": 0.5, "Score": 2, "emb": [1.0]},
+                           {"user": 2, "ts": T0, "score": math.nan, "Score": True, "emb": None}])
+    con = sqlite3.connect(tmp_path / "o.db")
+    columns = [row[1] for row in con.execute('PRAGMA table_info("fv_stats")')]
+    assert columns == ["user", "__mlp_ts", "__mlp_created", "__mlp_encoded", "score", "^score", "emb"]
+    rows = con.execute('SELECT score, "^score", emb, __mlp_encoded FROM fv_stats ORDER BY user').fetchall()
+    assert rows == [(0.5, 2, struct.pack("<d", 1.0), '["emb"]'), ("NaN", "true", None, '["score", "Score"]')]
+
+
+def test_sqlite_refuses_a_table_of_the_earlier_layout(tmp_path):
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "o.db")
+    con.execute('CREATE TABLE fv_stats ("user", __mlp_ts INTEGER NOT NULL, __mlp_created INTEGER, '
+                '__mlp_values TEXT NOT NULL, PRIMARY KEY ("user")) WITHOUT ROWID')
+    con.close()
+    view = FeatureView("stats", [Entity("e", ["user"])], "unused.parquet", "ts", ["score"])
+    with open_online_store(f"sqlite:///{tmp_path}/o.db") as store, pytest.raises(OnlineStoreError, match="earlier"):
+        store.read(view, [{"user": 1}])
+
+
 @pytest.mark.parametrize(("url", "message"), [
-    ("redis://user:secret@host:6379/0", "unknown scheme 'redis'"),
+    ("mysql://user:secret@host:3306/features", "unknown scheme 'mysql'"),
     ("online.db", "plain path is ambiguous"),
     ("sqlite:///o.db?cache=1", "takes no URL options"),
     ("sqlite://host/o.db", "three slashes"),

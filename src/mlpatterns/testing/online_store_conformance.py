@@ -11,11 +11,13 @@ checked); the suite closes what it opens. A backend's test module provides it::
     class TestSQLiteOnlineStore(OnlineStoreConformance):
         pass
 
-It checks the round trip of every value type (floats incl. NaN, ints beyond 2**53, strings,
-bools, None, lists), unknown keys, composite keys, latest-wins by event timestamp (an older
-write after a newer one changes nothing), the created-timestamp tie-break (a missing one
-loses; a full tie goes to the later write), the order of a batch read (with repeats),
-the TTL at read time, persistence across reopen, and a clear error after close.
+It checks the round trip of every value type (floats incl. NaN, -0.0 and infinities, ints
+beyond 2**63, strings, also ones that look like JSON, bools, None, lists), unknown keys,
+composite keys, latest-wins by event timestamp (an older write after a newer one changes
+nothing), the created-timestamp tie-break (a missing one loses; a full tie goes to the
+later write), the order of a batch read (with repeats),
+the TTL at read time, a dict of its own per result, a view that gains or loses a feature,
+persistence across reopen, and a clear error after close.
 """
 
 from __future__ import annotations
@@ -56,19 +58,22 @@ class OnlineStoreConformance:
         store.close()
 
     def test_every_value_type_round_trips(self, store: OnlineStore) -> None:
-        features = ("f", "nan", "big", "neg", "s", "uni", "yes", "no", "none", "emb", "nested")
-        view = _view(features=features)
         values = {"f": 0.1, "nan": math.nan, "big": 2**63 - 1, "neg": -7, "s": "", "uni": "Zürich ✈ \"q\"",
-                  "yes": True, "no": False, "none": None, "emb": [0.25, -1.5, 3e-300], "nested": [[1, 2], ["a"]]}
+                  "yes": True, "no": False, "none": None, "emb": [0.25, -1.5, 3e-300], "nested": [[1, 2], ["a"]],
+                  "huge": 2**70, "low": -(2**63), "inf": -math.inf, "zero": -0.0, "whole": 3.0,
+                  "looks_json": "[1, 2]", "looks_nan": "NaN", "looks_null": "null"}
+        view = _view(features=tuple(values))
         assert store.write(view, [_row(1, T0, **values)]) == 1
         [got] = store.read(view, [{"user": 1}])
-        assert set(got) == set(features)
+        assert list(got) == list(values)
         for name, value in values.items():
             if name == "nan":
                 assert isinstance(got[name], float) and math.isnan(got[name])
             else:
                 assert got[name] == value and type(got[name]) is type(value), name
         assert type(got["emb"][0]) is float and type(got["nested"][0][0]) is int
+        assert math.copysign(1.0, got["zero"]) == -1.0
+        assert store.read(view, [{"user": 1}, {"user": 1}]) == [got, got]
 
     def test_numpy_and_pandas_values_are_stored_as_python_values(self, store: OnlineStore) -> None:
         np = pytest.importorskip("numpy")
@@ -139,6 +144,28 @@ class OnlineStoreConformance:
         assert store.read(view, [{"user": 1}], features=["b"]) == [{"b": 2}]
         with pytest.raises(ValueError, match="no feature"):
             store.read(view, [{"user": 1}], features=["c"])
+
+    def test_each_result_is_a_dict_of_its_own(self, store: OnlineStore) -> None:
+        view = _view(features=("a", "b"))
+        store.write(view, [_row(1, T0, a=1, b=[2])])
+        first, second = store.read(view, [{"user": 1}, {"user": 1}])
+        first["a"] = 9
+        second["b"].append(3)
+        [alone] = store.read(view, [{"user": 1}])
+        alone["c"] = 0
+        assert store.read(view, [{"user": 1}]) == [{"a": 1, "b": [2]}]
+        assert store.read(view, [{"user": 1}], features=["b", "a"]) == [{"b": [2], "a": 1}]
+
+    def test_a_view_that_gains_or_loses_a_feature(self, store: OnlineStore) -> None:
+        old, new = _view(features=("a",)), _view(features=("a", "Total", "total"))
+        store.write(old, [_row(1, T0, a=1.0)])
+        assert store.read(new, [{"user": 1}]) == [{"a": 1.0, "Total": None, "total": None}]
+        store.write(new, [_row(2, T0, a=2.0, Total=[3], total="t")])
+        assert store.read(new, [{"user": 2}, {"user": 1}]) == [{"a": 2.0, "Total": [3], "total": "t"},
+                                                               {"a": 1.0, "Total": None, "total": None}]
+        assert store.read(old, [{"user": 2}]) == [{"a": 2.0}]
+        store.write(old, [_row(2, T0, a=4.0)])  # a later write replaces the whole row
+        assert store.read(new, [{"user": 2}]) == [{"a": 4.0, "Total": None, "total": None}]
 
     def test_ttl_is_applied_at_read_time_when_now_is_given(self, store: OnlineStore) -> None:
         view = _view(ttl=dt.timedelta(hours=1))

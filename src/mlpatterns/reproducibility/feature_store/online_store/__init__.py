@@ -5,12 +5,15 @@ URL                                        backend
 =========================================  =============================================
 ``None`` or ``""``                         ``sqlite:///online_store.db`` (embedded default)
 ``sqlite:///PATH.db``                      an SQLite file in WAL mode (one machine)
+``redis://[[USER]:PW@]HOST[:PORT][/DB]``   a Redis server (``rediss://``: TLS); one hash per
+                                           entity under ``?prefix=`` (default ``mlp:fs:``);
+                                           needs ``pip install 'mlpatterns[featurestore]'``
 =========================================  =============================================
 
 A plain path (``online.db``) is refused with the URL to write, as every backend family
-does (:mod:`mlpatterns.backends`). A new backend (Redis, say) is one module with a subclass
-of :class:`OnlineStore` implementing ``_write_records``, ``_read_records`` and ``_close``,
-one entry in :data:`ONLINE_STORE_BACKENDS`, and a test that runs
+does (:mod:`mlpatterns.backends`). A new backend is one module with a subclass
+of :class:`OnlineStore` implementing ``_write_records``, ``_read_records`` and ``_close``
+(and, for a faster serving path, ``_read_one``), one entry in :data:`ONLINE_STORE_BACKENDS`, and a test that runs
 :class:`mlpatterns.testing.online_store_conformance.OnlineStoreConformance`.
 
 >>> import tempfile
@@ -35,17 +38,21 @@ DEFAULT_URL = "sqlite:///online_store.db"
 ONLINE_STORE_BACKENDS = BackendFamily(
     name="online store",
     default=DEFAULT_URL,
-    schemes={"sqlite": Backend(f"{_PACKAGE}.sqlite:SQLiteOnlineStore")},
-    examples=("sqlite:///PATH.db",),
+    schemes={
+        "sqlite": Backend(f"{_PACKAGE}.sqlite:SQLiteOnlineStore"),
+        "redis": Backend(f"{_PACKAGE}.redis:RedisOnlineStore", requires=("redis",), extra="featurestore"),
+        "rediss": Backend(f"{_PACKAGE}.redis:RedisOnlineStore", requires=("redis",), extra="featurestore"),
+    },
+    examples=("sqlite:///PATH.db", "redis://[:PASSWORD@]HOST:6379/0"),
 )
 
 
 def open_online_store(url: str | os.PathLike[str] | OnlineStore | None = None, **options: Any) -> OnlineStore:
     """The online store ``url`` names (see the table above); an open store is returned as it is.
 
-    ``options`` go to the backend (SQLite: ``timeout`` in seconds); an unknown one, an
-    unknown scheme or a plain path is refused with an :class:`OnlineStoreError` naming the
-    URL (its password hidden).
+    ``options`` go to the backend (SQLite: ``timeout`` in seconds; Redis: ``prefix`` and
+    ``timeout``); an unknown one, an unknown scheme or a plain path is refused with an
+    :class:`OnlineStoreError` naming the URL (its password hidden).
     """
     if isinstance(url, OnlineStore):
         return url
@@ -54,7 +61,7 @@ def open_online_store(url: str | os.PathLike[str] | OnlineStore | None = None, *
     except OnlineStoreError:
         raise
     except TypeError as error:  # an option the backend's class does not take
-        raise OnlineStoreError(f"online store: bad option(s) {sorted(options)} ({error}); "
-                               "the SQLite backend takes 'timeout'") from None
+        raise OnlineStoreError(f"online store: bad option(s) {sorted(options)} ({error}); the SQLite "
+                               "backend takes 'timeout', the Redis backend 'prefix' and 'timeout'") from None
     except ValueError as error:
         raise OnlineStoreError(str(error)) from None

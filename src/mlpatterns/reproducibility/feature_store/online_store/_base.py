@@ -35,6 +35,8 @@ Key = tuple[Any, ...]
 # (entity key, feature values, event timestamp in µs since the epoch (naive UTC), created µs or None)
 Record = tuple[Key, dict[str, Any], int, "int | None"]
 _EPOCH = dt.datetime(1970, 1, 1)
+_PLAIN_TYPES = frozenset({int, str})  # key values that plain() would return as they are
+_MAX_VIEWS = 256  # views remembered per store (see OnlineStore._know)
 
 
 class OnlineStoreError(RuntimeError):
@@ -86,6 +88,7 @@ class OnlineStore(ABC):
 
     def __init__(self) -> None:
         self._closed = False
+        self._views: dict[FeatureView, tuple[tuple[str, ...], tuple[str, ...], str | None]] = {}
 
     # -- what a backend implements -------------------------------------------------------
     @abstractmethod
@@ -94,7 +97,16 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def _read_records(self, view: FeatureView, keys: Sequence[Key]) -> list[tuple[dict[str, Any], int] | None]:
-        """For each key, in order: (stored feature values, event µs), or None when unknown."""
+        """For each key, in order: (its feature values, event µs), or None when unknown.
+
+        The values are a new dict per key (repeated keys included) holding exactly the
+        view's features, in the view's order (``None`` for one the stored row lacks):
+        :meth:`read` hands it to the caller as it is.
+        """
+
+    def _read_one(self, view: FeatureView, key: Key) -> tuple[dict[str, Any], int] | None:
+        """:meth:`_read_records` of one key (the serving path); a backend may do it in fewer steps."""
+        return self._read_records(view, [key])[0]
 
     @abstractmethod
     def _close(self) -> None:
@@ -156,32 +168,78 @@ class OnlineStore(ABC):
         for every feature; with ``now`` and a view ``ttl``, so does a value older than
         ``now - ttl``.
         """
-        self._check_open()
+        # The serving path, one entity (a few microseconds): nothing that a cached lookup can skip.
+        if self._closed:
+            self._check_open()
+        try:
+            join_keys, all_names, key_name = self._views[view]
+        except (KeyError, TypeError):
+            join_keys, all_names, key_name = self._know(view)
+        if key_name is not None and features is None and type(entity_rows) is list and len(entity_rows) == 1:
+            row = entity_rows[0]
+            if type(row) is dict and key_name in row:
+                value = row[key_name]
+                item = self._read_one(view, (value if type(value) in _PLAIN_TYPES else plain(value),))
+                if item is None or (now is not None and view.ttl is not None and item[1] < self._oldest(view, now)):
+                    return [dict.fromkeys(all_names)]
+                return [item[0]]
+        names = all_names if features is None else self._pick(view, features)
+        if type(entity_rows) is not list:
+            if hasattr(entity_rows, "to_dict") and hasattr(entity_rows, "columns"):
+                entity_rows = entity_rows.to_dict("records")
+            else:
+                entity_rows = list(entity_rows)
+        keys: list[Key] = []
+        try:
+            if len(join_keys) == 1:
+                [name] = join_keys
+                for row in entity_rows:
+                    value = row[name]
+                    keys.append((value if type(value) in _PLAIN_TYPES else plain(value),))
+            else:
+                for row in entity_rows:
+                    keys.append(tuple([plain(row[k]) for k in join_keys]))
+        except (KeyError, TypeError, IndexError):
+            for row in entity_rows:
+                missing = [k for k in join_keys if not isinstance(row, Mapping) or k not in row]
+                if missing:
+                    raise ValueError(f"FeatureView {view.name!r}: an entity row lacks the join key(s) "
+                                     f"{missing}") from None
+            raise
+        if not keys:
+            return []
+        found = self._read_records(view, keys)
+        if now is not None and view.ttl is not None:
+            oldest = self._oldest(view, now)
+            found = [None if item is None or item[1] < oldest else item for item in found]
+        if names is all_names:  # the backend's dicts hold exactly the view's features: hand them out
+            return [dict.fromkeys(names) if item is None else item[0] for item in found]
+        return [dict.fromkeys(names) if item is None else {f: item[0].get(f) for f in names} for item in found]
+
+    def _know(self, view: FeatureView) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+        """Check ``view`` once; remember its join keys, features and only key (by identity: views are frozen)."""
         if not isinstance(view, FeatureView):
             raise TypeError(f"view must be a FeatureView, got {type(view).__name__}")
-        names = list(view.features if features is None else features)
+        if len(self._views) >= _MAX_VIEWS:  # views made per request (view.select) must not pile up
+            self._views.clear()
+        keys = tuple(view.join_keys)
+        known = self._views[view] = (keys, tuple(view.features), keys[0] if len(keys) == 1 else None)
+        return known
+
+    @staticmethod
+    def _oldest(view: FeatureView, now: Any) -> int:
+        """The oldest event µs still valid at ``now`` under the view's TTL."""
+        return to_micros(now, "now") - view.ttl // dt.timedelta(microseconds=1)
+
+    @staticmethod
+    def _pick(view: FeatureView, features: Sequence[str]) -> tuple[str, ...]:
+        if isinstance(features, str):
+            raise TypeError(f"features must be a list of feature names, got the string {features!r}")
+        names = tuple(features)
         unknown = [f for f in names if f not in view.features]
         if unknown:
             raise ValueError(f"FeatureView {view.name!r}: no feature(s) {unknown}; it has {list(view.features)}")
-        if hasattr(entity_rows, "to_dict") and hasattr(entity_rows, "columns"):
-            entity_rows = entity_rows.to_dict("records")
-        keys: list[Key] = []
-        for row in entity_rows:
-            missing = [k for k in view.join_keys if k not in row]
-            if missing:
-                raise ValueError(f"FeatureView {view.name!r}: an entity row lacks the join key(s) {missing}")
-            keys.append(tuple(plain(row[k]) for k in view.join_keys))
-        oldest = None
-        if now is not None and view.ttl is not None:
-            oldest = to_micros(now, "now") - view.ttl // dt.timedelta(microseconds=1)
-        found = self._read_records(view, keys) if keys else []
-        result = []
-        for item in found:
-            if item is None or (oldest is not None and item[1] < oldest):
-                result.append(dict.fromkeys(names))
-            else:
-                result.append({f: item[0].get(f) for f in names})
-        return result
+        return names
 
     def close(self) -> None:
         """Release the store; using it afterwards raises :class:`OnlineStoreError`. Closing twice is fine."""
