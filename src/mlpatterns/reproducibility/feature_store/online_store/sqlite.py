@@ -88,10 +88,10 @@ class SQLiteOnlineStore(OnlineStore):
         columns = [row[1] for row in self._con.execute(f"PRAGMA table_info({table})")]
         if not columns:
             return columns
-        if "__mlp_values" in columns:
+        if "__mlp_values" in columns or "__mlp_encoded" not in columns:
             raise OnlineStoreError(f"online store {self.url!r}: the table of FeatureView {view.name!r} has the "
-                                   "layout of an earlier version (one JSON text per row); drop it and "
-                                   "materialize the view again")
+                                   "layout of an earlier version (one JSON text per row), or is not an online "
+                                   "store's; drop it and materialize the view again")
         keys = columns[:columns.index("__mlp_ts")]
         if keys != list(view.join_keys):
             raise OnlineStoreError(f"online store {self.url!r}: FeatureView {view.name!r} has join keys "
