@@ -21,6 +21,7 @@ __all__ = ["STEP_CODE", "build_pipeline", "data_sources", "spec_state"]
 # The modules whose code each step runs besides its own function: editing one re-runs the step.
 _DATA = ["mlpatterns.spec.data", "mlpatterns.tables", "mlpatterns.input_types", "mlpatterns.datasets"]
 _SPLIT = ["mlpatterns.lifecycle.splits", "mlpatterns.reproducibility.repeatable_splitting",
+          "mlpatterns.lifecycle.bridging", "mlpatterns.spec.bridged_schema", "mlpatterns.reproducibility.bridged_schema",
           "mlpatterns.reproducibility.time_splitting", "mlpatterns.hashing"]
 _TRANSFORM = ["mlpatterns.reproducibility.transform", "mlpatterns.reproducibility.categorical_encoding",
               "mlpatterns.reproducibility.categorical_declaration",

@@ -237,6 +237,10 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
         **({"plots": {k: str(v) for k, v in plots.items()}} if plots else {}),
         **({"two_phase": run.two_phase} if run.two_phase else {}),
     }
+    shares = records["transform"].facts.get("bridge_shares")
+    if shares is not None:  # Bridged Schema (23): what each old value was bridged to, learned on train
+        report["bridge"] = {"shares": shares, "message": next(
+            (m for m in prepared.get("messages", []) if m.startswith("data.bridge:")), "")}
     return run, report
 
 

@@ -120,6 +120,11 @@ def split(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
     frame, target, dropped = make_target(spec, frame, reading)
     kept = frame.pop("__row__").to_numpy()
     masks = split_masks(spec, frame)
+    bridged = None
+    if "bridge" in spec.data:  # Bridged Schema (23): old-schema rows train only, bridged in the transform step
+        from mlpatterns.lifecycle.bridging import bridge_masks
+
+        masks, bridged = bridge_masks(spec, frame, masks)
     check_classes(spec, target, masks)
     folder = outputs["prepared"]
     folder.mkdir(parents=True)
@@ -130,7 +135,8 @@ def split(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
     learned = {k: v for k, v in spec.target.items() if before.get(k) != v}
     write_json(folder / "prepared.json", {"target": learned, "cutoffs_used": spec.split.get("cutoffs_used"),
                                           "rows": rows, "dropped": dropped, "with_target": len(frame),
-                                          "table_rows": table_rows, "messages": _target_messages(spec, target)})
+                                          "table_rows": table_rows,
+                                          "messages": _target_messages(spec, target) + ([bridged] if bridged else [])})
     return {"rows": rows, "dropped_target_rows": dropped}
 
 
@@ -181,6 +187,11 @@ def transform(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[st
     explain_text_columns(spec, table)
     spec.check_columns(table.dtypes.to_dict())
     frame, target, masks, _ = _prepared(inputs["prepared"], spec, table)
+    shares = None
+    if "bridge" in spec.data:  # Bridged Schema (23): old train rows drawn into the new schema
+        from mlpatterns.lifecycle.bridging import bridge_rows
+
+        frame, shares = bridge_rows(spec, frame, masks)
     fitted, data, context = fit_transform(spec, frame, target, masks)
     folder = outputs["transform"]
     folder.mkdir(parents=True)
@@ -189,7 +200,10 @@ def transform(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[st
         (folder / name).write_bytes(content)
     write_features(outputs["features"], data, context)
     write_json(outputs["signature"], signature(spec, frame, fitted, reading))
-    return {"encodings": {"columns": fitted.encoding_report(), "warnings": fitted.encoding_warnings()}}
+    result = {"encodings": {"columns": fitted.encoding_report(), "warnings": fitted.encoding_warnings()}}
+    if shares is not None:
+        result["bridge_shares"] = shares
+    return result
 
 
 def _training_inputs(inputs: dict[str, Path], spec: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -136,6 +136,9 @@ class Spec:
             known(self.split["column"], "split.column")
         for column, where in self.feature_columns().items():
             known(column, where)
+        if "bridge" in self.data:
+            column = self.data["bridge"]["column"]
+            known(column, "data.bridge.column")
         for i, level in enumerate(self.baseline.get("levels", [])):
             for column in level:
                 known(column, f"baseline.levels[{i}]")
@@ -580,7 +583,8 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         expect(required in spec, "spec", f"missing field {required!r}")
     expect(isinstance(spec["name"], str) and spec["name"].strip() != "", "name", "expected a non-empty string")
     check_plain_name(spec["name"], "name")  # the default output folder is runs/<name>
-    data = mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values", "feature_store"))
+    data = mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values", "feature_store",
+                                                 "bridge"))
     expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
     if "path" in data:
         expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
@@ -597,6 +601,10 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         from mlpatterns.spec.feature_store import parse_feature_store
 
         data["feature_store"] = parse_feature_store(data["feature_store"])
+    if "bridge" in data:  # Bridged Schema (23): see spec.bridged_schema
+        from mlpatterns.spec.bridged_schema import parse_bridge
+
+        data["bridge"] = parse_bridge(data["bridge"])
     if "dataset" in data:
         expect(data["dataset"] in DATASETS, "data.dataset", f"expected one of {list(DATASETS)}, got {data['dataset']!r}")
     if "sample_fraction" in data:
@@ -639,6 +647,10 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         from mlpatterns.spec.monitoring import parse_monitoring
 
         monitoring = parse_monitoring(spec["monitoring"], spec["name"], register, split, task=target.get("task"))
+    if "bridge" in data:  # the bridged values are categories: the model must read the column as one
+        expect(data["bridge"]["column"] in features.get("categorical", {}), "data.bridge.column",
+               f"expected a column of features.categorical (the bridged values are categories), got "
+               f"{data['bridge']['column']!r}")
     return Spec(
         validation=validation, register=register, two_phase=two_phase, monitoring=monitoring,
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
