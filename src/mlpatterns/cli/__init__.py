@@ -346,18 +346,29 @@ def _predict(args: argparse.Namespace) -> int:
     registered = _registered_version(args.bundle, args.registry) if args.log is not None else None
     bundle = resolve_bundle(registered[2] if registered else args.bundle, args.registry)  # a folder or models:/...
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
-    if "feature_store" in serving.bundle.manifest:  # Feature Store (26): joined offline, as in training
+    if "feature_store" in serving.bundle.manifest or "windows" in serving.bundle.manifest:
         import tempfile
-
-        from mlpatterns.serving.feature_store_serving import with_stored_features
 
         if Path(args.output).resolve() == Path(args.input).resolve():
             raise ValueError(f"the output {args.output} is the input file; write the predictions elsewhere")
         with tempfile.TemporaryDirectory(prefix="mlpatterns-predict-") as folder:
-            args = argparse.Namespace(**{**vars(args), "input": with_stored_features(serving.bundle, args.input,
-                                                                                     folder)})
-            return _predict_loaded(args, serving, registered)
+            completed = _completed_input(serving, Path(args.input), Path(folder))
+            return _predict_loaded(argparse.Namespace(**{**vars(args), "input": completed}), serving, registered)
     return _predict_loaded(args, serving, registered)
+
+
+def _completed_input(serving: Any, path: Path, folder: Path) -> Path:
+    """A bundle's window features (24) over the input's rows and its stored features (26) joined from the
+    offline store, as in training, written to ``folder``: the whole input at once (not chunk by chunk)."""
+    from mlpatterns.serving.feature_store_serving import with_stored_features
+    from mlpatterns.serving.windowed_serving import with_window_features
+    from mlpatterns.tables import read_frame
+
+    frame = read_frame(path, null_values=serving.null_values)
+    frame = with_stored_features(serving.bundle, with_window_features(serving.bundle, frame))
+    completed = folder / f"{path.name.split('.')[0]}.parquet"
+    frame.to_parquet(completed, index=False)
+    return completed
 
 
 def _predict_loaded(args: argparse.Namespace, serving: Any, registered: tuple[str, str, str] | None) -> int:

@@ -177,7 +177,8 @@ def _serve(args: argparse.Namespace) -> int:
                                  log=getattr(args, "log", None), log_sample_rate=getattr(args, "log_sample_rate", 1.0),
                                  log_flush_s=getattr(args, "log_flush_s", 1.0),
                                  log_time_column=getattr(args, "log_time_column", None),
-                                 online_store=getattr(args, "online_store", None))
+                                 online_store=getattr(args, "online_store", None),
+                                 window_state=getattr(args, "window_state", None))
         run_server(config, host=args.host, port=args.port, workers=getattr(args, "workers", 1),
                    log_level=args.log_level)
     except ModelLoadError as error:
@@ -277,6 +278,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--online-store", metavar="URL", help="where models trained on stored features "
                         "(data.feature_store) read them by key: sqlite:///PATH.db or redis://HOST:PORT/DB (default: "
                         "the online store their feature repository names)")
+    parser.add_argument("--window-state", metavar="URL", help="where models with window features (data.windows) "
+                        "keep their stream's state, per event: sqlite:///PATH.db or redis://HOST:PORT/DB (default: in "
+                        "memory, lost at a restart)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=serve)
     return parser

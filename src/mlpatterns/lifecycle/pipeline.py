@@ -31,7 +31,8 @@ _MODELS = ["mlpatterns.spec.models", "mlpatterns.spec.network", "mlpatterns.spec
            "mlpatterns.tolerance", "mlpatterns.reproducibility.transform"]
 STEP_CODE = {
     "load": [*_DATA, "mlpatterns.lifecycle.artifacts", "mlpatterns.solar_day_length",
-             "mlpatterns.reproducibility.repeatable_splitting", "mlpatterns.spec.feature_store"],
+             "mlpatterns.reproducibility.repeatable_splitting", "mlpatterns.spec.feature_store",
+             "mlpatterns.spec.windowed_inference"],
     "validate": ["mlpatterns.reproducibility.data_statistics", "mlpatterns.lifecycle.artifacts"],
     "split": [*_DATA, *_SPLIT, "mlpatterns.lifecycle.artifacts"],
     "transform": [*_DATA, *_SPLIT, *_TRANSFORM, "mlpatterns.lifecycle.artifacts"],
@@ -119,8 +120,10 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
              sections: dict[str, Any] | None = None, **params: Any) -> Any:
         kind = kind or step_name
         sections = {**_sections(state, kind), **(sections or {})}
-        code = STEP_CODE[kind] + (["mlpatterns.reproducibility.feature_store"] if kind == "load" and store_input
-                                  else [])  # the point-in-time join's code keys only the specs that use it
+        code = STEP_CODE[kind]  # the point-in-time join's and the windows' code key only the specs using them
+        if kind == "load":
+            code = code + (["mlpatterns.reproducibility.feature_store"] if store_input else []) + \
+                (["mlpatterns.reproducibility.windowed_inference"] if "windows" in spec.data else [])
         return Step(step_name, function, inputs=inputs, outputs=outputs, code=code,
                     params={"spec": sections, **params}, runtime=runtime)
 
@@ -153,7 +156,8 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
             step(f"export.{name}", steps.export,
                  {"trained": f"trained.{name}", "transform": "transform", "metrics": f"metrics.{name}",
                   "signature": "signature", "benchmark_metrics": "benchmark_metrics", "prepared": "prepared",
-                  "statistics": "statistics", **tuned, **({"table": "table"} if store_input else {})},
+                  "statistics": "statistics", **tuned,
+                  **({"table": "table"} if store_input or "windows" in spec.data else {})},
                  {"bundle": f"bundle.{name}"}, kind="export", model=name, seed=seed, lineage=lineage),
             step(f"verify.{name}", steps.verify,
                  {"bundle": f"bundle.{name}", "trained": f"trained.{name}", "features": "features",

@@ -81,6 +81,8 @@ def load(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, An
         from mlpatterns.spec.feature_store import feature_service
 
         write_json(folder / "feature_store.json", feature_service(spec).to_manifest())
+    if "windows" in spec.data:  # Windowed Inference (24): the declaration serving computes again
+        write_json(folder / "windows.json", spec.data["windows"])
     return {"rows": len(frame), "columns": len(frame.columns)}
 
 
@@ -319,8 +321,10 @@ def export(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, 
     }
     if "tuned" in inputs:
         manifest["tuning"] = read_json(inputs["tuned"])["manifest"]
-    if "table" in inputs:  # Feature Store (26): the stored features and where serving reads them
-        manifest["feature_store"] = read_json(inputs["table"] / "feature_store.json")
+    if "table" in inputs:  # the stored features (Feature Store, 26) and windows (Windowed Inference, 24)
+        for name in ("feature_store", "windows"):
+            if (inputs["table"] / f"{name}.json").is_file():
+                manifest[name] = read_json(inputs["table"] / f"{name}.json")
     transform_files = {path.name: path.read_bytes() for path in sorted(inputs["transform"].iterdir())}
     files = {**trained.files, **transform_files, "statistics.json": inputs["statistics"].read_bytes()}
     # what the bundle serves on the test split: the reference of prediction drift (Continued Model Evaluation, 18)

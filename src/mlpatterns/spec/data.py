@@ -68,6 +68,10 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame = frame.reset_index(drop=True)
     if "feature_store" in spec.data:  # Feature Store (26): the stored features as of each row's event time
         frame = join_stored_features(spec, frame)
+    if "windows" in spec.data:  # Windowed Inference (24): each row's windows over the earlier rows of its key
+        from mlpatterns.spec.windowed_inference import join_window_features
+
+        frame = join_window_features(spec.data["windows"], frame)
     return frame, reading
 
 

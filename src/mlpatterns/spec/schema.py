@@ -584,7 +584,7 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
     expect(isinstance(spec["name"], str) and spec["name"].strip() != "", "name", "expected a non-empty string")
     check_plain_name(spec["name"], "name")  # the default output folder is runs/<name>
     data = mapping(spec["data"], "data", ("dataset", "path", "sample_fraction", "null_values", "feature_store",
-                                                 "bridge"))
+                                                 "bridge", "windows"))
     expect(("dataset" in data) != ("path" in data), "data", "expected exactly one of 'dataset' or 'path'")
     if "path" in data:
         expect(isinstance(data["path"], str) and data["path"].strip() != "", "data.path",
@@ -601,6 +601,10 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         from mlpatterns.spec.feature_store import parse_feature_store
 
         data["feature_store"] = parse_feature_store(data["feature_store"])
+    if "windows" in data:  # Windowed Inference (24): see spec.windowed_inference
+        from mlpatterns.spec.windowed_inference import parse_windows
+
+        data["windows"] = parse_windows(data["windows"])
     if "bridge" in data:  # Bridged Schema (23): see spec.bridged_schema
         from mlpatterns.spec.bridged_schema import parse_bridge
 

@@ -60,7 +60,7 @@ def create_app(
     split: Mapping[str, Any] | None = None, reload_interval: float = DEFAULT_RELOAD_INTERVAL,
     limits: Limits | None = None, token: str | None = None, metrics: bool = True, access_log: bool = True,
     online_rows: int = ONLINE_MAX_ROWS, drain: float = DEFAULT_DRAIN_SECONDS, prediction_log: Any = None,
-    online_store: str | None = None,
+    online_store: str | None = None, window_state: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``models``.
 
@@ -104,7 +104,9 @@ def create_app(
     not ready, ``Connection: close`` on every answer, still serving (0: none).
 
     ``online_store`` (a URL) is where bundles trained on stored features (Feature Store, 26) read
-    them by key; default: the online store their feature repository names.
+    them by key; default: the online store their feature repository names. ``window_state`` (a URL) is
+    where bundles with window features (Windowed Inference, 24) keep their stream's state, per event, so a
+    restarted server continues with the same windows (default: in memory; serve them from one worker).
 
     ``prediction_log`` logs every prediction answered (Continued Model Evaluation, 18): a
     log URL (``"logs/predictions"``, a folder of Parquet files; ``"sqlite:///logs/predictions.db"``),
@@ -121,13 +123,14 @@ def create_app(
         raise ValueError(f"reload_interval: expected seconds >= 0 (0: no reload), got {reload_interval!r}")
     owned = not isinstance(models, ServedModels)  # loaded here: its registry is closed at shutdown
     if not owned and (registry is not None or labels or split or online_rows != ONLINE_MAX_ROWS
-                      or online_store is not None):
-        raise ValueError("registry, labels, split, online_rows and online_store configure the models loaded here; "
-                         "give them to ServedModels when passing one")
+                      or online_store is not None or window_state is not None):
+        raise ValueError("registry, labels, split, online_rows, online_store and window_state configure the models "
+                         "loaded here; give them to ServedModels when passing one")
     if online_rows < 0:
         raise ValueError(f"online_rows: expected rows >= 0 (0: never the online path), got {online_rows!r}")
     served = models if not owned else load_models(
-        models, registry=registry, labels=labels, split=split, online_rows=online_rows, online_store=online_store)
+        models, registry=registry, labels=labels, split=split, online_rows=online_rows, online_store=online_store,
+        window_state=window_state)
     server_metrics = ServerMetrics() if metrics else None
     if server_metrics is not None:
         served.on_reload = server_metrics.count_reload

@@ -258,7 +258,9 @@ class ServedModels:
     0: never). ``on_answer``, when set, is given to every :class:`Route` (the prediction log).
     ``online_store``: the URL of the online store that bundles trained on stored features read
     them from (Feature Store, 26; default: the one their feature repository names), see
-    :class:`~mlpatterns.serving.feature_store_serving.StoredFeatureServing`.
+    :mod:`~mlpatterns.serving.feature_store_serving`; ``window_state``: the online store URL where bundles
+    with window features (Windowed Inference, 24) keep their stream's state (default: in memory), see
+    :mod:`~mlpatterns.serving.windowed_serving`.
 
     Thread safety: readers (:meth:`find`, :meth:`route`) read one immutable snapshot
     without a lock; :meth:`reload` runs one at a time and replaces the snapshot at once.
@@ -266,9 +268,10 @@ class ServedModels:
 
     def __init__(self, models: Any, *, registry: Any = None, labels: Mapping[str, Mapping[str, Any]] | None = None,
                  split: Mapping[str, Any] | None = None, on_reload: Callable[[ReloadEvent], None] | None = None,
-                 online_rows: int = ONLINE_MAX_ROWS, online_store: str | None = None) -> None:
+                 online_rows: int = ONLINE_MAX_ROWS, online_store: str | None = None,
+                 window_state: str | None = None) -> None:
         self.online_rows = online_rows
-        self.online_store = online_store
+        self.online_store, self.window_state = online_store, window_state
         self.sources = model_sources(models)
         if not self.sources:
             raise ModelLoadError("no model to serve; give at least one NAME=BUNDLE")
@@ -376,11 +379,11 @@ class ServedModels:
                 self._tables.append(serving)
             else:
                 serving = read_bundle(Path(source.source))
-            if isinstance(serving, Bundle) and "feature_store" in serving.manifest:
-                # Feature Store (26): its stored features read by key from the online store
-                from mlpatterns.serving.feature_store_serving import StoredFeatureServing
+            if isinstance(serving, Bundle) and ("feature_store" in serving.manifest or "windows" in serving.manifest):
+                # inputs the server completes: stored features (26), window features (24)
+                from mlpatterns.serving.completed_inputs import completed_serving
 
-                serving = StoredFeatureServing(serving, online_store=self.online_store)
+                serving = completed_serving(serving, online_store=self.online_store, window_state=self.window_state)
                 self._tables.append(serving)
             model = ServedModel(source.name, str(version), serving, online_rows=self.online_rows)
             if uri is not None:

@@ -78,6 +78,7 @@ class ServerConfig:
     log_flush_s: float = 1.0
     log_time_column: str | None = None
     online_store: str | None = None
+    window_state: str | None = None
 
     @classmethod
     def of(cls, sources: list[ModelSource], **options: Any) -> ServerConfig:
@@ -107,7 +108,7 @@ class ServerConfig:
     def load(self) -> ServedModels:
         """Load and verify every version (each worker does; the parent once, to fail before forking)."""
         return ServedModels(self.sources(), registry=self.registry, labels=self.labels, split=self.split,
-                            online_store=self.online_store)
+                            online_store=self.online_store, window_state=self.window_state)
 
     def prediction_log(self) -> Any:
         """The app's ``prediction_log`` option: None, or a
@@ -133,7 +134,7 @@ class ServerConfig:
         if served is not None:
             return create_app(served, **options)
         return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split,
-                          online_store=self.online_store, **options)
+                          online_store=self.online_store, window_state=self.window_state, **options)
 
 
 def app_from_environment() -> Any:
