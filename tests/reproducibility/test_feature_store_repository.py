@@ -150,3 +150,23 @@ def test_the_manifest_form_round_trips_and_bad_rows_are_named(weather_service):
     with pytest.raises(FeatureServiceError, match="already has the column"):
         weather_service.historical(pd.DataFrame({"origin": ["EWR"], "scheduled": [pd.Timestamp("2013-01-01")],
                                                  "temp": [1.0]}))
+
+
+def test_embeddings_are_features_offline_and_online(tmp_path):
+    from mlpatterns.reproducibility.feature_store import (
+        Entity,
+        FeatureView,
+        get_historical_features,
+    )
+
+    source = pd.DataFrame({"user": ["a", "a", "b"],
+                           "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]),
+                           "embedding": [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [-1.0, 0.0, 1e-300]]})
+    view = FeatureView("users", [Entity("user", ["user"])], source, "ts", ["embedding"])
+    rows = pd.DataFrame({"user": ["a", "b", "c"],
+                         "event_timestamp": pd.to_datetime(["2024-01-01 12:00", "2024-01-03 00:00", "2024-01-03 00:00"])})
+    offline = get_historical_features(rows, [view])["embedding"]
+    assert [list(v) for v in offline[:2]] == [[0.1, 0.2, 0.3], [-1.0, 0.0, 1e-300]] and pd.isna(offline[2])
+    with open_online_store(f"sqlite:///{tmp_path / 'online.db'}") as store:
+        materialize(store, view, end=dt.datetime(2024, 1, 1, 12))
+        assert [r["embedding"] for r in store.read(view, rows)] == [[0.1, 0.2, 0.3], [-1.0, 0.0, 1e-300], None]
