@@ -37,6 +37,7 @@ class Completer(Protocol):
 
     supplied: list[str]
     required: list[dict[str, Any]]
+    row_independent: bool  # whether a row's completion is the same whatever rows come before it
 
     def complete(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
 
@@ -78,7 +79,9 @@ class CompletedInputsServing:
         inner = self._online.signature if self._online is not None else self._serving().signature
         self.name = str(bundle.manifest["name"])
         self.task = bundle.manifest["task"]
-        self.row_independent = bool(getattr(self._online, "row_independent", False))
+        # rows of several requests share one call only when no completer depends on the order they come in
+        self.row_independent = bool(getattr(self._online, "row_independent", False)) and all(
+            c.row_independent for c in self.completers)
         supplied = {c for completer in self.completers for c in completer.supplied}
         inputs = [item for item in inner["inputs"] if item["name"] not in supplied]
         given = {item["name"] for item in inputs} | set(inner.get("keys", []))

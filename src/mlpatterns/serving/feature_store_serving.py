@@ -60,6 +60,7 @@ class StoredFeatures:
                               "feature repository nor the server names an online store: give --online-store URL")
         self.bundle, self.service = bundle, service
         self.supplied = service.features
+        self.row_independent = True
         self.required = [*({"name": key, "type": "text"} for key in service.join_keys),
                          {"name": service.event_timestamp, "type": "date"}]
         self._local = threading.local()

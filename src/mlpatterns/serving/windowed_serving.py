@@ -62,6 +62,7 @@ class StreamedWindows:
         self.key, self.time = first.key, first.time
         self.columns = sorted({f.column for f in features})
         self.supplied = [f.name for f in features]
+        self.row_independent = False  # a row's windows are the rows served before it: one request at a time
         self.required = [*([{"name": self.key, "type": "text"}] if self.key is not None else []),
                          {"name": self.time, "type": "date"},
                          *({"name": c, "type": "number"} for c in self.columns)]
