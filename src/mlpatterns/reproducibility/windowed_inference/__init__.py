@@ -46,6 +46,17 @@ Sliding windows with a period (:func:`sliding_window_features`,
   so every emitted window is final and equals the batch row. Late events are rejected as
   above. Each window is emitted once, in end order per key.
 
+State that outlives the process: both stream processors take ``state=`` (an online store
+URL, ``sqlite:///PATH.db`` or ``redis://...``) and ``name=``, keep their per-key state there
+(at each :meth:`~._common.KeyedStream.checkpoint`, or per event with ``write_through=True``)
+and, built again on the same store with the same declaration, continue with exactly the
+values of an uninterrupted run; a stored state of another declaration is refused, naming
+what differs. The restart contract (which events the source must replay, late events across
+a restart) is in the docstring of ``KeyedStream`` (module ``_common``).
+
+Apache Beam: :mod:`.beam` (imported on its own, Beam kept out of the project's environment)
+builds the sliding windows of a declaration as a Beam pipeline with the same results.
+
 Not yet here: session windows.
 """
 

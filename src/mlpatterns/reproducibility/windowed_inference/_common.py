@@ -9,7 +9,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -132,6 +132,24 @@ def frame_for(data: pd.DataFrame, features: Sequence[WindowFeature]) -> pd.DataF
     return frame
 
 
+def grid(features: Sequence[WindowFeature], period: Any, origin: Any) -> tuple[int, int]:
+    """The sliding windows' period and origin in microseconds, checked (and one key and time for all)."""
+    period = as_width(period, "period")
+    period_us = period // timedelta(microseconds=1)
+    if period_us < 1:
+        raise ValueError(f"period: expected a positive duration, got {period}")
+    if not isinstance(origin, datetime):
+        raise TypeError(f"origin: expected a datetime, got {origin!r}")
+    keys = {f.key for f in features}
+    times = {f.time for f in features}
+    if len(keys) > 1 or len(times) > 1:
+        raise ValueError(
+            f"features: sliding windows share one key and one time column, got keys "
+            f"{sorted(map(str, keys))} and times {sorted(times)}; compute each key apart"
+        )
+    return period_us, time_us(origin)
+
+
 class LateEventError(ValueError):
     """An event older than its key's largest time seen minus the allowed lateness."""
 
@@ -181,7 +199,8 @@ def aggregate(values: Iterable[Any], aggregate: str) -> float | int:
 @dataclass
 class KeyEvents:
     """One key's events held by a stream processor: ``times`` sorted (microseconds; equal times in
-    arrival order), ``rows`` the value columns aligned with them, ``max_time`` the largest time seen."""
+    arrival order), ``rows`` the value columns aligned with them (floats, None when missing),
+    ``max_time`` the largest time seen."""
 
     times: list[int] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -190,7 +209,47 @@ class KeyEvents:
 
 class KeyedStream:
     """What both stream processors share: one key and one time column, the allowed lateness, each key's
-    events in time order, the aggregates over ``[end - width, end)`` and forgetting what no window needs."""
+    events in time order, the aggregates over ``[end - width, end)``, forgetting what no window needs,
+    and keeping the state in an online store (``state=``) so that it outlives the process.
+
+    **State that outlives the process.** With ``state`` (an online store URL such as
+    ``"sqlite:///state.db"`` or ``"redis://..."``, or an open
+    :class:`~mlpatterns.reproducibility.feature_store.online_store.OnlineStore`) and ``name``
+    (an identifier: the feature view holding the state), the processor keeps everything it
+    needs to continue exactly, per key (the held events' times and values, the largest time
+    seen, the pending events or window ends) plus the declaration, the keys, ``rejected`` and
+    a source position, in that store, through its public ``write``/``read`` only. A new
+    processor built with the same ``state``, ``name`` and declaration *restores* it
+    (``restored`` is True) and continues with exactly the values an uninterrupted processor
+    gives. A stored state of a different declaration (processor type, key, time column,
+    allowed lateness, period, origin, or any feature's name, column, aggregate or width) is
+    refused with a ``ValueError`` naming what differs. One processor per ``name`` at a time.
+
+    *Checkpoints* (the default, ``write_through=False``): :meth:`checkpoint` writes the keys
+    changed since the last one, each to the slot the stored meta does not name, then the meta
+    row that commits them, with the caller's ``position`` (the source offset of the last event
+    processed, any JSON-able value; None records none). One row is atomic on every backend, so
+    a checkpoint cut short leaves the previous one intact. :meth:`close` checkpoints too;
+    leaving a ``with`` block by an exception releases the store without a checkpoint (as a
+    crash would). The contract: after a restart the source
+    must deliver **exactly the events after the checkpoint's position** (``position`` is
+    restored), each once, in any order the allowed lateness allows. Events processed after the
+    last checkpoint are lost with the process and must be replayed: their results (emitted
+    before the crash) are emitted again, with the same values (at-least-once output,
+    deterministic). An event replayed that the checkpoint already holds would be counted twice:
+    the store cannot tell it from a new one.
+
+    *Write-through* (``write_through=True``): every :meth:`process` and :meth:`flush` ends by
+    writing the rows it changed (the event's key, and the meta when a key is new or an event
+    was rejected) in one ``write`` call: once ``process(event)`` returns, the event is durable,
+    and after a crash the source resumes at the first event whose ``process`` had not returned.
+    Durable per event, and slower (figures in docs/patterns/windowed_inference.md).
+
+    **Late events across a restart** are judged exactly as without one: a key's largest time
+    seen and ``rejected`` are restored, so an event older than the restored watermark's
+    allowed lateness is rejected, and one within it is inserted in time order; events already
+    emitted or forgotten before the checkpoint stay so.
+    """
 
     def __init__(self, features: Sequence[WindowFeature], allowed_lateness: timedelta | str, on_late: str,
                  state: type[KeyEvents]) -> None:
@@ -217,16 +276,169 @@ class KeyedStream:
         self._state_type = state
         self._states: dict[Any, Any] = {}
         self.rejected = 0
+        # Persistence (see the class docstring); _attach sets it up once the subclass is built.
+        self._store: Any = None
+        self.name: str | None = None
+        self.write_through = False
+        self.position: Any = None
+        self.restored = False
+        self._key_texts: dict[Any, str] = {}
+        self._dirty: set[Any] = set()
+        self._meta_dirty = False
+        self._slots: dict[Any, int] = {}  # key -> the slot of its row the stored meta names
+        self._closed = False
+
+    # -- persistence ----------------------------------------------------------------------
+    def _declaration(self) -> dict[str, Any]:
+        """What a stored state must have been declared with to be restored (JSON-able)."""
+        return {
+            "processor": type(self).__name__,
+            "key": self.key,
+            "time": self.time,
+            "allowed_lateness_us": self.lateness_us,
+            "features": {f.name: {"column": f.column, "aggregate": f.aggregate, "width_us": f.width_us}
+                         for f in self.features},
+        }
+
+    def _encode_state(self, state: Any) -> dict[str, Any]:
+        return {"times": state.times, "rows": state.rows, "max_time": state.max_time}
+
+    def _decode_state(self, data: Mapping[str, Any]) -> Any:
+        state = self._state_type()
+        state.times = list(data["times"])
+        state.rows = [tuple(row) for row in data["rows"]]
+        state.max_time = data["max_time"]
+        return state
+
+    def _after_restore(self) -> None:
+        """Rebuild what the subclass derives from the restored states."""
+
+    def _attach(self, state: Any, name: str | None, write_through: bool) -> None:
+        """Open the state store and restore the stored state; called at the end of a subclass's __init__."""
+        if state is None:
+            if name is not None or write_through:
+                raise ValueError("name and write_through need a state store: pass state='sqlite:///PATH.db' "
+                                 "(or another online store URL)")
+            return
+        import json
+
+        from ._state import StateStore, decode
+
+        if name is None:
+            raise ValueError(f"name: a {type(self).__name__} with state= needs a name (an identifier: "
+                             "the feature view holding its state)")
+        store = StateStore(state, name, type(self).__name__)
+        try:
+            loaded = store.load(self._declaration())
+            if loaded is not None:
+                meta, states = loaded
+                for text, data in states.items():
+                    key = decode(json.loads(text))
+                    self._states[key] = self._decode_state(data)
+                    self._key_texts[key] = text
+                    self._slots[key] = meta["keys"][text]
+                self.rejected = meta["rejected"]
+                self.position = decode(meta["position"])
+                self.restored = True
+            store.generation = (loaded[0]["generation"] if loaded is not None else 0) + 1
+        except BaseException:
+            store.close()
+            raise
+        self._store = store
+        self.name = name
+        self.write_through = bool(write_through)
+        self._after_restore()
+
+    def _meta(self, slots: Mapping[Any, int]) -> dict[str, Any]:
+        from ._state import encode
+
+        # The keys in the order they first came (the order flush() visits them), with their slots.
+        return {"declaration": self._declaration(),
+                "keys": {text: slots[k] for k, text in self._key_texts.items() if k in slots},
+                "rejected": self.rejected, "position": encode(self.position, "position")}
+
+    def _save(self, meta: bool) -> None:
+        """Write the changed keys, then the meta that makes them the state a restart restores.
+
+        Checkpoint mode writes each changed key to the slot the stored meta does *not* name and
+        commits them all with the meta row, written last (one row: atomic on every backend), so
+        a checkpoint interrupted half-way leaves the previous one intact. Write-through writes a
+        key in place (one row per event: atomic), and the meta after it when it changed.
+        """
+        slots = {}
+        for key in self._dirty:
+            old = self._slots.get(key)
+            slots[key] = 0 if old is None else old if self.write_through else 1 - old
+        self._store.save([(self._key_texts[k], slot, self._encode_state(self._states[k])) for k, slot in slots.items()])
+        if meta or self._meta_dirty:
+            self._store.save_meta(self._meta({**self._slots, **slots}))
+            self._meta_dirty = False
+        self._slots.update(slots)  # committed: the stored meta names them
+        self._dirty.clear()
+
+    def _written_through(self) -> None:
+        """After process/flush: with ``write_through``, write what changed."""
+        if self._store is not None and self.write_through and (self._dirty or self._meta_dirty):
+            self._save(meta=False)
+
+    def checkpoint(self, position: Any = None) -> None:
+        """Write the state changed since the last checkpoint, then the meta row that commits it with ``position``.
+
+        ``position`` (any JSON-able value, e.g. the source offset of the last event processed;
+        None records none) is what a restored processor reads back as ``position``; the source
+        must then deliver exactly the events after it (see the class docstring). Without
+        ``state=`` this does nothing.
+        """
+        if self._store is None:
+            return
+        self._check_open()
+        from ._state import encode
+
+        encode(position, "position")
+        self.position = position
+        self._save(meta=True)
+
+    def close(self, position: Any = None) -> None:
+        """Checkpoint (with ``position``) and release the state store; the processor is then unusable."""
+        if self._closed:
+            return
+        if self._store is not None:
+            try:
+                self.checkpoint(position)
+            finally:
+                self._store.close()
+        self._closed = True
+
+    def __enter__(self) -> KeyedStream:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+        else:  # no checkpoint of a state an exception may have cut short: as a crash
+            if self._store is not None and not self._closed:
+                self._store.close()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{type(self).__name__} {self.name!r} is closed; build a new one on the same state")
 
     def _accept(self, event: Mapping[str, Any]) -> tuple[Any, Any, int] | None:
         """Hold ``event`` in its key's state: ``(key, state, time)``; None when it is too late (dropped)."""
         for col in [self.time, *([self.key] if self.key is not None else []), *self.columns]:
             if col not in event:
                 raise ValueError(f"event: expected a {col!r} field, got fields {sorted(event)}")
+        self._check_open()
         t = time_us(event[self.time])
         key = event[self.key] if self.key is not None else None
         state = self._states.get(key)
         if state is None:
+            if self._store is not None:
+                from ._state import key_text
+
+                self._key_texts[key] = key_text(key)
+                self._meta_dirty = True
             state = self._states[key] = self._state_type()
         if state.max_time is not None and t < state.max_time - self.lateness_us:
             if self.on_late == "raise":
@@ -235,10 +447,15 @@ class KeyedStream:
                     f"behind the key's latest time"
                 )
             self.rejected += 1
+            self._meta_dirty = True
             return None
+        if self._store is not None:
+            self._dirty.add(key)
+        # Held as the aggregates read them (a float, or None when missing): what the store keeps too.
+        row = tuple(float(v) if present(v) else None for v in (event[c] for c in self.columns))
         index = bisect_left(state.times, t + 1)  # after the events of the same time
         state.times.insert(index, t)
-        state.rows.insert(index, tuple(event[c] for c in self.columns))
+        state.rows.insert(index, row)
         if state.max_time is None or t > state.max_time:
             state.max_time = t
         return key, state, t

@@ -99,8 +99,10 @@ def window_features(
 
 @dataclass
 class _KeyState(KeyEvents):
-    # pending: a heap of (time, seq, event) not yet emitted.
+    # pending: a heap of (time, seq, event) not yet emitted; encoded: seq -> the event as stored
+    # (only with state=: encoded once, when the event arrives).
     pending: list[tuple[int, int, Mapping[str, Any]]] = field(default_factory=list)
+    encoded: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,12 @@ class StreamWindows(KeyedStream):
     module's docstring for the exact semantics); :meth:`flush` emits the rest at the end
     of a stream. State is bounded: an event is forgotten once it is older than the key's
     watermark minus the widest window. Not thread-safe: one processor per worker, or a lock.
+
+    state, name, write_through : keep the state in an online store so that a new processor
+        continues exactly where this one stopped (:meth:`checkpoint`, :meth:`close`; the
+        restart contract is in the docstring of ``KeyedStream`` and in
+        docs/patterns/windowed_inference.md). The pending events are stored whole, so their
+        fields must be storable (numbers, strings, datetimes, ...; else ``TypeError``).
     """
 
     def __init__(
@@ -133,31 +141,67 @@ class StreamWindows(KeyedStream):
         *,
         allowed_lateness: timedelta | str = timedelta(0),
         on_late: str = "drop",
+        state: Any = None,
+        name: str | None = None,
+        write_through: bool = False,
     ) -> None:
         super().__init__(features, allowed_lateness, on_late, _KeyState)
         self._seq = 0
+        self._attach(state, name, write_through)
 
     def process(self, event: Mapping[str, Any]) -> list[Scored]:
         """Take one event; return the events (this one or earlier ones) now final, with features."""
+        encoded = None
+        if self._store is not None:
+            from ._state import encode
+
+            encoded = encode(event, "event")  # before any change: an event that cannot be kept changes nothing
         accepted = self._accept(event)
         if accepted is None:
+            self._written_through()
             return []
         _, state, t = accepted
         heapq.heappush(state.pending, (t, self._seq, event))
+        if encoded is not None:
+            state.encoded[self._seq] = encoded
         self._seq += 1
-        return self._emit(state, state.max_time - self.lateness_us)
+        out = self._emit(state, state.max_time - self.lateness_us)
+        self._written_through()
+        return out
 
     def flush(self) -> list[Scored]:
         """Emit every pending event (the end of the stream: nothing more will arrive)."""
+        self._check_open()
         out: list[Scored] = []
-        for state in self._states.values():
+        for key, state in self._states.items():
+            if state.pending and self._store is not None:
+                self._dirty.add(key)
             out.extend(self._emit(state, None))
+        self._written_through()
         return out
 
     def _emit(self, state: _KeyState, watermark: int | None) -> list[Scored]:
         out = []
         while state.pending and (watermark is None or state.pending[0][0] <= watermark):
-            t, _, event = heapq.heappop(state.pending)
+            t, seq, event = heapq.heappop(state.pending)
+            state.encoded.pop(seq, None)
             out.append(Scored(event, self._features_before(state, t)))
         self._forget(state, watermark)
         return out
+
+    def _encode_state(self, state: _KeyState) -> dict[str, Any]:
+        data = super()._encode_state(state)
+        data["pending"] = [[t, seq, state.encoded[seq]] for t, seq, _ in sorted(state.pending)]
+        return data
+
+    def _decode_state(self, data: Mapping[str, Any]) -> _KeyState:
+        from ._state import decode
+
+        state = super()._decode_state(data)
+        state.pending = [(t, seq, decode(event)) for t, seq, event in data["pending"]]  # sorted: a heap
+        state.encoded = {seq: event for _, seq, event in data["pending"]}
+        return state
+
+    def _after_restore(self) -> None:
+        # New events must sort after the restored ones of the same time: a larger sequence number.
+        self._seq = 1 + max((seq for s in self._states.values() for _, seq, _ in s.pending), default=-1)

@@ -19,10 +19,9 @@ from ._common import (
     KeyedStream,
     KeyEvents,
     WindowFeature,
-    as_width,
     checked,
     frame_for,
-    time_us,
+    grid,
 )
 
 if TYPE_CHECKING:
@@ -41,24 +40,6 @@ _SQL = {  # {v}: the value column, {f}: the filter keeping the feature's own wid
 }
 
 
-def _grid(features: Sequence[WindowFeature], period: Any, origin: Any) -> tuple[int, int]:
-    """The period and origin in microseconds, checked."""
-    period = as_width(period, "period")
-    period_us = period // timedelta(microseconds=1)
-    if period_us < 1:
-        raise ValueError(f"period: expected a positive duration, got {period}")
-    if not isinstance(origin, datetime):
-        raise TypeError(f"origin: expected a datetime, got {origin!r}")
-    keys = {f.key for f in features}
-    times = {f.time for f in features}
-    if len(keys) > 1 or len(times) > 1:
-        raise ValueError(
-            f"features: sliding windows share one key and one time column, got keys "
-            f"{sorted(map(str, keys))} and times {sorted(times)}; compute each key apart"
-        )
-    return period_us, time_us(origin)
-
-
 def sliding_window_features_sql(
     features: Sequence[WindowFeature],
     source: str,
@@ -72,7 +53,7 @@ def sliding_window_features_sql(
     (column ``window_end``), ordered by key and end.
     """
     features = checked(features)
-    p, o = _grid(features, period, origin)
+    p, o = grid(features, period, origin)
     key, time = features[0].key, features[0].time
     widest = max(f.width_us for f in features)
     columns = sorted({f.column for f in features})
@@ -117,7 +98,7 @@ def sliding_window_features(
     import duckdb
 
     features = checked(features)
-    _grid(features, period, origin)
+    grid(features, period, origin)
     frame = frame_for(data, features)
     con = connection if connection is not None else duckdb.connect()
     name = "__sliding_source"
@@ -165,6 +146,10 @@ class StreamSlidingWindows(KeyedStream):
     :meth:`process` takes one event and returns the :class:`Window` results that became
     final (their end at or before the key's watermark), in end order per key;
     :meth:`flush` emits the rest at the end of a stream. Not thread-safe.
+
+    state, name, write_through : keep the state (per key: the held events' times and values,
+        the largest time seen, the pending window ends) in an online store, as for
+        :class:`StreamWindows`.
     """
 
     def __init__(
@@ -175,14 +160,19 @@ class StreamSlidingWindows(KeyedStream):
         origin: datetime = EPOCH,
         allowed_lateness: timedelta | str = timedelta(0),
         on_late: str = "drop",
+        state: Any = None,
+        name: str | None = None,
+        write_through: bool = False,
     ) -> None:
         super().__init__(features, allowed_lateness, on_late, _SlidingState)
-        self.period_us, self.origin_us = _grid(self.features, period, origin)
+        self.period_us, self.origin_us = grid(self.features, period, origin)
+        self._attach(state, name, write_through)
 
     def process(self, event: Mapping[str, Any]) -> list[Window]:
         """Take one event; return the windows (of its key) now final."""
         accepted = self._accept(event)
         if accepted is None:
+            self._written_through()
             return []
         key, state, t = accepted
         p, o = self.period_us, self.origin_us
@@ -190,14 +180,32 @@ class StreamSlidingWindows(KeyedStream):
             if n not in state.pending:
                 state.pending.add(n)
                 heapq.heappush(state.ends, n)
-        return self._emit(key, state, state.max_time - self.lateness_us)
+        out = self._emit(key, state, state.max_time - self.lateness_us)
+        self._written_through()
+        return out
 
     def flush(self) -> list[Window]:
         """Emit every pending window (the end of the stream: nothing more will arrive)."""
+        self._check_open()
         out: list[Window] = []
         for key, state in self._states.items():
+            if state.ends and self._store is not None:
+                self._dirty.add(key)
             out.extend(self._emit(key, state, None))
+        self._written_through()
         return out
+
+    def _declaration(self) -> dict[str, Any]:
+        return {**super()._declaration(), "period_us": self.period_us, "origin_us": self.origin_us}
+
+    def _encode_state(self, state: _SlidingState) -> dict[str, Any]:
+        return {**super()._encode_state(state), "ends": sorted(state.pending)}
+
+    def _decode_state(self, data: Mapping[str, Any]) -> _SlidingState:
+        state = super()._decode_state(data)
+        state.ends = list(data["ends"])  # sorted: a heap
+        state.pending = set(state.ends)
+        return state
 
     def _emit(self, key: Any, state: _SlidingState, watermark: int | None) -> list[Window]:
         import pandas as pd
