@@ -170,3 +170,25 @@ def test_embeddings_are_features_offline_and_online(tmp_path):
     with open_online_store(f"sqlite:///{tmp_path / 'online.db'}") as store:
         materialize(store, view, end=dt.datetime(2024, 1, 1, 12))
         assert [r["embedding"] for r in store.read(view, rows)] == [[0.1, 0.2, 0.3], [-1.0, 0.0, 1e-300], None]
+
+
+def test_get_online_features_reads_several_views_for_a_batch(tmp_path):
+    from mlpatterns.reproducibility.feature_store import Entity, FeatureView, get_online_features
+
+    at = pd.Timestamp("2024-01-01")
+    users = FeatureView("users", [Entity("user", ["user"])],
+                        pd.DataFrame({"user": [1, 2], "ts": [at, at], "age": [30, 41]}), "ts", ["age"])
+    items = FeatureView("items", [Entity("item", ["item"])],
+                        pd.DataFrame({"item": ["x"], "ts": [at], "price": [9.5]}), "ts", ["price"],
+                        ttl=dt.timedelta(days=1))
+    rows = pd.DataFrame({"user": [2, 1, 3], "item": ["x", "y", "x"]})
+    with open_online_store(f"sqlite:///{tmp_path / 'online.db'}") as store:
+        materialize(store, [users, items])
+        assert get_online_features(store, [users, items], rows) == [
+            {"user": 2, "item": "x", "age": 41, "price": 9.5}, {"user": 1, "item": "y", "age": 30, "price": None},
+            {"user": 3, "item": "x", "age": None, "price": 9.5}]
+        late = get_online_features(store, [items], [{"item": "x"}], now=at + dt.timedelta(days=2))
+        assert late == [{"item": "x", "price": None}]  # past the TTL at `now`
+        clash = FeatureView("more", [Entity("user", ["user"])], users.source, "ts", ["age"])
+        with pytest.raises(ValueError, match="the feature 'age' is in the views 'users' and 'more'"):
+            get_online_features(store, [users, clash], rows)

@@ -48,6 +48,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "FeatureRepository": "feature_store.repository",
     "load_repository": "feature_store.repository",
     "FeatureService": "feature_store.feature_service",
+    "get_online_features": "feature_store.feature_service",
 }
 
 __all__ = sorted(_EXPORTS)

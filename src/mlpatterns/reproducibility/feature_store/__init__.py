@@ -25,6 +25,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "FeatureRepository": "repository",
     "load_repository": "repository",
     "FeatureService": "feature_service",
+    "get_online_features": "feature_service",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -37,7 +37,42 @@ if TYPE_CHECKING:
     from .online_store import OnlineStore
     from .repository import FeatureRepository
 
-__all__ = ["FeatureService", "FeatureServiceError"]
+__all__ = ["FeatureService", "FeatureServiceError", "get_online_features"]
+
+
+def get_online_features(store: OnlineStore, views: FeatureView | Sequence[FeatureView],
+                        entity_rows: Any, *, now: Any = None) -> list[dict[str, Any]]:
+    """The stored values of several views for a batch of entities: one dict per entity row, in order,
+    holding its join keys and every feature of ``views`` (``None`` for an unknown key, or, with ``now``, a
+    value older than the view's TTL at ``now``). One read per view. ``entity_rows`` is a DataFrame or
+    mappings holding every view's join keys; a feature name in two views is refused.
+
+    >>> import tempfile, pandas as pd
+    >>> from mlpatterns.reproducibility.feature_store import materialize, open_online_store
+    >>> weather = FeatureView("weather", [Entity("airport", ["origin"])], pd.DataFrame({"origin": ["EWR"],
+    ...     "time_hour": [pd.Timestamp("2013-01-01 06:00")], "temp": [39.0]}), "time_hour", ["temp"])
+    >>> with open_online_store(f"sqlite:///{tempfile.mkdtemp()}/online.db") as store:
+    ...     _ = materialize(store, weather)
+    ...     get_online_features(store, [weather], [{"origin": "EWR"}, {"origin": "JFK"}])
+    [{'origin': 'EWR', 'temp': 39.0}, {'origin': 'JFK', 'temp': None}]
+    """
+    views = [views] if isinstance(views, FeatureView) else list(views)
+    seen: dict[str, str] = {}
+    for view in views:
+        for feature in view.features:
+            if feature in seen:
+                raise ValueError(f"get_online_features: the feature {feature!r} is in the views {seen[feature]!r} "
+                                 f"and {view.name!r}; select it from one (view.select(...))")
+            seen[feature] = view.name
+    if hasattr(entity_rows, "to_dict") and hasattr(entity_rows, "columns"):
+        entity_rows = entity_rows.to_dict("records")
+    rows = list(entity_rows)
+    keys = list(dict.fromkeys(k for view in views for k in view.join_keys))
+    result = [{k: row.get(k) for k in keys} for row in rows]
+    for view in views:
+        for out, values in zip(result, store.read(view, rows, now=now), strict=True):
+            out.update(values)
+    return result
 
 
 class FeatureServiceError(ValueError):
