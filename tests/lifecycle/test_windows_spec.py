@@ -138,3 +138,58 @@ def test_window_mistakes_are_named(tmp_path):
         load_spec(spec_with("{time: t, features: {m: {column: x, aggregate: mean, width: soon}}}"))
     with pytest.raises(SpecError, match=r"data.windows: missing field 'time'"):
         load_spec(spec_with("{features: {m: {column: x, aggregate: mean, width: 1h}}}"))
+
+
+def test_a_refused_request_holds_none_of_its_rows(project):
+    folder, bundle = project
+    base = dt.datetime(2024, 4, 1, 10)
+    row = {"flight": 1, "origin": "EWR", "dep_delay": 5.0}
+    at = {m: (base + dt.timedelta(minutes=m)).isoformat() for m in (0, 10, 20, 30)}
+    with TestClient(create_app({"departures": bundle}, reload_interval=0)) as client:
+        def ask(*rows):
+            return client.post("/v1/models/departures:predict", json={"instances": list(rows)})
+        assert ask({**row, "scheduled": at[0]}).status_code == 200
+        late = ask({**row, "scheduled": at[20], "dep_delay": 900.0}, {**row, "scheduled": at[10]})
+        assert late.status_code == 400 and "nothing of this request was served" in late.json()["error"]
+        bad = ask({**row, "scheduled": at[20], "dep_delay": 900.0}, {**row, "scheduled": at[30], "dep_delay": "x"})
+        assert bad.status_code == 400 and "row 1" in bad.json()["error"]
+        retried = ask({**row, "scheduled": at[20]}, {**row, "scheduled": at[30]})
+        assert retried.status_code == 200, retried.text
+    # the retry's windows hold the first row only, never the refused 900-minute delays
+    fresh = _served_alone(bundle, [{**row, "scheduled": at[0]}, {**row, "scheduled": at[20]},
+                                   {**row, "scheduled": at[30]}])
+    assert [p["probability"] for p in retried.json()["predictions"]] == fresh[1:]
+
+
+def _served_alone(bundle, rows):
+    with TestClient(create_app({"departures": bundle}, reload_interval=0)) as client:
+        return [client.post("/v1/models/departures:predict", json={"instances": [r]}).json()["predictions"][0]
+                ["probability"] for r in rows]
+
+
+def test_windows_cover_the_whole_file_before_a_sample_and_never_the_label(project, tmp_path):
+    from mlpatterns.spec.data import load_data
+
+    folder, _ = project
+    spec = load_spec(folder / "spec.yaml")
+    whole = load_data(spec).set_index("flight")
+    spec.data["sample_fraction"] = 0.5
+    sampled = load_data(spec).set_index("flight")
+    assert 0 < len(sampled) < len(whole)
+    np.testing.assert_array_equal(sampled["departures_2h"], whole.loc[sampled.index, "departures_2h"])
+    text = (folder / "spec.yaml").read_text().replace("column: dep_delay, aggregate: count",
+                                                      "column: anomalous, aggregate: count")
+    (tmp_path / "label.yaml").write_text(text)
+    with pytest.raises(SpecError, match=r"data.windows.features.departures_2h.column: 'anomalous' is the target"):
+        load_spec(tmp_path / "label.yaml")
+
+
+def test_several_workers_are_refused_for_a_bundle_with_windows(project):
+    from mlpatterns.serving.http import ModelLoadError
+    from mlpatterns.serving.http.served_models import ModelSource
+    from mlpatterns.serving.http.workers import ServerConfig, run_server
+
+    _, bundle = project
+    config = ServerConfig.of([ModelSource("departures", str(bundle), None)])
+    with pytest.raises(ModelLoadError, match="serve them from one worker, not 2"):
+        run_server(config, port=1, workers=2)

@@ -8,7 +8,12 @@ import textwrap
 import pandas as pd
 import pytest
 
-from mlpatterns.reproducibility.feature_store import materialize, open_online_store
+from mlpatterns.reproducibility.feature_store import (
+    Entity,
+    FeatureView,
+    materialize,
+    open_online_store,
+)
 from mlpatterns.reproducibility.feature_store.feature_service import (
     FeatureService,
     FeatureServiceError,
@@ -121,11 +126,27 @@ def test_online_applies_the_ttl_at_each_rows_own_event_time(weather_service, tmp
         materialize(store, list(weather_service.views))
         rows = [{"origin": "JFK", "scheduled": "2013-01-01T08:59:00"},  # 2 h 59 min after: within 3 h
                 {"origin": "JFK", "scheduled": "2013-01-01T09:00:01"},  # past the TTL
-                {"origin": "EWR", "scheduled": None},  # no event time: no TTL
+                {"origin": "EWR", "scheduled": "2013-01-01T07:00:00"},
                 {"origin": "LGA", "scheduled": "2013-01-01T07:00:00Z"}]  # unknown key
         completed = weather_service.online(store, rows)
+        with pytest.raises(FeatureServiceError, match="row 1: scheduled: the event time is missing"):
+            weather_service.online(store, [rows[0], {"origin": "EWR", "scheduled": None}])
     assert [r["temp"] for r in completed] == [41.0, None, 39.9, None]
     assert "temp" not in rows[0]  # the caller's rows are not changed
+
+
+def test_request_keys_take_the_training_datas_key_type(tmp_path):
+    source = pd.DataFrame({"plane": [42, 7], "ts": pd.to_datetime(["2013-01-01 00:00"] * 2), "seats": [150, 20]})
+    view = FeatureView("planes", [Entity("plane", ["plane"])], source, "ts", ["seats"])
+    service = FeatureService((view,), "at").with_key_types(source)
+    assert service.key_types == {"plane": "integer"}
+    service = FeatureService.from_manifest(service.to_manifest())  # as a served bundle reads it
+    with open_online_store(f"sqlite:///{tmp_path / 'online.db'}") as store:
+        materialize(store, view)
+        rows = [{"plane": "42", "at": "2013-02-01T00:00:00"}, {"plane": 7.0, "at": "2013-02-01T00:00:00"}]
+        assert [r["seats"] for r in service.online(store, rows)] == [150, 20]
+        with pytest.raises(FeatureServiceError, match="row 0: plane: expected a whole number"):
+            service.online(store, [{"plane": "N42", "at": "2013-02-01T00:00:00"}])
 
 
 def test_online_equals_historical_after_materializing_up_to_the_event_time(weather_service, tmp_path):

@@ -80,7 +80,7 @@ def load(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, An
     if "feature_store" in spec.data:  # what the bundle records: serving reads the same features by key
         from mlpatterns.spec.feature_store import feature_service
 
-        write_json(folder / "feature_store.json", feature_service(spec).to_manifest())
+        write_json(folder / "feature_store.json", feature_service(spec).with_key_types(frame).to_manifest())
     if "windows" in spec.data:  # Windowed Inference (24): the declaration serving computes again
         write_json(folder / "windows.json", spec.data["windows"])
     return {"rows": len(frame), "columns": len(frame.columns)}

@@ -62,7 +62,14 @@ def completed_serving(bundle: Bundle, *, online_store: str | None = None, window
         for completer in completers:
             completer.close()
         raise
-    return CompletedInputsServing(bundle, completers) if completers else bundle
+    if not completers:
+        return bundle
+    try:
+        return CompletedInputsServing(bundle, completers)
+    except BaseException:
+        for completer in completers:
+            completer.close()
+        raise
 
 
 class CompletedInputsServing:
@@ -82,6 +89,8 @@ class CompletedInputsServing:
         # rows of several requests share one call only when no completer depends on the order they come in
         self.row_independent = bool(getattr(self._online, "row_independent", False)) and all(
             c.row_independent for c in self.completers)
+        self.does_io = True  # completers read stores or wait for a lock: the server calls it off its event loop
+        self.stateful = not all(c.row_independent for c in self.completers)  # a stream in this process
         supplied = {c for completer in self.completers for c in completer.supplied}
         inputs = [item for item in inner["inputs"] if item["name"] not in supplied]
         given = {item["name"] for item in inputs} | set(inner.get("keys", []))
@@ -125,10 +134,28 @@ class CompletedInputsServing:
             if missing:
                 raise InputError(f"row {i}: missing field(s) {missing}; the model '{self.name}' expects inputs "
                                  f"{self.input_columns} and keys {self.key_columns}")
+        if self.stateful:  # a bad input must not leave its row's event in a stream: check the rest first
+            self._check_given_inputs(rows)
         completed = [dict(row) for row in rows]
         for completer in self.completers:
             completed = completer.complete(completed)
         return completed
+
+    def _check_given_inputs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """An InputError naming each bad value among the inputs the request gives (before any completer runs)."""
+        supplied = set(self.signature["completed_inputs"])
+        probe = [{**row, **dict.fromkeys(supplied)} for row in rows]
+        if self._online is not None:
+            _, problems = self._online.conform_rows(probe)
+        else:
+            import pandas as pd
+
+            _, problems = self._serving().conform(pd.DataFrame(probe))
+        problems = [p for p in problems if p.column not in supplied]
+        if problems:
+            named = "; ".join(f"row {p.row}, field '{p.column}': {p.problem}" for p in problems[:10])
+            raise InputError(f"{len({p.row for p in problems})} bad row(s): {named} (nothing of this request was "
+                             "served: the window features' stream holds none of its rows)")
 
     # -- the online path: rows of JSON values ------------------------------------------------------
     def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[RowProblem]]:

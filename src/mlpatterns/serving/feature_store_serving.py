@@ -61,7 +61,9 @@ class StoredFeatures:
         self.bundle, self.service = bundle, service
         self.supplied = service.features
         self.row_independent = True
-        self.required = [*({"name": key, "type": "text"} for key in service.join_keys),
+        kinds = {"integer": {"type": "number", "dtype": "int64"}, "number": {"type": "number"}}
+        self.required = [*({"name": key, **kinds.get(service.key_types.get(key, "text"), {"type": "text"})}
+                           for key in service.join_keys),
                          {"name": service.event_timestamp, "type": "date"}]
         self._local = threading.local()
         self._stores: list[Any] = []

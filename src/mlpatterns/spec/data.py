@@ -52,6 +52,10 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
             reading["boolean_texts"] = boolean_texts(path, flags, null_values=reading["null_values"])
         except TableError as error:
             raise SpecError(f"data.path: {error}") from None
+    if "windows" in spec.data:  # Windowed Inference (24): windows over every row of the file, before a sample
+        from mlpatterns.spec.windowed_inference import join_window_features
+
+        frame = join_window_features(spec.data["windows"], frame)
     fraction = spec.data.get("sample_fraction")
     if fraction is not None:
         from mlpatterns.reproducibility.repeatable_splitting import repeatable_sample
@@ -68,10 +72,6 @@ def read_data(spec: Spec) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame = frame.reset_index(drop=True)
     if "feature_store" in spec.data:  # Feature Store (26): the stored features as of each row's event time
         frame = join_stored_features(spec, frame)
-    if "windows" in spec.data:  # Windowed Inference (24): each row's windows over the earlier rows of its key
-        from mlpatterns.spec.windowed_inference import join_window_features
-
-        frame = join_window_features(spec.data["windows"], frame)
     return frame, reading
 
 

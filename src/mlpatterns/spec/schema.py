@@ -651,6 +651,12 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         from mlpatterns.spec.monitoring import parse_monitoring
 
         monitoring = parse_monitoring(spec["monitoring"], spec["name"], register, split, task=target.get("task"))
+    if "windows" in data:  # a window over the label reads what serving never has
+        for name, body in data["windows"]["features"].items():
+            expect(body["column"] not in ([target["column"]] if "column" in target else target.get("columns", [])),
+                   f"data.windows.features.{name}.column",
+                   f"{body['column']!r} is the target: a window over earlier labels needs them at serving time, "
+                   "which a request does not carry; window a column known when each row happens")
     if "bridge" in data:  # the bridged values are categories: the model must read the column as one
         expect(data["bridge"]["column"] in features.get("categorical", {}), "data.bridge.column",
                f"expected a column of features.categorical (the bridged values are categories), got "

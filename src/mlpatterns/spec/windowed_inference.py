@@ -11,8 +11,8 @@
           origin_delay_1h: {column: dep_delay, aggregate: mean, width: 1h}
           origin_delay_sd_1d: {column: dep_delay, aggregate: std, width: 1d}
 
-``mlpatterns run`` computes each feature for every row over ``[t - width, t)`` of the
-earlier rows of its key (DuckDB, :func:`~mlpatterns.reproducibility.windowed_inference.window_features`;
+``mlpatterns run`` computes each feature for every row of the file (before
+``data.sample_fraction`` samples it) over ``[t - width, t)`` of the earlier rows of its key (DuckDB, :func:`~mlpatterns.reproducibility.windowed_inference.window_features`;
 rows at the same time are never in each other's windows) before the split, so they are
 columns like the file's: name them in ``features.numeric``. The bundle records the
 declaration; ``mlpatterns serve`` computes the same features with the stateful stream
@@ -81,6 +81,10 @@ def join_window_features(section: dict[str, Any], frame: Any) -> Any:
     from mlpatterns.reproducibility.windowed_inference import window_features
 
     features = declarations(section)
+    missing = sorted({f.column for f in features} - set(frame.columns))
+    if missing:
+        raise SpecError(f"data.windows.features: no column(s) {missing} in the data file (a window reads the file's "
+                        "columns, which serving receives too; not stored features)")
     clash = [f.name for f in features if f.name in frame.columns]
     if clash:
         raise SpecError(f"data.windows.features: the data already has the column(s) {clash}; name the window "

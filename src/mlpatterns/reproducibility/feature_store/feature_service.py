@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,23 @@ class FeatureService:
     repository: str | None = None
     repository_sha256: str | None = None
     online_store: str | None = None
+    key_types: Mapping[str, str] = field(default_factory=dict)  # join key -> "integer", "number" or "text"
+
+    def with_key_types(self, frame: pd.DataFrame) -> FeatureService:
+        """The service with each join key's type as ``frame`` (the training data) holds it, so that a served
+        request's key (``"42"`` for 42) is read as the stored one is."""
+        import pandas as pd
+
+        types = {}
+        for key in self.join_keys:
+            dtype = frame[key].dtype if key in frame.columns else None
+            if dtype is not None and pd.api.types.is_integer_dtype(dtype):
+                types[key] = "integer"
+            elif dtype is not None and pd.api.types.is_float_dtype(dtype):
+                types[key] = "number"
+            else:
+                types[key] = "text"
+        return replace(self, key_types=types)
 
     @classmethod
     def from_repository(cls, repository: FeatureRepository, references: Sequence[str], event_timestamp: str,
@@ -129,27 +146,49 @@ class FeatureService:
         """Each row with the stored features added, read by key from ``store`` (one read per view).
 
         The TTL is applied at each row's own event time (so a stale value is missing, as in
-        :meth:`historical`); a row with no event time (null) reads the values without TTL.
+        :meth:`historical`); a row without an event time, or with a join key that cannot be the
+        training data's key type (:meth:`with_key_types`), is a :class:`FeatureServiceError`.
         Rows are not changed; new dicts are returned.
         """
         if rows:
             self._check_columns(list(rows[0]), "the request")
+        rows = [self._typed_keys(row, i) for i, row in enumerate(rows)]
         completed = [dict(row) for row in rows]
-        by_time: dict[dt.datetime | None, list[int]] = {}
-        for i, row in enumerate(rows):
-            by_time.setdefault(self._event_time(row, i), []).append(i)
-        for view in self.views:
-            groups = by_time.items() if view.ttl is not None else [(None, list(range(len(rows))))]
-            for time, indexes in groups:  # the TTL cut-off of each distinct event time (one read without a TTL)
-                found = store.read(view, [rows[i] for i in indexes], now=time)
-                for i, values in zip(indexes, found, strict=True):
-                    completed[i].update(values)
+        times = [self._event_time(row, i) for i, row in enumerate(rows)]
+        for view in self.views:  # one read per view, each row's TTL cut-off at its own event time
+            for row, values in zip(completed, store.read(view, rows, now=times), strict=True):
+                row.update(values)
         return completed
 
-    def _event_time(self, row: Mapping[str, Any], index: int) -> dt.datetime | None:
+    def _typed_keys(self, row: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+        """``row`` with its join keys as the training data typed them (``"42"`` for an integer key: 42)."""
+        if not self.key_types:
+            return row
+        typed = dict(row)
+        for key, kind in self.key_types.items():
+            value = row.get(key)
+            if value is None or kind == "text" and isinstance(value, str):
+                continue
+            try:
+                if kind == "integer":
+                    number = float(value) if not isinstance(value, int) or isinstance(value, bool) else value
+                    if isinstance(value, bool) or number != int(number):
+                        raise ValueError
+                    typed[key] = int(number)
+                elif kind == "number":
+                    typed[key] = float(value)
+                else:
+                    typed[key] = str(value)
+            except (TypeError, ValueError, OverflowError):
+                raise FeatureServiceError(f"row {index}: {key}: expected {'a whole number' if kind == 'integer' else kind}"
+                                          f" (the join key's type in the training data), got {value!r}") from None
+        return typed
+
+    def _event_time(self, row: Mapping[str, Any], index: int) -> dt.datetime:
         value = row.get(self.event_timestamp)
         if value is None or (isinstance(value, float) and value != value):
-            return None
+            raise FeatureServiceError(f"row {index}: {self.event_timestamp}: the event time is missing; every row "
+                                      "needs the time it happens (the TTL applies at it, as in training)")
         if isinstance(value, str):
             try:
                 value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -176,7 +215,7 @@ class FeatureService:
         return {
             "event_timestamp": self.event_timestamp,
             "repository": self.repository, "repository_sha256": self.repository_sha256,
-            "online_store": self.online_store,
+            "online_store": self.online_store, "key_types": dict(self.key_types),
             "views": [{"name": v.name, "entities": [{"name": e.name, "join_keys": list(e.join_keys)}
                                                     for e in v.entities],
                        "source": str(v.source) if isinstance(v.source, (str, Path)) else None,
@@ -201,7 +240,8 @@ class FeatureService:
                 views.append(FeatureView(view["name"], entities, source, view["timestamp_field"], view["features"],
                                          ttl, view.get("created_timestamp_field")))
             return cls(tuple(views), str(document["event_timestamp"]), document.get("repository"),
-                       document.get("repository_sha256"), online_store or document.get("online_store"))
+                       document.get("repository_sha256"), online_store or document.get("online_store"),
+                       dict(document.get("key_types") or {}))
         except (KeyError, TypeError, ValueError) as error:
             raise FeatureServiceError(f"the manifest's feature_store section cannot be read "
                                       f"({type(error).__name__}: {error})") from None

@@ -155,6 +155,7 @@ class LateEventError(ValueError):
 
 
 def time_us(value: Any) -> int:
+    """An event time as microseconds since the epoch (naive UTC; an aware time converted to UTC first)."""
     import pandas as pd
 
     if value is None:
@@ -477,6 +478,14 @@ class KeyedStream:
             if cut:
                 del state.times[:cut]
                 del state.rows[:cut]
+
+    def oldest_accepted_us(self, key: Any) -> int | None:
+        """The earliest time (microseconds since the epoch, naive UTC) an event of ``key`` may have and still be
+        accepted now: the key's largest time seen minus the allowed lateness; None when any time is."""
+        state = self._states.get(key)
+        if state is None or state.max_time is None:
+            return None
+        return state.max_time - self.lateness_us
 
     def held(self) -> int:
         """How many events the processor holds (all keys): its state's size."""

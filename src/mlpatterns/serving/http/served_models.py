@@ -137,6 +137,10 @@ class Route:
             from starlette.concurrency import run_in_threadpool
 
             answer = await run_in_threadpool(self._predict_batch, rows, columns)
+        elif getattr(self.model.online, "does_io", False):  # reads a store (26, 24): off the event loop
+            from starlette.concurrency import run_in_threadpool
+
+            answer = await run_in_threadpool(self.predict_json, rows, columns, count)
         else:
             rows = self._rows_of(rows, columns, count)
             if self.split is None:

@@ -214,6 +214,11 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 850
                 served.close()
             return
         try:
+            stateful = sorted({name for name in served.names for m in served.versions(name).values()
+                               if getattr(m.online, "stateful", False)})
+            if stateful:  # each worker would hold its own windows: answers would depend on the worker
+                raise ModelLoadError(f"model(s) {stateful} compute window features over the requests served "
+                                     f"(Windowed Inference, 24): serve them from one worker, not {workers}")
             if config.log is not None:  # a bad log stops the start here, before the workers (each opens its own)
                 from mlpatterns.serving.http.prediction_logging import PredictionRecorder
 
