@@ -73,6 +73,7 @@ def test_join_writes_a_point_in_time_file_and_refuses_to_overwrite(repository, t
     (["materialize", "{repo}", "--end", "tomorrow"], "--end: expected an ISO 8601 time"),
     (["materialize", "{repo}", "--online-store", "online.db"], "sqlite:///"),
     (["check", "{missing}"], "no such file"),
+    (["get", "{repo}", "--view", "weather", "--key", "origin=EWR"], "no online store at"),
 ])
 def test_bad_arguments_are_named(repository, tmp_path, capsys, args, message):
     args = [a.format(repo=repository, missing=tmp_path / "none.yaml") for a in args]

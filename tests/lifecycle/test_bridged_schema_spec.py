@@ -74,6 +74,10 @@ def test_bridge_mistakes_are_named(tmp_path):
     with pytest.raises(SpecError, match="data.bridge.old_rows"):
         load_spec(spec)
     spec.write_text(spec.read_text().replace("old_rows: -3", "old_rows: 10").replace(
+        "[Twins(2)]", "[Multiple(2+), Twins(2)]"))
+    with pytest.raises(SpecError, match=r"data.bridge.mapping.Multiple\(2\+\): the old value"):
+        load_spec(spec)
+    spec.write_text(spec.read_text().replace("[Multiple(2+), Twins(2)]", "[Twins(2)]").replace(
         "column: plurality", "column: mother_age"))
     with pytest.raises(SpecError, match="data.bridge.column: expected a column of features.categorical"):
         load_spec(spec)

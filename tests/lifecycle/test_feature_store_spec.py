@@ -107,6 +107,7 @@ def test_served_equals_batch_for_an_entity_whose_features_change(trained, tmp_pa
     times = [START + dt.timedelta(hours=30, minutes=20), START + dt.timedelta(hours=31, minutes=40)]
     store_url = f"sqlite:///{tmp_path / 'online.db'}"
     served, levels = [], []
+    open_online_store(store_url).close()  # an empty store: serve refuses one that does not exist
     with TestClient(create_app({"alarms": bundle}, reload_interval=0, online_store=store_url)) as client:
         for time in times:
             with open_online_store(store_url) as store:  # the latest values known at `time`
@@ -164,3 +165,23 @@ def test_spec_errors_name_the_field(tmp_path):
     wrong.write_text(text.replace("feature_store: {", "feature_store: {ttl: 3h, "))
     with pytest.raises(SpecError, match=r"data.feature_store: unknown field"):
         load_spec(wrong)
+
+
+def test_serve_refuses_a_store_never_materialized_and_predict_scores_the_runs_own_test_file(trained, tmp_path):
+    from mlpatterns.serving.http import ModelLoadError
+
+    folder, bundle = trained
+    with pytest.raises(ModelLoadError, match="no online store at .*materialize the features first"):
+        create_app({"alarms": bundle}, reload_interval=0, online_store=f"sqlite:///{tmp_path / 'typo.db'}")
+    assert not (tmp_path / "typo.db").exists()
+    test_file = folder / "runs" / "test.parquet"  # holds 'level', joined by the run: joined again, not trusted
+    assert main(["predict", str(bundle), str(test_file), str(tmp_path / "scores.parquet")]) == 0
+    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == len(pd.read_parquet(test_file))
+
+
+def test_validate_reads_the_repository(tmp_path, capsys):
+    spec = _write_project(tmp_path, rows=50)
+    assert main(["validate", str(spec)]) == 0
+    spec.write_text(spec.read_text().replace("features: [readings]", "features: [reading]"))
+    assert main(["validate", str(spec)]) == 2
+    assert "no feature view 'reading'" in capsys.readouterr().err

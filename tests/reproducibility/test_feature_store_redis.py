@@ -160,6 +160,7 @@ def test_a_refused_connection_names_the_url_without_its_password():
     ("redis://:secret@127.0.0.1:6379/0?timeout=soon", {}, "timeout must be a number"),
     ("redis://:secret@127.0.0.1:6379/0", {"pool": 3}, "bad option"),
     ("redis://:secret@127.0.0.1:6379/0", {"prefix": 3}, "prefix must be a string"),
+    ("redis://:secret@127.0.0.1:6379/0?prefix=", {}, "prefix must not be empty"),
 ])
 def test_bad_urls_and_options_are_refused_naming_the_url(url, options, message):
     with pytest.raises(OnlineStoreError, match=message) as info:

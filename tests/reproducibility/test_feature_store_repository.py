@@ -213,3 +213,13 @@ def test_get_online_features_reads_several_views_for_a_batch(tmp_path):
         clash = FeatureView("more", [Entity("user", ["user"])], users.source, "ts", ["age"])
         with pytest.raises(ValueError, match="the feature 'age' is in the views 'users' and 'more'"):
             get_online_features(store, [users, clash], rows)
+
+
+def test_event_times_as_iso_text_or_dates_are_read_and_a_bad_one_is_named(weather_service):
+    text = pd.DataFrame({"origin": ["EWR", "EWR"], "scheduled": ["2013-01-01T07:00:00", "2013-01-01T06:30:00"]})
+    assert weather_service.historical(text)["temp"].tolist() == [39.9, 39.0]
+    dates = pd.DataFrame({"origin": ["JFK"], "scheduled": [dt.date(2013, 1, 1)]})  # midnight: before 06:00
+    assert pd.isna(weather_service.historical(dates)["temp"].iloc[0])
+    with pytest.raises(FeatureServiceError, match=r"row 1 holds 'unknown' \(1 such row\(s\)\)"):
+        weather_service.historical(pd.DataFrame({"origin": ["EWR", "EWR"],
+                                                 "scheduled": ["2013-01-01T07:00:00", "unknown"]}))

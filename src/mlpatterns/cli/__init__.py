@@ -243,6 +243,10 @@ def _validate(args: argparse.Namespace) -> int:
     from mlpatterns.spec import load_spec
 
     spec = load_spec(args.spec)
+    if "feature_store" in spec.data:  # Feature Store (26): the repository and the references, read now
+        from mlpatterns.spec.feature_store import feature_service
+
+        feature_service(spec)
     models = ", ".join(f"{name} ({model['type']})" for name, model in spec.models.items())
     print(f"{args.spec}: valid spec {spec.name!r}: {spec.task} target, models {models}; "
           f"output to {spec.output_dir}. Column names and types are checked when `mlpatterns run` loads the data.")
@@ -365,6 +369,13 @@ def _completed_input(serving: Any, path: Path, folder: Path) -> Path:
     from mlpatterns.tables import read_frame
 
     frame = read_frame(path, null_values=serving.null_values)
+    computed = [c for c in [*(serving.bundle.manifest.get("windows") or {}).get("features", {}),
+                            *(f for v in (serving.bundle.manifest.get("feature_store") or {}).get("views", [])
+                              for f in v["features"])] if c in frame.columns]
+    if computed:  # e.g. the run's own test.parquet: computed again, as serving does, never taken from the file
+        print(f"{path.name}: the column(s) {computed} are computed by the bundle (window and stored features); "
+              "the file's values are replaced", file=sys.stderr)
+        frame = frame.drop(columns=computed)
     frame = with_stored_features(serving.bundle, with_window_features(serving.bundle, frame))
     completed = folder / f"{path.name.split('.')[0]}.parquet"
     frame.to_parquet(completed, index=False)

@@ -81,7 +81,9 @@ def _check(args: argparse.Namespace) -> int:
         try:
             source_rows(con, view, "rows")
             count, first, last = con.execute("SELECT count(*), min(__mlp_ts), max(__mlp_ts) FROM rows").fetchone()
-        except (TypeError, ValueError, duckdb.Error) as error:
+        except (TypeError, ValueError) as error:  # they name the view already
+            raise ValueError(str(error)) from None
+        except duckdb.Error as error:
             raise ValueError(f"feature view {view.name!r}: {error}") from None
         finally:
             con.close()
@@ -105,11 +107,13 @@ def _materialize(args: argparse.Namespace) -> int:
             written = materialize(store, view, start=start, end=end)
             seconds = time.perf_counter() - began
             print(f"{view.name}: {written:,} key(s) written to {store.url} in {seconds:.2f} s "
-                  f"(event times in [{start or '-inf'}, {end or '+inf'}))", file=sys.stderr)
+                  f"(event times in [{start or '-inf'}, {end or '+inf'}))")
     return 0
 
 
 def _get(args: argparse.Namespace) -> int:
+    from mlpatterns.backends import parse_url
+
     repository = _repository(args.repository)
     view = repository.view(args.view)
     row: dict[str, Any] = {}
@@ -121,6 +125,12 @@ def _get(args: argparse.Namespace) -> int:
     missing = [k for k in view.join_keys if k not in row]
     if missing:
         raise ValueError(f"--key: give every join key of {view.name!r}: missing {missing}")
+    url = args.online_store or repository.online_store
+    parsed = parse_url(url) if url else None
+    if parsed is not None and parsed.scheme == "sqlite" and parsed.path is not None and not Path(
+            parsed.path).is_file():
+        raise ValueError(f"no online store at {parsed.path}: run `mlpatterns features materialize "
+                         f"{args.repository}` first, or give --online-store URL")
     with _store(repository, args.online_store) as store:
         [values] = store.read(view, [row], now=_time(args.at, "--at"))
     print(json.dumps({**row, **values}, default=str))

@@ -13,8 +13,9 @@ bundle's without the completed inputs and with what the completers need from the
 (join keys, an event time, the value columns of the windows); it answers rows (the online
 path, :class:`~mlpatterns.serving.online.OnlinePredictor`) and frames (the batch path,
 :class:`~mlpatterns.serving.stateless_serving_function.ServingFunction`) as a bundle does,
-so :mod:`mlpatterns.serving.http` serves it unchanged. A completed input that a request
-sends anyway is replaced: the server is its one source.
+so :mod:`mlpatterns.serving.http` serves it unchanged (off its event loop: completers read
+stores). A request that sends a completed input is refused as an unknown field: the server
+is its one source.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ def parse_bridge(value: Any) -> dict[str, Any]:
         expect(isinstance(targets, list) and bool(targets) and all(isinstance(t, (str, int)) for t in targets),
                f"{where}.mapping.{old}", f"expected a non-empty list of the new values, got {targets!r}")
     section["mapping"] = {str(old): [str(t) for t in targets] for old, targets in table.items()}
+    for old, targets in section["mapping"].items():
+        expect(old not in targets, f"{where}.mapping.{old}", f"the old value {old!r} is also one of its new values "
+               f"{targets}: rows holding it could not be told old from new; map only values that were split")
     strategy = section.setdefault("strategy", "probabilistic")
     expect(strategy == "probabilistic", f"{where}.strategy",
            f"expected 'probabilistic' (a new value drawn per old row; the expected one-hot of 'static' needs the "

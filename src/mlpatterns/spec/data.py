@@ -88,7 +88,7 @@ def join_stored_features(spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
 
 def explain_text_columns(spec: Spec, frame: pd.DataFrame) -> None:
     """A column the spec needs as numbers but the file gave as text: name the row and the value that did it."""
-    from mlpatterns.tables import describe_bad_values
+    from mlpatterns.tables import TableError, describe_bad_values
 
     path = data_path(spec)
     if path is None:
@@ -101,7 +101,12 @@ def explain_text_columns(spec: Spec, frame: pd.DataFrame) -> None:
         if column not in frame.columns or pd.api.types.is_numeric_dtype(frame[column].dtype) \
                 or pd.api.types.is_bool_dtype(frame[column].dtype):
             continue
-        bad = describe_bad_values(path, column, "number", null_values=spec.data.get("null_values"))
+        try:
+            bad = describe_bad_values(path, column, "number", null_values=spec.data.get("null_values"))
+        except TableError:  # not a column of the file: a stored or window feature
+            raise SpecError(f"{where}: expected numbers, but {column!r} (not a column of {path.name}: a feature "
+                            f"joined from data.feature_store or data.windows) holds "
+                            f"{frame[column].dtype} values; declare it in features.categorical") from None
         if bad is not None:
             raise SpecError(f"{where}: expected numbers, but {column!r} is read as text: in {path.name}, {bad}; "
                             f"fix that value, or declare it a null marker in data.null_values "

@@ -140,7 +140,29 @@ class FeatureService:
         if clash:
             raise FeatureServiceError(f"the data already has the column(s) {clash} that the feature store adds; "
                                       "rename them in the data or leave them out of the features")
-        return get_historical_features(frame, list(self.views), event_timestamp_column=self.event_timestamp)
+        return get_historical_features(self._timed(frame), list(self.views),
+                                       event_timestamp_column=self.event_timestamp)
+
+    def _timed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its event time column as timestamps: ISO 8601 text and dates are read as such (a CSV's
+        column the reader left as text); a value that is not a time is an error naming its row and value."""
+        import pandas as pd
+
+        column = frame[self.event_timestamp]
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            return frame
+        converted = pd.to_datetime(column, errors="coerce", format="ISO8601") if column.map(
+            lambda v: isinstance(v, str)).any() else pd.to_datetime(column, errors="coerce")
+        bad = converted.isna() & column.notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise FeatureServiceError(
+                f"the event time column {self.event_timestamp!r} must hold times (ISO 8601 text such as "
+                f"'2013-01-01T06:00:00' or timestamps); row {row} holds {column.iloc[row]!r} "
+                f"({int(bad.sum())} such row(s)); fix it, or declare it a null marker (data.null_values)")
+        frame = frame.copy()
+        frame[self.event_timestamp] = converted
+        return frame
 
     def online(self, store: OnlineStore, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Each row with the stored features added, read by key from ``store`` (one read per view).

@@ -87,6 +87,9 @@ class RedisOnlineStore(OnlineStore):
         prefix = options.get("prefix", DEFAULT_PREFIX) if prefix is None else prefix
         if not isinstance(prefix, str):
             raise OnlineStoreError(f"online store {shown!r}: prefix must be a string, got {type(prefix).__name__}")
+        if not prefix.strip():  # clear() deletes every key under the prefix: never the whole database
+            raise OnlineStoreError(f"online store {shown!r}: prefix must not be empty (the store owns every key "
+                                   "under it), e.g. 'mlp:fs:'")
         self.prefix = prefix
         try:
             timeout = float(options.get("timeout", 10.0) if timeout is None else timeout)
