@@ -51,7 +51,7 @@ def completed_serving(bundle: Bundle, *, online_store: str | None = None, window
     kept in ``window_state``, an online store URL, when given)."""
     completers: list[Completer] = []
     try:
-        if "windows" in bundle.manifest:  # first: its value columns may be stored features' neighbours, not them
+        if "windows" in bundle.manifest:  # first, as in training: windows read the request's own columns
             from mlpatterns.serving.windowed_serving import StreamedWindows
 
             completers.append(StreamedWindows(bundle, state=window_state))
