@@ -34,13 +34,9 @@ examples:
 
 
 def _time(text: str | None, option: str) -> dt.datetime | None:
-    if text is None:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{option}: expected an ISO 8601 time such as 2013-07-01T00:00:00, got {text!r}") from None
-    return value
+    from mlpatterns.reproducibility.feature_store.online_store import as_datetime
+
+    return None if text is None else as_datetime(text, option)
 
 
 def _repository(path: Path) -> Any:
@@ -49,7 +45,7 @@ def _repository(path: Path) -> Any:
     return load_repository(path)
 
 
-def _store(repository: Any, url: str | None) -> Any:
+def _store(repository: Any, url: str | None, **options: Any) -> Any:
     from mlpatterns.reproducibility.feature_store.online_store import (
         OnlineStoreError,
         open_online_store,
@@ -59,7 +55,7 @@ def _store(repository: Any, url: str | None) -> Any:
     if url is None:
         raise ValueError(f"{repository.path}: names no online_store; give --online-store URL")
     try:
-        return open_online_store(url)
+        return open_online_store(url, **options)
     except OnlineStoreError as error:
         raise ValueError(str(error)) from None
 
@@ -112,8 +108,6 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from mlpatterns.backends import parse_url
-
     repository = _repository(args.repository)
     view = repository.view(args.view)
     row: dict[str, Any] = {}
@@ -125,13 +119,7 @@ def _get(args: argparse.Namespace) -> int:
     missing = [k for k in view.join_keys if k not in row]
     if missing:
         raise ValueError(f"--key: give every join key of {view.name!r}: missing {missing}")
-    url = args.online_store or repository.online_store
-    parsed = parse_url(url) if url else None
-    if parsed is not None and parsed.scheme == "sqlite" and parsed.path is not None and not Path(
-            parsed.path).is_file():
-        raise ValueError(f"no online store at {parsed.path}: run `mlpatterns features materialize "
-                         f"{args.repository}` first, or give --online-store URL")
-    with _store(repository, args.online_store) as store:
+    with _store(repository, args.online_store, create=False) as store:  # a reader: never an empty new store
         [values] = store.read(view, [row], now=_time(args.at, "--at"))
     print(json.dumps({**row, **values}, default=str))
     return 0

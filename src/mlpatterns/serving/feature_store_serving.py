@@ -58,7 +58,6 @@ class StoredFeatures:
         if service.online_store is None:
             raise BundleError(f"{bundle.path}: the model reads stored features {service.features}, but neither its "
                               "feature repository nor the server names an online store: give --online-store URL")
-        _check_materialized(bundle, service.online_store)
         self.bundle, self.service = bundle, service
         self.supplied = service.features
         self.row_independent = True
@@ -75,9 +74,9 @@ class StoredFeatures:
         store = getattr(self._local, "store", None)
         if store is None:
             try:
-                store = open_online_store(self.service.online_store)
+                store = open_online_store(self.service.online_store, create=False)  # never an empty new one
             except OnlineStoreError as error:
-                raise BundleError(f"{self.bundle.path}: {error}") from None
+                raise BundleError(f"{self.bundle.path}: {error}, or give --online-store URL") from None
             self._local.store = store
             with self._lock:
                 self._stores.append(store)
@@ -97,16 +96,6 @@ class StoredFeatures:
 
     def __repr__(self) -> str:
         return f"StoredFeatures({self.service.features}, online store {self.service.online_store!r})"
-
-
-def _check_materialized(bundle: Bundle, url: str) -> None:
-    """An SQLite online store that does not exist is an error, not an empty store answering nulls."""
-    from mlpatterns.backends import parse_url
-
-    parsed = parse_url(url)
-    if parsed.scheme == "sqlite" and parsed.path is not None and not Path(parsed.path).is_file():
-        raise BundleError(f"{bundle.path}: no online store at {parsed.path}: materialize the features first "
-                          "(mlpatterns features materialize REPOSITORY), or give --online-store URL")
 
 
 def with_stored_features(bundle: Bundle, frame: Any) -> Any:

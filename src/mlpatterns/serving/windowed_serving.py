@@ -22,7 +22,6 @@ counterpart (``mlpatterns predict``): the windows over the rows of the file scor
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
@@ -31,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpatterns.bundles.format import Bundle, BundleError
-from mlpatterns.reproducibility.feature_store.online_store import to_micros
+from mlpatterns.reproducibility.feature_store.online_store import as_datetime, to_micros
 from mlpatterns.reproducibility.windowed_inference import (
     LateEventError,
     StreamWindows,
@@ -113,17 +112,10 @@ class StreamedWindows:
 
     def _event(self, row: Mapping[str, Any], index: int) -> tuple[dict[str, Any], int]:
         event = dict(row)
-        value = row[self.time]
-        if isinstance(value, str):
-            try:
-                value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            except ValueError:
-                raise InputError(f"row {index}: {self.time}: expected an ISO 8601 time such as "
-                                 f"'2013-06-14T08:00:00Z', got {row[self.time]!r}") from None
-        if hasattr(value, "to_pydatetime"):
-            value = value.to_pydatetime()
-        if not isinstance(value, (dt.datetime, dt.date)):
-            raise InputError(f"row {index}: {self.time}: expected a time, got {row[self.time]!r}")
+        try:
+            value = as_datetime(row[self.time], f"row {index}: {self.time}")
+        except ValueError as error:
+            raise InputError(str(error)) from None
         event[self.time] = value
         if self.key is not None and row[self.key] is None:
             raise InputError(f"row {index}: {self.key}: the window key is null; every row needs one")

@@ -211,19 +211,12 @@ class FeatureService:
         if value is None or (isinstance(value, float) and value != value):
             raise FeatureServiceError(f"row {index}: {self.event_timestamp}: the event time is missing; every row "
                                       "needs the time it happens (the TTL applies at it, as in training)")
-        if isinstance(value, str):
-            try:
-                value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            except ValueError:
-                raise FeatureServiceError(f"row {index}: {self.event_timestamp}: expected an ISO 8601 time such as "
-                                          f"'2013-06-14T08:00:00Z', got {value!r}") from None
-        if hasattr(value, "to_pydatetime"):
-            value = value.to_pydatetime()
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            value = dt.datetime.combine(value, dt.time())
-        if not isinstance(value, dt.datetime):
-            raise FeatureServiceError(f"row {index}: {self.event_timestamp}: expected a time, got {value!r}")
-        return value
+        from .online_store import as_datetime
+
+        try:
+            return as_datetime(value, f"row {index}: {self.event_timestamp}")
+        except ValueError as error:
+            raise FeatureServiceError(str(error)) from None
 
     def _check_columns(self, columns: list[str], what: str) -> None:
         missing = [c for c in (*self.join_keys, self.event_timestamp) if c not in columns]

@@ -29,9 +29,10 @@ from typing import Any
 
 from mlpatterns.backends import Backend, BackendFamily, open_backend
 
-from ._base import OnlineStore, OnlineStoreError, to_micros
+from ._base import OnlineStore, OnlineStoreError, as_datetime, to_micros
 
-__all__ = ["ONLINE_STORE_BACKENDS", "OnlineStore", "OnlineStoreError", "open_online_store", "to_micros"]
+__all__ = ["ONLINE_STORE_BACKENDS", "OnlineStore", "OnlineStoreError", "as_datetime", "open_online_store",
+           "to_micros"]
 
 _PACKAGE = "mlpatterns.reproducibility.feature_store.online_store"
 DEFAULT_URL = "sqlite:///online_store.db"
@@ -51,7 +52,8 @@ def open_online_store(url: str | os.PathLike[str] | OnlineStore | None = None, *
     """The online store ``url`` names (see the table above); an open store is returned as it is.
 
     ``options`` go to the backend (SQLite: ``timeout`` in seconds; Redis: ``prefix`` and
-    ``timeout``); an unknown one, an unknown scheme or a plain path is refused with an
+    ``timeout``; both: ``create=False`` refuses a store that does not exist yet, for readers
+    such as a server); an unknown one, an unknown scheme or a plain path is refused with an
     :class:`OnlineStoreError` naming the URL (its password hidden).
     """
     if isinstance(url, OnlineStore):
@@ -62,6 +64,6 @@ def open_online_store(url: str | os.PathLike[str] | OnlineStore | None = None, *
         raise
     except TypeError as error:  # an option the backend's class does not take
         raise OnlineStoreError(f"online store: bad option(s) {sorted(options)} ({error}); the SQLite "
-                               "backend takes 'timeout', the Redis backend 'prefix' and 'timeout'") from None
+                               "backend takes 'timeout' and 'create', the Redis backend 'prefix', 'timeout' and 'create'") from None
     except ValueError as error:
         raise OnlineStoreError(str(error)) from None

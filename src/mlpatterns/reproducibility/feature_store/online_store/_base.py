@@ -29,7 +29,7 @@ from typing import Any
 
 from ..definitions import FeatureView
 
-__all__ = ["OnlineStore", "OnlineStoreError", "Record", "to_micros"]
+__all__ = ["OnlineStore", "OnlineStoreError", "Record", "as_datetime", "to_micros"]
 
 Key = tuple[Any, ...]
 # (entity key, feature values, event timestamp in µs since the epoch (naive UTC), created µs or None)
@@ -58,6 +58,24 @@ def to_micros(value: Any, what: str) -> int:
     if isinstance(value, dt.date):
         return (dt.datetime.combine(value, dt.time()) - _EPOCH) // dt.timedelta(microseconds=1)
     raise TypeError(f"{what} must be a datetime, got {type(value).__name__} {value!r}")
+
+
+def as_datetime(value: Any, what: str) -> dt.datetime:
+    """An event time as a datetime: ISO 8601 text (``'2013-06-14T08:00:00Z'``), a datetime, a pandas Timestamp
+    or a date (midnight); a ValueError naming ``what`` otherwise."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what}: expected an ISO 8601 time such as '2013-06-14T08:00:00Z', "
+                             f"got {value!r}") from None
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"{what}: expected a time, got {value!r}")
+    return value
 
 
 def _is_missing(value: Any) -> bool:

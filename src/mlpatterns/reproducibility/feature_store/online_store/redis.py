@@ -77,7 +77,8 @@ class RedisOnlineStore(OnlineStore):
     seconds to wait to connect and for each reply. Opening checks the server answers.
     """
 
-    def __init__(self, url: str | BackendURL, *, prefix: str | None = None, timeout: float | None = None) -> None:
+    def __init__(self, url: str | BackendURL, *, prefix: str | None = None, timeout: float | None = None,
+                 create: bool = True) -> None:  # create: a Redis database exists whenever its server answers
         super().__init__()
         redis = _redis_module()
         parsed, options = parse_url(url).split_options("prefix", "timeout")

@@ -62,9 +62,13 @@ class _ReadPlan:
 
 
 class SQLiteOnlineStore(OnlineStore):
-    """An online store in one SQLite file (see the module docstring); ``timeout`` in seconds for locks."""
+    """An online store in one SQLite file (see the module docstring); ``timeout`` in seconds for locks.
 
-    def __init__(self, url: str | BackendURL, timeout: float = 30.0) -> None:
+    ``create=False`` refuses a file that does not exist (a reader such as a server: an empty
+    store would answer nulls), instead of creating it.
+    """
+
+    def __init__(self, url: str | BackendURL, timeout: float = 30.0, create: bool = True) -> None:
         super().__init__()
         parsed = parse_url(url)
         if parsed.scheme != "sqlite" or parsed.path is None or str(parsed.path) == ":memory:":
@@ -74,6 +78,9 @@ class SQLiteOnlineStore(OnlineStore):
                                    f"{sorted(parsed.query)} in {parsed.redacted()!r}")
         self.path = Path(parsed.path)
         self.url = f"sqlite:///{self.path}"
+        if not create and not self.path.is_file():
+            raise OnlineStoreError(f"no online store at {self.path}: materialize the features first "
+                                   "(mlpatterns features materialize REPOSITORY)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(self.path, timeout=float(timeout), isolation_level=None,
                                     check_same_thread=False)  # closed by whichever thread closes the store
