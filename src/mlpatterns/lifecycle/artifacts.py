@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPLITS", "read_features", "read_json", "read_trained", "write_features", "write_json",
+__all__ = ["SPLITS", "read_features", "read_json", "read_prepared", "read_table", "read_trained", "write_features", "write_json",
            "write_trained"]
 
 SPLITS = ("train", "valid", "test")
@@ -90,3 +90,26 @@ def read_trained(folder: Path) -> Any:
     return TrainedModel(test_output=outputs["test_output"], files=files, model=described["model"],
                         serving=described["serving"], valid_output=outputs.get("valid_output"),
                         test_metrics=described["test_metrics"], score_scale=outputs.get("score_scale"))
+
+
+def read_table(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The ``table`` artifact: the rows as read (a DataFrame) and how they were read."""
+    import pandas as pd
+
+    return pd.read_parquet(folder / "table.parquet"), read_json(folder / "reading.json")
+
+
+def read_prepared(folder: Path, spec: Any, table: Any) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """The ``prepared`` artifact over ``table``: the rows with a target, the target, each split's mask, and what
+    the split learned (applied to ``spec``)."""
+    import numpy as np
+
+    facts = read_json(folder / "prepared.json")
+    spec.target.update(facts["target"])
+    if facts.get("cutoffs_used") is not None:
+        spec.split["cutoffs_used"] = facts["cutoffs_used"]
+    with np.load(folder / "rows.npz", allow_pickle=False) as arrays:
+        kept, target = arrays["kept"], arrays["target"]
+        masks = {s: arrays[s] for s in SPLITS}
+    frame = table.iloc[kept].reset_index(drop=True)
+    return frame, target, masks, facts

@@ -18,8 +18,10 @@ __all__ = ["UNKNOWN_SCALE_ROOM", "check_skew", "heuristic_benchmark"]
 
 
 def heuristic_benchmark(spec: Spec, parts: dict[str, pd.DataFrame], data: dict[str, Any],
-                        input_columns: list[str]) -> dict[str, float]:
-    """Heuristic Benchmark (28): historical rates or means by the declared levels."""
+                        input_columns: list[str]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Heuristic Benchmark (28): historical rates or means by the declared levels.
+
+    Returns the heuristic's test metrics and a report of the heuristics tried."""
     from mlpatterns.responsible.heuristic_benchmark import HeuristicBenchmark
 
     levels = spec.baseline.get("levels") or [[c] for c in list(spec.features["categorical"])[:1]] or None
@@ -35,14 +37,14 @@ def heuristic_benchmark(spec: Spec, parts: dict[str, pd.DataFrame], data: dict[s
 
     if spec.task == "multilabel":
         proba = np.column_stack([predict(y_train[:, j]) for j in range(y_train.shape[1])])
-        return evaluate_multilabel(y_test, proba, spec.target["columns"])
+        return evaluate_multilabel(y_test, proba, spec.target["columns"]), {"chosen": "lookup"}
     if spec.task == "multiclass":  # each class's historical share by segment
         classes = spec.target["classes"]
         proba = np.column_stack([predict((y_train == j).astype(np.float64)) for j in range(len(classes))])
         proba = np.clip(proba, 0, None)
         proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
-        return evaluate_multiclass(y_test, proba, classes)
-    return evaluate(spec.task, y_test, predict(y_train))
+        return evaluate_multiclass(y_test, proba, classes), {"chosen": "lookup"}
+    return evaluate(spec.task, y_test, predict(y_train)), {"chosen": "lookup"}
 
 
 UNKNOWN_SCALE_ROOM = 16.0  # x the outputs' size, when the size of the numbers inside the model is not known

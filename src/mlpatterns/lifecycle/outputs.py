@@ -1,7 +1,7 @@
 """What ``mlpatterns run`` leaves in its output folder, and only there.
 
 The folder holds ``bundles/<model>/``, ``test.parquet``, ``statistics.json``,
-``report.json``, ``plots/``, ``checkpoints/``, ``two_phase/`` (a spec's ``two_phase:``
+``report.json``, ``report.html`` (the same report, for a browser), ``plots/``, ``checkpoints/``, ``two_phase/`` (a spec's ``two_phase:``
 section) and the pipeline's cache ``cache/``. Each
 file is written beside its place and renamed into it (a reader never sees half a file,
 a failure leaves the old one); a bundle folder is swapped in whole. Nothing outside
@@ -22,7 +22,7 @@ __all__ = ["OWNED", "check_output_folder", "clear_checkpoints", "plot_learning_c
            "replace_atomically", "replace_folder", "write_text_atomically"]
 
 #: what a run owns inside its output folder
-OWNED = ("test.parquet", "report.json", "statistics.json", "bundles", "plots", "checkpoints", "cache",
+OWNED = ("test.parquet", "report.json", "report.html", "statistics.json", "bundles", "plots", "checkpoints", "cache",
          "two_phase")
 
 

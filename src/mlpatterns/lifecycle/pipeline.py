@@ -37,6 +37,7 @@ STEP_CODE = {
     "split": [*_DATA, *_SPLIT, "mlpatterns.lifecycle.artifacts"],
     "transform": [*_DATA, *_SPLIT, *_TRANSFORM, "mlpatterns.lifecycle.artifacts"],
     "benchmark": ["mlpatterns.lifecycle.evaluation", "mlpatterns.responsible.heuristic_benchmark",
+                  "mlpatterns.spec.heuristic_benchmark",
                   "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts", "mlpatterns.reproducibility.transform"],
     "tune": [*_MODELS, "mlpatterns.spec.tuning", "mlpatterns.lifecycle.artifacts"],
     "train": [*_MODELS, "mlpatterns.lifecycle.artifacts", "mlpatterns.lifecycle.outputs"],
@@ -65,6 +66,9 @@ def spec_state(spec: Any) -> dict[str, Any]:
         state["tuning"] = {k: v for k, v in tuning_to_json(spec.tuning).items() if k != "storage"}
     if spec.two_phase:  # Two-Phase Predictions (19): only the two_phase step reads it
         state["two_phase"] = spec.two_phase
+    for name in ("fairness", "explain"):  # Fairness Lens (30), Explainable Predictions (29)
+        if getattr(spec, name):
+            state[name] = getattr(spec, name)
     state["target_declared"] = list(spec.target_declared)
     return json.loads(json.dumps(state))
 
@@ -137,7 +141,8 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
     ]
     if not train_only:
         pipeline.append(step("benchmark", steps.benchmark,
-                             {**shared, "features": "features", "transform": "transform"}, ["benchmark_metrics"]))
+                             {**shared, "features": "features", "transform": "transform"},
+                             ["benchmark_metrics", "benchmark_report"]))
     tuned_model = spec.tuning.get("model") if spec.tuning else None
     if tuned_model:  # the study sees the tuned model's section only: editing another model keeps it
         pipeline.append(step("tune", steps.tune, training, ["tuned"], seed=seed,

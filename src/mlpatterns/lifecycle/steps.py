@@ -8,8 +8,8 @@ step                      reads                           writes
 ``split``                 ``table``                       ``prepared``: target, split of each row, test rows
 ``transform``             ``table``, ``prepared``         ``transform`` (fitted on train), ``features``,
                                                           ``signature``
-``benchmark``             ``table``, ``prepared``,        ``benchmark_metrics``: the heuristic benchmark (28)
-                          ``features``
+``benchmark``             ``table``, ``prepared``,        ``benchmark_metrics``: the heuristic benchmark (28);
+                          ``features``                    ``benchmark_report``: the heuristics tried
 ``tune``                  ``features``, ``transform``     ``tuned``: the best trial's model section (15)
 ``train.<model>``         ``features``, ``transform``     ``trained.<model>``: its ONNX files and test outputs
 ``evaluate.<model>``      ``trained.<model>``             ``metrics.<model>`` on the test split
@@ -38,13 +38,17 @@ STEP_SECTIONS = {
     "validate": (),
     "split": ("data", "target", "split", "keys"),
     "transform": ("data", "target", "split", "keys", "features"),
-    "benchmark": ("target", "baseline", "features"),
+    "benchmark": ("target", "baseline", "features", "split"),  # split: a time split's previous-period heuristic
     "tune": ("name", "target", "split", "features", "models", "tuning"),
     "train": ("target", "split", "features"),  # + the model's own section
     "evaluate": ("target",),
     "export": ("name", "target", "split", "data", "keys"),
     "verify": ("target",),
     "two_phase": ("name", "target", "keys", "two_phase"),  # Two-Phase Predictions (19): lifecycle.two_phase_step
+    "diagnostics": ("target",),  # the report's calibration, confusion and residual plots: lifecycle.report_plots
+    "explain": ("target", "features", "explain"),  # Explainable Predictions (29): lifecycle.explanation_step
+    "fairness_data": ("target", "features", "fairness"),  # Fairness Lens (30), before training: fairness_step
+    "fairness": ("name", "target", "features", "fairness"),  # Fairness Lens (30), each model: fairness_step
 }
 
 
@@ -86,20 +90,13 @@ def load(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, An
     return {"rows": len(frame), "columns": len(frame.columns)}
 
 
-def _table(folder: Path) -> tuple[Any, dict[str, Any]]:
-    import pandas as pd
-
-    from mlpatterns.lifecycle.artifacts import read_json
-
-    return pd.read_parquet(folder / "table.parquet"), read_json(folder / "reading.json")
-
-
 def validate(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
              runtime: dict[str, Any]) -> dict[str, Any]:
     """Schema and statistics of every raw column (types, ranges, missing shares, category frequencies)."""
+    from mlpatterns.lifecycle.artifacts import read_table
     from mlpatterns.reproducibility.data_statistics import DataStatistics
 
-    frame, _ = _table(inputs["table"])
+    frame, _ = read_table(inputs["table"])
     statistics = DataStatistics.from_frame(frame)
     outputs["statistics"].write_text(statistics.to_json())
     return {"columns": len(frame.columns)}
@@ -110,12 +107,12 @@ def split(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
     """The target as numbers and the split of every row with one (Repeatable Splitting, 22)."""
     import numpy as np
 
-    from mlpatterns.lifecycle.artifacts import SPLITS, write_json
+    from mlpatterns.lifecycle.artifacts import SPLITS, read_table, write_json
     from mlpatterns.lifecycle.splits import check_classes, split_masks
     from mlpatterns.spec.data import make_target
 
     spec = step_spec(params["spec"], STEP_SECTIONS["split"])
-    frame, reading = _table(inputs["table"])
+    frame, reading = read_table(inputs["table"])
     spec.check_columns(frame.dtypes.to_dict())
     before, table_rows = dict(spec.target), len(frame)
     frame["__row__"] = np.arange(table_rows)  # which table rows have a target (the other steps take them)
@@ -158,37 +155,20 @@ def _target_messages(spec: Any, target: Any) -> list[str]:
     return []
 
 
-def _prepared(folder: Path, spec: Any, table: Any) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
-    """The rows with a target, the target, each split's mask, and what the split learned (applied to ``spec``)."""
-    import numpy as np
-
-    from mlpatterns.lifecycle.artifacts import SPLITS, read_json
-
-    facts = read_json(folder / "prepared.json")
-    spec.target.update(facts["target"])
-    if facts.get("cutoffs_used") is not None:
-        spec.split["cutoffs_used"] = facts["cutoffs_used"]
-    with np.load(folder / "rows.npz", allow_pickle=False) as arrays:
-        kept, target = arrays["kept"], arrays["target"]
-        masks = {s: arrays[s] for s in SPLITS}
-    frame = table.iloc[kept].reset_index(drop=True)
-    return frame, target, masks, facts
-
-
 def transform(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
               runtime: dict[str, Any]) -> dict[str, Any]:
     """Fit the transform on the train split only (Transform, 21) and apply it to every split."""
-    from mlpatterns.lifecycle.artifacts import write_features, write_json
+    from mlpatterns.lifecycle.artifacts import read_prepared, read_table, write_features, write_json
     from mlpatterns.lifecycle.splits import fit_transform, signature
     from mlpatterns.spec.data import explain_text_columns
 
     spec = step_spec(params["spec"], STEP_SECTIONS["transform"])
     if "dataset" not in spec.data:  # the file's path is not in the key: the step reads its input
         spec.data["path"] = str(inputs["data"])
-    table, reading = _table(inputs["table"])
+    table, reading = read_table(inputs["table"])
     explain_text_columns(spec, table)
     spec.check_columns(table.dtypes.to_dict())
-    frame, target, masks, _ = _prepared(inputs["prepared"], spec, table)
+    frame, target, masks, _ = read_prepared(inputs["prepared"], spec, table)
     shares = None
     if "bridge" in spec.data:  # Bridged Schema (23): old train rows drawn into the new schema
         from mlpatterns.lifecycle.bridging import bridge_rows
@@ -223,18 +203,19 @@ def _training_inputs(inputs: dict[str, Path], spec: Any) -> tuple[dict[str, Any]
 def benchmark(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
               runtime: dict[str, Any]) -> dict[str, Any]:
     """Heuristic Benchmark (28): historical rates or means by the declared levels, on the test split."""
-    from mlpatterns.lifecycle.artifacts import read_features, write_json
+    from mlpatterns.lifecycle.artifacts import read_features, read_prepared, read_table, write_json
     from mlpatterns.lifecycle.evaluation import heuristic_benchmark
     from mlpatterns.reproducibility.transform import FeatureTransform
 
     spec = step_spec(params["spec"], STEP_SECTIONS["benchmark"])
-    table, _ = _table(inputs["table"])
-    frame, target, masks, _ = _prepared(inputs["prepared"], spec, table)
+    table, _ = read_table(inputs["table"])
+    frame, target, masks, _ = read_prepared(inputs["prepared"], spec, table)
     data, _ = read_features(inputs["features"])
     parts = {s: frame.loc[masks[s]].reset_index(drop=True) for s in masks}
     transform = FeatureTransform.from_json((inputs["transform"] / "transform.json").read_text())
-    metrics = heuristic_benchmark(spec, parts, data, transform.input_columns)
-    write_json(outputs["benchmark_metrics"], metrics)
+    metrics, report = heuristic_benchmark(spec, parts, data, transform.input_columns)
+    write_json(outputs["benchmark_metrics"], metrics)  # the chosen heuristic's test metrics (the bundle records them)
+    write_json(outputs["benchmark_report"], report)  # every heuristic tried, the one chosen on valid, and why
     return {"metrics": metrics}
 
 

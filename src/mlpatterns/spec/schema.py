@@ -47,7 +47,7 @@ TASKS = ("classification", "regression", "multiclass", "multilabel")
 CATEGORICAL_ENCODINGS = ("auto", "vocabulary", "hash")  # as FeatureTransform (documented in docs/spec.md)
 _TOP_LEVEL = ("name", "description", "data", "target", "keys", "split", "features", "models",
               "baseline", "output", "tuning", "distribution", "validation", "register", "two_phase",
-               "monitoring")
+               "monitoring", "fairness", "explain")
 COMPARISONS = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<=", "equals": "=="}
 
 
@@ -73,6 +73,8 @@ class Spec:
     register: dict[str, Any] = field(default_factory=dict)  # Model Versioning (27): empty = do not register
     two_phase: dict[str, Any] = field(default_factory=dict)  # Two-Phase Predictions (19): see spec.two_phase
     monitoring: dict[str, Any] = field(default_factory=dict)  # Continued Model Evaluation (18): spec.monitoring
+    fairness: dict[str, Any] = field(default_factory=dict)  # Fairness Lens (30): see spec.fairness_lens
+    explain: dict[str, Any] = field(default_factory=dict)  # Explainable Predictions (29): spec.explainable_predictions
 
     @property
     def task(self) -> str:
@@ -616,14 +618,9 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         expect(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1,
                "data.sample_fraction", f"expected a number in (0, 1], got {fraction!r}")
     keys = string_list(spec.get("keys", []), "keys")
-    baseline = mapping(spec.get("baseline", {}) or {}, "baseline", ("levels", "min_count", "statistic"))
-    if "min_count" in baseline:
-        positive_int(baseline["min_count"], "baseline.min_count")
-    expect(baseline.get("statistic", "mean") in ("mean", "median"), "baseline.statistic",
-           f"expected 'mean' or 'median', got {baseline.get('statistic')!r}")
-    if "levels" in baseline:
-        expect(isinstance(baseline["levels"], list), "baseline.levels", "expected a list of column lists")
-        baseline["levels"] = [string_list(level, f"baseline.levels[{i}]") for i, level in enumerate(baseline["levels"])]
+    from mlpatterns.spec.heuristic_benchmark import parse_baseline
+
+    baseline = parse_baseline(spec.get("baseline"))  # Heuristic Benchmark (28)
     target = _parse_target(spec["target"])
     split, features = _parse_split(spec["split"]), _parse_features(spec["features"])
     models = _parse_models(spec["models"], target, check_params)
@@ -651,6 +648,16 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
         from mlpatterns.spec.monitoring import parse_monitoring
 
         monitoring = parse_monitoring(spec["monitoring"], spec["name"], register, split, task=target.get("task"))
+    fairness: dict[str, Any] = {}
+    if spec.get("fairness") is not None:  # Fairness Lens (30): sensitive slices, thresholds, mitigations
+        from mlpatterns.spec.fairness_lens import parse_fairness
+
+        fairness = parse_fairness(spec["fairness"], target, features)
+    explain: dict[str, Any] = {}
+    if spec.get("explain") is not None:  # Explainable Predictions (29): baseline, rows, method
+        from mlpatterns.spec.explainable_predictions import parse_explain
+
+        explain = parse_explain(spec["explain"], target, features)
     if "windows" in data:  # a window over the label reads what serving never has
         for name, body in data["windows"]["features"].items():
             expect(body["column"] not in ([target["column"]] if "column" in target else target.get("columns", [])),
@@ -663,6 +670,7 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
                f"{data['bridge']['column']!r}")
     return Spec(
         validation=validation, register=register, two_phase=two_phase, monitoring=monitoring,
+        fairness=fairness, explain=explain,
         target_declared=tuple(spec["target"]) if isinstance(spec["target"], Mapping) else (),
         name=spec["name"], description=spec.get("description", ""), data=data,
         target=target, split=split, features=features, models=models, keys=keys,
