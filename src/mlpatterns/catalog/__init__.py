@@ -1,0 +1,8 @@
+"""Chapter 8, connected patterns: the catalogue of the book's 30 patterns and the pattern advisor.
+
+:mod:`mlpatterns.catalog.catalogue` loads the 30 patterns (problem, solution, trade-offs,
+related patterns, lifecycle stages, use cases, where each lives in mlpatterns and in the spec)
+from the ``patterns.yaml`` shipped with the package; :mod:`mlpatterns.catalog.pattern_graph`
+draws the graph of how they connect. Importing this package stays light: the YAML is read on
+first use and networkx/matplotlib are imported only when a graph is drawn.
+"""
