@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlpatterns.datasets import load_flights
 from mlpatterns.reproducibility.repeatable_splitting import hash_split
 from mlpatterns.responsible import HeuristicBenchmark
+from mlpatterns.responsible.heuristic_rules import PreviousPeriodHeuristic, ThresholdHeuristic
 
 
 def test_backs_off_from_fine_to_coarse_segments():
@@ -48,3 +50,9 @@ def test_route_and_hour_rate_beats_the_global_rate_on_flights():
     )
     auc = roc_auc_score(late[split == "test"], rule.predict(flights.loc[split == "test", columns]))
     assert auc > 0.6  # the global rate alone ranks nothing: AUC 0.5
+
+
+@parametrize_with_checks([ThresholdHeuristic(), ThresholdHeuristic(statistic="median"),
+                          *PreviousPeriodHeuristic._estimator_check_instances()])
+def test_the_other_heuristics_pass_the_estimator_checks(estimator, check):
+    check(estimator)

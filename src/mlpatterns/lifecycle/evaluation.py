@@ -10,41 +10,63 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpatterns.metrics import evaluate, evaluate_multiclass, evaluate_multilabel
 from mlpatterns.reproducibility.transform import TransformedFeatures
 from mlpatterns.spec import Spec
 
-__all__ = ["UNKNOWN_SCALE_ROOM", "check_skew", "heuristic_benchmark"]
+__all__ = ["UNKNOWN_SCALE_ROOM", "check_skew", "compare_with_benchmark", "heuristic_benchmark"]
 
 
 def heuristic_benchmark(spec: Spec, parts: dict[str, pd.DataFrame], data: dict[str, Any],
                         input_columns: list[str]) -> tuple[dict[str, float], dict[str, Any]]:
-    """Heuristic Benchmark (28): historical rates or means by the declared levels.
+    """Heuristic Benchmark (28): the simple rules of the ``baseline:`` section, the best chosen on valid.
 
-    Returns the heuristic's test metrics and a report of the heuristics tried."""
-    from mlpatterns.responsible.heuristic_benchmark import HeuristicBenchmark
+    Returns the chosen rule's test metrics (the shape of a model's) and the report of every rule tried
+    (:func:`mlpatterns.responsible.heuristic_selection.select_heuristic`)."""
+    from mlpatterns.responsible.heuristic_selection import HeuristicPlan, select_heuristic
+    from mlpatterns.spec import SpecError
+    from mlpatterns.spec.heuristic_benchmark import check_baseline
 
-    levels = spec.baseline.get("levels") or [[c] for c in list(spec.features["categorical"])[:1]] or None
-    columns = sorted({c for level in (levels or []) for c in level}) or input_columns
-    (_, y_train), (_, y_test) = data["train"], data["test"]
+    baseline = spec.baseline
+    check_baseline(baseline, spec.task, spec.split)
+    levels = baseline.get("levels") or [[c] for c in list(spec.features.get("categorical", []))[:1]] \
+        or [list(input_columns)]
+    train = parts["train"]
+    threshold_columns = baseline.get("threshold_columns") or [
+        c for c in dict.fromkeys([*spec.features.get("numeric", []), *spec.features.get("bucketize", {})])
+        if c in train.columns and pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(train[c])]
+    for column in baseline.get("threshold_columns", []):
+        if column not in train.columns or not pd.api.types.is_numeric_dtype(train[column]):
+            raise SpecError(f"baseline.threshold_columns: expected numeric columns, got {column!r}")
+    decision = baseline.get("decision", {})
+    plan = HeuristicPlan(
+        task=spec.task, target=", ".join(spec.label_columns), heuristics=tuple(baseline.get("heuristics", ())) or None,
+        levels=levels, min_count=baseline.get("min_count", 20), statistic=baseline.get("statistic", "mean"),
+        threshold_columns=threshold_columns, time_column=spec.split["column"] if spec.split.get("by") == "time" else None,
+        period=baseline.get("period"), metric=baseline.get("metric"),
+        labels=spec.target.get("classes") if spec.task == "multiclass" else spec.target.get("columns"),
+        units=baseline.get("units"), margin=baseline.get("margin"), alert_rate=decision.get("alert_rate"),
+        alert_threshold=decision.get("threshold"))
+    try:
+        return select_heuristic(plan, parts, {split: data[split][1] for split in ("train", "valid", "test")})
+    except ValueError as error:
+        if str(error).startswith("heuristics:"):
+            raise SpecError(f"baseline.{error}") from None
+        raise
 
-    def predict(y: np.ndarray) -> np.ndarray:
-        # a class's share is a mean of 0/1; a median of 0/1 would be no probability
-        statistic = spec.baseline.get("statistic", "mean") if spec.task == "regression" else "mean"
-        baseline = HeuristicBenchmark(levels=levels, min_count=spec.baseline.get("min_count", 20),
-                                      statistic=statistic)
-        return baseline.fit(parts["train"][columns], y).predict(parts["test"][columns])
 
-    if spec.task == "multilabel":
-        proba = np.column_stack([predict(y_train[:, j]) for j in range(y_train.shape[1])])
-        return evaluate_multilabel(y_test, proba, spec.target["columns"]), {"chosen": "lookup"}
-    if spec.task == "multiclass":  # each class's historical share by segment
-        classes = spec.target["classes"]
-        proba = np.column_stack([predict((y_train == j).astype(np.float64)) for j in range(len(classes))])
-        proba = np.clip(proba, 0, None)
-        proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
-        return evaluate_multiclass(y_test, proba, classes), {"chosen": "lookup"}
-    return evaluate(spec.task, y_test, predict(y_train)), {"chosen": "lookup"}
+def compare_with_benchmark(spec: Spec, model_metrics: dict[str, float], benchmark_report: dict[str, Any],
+                           test_output: np.ndarray | None = None, y_test: np.ndarray | None = None,
+                           name: str = "the model") -> dict[str, Any]:
+    """Heuristic Benchmark (28): a model's gain over the heuristic chosen on valid, in the problem's units.
+
+    ``benchmark_report`` is the benchmark step's report; ``test_output`` and ``y_test`` (the model's test
+    scores and the test target) let a classifier's gain be counted as the share of positives caught at the
+    heuristic's alert rate. Returns ``gain``, ``margin``, ``beats_margin``, the gain in units and a one-line
+    ``message`` (:func:`mlpatterns.responsible.heuristic_comparison.compare_with_heuristic`)."""
+    from mlpatterns.responsible.heuristic_comparison import compare_with_heuristic
+
+    return compare_with_heuristic(benchmark_report, model_metrics, test_output=test_output, y_test=y_test,
+                                  name=name)
 
 
 UNKNOWN_SCALE_ROOM = 16.0  # x the outputs' size, when the size of the numbers inside the model is not known
