@@ -45,7 +45,7 @@ def pattern_graph(catalogue: Catalogue | None = None, *, chapter: int | str | No
     catalogue : Catalogue, optional
         Default: the catalogue shipped with mlpatterns.
     chapter : int or str, optional
-        Keep the chapter's patterns and the patterns they are directly linked to.
+        Keep the chapter's patterns, their links and the patterns at the other end of them.
     around : str or int, optional
         Keep the patterns within ``depth`` links of this one (in either direction).
     depth : int
@@ -67,8 +67,10 @@ def pattern_graph(catalogue: Catalogue | None = None, *, chapter: int | str | No
         graph.add_edge(edge.source, edge.target, relation=edge.relation)
     if chapter is not None:
         wanted = {result.pattern.name for result in catalogue.search(chapter=chapter)}
-        keep = wanted | {n for name in wanted for n in networkx.all_neighbors(graph, name)}
-        graph = graph.subgraph(keep).copy()
+        links = [(a, b) for a, b in graph.edges if a in wanted or b in wanted]  # not those between neighbours
+        kept = graph.edge_subgraph(links).copy()
+        kept.add_nodes_from((name, graph.nodes[name]) for name in wanted)
+        graph = kept
     if around is not None:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth: expected a whole number >= 1, got {depth!r}")
