@@ -152,11 +152,11 @@ class _Page:
                                  self._matrix(item, (*path, name), value["labels"])))
             elif name == "labels" and _is_matrix(value.get("counts")) and _labels_fit(item, value["counts"]):
                 continue  # the matrix's headers
-            elif _scalar(item):
+            elif _scalar(item) or item in ({}, []):  # an empty list or dict is a "none" among the fields
                 scalars.append((_label(name), self.value(item, (*path, name))))
             else:
                 children.append((_label(name), self.value(item, (*path, name))))
-        if not scalars and len(children) > 1 and all(isinstance(v, dict) and "plots" not in v for v in value.values()) \
+        if not scalars and children and all(isinstance(v, dict) and "plots" not in v for v in value.values()) \
                 and _rows_of_records(value):  # {name: {field: ...}}: one row per name
             return self._table(list(value.items()), path, labelled=True)
         return {"kind": "group", "figures": figures, "fields": scalars, "children": children}
@@ -402,8 +402,10 @@ def _dig(record: dict[str, Any], column: tuple[Any, ...]) -> Any:
 
 
 def _rows_of_records(value: dict[Any, Any]) -> bool:
-    """Whether records (dicts) share their shape enough to be rows of one table: at most 40 columns, and mostly
-    scalar cells."""
-    columns = {c for record in value.values() for c in _flat_columns(record)}
+    """Whether records (dicts) share their shape enough to be rows of one table: at most 40 columns, half of
+    them in every record, and mostly scalar cells."""
+    shapes = [set(_flat_columns(record)) for record in value.values()]
+    columns, common = set().union(*shapes), set.intersection(*shapes)
     cells = [_dig(r, c) for r in value.values() for c in _flat_columns(r)]
-    return 0 < len(columns) <= 40 and sum(_scalar(c) for c in cells) >= 0.6 * len(cells)
+    return 0 < len(columns) <= 40 and len(common) >= 0.5 * len(columns) \
+        and sum(_scalar(c) for c in cells) >= 0.6 * len(cells)

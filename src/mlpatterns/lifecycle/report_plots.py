@@ -239,15 +239,19 @@ def _save(figure: Any, path: Path) -> None:
 
 
 def _plot_calibration(curves: dict[str, dict[str, Any]], path: Path, title: str) -> None:
-    figure = _figure()
-    axes = figure.add_subplot()
+    figure = _figure((5.5, 5.0))
+    axes, below = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
-    for name, table in curves.items():
+    width = 1 / CALIBRATION_BINS / max(len(curves), 1)
+    for number, (name, table) in enumerate(curves.items()):
         bins = table["bins"]
-        axes.plot([b["mean_score"] for b in bins], [b["positive_rate"] for b in bins], marker="o", markersize=4,
-                  label=f"{name} (ECE {table['expected_calibration_error']:.3f})")
-    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability", ylabel="observed frequency", title=title)
+        line, = axes.plot([b["mean_score"] for b in bins], [b["positive_rate"] for b in bins], marker="o",
+                          markersize=4, label=f"{name} (ECE {table['expected_calibration_error']:.3f})")
+        below.bar([b["lower"] + width * (number + 0.5) for b in bins], [b["count"] for b in bins], width=width,
+                  color=line.get_color())
+    axes.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed frequency", title=title)
     axes.legend(loc="upper left", fontsize="small")
+    below.set(yscale="log", xlabel="mean predicted probability", ylabel="rows per bin")
     _save(figure, path)
 
 
@@ -256,9 +260,12 @@ def _plot_score_histogram(y: np.ndarray, scores: np.ndarray, threshold: float, p
     axes = figure.add_subplot()
     edges = np.linspace(0, 1, 41)
     for value, name, color in ((0, "negative", "tab:blue"), (1, "positive", "tab:orange")):
-        axes.hist(scores[y == value], bins=edges, alpha=0.6, color=color, label=f"{name} ({int(np.sum(y == value)):,})")
+        chosen = scores[y == value]
+        if len(chosen):  # each class as a share of its own rows: a rare class stays visible
+            axes.hist(chosen, bins=edges, weights=np.full(len(chosen), 1 / len(chosen)), alpha=0.55, color=color,
+                      label=f"{name} ({len(chosen):,} rows)")
     axes.axvline(threshold, color="black", linewidth=1, label=f"threshold {threshold:.3g}")
-    axes.set(xlabel="predicted probability", ylabel="test rows", title="Scores by true class")
+    axes.set(xlabel="predicted probability", ylabel="share of the class's test rows", title="Scores by true class")
     axes.legend(fontsize="small")
     _save(figure, path)
 
