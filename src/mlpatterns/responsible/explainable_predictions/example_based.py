@@ -119,10 +119,17 @@ class ExampleExplanation:
 
 
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of ``frame`` as JSON-able dicts (missing values as None, dates as ISO text)."""
-    import json
+    """The rows of ``frame`` as JSON-able dicts: missing values as None, numpy numbers as Python's, dates as ISO text."""
+    def plain(value: Any) -> Any:
+        if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)):
+            return None
+        if isinstance(value, np.generic):
+            return value.item()
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return value
 
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+    return [{str(name): plain(value) for name, value in row.items()} for row in frame.to_dict("records")]
 
 
 def _feature_matrix(serving: Any, conformed: pd.DataFrame) -> Any:
