@@ -21,7 +21,8 @@ from mlpatterns.catalog.catalogue import Catalogue, load_catalogue
 __all__ = ["GRAPH_FORMATS", "check_graph_output", "draw_pattern_graph", "pattern_graph"]
 
 GRAPH_FORMATS = (".png", ".svg")
-EDGE_LABEL_WIDTH = 36  # longer relations are shortened on the image (the catalogue keeps them whole)
+EDGE_LABEL_WIDTH = 36  # longer relations are shortened on a big graph's image (the catalogue keeps them whole)
+SMALL_GRAPH = 12  # patterns up to which the relations are drawn whole
 _CHAPTER_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#9c755f")
 
 
@@ -95,7 +96,7 @@ def check_graph_output(output: str | Path) -> Path:
 
 
 def _label(name: str) -> str:
-    return textwrap.fill(name, width=14, break_long_words=False)
+    return textwrap.fill(name, width=10, break_long_words=False)
 
 
 def _layout(networkx: Any, graph: Any) -> dict[str, Any]:
@@ -112,7 +113,8 @@ def draw_pattern_graph(output: str | Path, catalogue: Catalogue | None = None, *
     """Draw the pattern graph to a ``.png`` or ``.svg`` file, written atomically (temp file, rename).
 
     Nodes are coloured by chapter (with a legend), edges point from a pattern to the one it
-    relates to and carry the relation, shortened to about 36 characters.
+    relates to and carry the relation (shortened to about 36 characters on graphs of more than 12
+    patterns).
 
     Parameters
     ----------
@@ -152,21 +154,22 @@ def draw_pattern_graph(output: str | Path, catalogue: Catalogue | None = None, *
     nodes = list(graph.nodes)
     centre = graph.graph.get("around")
     networkx.draw_networkx_edges(graph, positions, ax=axes, edge_color="#8a8a8a", width=1.0, arrows=True,
-                                 arrowsize=12, node_size=2600, connectionstyle="arc3,rad=0.06")
-    networkx.draw_networkx_nodes(graph, positions, ax=axes, nodelist=nodes, node_size=2600,
+                                 arrowsize=12, node_size=3000, connectionstyle="arc3,rad=0.06")
+    networkx.draw_networkx_nodes(graph, positions, ax=axes, nodelist=nodes, node_size=3000,
                                  node_color=[colour[graph.nodes[n]["chapter"]] for n in nodes],
                                  edgecolors=["black" if n == centre else "white" for n in nodes],
                                  linewidths=[3.0 if n == centre else 1.0 for n in nodes], alpha=0.92)
     networkx.draw_networkx_labels(graph, positions, ax=axes, labels={n: _label(n) for n in nodes},
-                                  font_size=7.5, font_weight="bold")
-    edge_labels = {(a, b): textwrap.shorten(data["relation"], width=EDGE_LABEL_WIDTH, placeholder="...")
+                                  font_size=7, font_weight="bold")
+    width = EDGE_LABEL_WIDTH if graph.number_of_nodes() > SMALL_GRAPH else 200
+    edge_labels = {(a, b): textwrap.shorten(data["relation"], width=width, placeholder="...")
                    for a, b, data in graph.edges(data=True)}
     networkx.draw_networkx_edge_labels(graph, positions, ax=axes, edge_labels=edge_labels, font_size=6,
                                        font_color="#333333", label_pos=0.5, rotate=False,
                                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     shown = sorted({graph.nodes[n]["chapter"] for n in nodes})
-    axes.legend(handles=[Patch(color=colour[c], label=f"{c}. {catalogue.chapters[c]}") for c in shown],
-                title="chapter", loc="lower left", fontsize=8, title_fontsize=8, frameon=False)
+    figure.legend(handles=[Patch(color=colour[c], label=f"chapter {c}: {catalogue.chapters[c]}") for c in shown],
+                  loc="lower center", ncols=min(len(shown), 6), fontsize=8, frameon=False)
     if title is None:
         scope = (f"within {depth} link{'s' * (depth > 1)} of {centre}" if centre else
                  f"chapter {catalogue.chapter_number(chapter)} and its neighbours" if chapter is not None
@@ -174,7 +177,7 @@ def draw_pattern_graph(output: str | Path, catalogue: Catalogue | None = None, *
         title = f"Connected patterns: {scope} ({graph.number_of_nodes()} patterns, {graph.number_of_edges()} links)"
     axes.set_title(title, fontsize=11)
     axes.margins(0.06)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.05, 1, 1))  # the legend below the graph
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)

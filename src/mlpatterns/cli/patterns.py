@@ -96,7 +96,8 @@ def _search(args: argparse.Namespace) -> int:
         console.print(f"no pattern matches {query or 'the search'}; `mlpatterns patterns` lists all 30")
         return 0
     console.print(_table([(r.pattern, r) for r in results], scored=bool(args.text)))
-    console.print(f"{len(results)} pattern{'s' * (len(results) != 1)} match {query or 'the search'}")
+    many = len(results) != 1
+    console.print(f"{len(results)} pattern{'s' * many} match{'es' * (not many)} {query or 'the search'}")
     return 0
 
 
