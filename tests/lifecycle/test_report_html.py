@@ -139,7 +139,7 @@ def test_the_summary_names_the_best_model_against_the_heuristic(tmp_path):
     html = render_report_html(full(tmp_path), tmp_path)
     summary = html[html.index('<section id="summary">'):html.index('<section id="metrics">')]
     assert "<strong>linear</strong>, rmse" in summary and "(lower is better)" in summary
-    assert 'data-key="heuristic_benchmark.models.linear.gain" data-value="1.3">1.3</span> (lb)' in summary
+    assert 'data-key="heuristic_benchmark.models.linear.gain" data-value="1.3">1.3</span> in rmse' in summary
     assert "1.05 lb closer per prediction" in summary
     metrics = html[html.index('<section id="metrics">'):html.index('<section id="benchmark">')]
     assert re.search(r'class="v num best" data-key="metrics.linear.rmse"', metrics)  # the row's best is bold

@@ -259,7 +259,6 @@ class _Page:
                 "heuristic": self.value(heuristic[metric], ("metrics", "heuristic_benchmark", metric))
                 if isinstance(heuristic, dict) and _number(heuristic.get(metric)) else None,
                 "gain": self.value(gain, ("heuristic_benchmark", "models", best, "gain")) if _number(gain) else None,
-                "units": compared.get("units") or benchmark.get("units"),
                 "message": self.value(compared["message"], ("heuristic_benchmark", "models", best, "message"))
                 if isinstance(compared.get("message"), str) else None,
                 "beats": compared.get("beats_margin")}
