@@ -196,8 +196,9 @@ class BundleExplainer:
     def permutation_values(self, conformed: pd.DataFrame, seed: int) -> np.ndarray:
         """SHAP permutation attributions (rows x raw columns) of already conformed rows.
 
-        SHAP's permutation explainer masks a row by taking some columns from the background
-        (the baseline). Each raw column is handed to it as a number: 0 for the baseline's
+        SHAP's permutation explainer masks a row by taking some columns from the baseline
+        (a function masker: SHAP's tabular maskers cost seconds of numba compilation in every
+        process, a masker this simple does not). Each raw column is handed to it as a number: 0 for the baseline's
         value, ``r + 1`` for the value of explained row ``r``; the function SHAP calls reads
         which columns come from the row and gives the served score of that mixed row, with
         the model inputs the bundle's transform computes for it (:meth:`_mixed_inputs`) and
@@ -227,7 +228,9 @@ class BundleExplainer:
             return self._to_space(self.serving.predict_features(features))
 
         rows = np.repeat(np.arange(1, len(conformed) + 1, dtype=np.float64)[:, None], len(self.columns), axis=1)
-        masker = shap.maskers.Independent(np.zeros((1, len(self.columns))), max_samples=1)
+        def masker(mask: np.ndarray, row: np.ndarray) -> np.ndarray:  # a masked column takes the baseline (0)
+            return np.where(mask, row, 0.0)[None, :]
+
         explainer = shap.PermutationExplainer(served, masker, seed=seed)
         max_evals = self.permutations * (2 * len(self.columns) + 1)
         result = explainer(rows, max_evals=max_evals, silent=True)

@@ -84,18 +84,22 @@ class OnnxTreeEnsemble:
         for tree in self.trees:
             counts = np.zeros(len(tree["features"]))
             nodes = np.zeros(len(X), dtype=np.int64)
-            active = np.ones(len(X), dtype=bool)
+            counts[0] = len(X)
+            active = np.full(len(X), tree["children_left"][0] >= 0)
             while active.any():
-                np.add.at(counts, nodes[active], 1.0)
+                moved = active
                 nodes, active = _step(tree, X, nodes, active)
+                np.add.at(counts, nodes[moved], 1.0)
             tree["node_sample_weight"] = counts
             _fill_internal_values(tree)
         self.covered_rows = len(X)
         return self
 
     def shap_model(self) -> dict[str, Any]:
-        """The dict ``shap.TreeExplainer`` accepts as a custom tree model."""
-        return {"trees": self.trees, "base_offset": self.base_value, "tree_output": "raw_value",
+        """The dict ``shap.TreeExplainer`` accepts as a custom tree model (copies: given ``data``, SHAP
+        recounts the covers over it in place)."""
+        trees = [{name: array.copy() for name, array in tree.items()} for tree in self.trees]
+        return {"trees": trees, "base_offset": self.base_value, "tree_output": "raw_value",
                 "objective": "squared_error", "input_dtype": np.float32, "internal_dtype": np.float64}
 
     def explainer(self, baseline: np.ndarray) -> Any:

@@ -1,0 +1,109 @@
+"""The ``explain.<model>`` step of ``mlpatterns run``: Explainable Predictions (29) for every model.
+
+========================  ==============================  ====================================================
+step                      reads                           writes
+========================  ==============================  ====================================================
+``explain.<model>``       ``bundle.<model>``, ``table``,  ``explanation.<model>``: ``result.json`` (global
+                          ``prepared``                    importance by raw column, the baseline, the
+                                                          completeness and stability figures) and
+                                                          ``importance.png``
+========================  ==============================  ====================================================
+
+The bundle is explained as it is served (:class:`~mlpatterns.responsible.explainable_predictions.bundle_explainer.BundleExplainer`):
+TreeSHAP from its ONNX trees where it is one tree ensemble, SHAP's permutation explainer
+over the serving function otherwise, relative to the spec's baseline (the training mean by
+default), on a bounded sample of test rows (``explain.rows``) so that the step stays cheap
+enough to run for every model of every run. A model whose task has no attributions here
+(multiclass, multilabel) gets a result that says so instead of failing the run; an
+explanation that fails the completeness check fails the step.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["explain"]
+
+_STABILITY_ROWS = 20
+
+
+def explain(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
+            runtime: dict[str, Any]) -> dict[str, Any]:
+    """Global importance of the raw input columns for one model's bundle, checked against its served output."""
+    import pandas as pd
+
+    from mlpatterns.lifecycle.artifacts import read_prepared, read_table, write_json
+    from mlpatterns.lifecycle.steps import STEP_SECTIONS, step_spec
+    from mlpatterns.responsible.explainable_predictions.attribution_checks import stability
+    from mlpatterns.responsible.explainable_predictions.baselines import build_baseline
+    from mlpatterns.responsible.explainable_predictions.bundle_explainer import (
+        BundleExplainer,
+        UnsupportedExplanation,
+    )
+    from mlpatterns.responsible.explainable_predictions.global_importance import (
+        global_importance,
+        importance_unit,
+        plot_global_importance,
+    )
+    from mlpatterns.serving.stateless_serving_function import ServingFunction, good_rows
+    from mlpatterns.spec.explainable_predictions import DEFAULTS
+
+    started = time.perf_counter()
+    log = runtime.get("log", print)
+    spec = step_spec(params["spec"], STEP_SECTIONS["explain"])
+    settings = {**DEFAULTS, **(spec.explain or {})}
+    folder = outputs["explanation"]
+    folder.mkdir(parents=True, exist_ok=True)
+    model = params.get("model", "")
+    if settings.get("enabled") is False:
+        result = {"skipped": "explain: false in the spec"}
+        write_json(folder / "result.json", result)
+        return result
+    serving = ServingFunction.load(inputs["bundle"])
+    table, _ = read_table(inputs["table"])
+    rows, _, masks, _ = read_prepared(inputs["prepared"], spec, table)
+    train = rows[masks["train"]].reset_index(drop=True)
+    test = pd.read_parquet(inputs["prepared"] / "test.parquet")
+    baseline, described = build_baseline(serving, settings["baseline"], train, test)
+    _, problems = serving.conform(test)
+    test = test[good_rows(len(test), problems)].reset_index(drop=True)
+    sample = test.sample(n=min(settings["rows"], len(test)), random_state=settings["seed"]).sort_index()
+    background = train.sample(n=min(settings["background_rows"], len(train)), random_state=settings["seed"])
+    try:
+        explainer = BundleExplainer(serving, baseline, method=settings["method"],
+                                    permutations=settings["permutations"], seed=settings["seed"],
+                                    background=background, tolerance=settings["tolerance"])
+    except UnsupportedExplanation as error:
+        result = {"skipped": str(error)}
+        write_json(folder / "result.json", result)
+        log(f"{model}: no explanation ({error})")
+        return result
+    explanation = explainer.explain(sample)
+    importance = global_importance(explanation.attributions)
+    few = sample.head(_STABILITY_ROWS)
+    moved = stability(lambda frame, seed: explainer.explain(frame, seed=seed).attributions.to_numpy(), few,
+                      (settings["seed"], settings["seed"] + 1))
+    unit = importance_unit(explanation.space)
+    plot_global_importance(importance, folder / "importance.png", unit=unit,
+                           title=f"{model}: mean |attribution| over {len(sample)} test rows ({explanation.method})")
+    result = {
+        "method": explanation.method,
+        "space": explanation.space,
+        "rows_explained": len(sample),
+        "importance": importance,
+        "crossed_inputs": {name: float(abs(values).mean()) for name, values in explanation.crosses.items()},
+        "baseline": {**described, "served": explainer.baseline_served, "score": explanation.baseline_score},
+        "completeness": {"max_error": explanation.max_error, "tolerance": settings["tolerance"],
+                         "compared_with": "the bundle's served output",
+                         "link": "logistic of baseline + sum (log-odds)" if explanation.space == "log_odds"
+                         else "baseline + sum"},
+        "stability": {"rows": len(few), **moved},
+        "settings": {k: settings[k] for k in ("method", "permutations", "seed", "background_rows")},
+        "seconds": {"explain": explanation.seconds, "total": time.perf_counter() - started},
+    }
+    write_json(folder / "result.json", result)
+    top = ", ".join(f"{k} {v:.3g}" for k, v in list(importance.items())[:3])
+    log(f"{model}: explained {len(sample)} test rows ({explanation.method}, {unit}); most important: {top}")
+    return {"method": explanation.method, "max_error": explanation.max_error, "rows": len(sample)}
