@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from mlpatterns.lifecycle import outputs
@@ -174,6 +176,7 @@ def test_a_missing_plot_is_a_note_not_an_error(tmp_path):
     moved = tmp_path / "elsewhere"
     report["plots"]["old"] = str(moved / "plots" / "boosted_learning_curves.png")  # a folder since moved
     report["plots"]["text"] = str(tmp_path / "notes.txt")
+    report["plots"]["odd"] = "x\x00.png"  # a path no file system holds
     html = render_report_html(report, tmp_path)
     assert f"plot file {tmp_path / 'plots' / 'gone.png'} is missing or unreadable" in html
     assert "notes.txt: not an image the page can show" in html
@@ -203,3 +206,25 @@ def test_long_tables_are_cut_with_a_note(tmp_path):
     assert "… and 50 more in report.json" in html and 'data-key="data_anomalies.199.value"' in html
     assert 'data-key="data_anomalies.200.value"' not in html
     assert 'data-key="diagnostics.m.confusion.counts.1.1" data-value="1"' in html
+
+
+_keys = st.sampled_from(["plots", "labels", "counts", "a.b", "0"]) | st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(_keys, children, max_size=5),
+    max_leaves=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=st.dictionaries(_keys, _json, max_size=6), metrics=st.dictionaries(
+    _keys, st.dictionaries(_keys, st.floats(allow_nan=True) | st.integers(), max_size=4), max_size=3))
+def test_any_json_report_renders_and_every_number_traces_back(tmp_path, extra, metrics):
+    report = {**extra, "metrics": metrics, "name": "fuzzed"}
+    page = _Page(render_report_html(report, tmp_path))
+    for key, shown_json, text in page.values:
+        value = lookup(report, key)
+        shown = json.loads(shown_json)
+        assert shown == value or (isinstance(value, float) and math.isnan(value) and math.isnan(shown)), key
+        assert text == format_value(value), key
