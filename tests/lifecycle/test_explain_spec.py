@@ -1,0 +1,70 @@
+"""The ``explain:`` spec section (Explainable Predictions, 29): defaults, ``false``, and errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from mlpatterns.spec import SpecError, parse_spec
+
+BASE = {
+    "name": "flights", "data": {"path": "flights.csv"},
+    "target": {"column": "arr_delay", "positive_when": {"greater_than": 30}},
+    "keys": ["flight"], "split": {"key": "date"},
+    "features": {"numeric": ["distance"], "categorical": {"carrier": "auto", "origin": "auto"},
+                 "date_parts": {"date": ["dayofweek"]}, "crosses": [{"columns": ["origin", "date_dayofweek"],
+                                                                      "buckets": 64}]},
+    "models": {"gbm": {"type": "gradient_boosting"}},
+}
+
+
+def _spec(explain):
+    raw = copy.deepcopy(BASE)
+    raw["explain"] = explain
+    return parse_spec(raw, check_params=False)
+
+
+def test_defaults_true_and_false():
+    assert parse_spec(copy.deepcopy(BASE), check_params=False).explain == {}  # no section: the step's defaults
+    full = _spec(True).explain
+    assert full == {"enabled": True, "method": "auto", "baseline": "mean", "rows": 200, "background_rows": 100,
+                    "permutations": 4, "seed": 0, "tolerance": 1e-4}
+    assert _spec(False).explain == {"enabled": False}
+    chosen = _spec({"method": "permutation", "baseline": {"values": {"carrier": "UA", "date": "2013-06-01"}},
+                    "rows": 50, "tolerance": 0.001}).explain
+    assert chosen["baseline"] == {"values": {"carrier": "UA", "date": "2013-06-01"}} and chosen["rows"] == 50
+    assert _spec({"baseline": {"row": 7}}).explain["baseline"] == {"row": 7}
+
+
+@pytest.mark.parametrize(("explain", "field", "says"), [
+    ({"method": "kernel"}, "explain.method", "expected one of ['auto', 'tree', 'permutation']"),
+    ({"baseline": "median"}, "explain.baseline", "expected 'mean'"),
+    ({"baseline": {"row": -1}}, "explain.baseline.row", "expected the index of a test row"),
+    ({"baseline": {"row": 1, "values": {}}}, "explain.baseline", "expected 'mean'"),
+    ({"baseline": {"values": {"tailnum": "N1"}}}, "explain.baseline.values.tailnum", "raw input columns"),
+    ({"baseline": {"values": {"carrier": [1]}}}, "explain.baseline.values.carrier", "got list"),
+    ({"baseline": {"values": {}}}, "explain.baseline.values", "at least one column"),
+    ({"rows": 0}, "explain.rows", "at least 1"),
+    ({"rows": 10**6}, "explain.rows", "at most 100000"),
+    ({"background_rows": "all"}, "explain.background_rows", "whole number"),
+    ({"permutations": True}, "explain.permutations", "whole number"),
+    ({"seed": -1}, "explain.seed", "at least 0"),
+    ({"tolerance": 0}, "explain.tolerance", "between 0 and 1"),
+    ({"rowz": 10}, "explain", "unknown field(s) ['rowz']"),
+    ("yes", "explain", "expected a mapping"),
+])
+def test_every_mistake_names_its_field(explain, field, says):
+    with pytest.raises(SpecError) as error:
+        _spec(explain)
+    assert str(error.value).startswith(f"{field}:") and says in str(error.value)
+
+
+def test_a_multiclass_target_says_so():
+    raw = copy.deepcopy(BASE)
+    raw["target"] = {"column": "dest", "task": "multiclass"}
+    raw["explain"] = {"rows": 10}
+    with pytest.raises(SpecError, match="^explain: attributions are given for binary classification and regression"):
+        parse_spec(raw, check_params=False)
+    raw["explain"] = False
+    assert parse_spec(raw, check_params=False).explain == {"enabled": False}
