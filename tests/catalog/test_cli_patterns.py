@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
             code = args.handler(args)
         except (ValueError, KeyError) as error:
             message = error.args[0] if isinstance(error, KeyError) else error
-            print(f"mlpatterns patterns: error: {message}", file=__import__("sys").stderr)
+            print(f"mlpatterns patterns: error: {message}", file=sys.stderr)
             code = 2
     captured = capsys.readouterr()
     return code, captured.out, captured.err

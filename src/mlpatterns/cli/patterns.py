@@ -164,7 +164,8 @@ def _graph(args: argparse.Namespace) -> int:
 def add_patterns_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``patterns`` and its subcommands (list, search, show, graph) to the ``mlpatterns`` parser."""
     patterns = subparsers.add_parser("patterns", help="the catalogue of the 30 patterns: list, search, show one, "
-                                     "draw how they connect", description=__doc__.split("\n\n")[0].strip("`"),
+                                     "draw how they connect", description="The catalogue of the book's 30 patterns and the graph of how "
+                                     "they connect (Connected Patterns, chapter 8).",
                                      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     patterns.add_argument("--json", action="store_true", help="print the list as JSON")
     patterns.set_defaults(handler=_list)
