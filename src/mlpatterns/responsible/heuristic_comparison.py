@@ -93,9 +93,10 @@ def compare_with_heuristic(report: dict[str, Any], model_metrics: dict[str, floa
         result["rmse_gain"] = heuristic_metrics["rmse"] - model_metrics.get("rmse", np.nan)
         result["mae_gain"] = heuristic_metrics["mae"] - model_metrics.get("mae", np.nan)
         closer = result["mae_gain"]
+        in_units = f" {units}" if metric in ("rmse", "mae") else ""
         words = f"{abs(closer):.3g} {units} {'closer' if closer >= 0 else 'further'} per prediction on average"
         result["message"] = (f"{name}: {words} than the heuristic '{chosen}' (MAE {model_metrics.get('mae', np.nan):.4g}"
-                             f" vs {heuristic_metrics['mae']:.4g} {units}; {metric_words}); {verdict}")
+                             f" vs {heuristic_metrics['mae']:.4g} {units}; {metric_words}{in_units}); {verdict}")
         return result
     decision = report.get("decision")
     if report["task"] == "classification" and decision and test_output is not None and y_test is not None:

@@ -61,7 +61,7 @@ def fit_rule(name: str, plan: Any, statistic: str, parts: dict[str, pd.DataFrame
         rule = DummyRegressor(strategy=statistic).fit(np.zeros((len(y["train"]), 1)), y["train"])
         value = float(rule.constant_.ravel()[0])
         scores = {split: np.full(len(parts[split]), value) for split in ("valid", "test")}
-        return scores, f"the {what} of the training rows, {_value(plan, value)}, for every row"
+        return scores, f"the {what} in the training rows, {_value(plan, value)}, for every row"
     if name == "lookup":
         from mlpatterns.responsible.heuristic_benchmark import HeuristicBenchmark
 
@@ -81,7 +81,7 @@ def fit_rule(name: str, plan: Any, statistic: str, parts: dict[str, pd.DataFrame
         rule.fit(parts["train"][columns].astype(np.float64), y["train"])
         scores = {split: rule.predict(parts[split][columns].astype(np.float64)) for split in ("valid", "test")}
         if not np.isfinite(rule.threshold_):
-            return scores, f"the {what} of the training rows, {_value(plan, rule.below_)}: no cut helps"
+            return scores, f"the {what} in the training rows, {_value(plan, rule.below_)}: no cut helps"
         return scores, (f"the {what} on each side of one cut of {rule.feature_} at {rule.threshold_:.6g} "
                         f"(found on the training rows among {', '.join(columns)}): {_value(plan, rule.above_)} "
                         f"above, {_value(plan, rule.below_)} at or below")
