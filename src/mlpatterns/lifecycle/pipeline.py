@@ -41,11 +41,14 @@ STEP_CODE = {
                   "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts", "mlpatterns.reproducibility.transform"],
     "tune": [*_MODELS, "mlpatterns.spec.tuning", "mlpatterns.lifecycle.artifacts"],
     "train": [*_MODELS, "mlpatterns.lifecycle.artifacts", "mlpatterns.lifecycle.outputs"],
-    "evaluate": ["mlpatterns.spec.models", "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts"],
+    "evaluate": ["mlpatterns.spec.models", "mlpatterns.metrics", "mlpatterns.lifecycle.artifacts",
+                 "mlpatterns.lifecycle.evaluation", "mlpatterns.responsible.heuristic_comparison",
+                 "mlpatterns.responsible.heuristic_selection"],
     "export": ["mlpatterns.bundles", "mlpatterns.lifecycle.artifacts", "mlpatterns.serving.continued_evaluation.reference_statistics"],
     "two_phase": ["mlpatterns.lifecycle.two_phase_step", "mlpatterns.serving.two_phase_predictions",
                   "mlpatterns.serving.stateless_serving_function", "mlpatterns.bundles", "mlpatterns.spec.data",
                   "mlpatterns.lifecycle.artifacts"],
+    "diagnostics": ["mlpatterns.lifecycle.report_plots", "mlpatterns.lifecycle.artifacts", "mlpatterns.metrics"],
     "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.bundles", "mlpatterns.tables",
                "mlpatterns.tolerance", "mlpatterns.input_types", "mlpatterns.reproducibility.transform",
                "mlpatterns.lifecycle.artifacts"],
@@ -144,6 +147,8 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
                              {**shared, "features": "features", "transform": "transform"},
                              ["benchmark_metrics", "benchmark_report"]))
     tuned_model = spec.tuning.get("model") if spec.tuning else None
+    from mlpatterns.lifecycle.report_plots import diagnostics
+
     if tuned_model:  # the study sees the tuned model's section only: editing another model keeps it
         pipeline.append(step("tune", steps.tune, training, ["tuned"], seed=seed,
                              sections={"models": {tuned_model: state["models"][tuned_model]}}))
@@ -156,8 +161,9 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
             continue
         pipeline += [
             step(f"evaluate.{name}", steps.evaluate,
-                 {"trained": f"trained.{name}", "features": "features", "prepared": "prepared"},
-                 {"metrics": f"metrics.{name}"}, kind="evaluate"),
+                 {"trained": f"trained.{name}", "features": "features", "prepared": "prepared",
+                  "benchmark_report": "benchmark_report"},
+                 {"metrics": f"metrics.{name}", "comparison": f"comparison.{name}"}, kind="evaluate", model=name),
             step(f"export.{name}", steps.export,
                  {"trained": f"trained.{name}", "transform": "transform", "metrics": f"metrics.{name}",
                   "signature": "signature", "benchmark_metrics": "benchmark_metrics", "prepared": "prepared",
@@ -168,6 +174,9 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
                  {"bundle": f"bundle.{name}", "trained": f"trained.{name}", "features": "features",
                   "prepared": "prepared"},
                  {"verified": f"verified.{name}"}, kind="verify"),
+            step(f"diagnostics.{name}", diagnostics,  # the report's calibration, confusion or residual plots
+                 {"trained": f"trained.{name}", "features": "features", "prepared": "prepared"},
+                 {"diagnostics": f"diagnostics.{name}"}, kind="diagnostics"),
         ]
     if spec.two_phase and not train_only:  # Two-Phase Predictions (19): phase 1 for phase 2's bundle
         phase_two = spec.two_phase["model"]

@@ -134,6 +134,9 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
         run.rank, run.world_size = ranks.rank, ranks.world_size
     report["steps"] = run.steps
     write_text_atomically(output_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    from mlpatterns.lifecycle.report_html import write_report_html
+
+    write_report_html(report, output_dir)  # the same report, for a browser
     return run
 
 
@@ -237,6 +240,12 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
         **({"plots": {k: str(v) for k, v in plots.items()}} if plots else {}),
         **({"two_phase": run.two_phase} if run.two_phase else {}),
     }
+    from mlpatterns.lifecycle.report_sections import benchmark_section, model_step_sections
+
+    benchmark = benchmark_section(spec, artifacts, log)  # Heuristic Benchmark (28)
+    if benchmark is not None:
+        report["heuristic_benchmark"] = benchmark
+    report.update(model_step_sections(artifacts, output_dir, list(spec.models)))  # plots, 29, 30
     shares = records["transform"].facts.get("bridge_shares")
     if shares is not None:  # Bridged Schema (23): what each old value was bridged to, learned on train
         report["bridge"] = {"shares": shares, "message": next(

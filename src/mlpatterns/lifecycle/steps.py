@@ -12,10 +12,13 @@ step                      reads                           writes
                           ``features``                    ``benchmark_report``: the heuristics tried
 ``tune``                  ``features``, ``transform``     ``tuned``: the best trial's model section (15)
 ``train.<model>``         ``features``, ``transform``     ``trained.<model>``: its ONNX files and test outputs
-``evaluate.<model>``      ``trained.<model>``             ``metrics.<model>`` on the test split
+``evaluate.<model>``      ``trained.<model>``,            ``metrics.<model>`` on the test split;
+                          ``benchmark_report``            ``comparison.<model>``: the gain over the heuristic
 ``export.<model>``        trained, transform, metrics     ``bundle.<model>``: the stateless serving function
 ``verify.<model>``        bundle, test rows, features     ``verified.<model>``: served features and scores
                                                           equal training's (no skew)
+``diagnostics.<model>``   ``trained.<model>``, features   the report's calibration, confusion or residual
+                                                          plots and their numbers
 ========================  ==============================  ====================================================
 
 A step sees only the spec sections its cache key covers (:func:`step_spec` builds that
@@ -260,18 +263,24 @@ def train(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, A
 
 def evaluate(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
              runtime: dict[str, Any]) -> dict[str, Any]:
-    """The model's metrics on the test split (the metrics of :mod:`mlpatterns.metrics`)."""
+    """The model's metrics on the test split (the metrics of :mod:`mlpatterns.metrics`), and its gain over the
+    heuristic chosen on the valid split in the problem's own units (Heuristic Benchmark, 28)."""
     import numpy as np
 
     from mlpatterns.lifecycle.artifacts import read_json, read_trained, write_json
+    from mlpatterns.lifecycle.evaluation import compare_with_benchmark
     from mlpatterns.spec.models import evaluate_model
 
     spec = step_spec(params["spec"], STEP_SECTIONS["evaluate"])
     spec.target.update(read_json(inputs["prepared"] / "prepared.json")["target"])
     with np.load(inputs["features"] / "test.npz", allow_pickle=False) as arrays:
         y_test = arrays["target"]
-    metrics = evaluate_model(spec, y_test, read_trained(inputs["trained"]))
+    trained = read_trained(inputs["trained"])
+    metrics = evaluate_model(spec, y_test, trained)
     write_json(outputs["metrics"], metrics)
+    comparison = compare_with_benchmark(spec, metrics, read_json(inputs["benchmark_report"]),
+                                        test_output=trained.test_output, y_test=y_test, name=params["model"])
+    write_json(outputs["comparison"], comparison)
     return {"metrics": metrics}
 
 
