@@ -208,6 +208,17 @@ def test_long_tables_are_cut_with_a_note(tmp_path):
     assert 'data-key="diagnostics.m.confusion.counts.1.1" data-value="1"' in html
 
 
+def test_a_confusion_matrix_is_labelled_by_truth_and_decision(tmp_path):
+    confusion = {"labels": ["negative", "neutral", "positive"], "truth_labels": ["negative", "positive"],
+                 "counts": [[5, 1, 0], [2, 3, 4]]}
+    html = render_report_html({"name": "n", "diagnostics": {"m": {"confusion": confusion}}}, tmp_path)
+    matrix = html[html.index('<table class="grid matrix">'):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert re.findall(r'<th scope="col">(\w+)</th>', matrix) == ["negative", "neutral", "positive"]
+    assert re.findall(r'<th scope="row">(\w+)</th>', matrix) == ["negative", "positive"]
+    assert 'data-key="diagnostics.m.confusion.counts.1.2" data-value="4"' in matrix
+
+
 _keys = st.sampled_from(["plots", "labels", "counts", "a.b", "0"]) | st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
 _json = st.recursive(

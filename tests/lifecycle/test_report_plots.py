@@ -131,3 +131,13 @@ def test_the_step_diagnoses_a_real_run_at_the_bundles_threshold(tmp_path):
     assert tp / (tp + fn) == pytest.approx(metrics["recall"]) and tp / (tp + fp) == pytest.approx(metrics["precision"])
     assert numbers["rows"] == tn + fp + fn + tp and sum(b["count"] for b in numbers["calibration"]["bins"]) == numbers["rows"]
     assert 0 <= numbers["calibration"]["expected_calibration_error"] < 0.05  # boosting's log loss calibrates
+
+
+def test_a_neutral_class_target_has_binary_truth_rows_and_three_decisions(tmp_path):
+    proba = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
+    result = diagnose("multiclass", np.array([0, 1, 1, 1]), proba, tmp_path,
+                      classes=["negative", "neutral", "positive"], neutral=True)
+    confusion = result["confusion"]
+    assert confusion["truth_labels"] == ["negative", "positive"] and confusion["labels"][1] == "neutral"
+    assert confusion["counts"] == [[1, 0, 0], [1, 1, 1]]  # a positive left undecided, one decided negative
+    assert result["calibration"]["of"] == "P(positive | decisive)"

@@ -147,10 +147,10 @@ class _Page:
         for name, item in value.items():
             if name == "plots" and isinstance(item, dict):
                 figures = self.figures(item, (*path, name))
-            elif name == "counts" and _is_matrix(item) and _labels_fit(value.get("labels"), item):
-                children.append(("counts (rows: truth, columns: decision)",
-                                 self._matrix(item, (*path, name), value["labels"])))
-            elif name == "labels" and _is_matrix(value.get("counts")) and _labels_fit(item, value["counts"]):
+            elif name == "counts" and _labels_fit(value, item):
+                children.append(("counts (rows: truth, columns: decision)", self._matrix(
+                    item, (*path, name), value["labels"], value.get("truth_labels", value["labels"]))))
+            elif name in ("labels", "truth_labels") and _labels_fit(value, value.get("counts")):
                 continue  # the matrix's headers
             elif _scalar(item) or item in ({}, []):  # an empty list or dict is a "none" among the fields
                 scalars.append((_label(name), self.value(item, (*path, name))))
@@ -167,7 +167,7 @@ class _Page:
         if all(_scalar(item) for item in value):
             return {"kind": "inline", "items": [self.value(item, (*path, i)) for i, item in enumerate(value)]}
         if _is_matrix(value):
-            return self._matrix(value, path, None)
+            return self._matrix(value, path)
         if all(isinstance(item, dict) for item in value) and _rows_of_records(dict(enumerate(value))):
             return self._table(list(enumerate(value)), path, labelled=False)
         return {"kind": "list", "items": [self.value(item, (*path, i)) for i, item in enumerate(value[:_MAX_ROWS])],
@@ -193,8 +193,10 @@ class _Page:
         return {"kind": "table", "columns": [" ".join(_label(c) for c in column) for column in columns],
                 "rows": body, "labelled": labelled, "more": max(0, len(rows) - _MAX_ROWS)}
 
-    def _matrix(self, value: list[list[Any]], path: tuple[Any, ...], labels: list[Any] | None) -> dict[str, Any]:
+    def _matrix(self, value: list[list[Any]], path: tuple[Any, ...], labels: list[Any] | None = None,
+                row_labels: list[Any] | None = None) -> dict[str, Any]:
         return {"kind": "matrix", "labels": [str(label) for label in labels] if labels else None,
+                "row_labels": [str(label) for label in row_labels] if row_labels else None,
                 "rows": [[self.value(item, (*path, i, j)) for j, item in enumerate(row)]
                          for i, row in enumerate(value[:_MAX_ROWS])], "more": max(0, len(value) - _MAX_ROWS)}
 
@@ -376,8 +378,12 @@ def _is_matrix(value: Any) -> bool:
         for row in value)
 
 
-def _labels_fit(labels: Any, counts: Any) -> bool:
-    return isinstance(labels, list) and len(labels) == len(counts) == len(counts[0])
+def _labels_fit(record: dict[str, Any], counts: Any) -> bool:
+    """Whether ``record`` holds a confusion matrix: ``counts`` with a column per ``labels`` and a row per
+    ``truth_labels`` (the same labels when absent)."""
+    labels, rows = record.get("labels"), record.get("truth_labels", record.get("labels"))
+    return _is_matrix(counts) and isinstance(labels, list) and isinstance(rows, list) \
+        and len(labels) == len(counts[0]) and len(rows) == len(counts)
 
 
 def _flat_columns(record: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -70,9 +70,11 @@ def calibration_table(y: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION
     }
 
 
-def confusion_table(truth: np.ndarray, decided: np.ndarray, labels: list[str]) -> dict[str, Any]:
+def confusion_table(truth: np.ndarray, decided: np.ndarray, labels: list[str],
+                    truth_rows: list[int] | None = None) -> dict[str, Any]:
     """The confusion matrix of integer class indexes: ``counts[i][j]`` rows of class ``labels[i]`` decided as
-    ``labels[j]``, with the accuracy of the decisions.
+    ``labels[j]``, with the accuracy of the decisions. ``truth_rows`` keeps only those classes' rows (a
+    class the truth never holds, such as a neutral class's: ``truth_labels`` then names the rows).
 
     >>> confusion_table(np.array([0, 1, 1]), np.array([0, 1, 0]), ["no", "yes"])["counts"]
     [[1, 0], [1, 1]]
@@ -81,9 +83,13 @@ def confusion_table(truth: np.ndarray, decided: np.ndarray, labels: list[str]) -
 
     counts = confusion_matrix(truth, decided, labels=np.arange(len(labels)))
     total = int(counts.sum())
-    return {"labels": [str(label) for label in labels], "rows": "truth", "columns": "decision",
-            "counts": counts.astype(int).tolist(),
-            "accuracy": float(np.trace(counts) / total) if total else float("nan")}
+    table = {"labels": [str(label) for label in labels], "rows": "truth", "columns": "decision",
+             "counts": counts.astype(int).tolist(),
+             "accuracy": float(np.trace(counts) / total) if total else float("nan")}
+    if truth_rows is not None:
+        table["truth_labels"] = [table["labels"][i] for i in truth_rows]
+        table["counts"] = [table["counts"][i] for i in truth_rows]
+    return table
 
 
 def residual_summary(y: np.ndarray, predicted: np.ndarray, groups: int = 10) -> dict[str, Any]:
@@ -192,7 +198,7 @@ def _multiclass(y: np.ndarray, proba: np.ndarray, folder: Path, classes: list[st
         outcome, score = (decided == truth).astype(int), proba.max(axis=1)
         what = "top class probability"
     calibration = {**calibration_table(outcome, score), "of": what}
-    confusion = confusion_table(truth, decided, classes)
+    confusion = confusion_table(truth, decided, classes, truth_rows=[0, 2] if neutral else None)
     _plot_calibration({what: calibration}, folder / "calibration.png", f"Calibration of the {what}")
     _plot_confusion(confusion, folder / "confusion.png", "Decisions: the most probable class")
     return {"task": "multiclass", "rows": int(len(y)), "calibration": calibration, "confusion": confusion}
@@ -272,6 +278,7 @@ def _plot_score_histogram(y: np.ndarray, scores: np.ndarray, threshold: float, p
 
 def _plot_confusion(confusion: dict[str, Any], path: Path, title: str) -> None:
     counts, labels = np.asarray(confusion["counts"]), confusion["labels"]
+    rows = confusion.get("truth_labels", labels)
     side = min(3.5 + 0.45 * len(labels), 9.0)
     figure = _figure((side + 1, side))
     axes = figure.add_subplot()
@@ -279,7 +286,7 @@ def _plot_confusion(confusion: dict[str, Any], path: Path, title: str) -> None:
     figure.colorbar(image, ax=axes, shrink=0.8)
     axes.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 3 else 0, ha="right"
                     if len(labels) > 3 else "center")
-    axes.set_yticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(rows)), rows)
     if len(labels) <= 20:
         middle = counts.max() / 2 if counts.size else 0
         for (i, j), value in np.ndenumerate(counts):
