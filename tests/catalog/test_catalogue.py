@@ -242,3 +242,14 @@ def test_the_shipped_file_is_the_one_loaded_and_importing_stays_light():
     source = (ROOT / "src" / "mlpatterns" / "catalog" / "catalogue.py").read_text()
     top = source.split('__all__', 1)[0]
     assert not re.search(r"^import (yaml|networkx|matplotlib)", top, re.M)
+
+
+def test_the_docstring_examples():
+    import doctest
+
+    import mlpatterns.catalog
+    import mlpatterns.catalog.catalogue
+
+    for module in (mlpatterns.catalog, mlpatterns.catalog.catalogue):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
