@@ -194,11 +194,18 @@ def _attribute(parts: _Decomposed, numeric: np.ndarray, categorical: np.ndarray,
     change = np.abs(output - baseline_output)
     typical = float(change.mean()) if len(change) else 0.0
     allowed = np.maximum(tolerance * np.maximum(change, typical), 1e-9 * np.maximum(1.0, np.abs(output)))
-    explainer = IntegratedGradients(parts.forward)
+    if parts.cardinalities:
+        explainer = IntegratedGradients(parts.forward)
+    else:  # numbers only: nothing to integrate over for the (empty) categorical inputs
+        def numbers_only(numeric: Any) -> Any:
+            return parts.forward(numeric, numeric.new_zeros(len(numeric), 0), numeric.new_zeros(len(numeric), 0))
+
+        explainer, inputs, baselines = IntegratedGradients(numbers_only), inputs[:1], baselines[:1]
     while True:
         attributions, delta = explainer.attribute(inputs, baselines=baselines, n_steps=steps, method="gausslegendre",
                                                   internal_batch_size=max(1, 65536 // steps),
                                                   return_convergence_delta=True)
+        attributions = tuple(attributions) + (deep[:, :0], wide[:, :0])[:3 - len(inputs)]
         delta = delta.detach().numpy()
         if np.all(np.abs(delta) <= allowed) or steps * 2 > max_steps:
             break
@@ -276,7 +283,9 @@ def integrated_gradients(network_estimator: Any, X: Any, *, baseline: Any = "mea
         onnx = torch_to_onnx(network_estimator.network_, numeric, categorical,
                              "multiclass" if classifier else "regression")
     session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-    served = session.run(None, {"numeric": numeric.astype(np.float32), "categorical": categorical.astype(np.int64)})[0]
+    feeds = {"numeric": numeric.astype(np.float32), "categorical": categorical.astype(np.int64)}
+    declared = {item.name for item in session.get_inputs()}  # an unused (empty) categorical input is dropped
+    served = session.run(None, {name: value for name, value in feeds.items() if name in declared})[0]
     return IntegratedGradientsResult(attributions, names, output, baseline_output, delta, used,
                                      {"completeness": completeness, "onnx": _onnx_check(output, served[:, pick])})
 
