@@ -64,10 +64,12 @@ def test_draws_a_png_that_is_not_blank(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["graph.png"]  # no temporary file left behind
 
 
-def test_draws_an_svg(tmp_path):
+def test_draws_an_svg_the_same_every_time(tmp_path):
     path = draw_pattern_graph(tmp_path / "sub" / "graph.svg", chapter=7)
     text = path.read_text()
     assert text.lstrip().startswith("<?xml") and "<svg" in text
+    again = draw_pattern_graph(tmp_path / "again.svg", chapter=7)
+    assert again.read_bytes() == path.read_bytes()
 
 
 @pytest.mark.parametrize("name", ["graph.jpg", "graph", "graph.png.txt"])

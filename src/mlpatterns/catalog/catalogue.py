@@ -194,8 +194,8 @@ class Catalogue:
             words = max((difflib.SequenceMatcher(None, q, w).ratio() for q in query.split() for w in known.split()),
                         default=0.0)
             scores[pattern.name] = max(scores.get(pattern.name, 0.0), whole, 0.95 * words if words >= 0.75 else 0.0)
-        ranked = sorted((score, name) for name, score in scores.items() if score >= 0.6)
-        return [name for _, name in sorted(ranked, key=lambda item: -item[0])[:n]]
+        ranked = sorted((name for name, score in scores.items() if score >= 0.6), key=lambda name: -scores[name])
+        return ranked[:n]
 
     def related(self, name_or_number: str | int) -> tuple[Relation, ...]:
         """Every edge of the pattern graph that touches the pattern: its own first, then those into it."""

@@ -185,7 +185,11 @@ def draw_pattern_graph(output: str | Path, catalogue: Catalogue | None = None, *
         umask = os.umask(0)  # mkstemp makes the file 0600; give the image the mode any new file gets
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
-        figure.savefig(temporary, format=path.suffix.lower().lstrip("."))
+        from matplotlib import rc_context
+
+        kind = path.suffix.lower().lstrip(".")
+        with rc_context({"svg.hashsalt": "mlpatterns"}):  # the same graph, the same bytes (no random ids, no date)
+            figure.savefig(temporary, format=kind, metadata={"Date": None} if kind == "svg" else None)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
