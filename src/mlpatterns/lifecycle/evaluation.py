@@ -41,7 +41,8 @@ def heuristic_benchmark(spec: Spec, parts: dict[str, pd.DataFrame], data: dict[s
     plan = HeuristicPlan(
         task=spec.task, target=", ".join(spec.label_columns), heuristics=tuple(baseline.get("heuristics", ())) or None,
         levels=levels, min_count=baseline.get("min_count", 20), statistic=baseline.get("statistic", "mean"),
-        threshold_columns=threshold_columns, time_column=spec.split["column"] if spec.split.get("by") == "time" else None,
+        threshold_columns=threshold_columns,
+        time_column=spec.split["column"] if spec.split.get("by") == "time" else None,
         period=baseline.get("period"), metric=baseline.get("metric"),
         labels=spec.target.get("classes") if spec.task == "multiclass" else spec.target.get("columns"),
         units=baseline.get("units"), margin=baseline.get("margin"), alert_rate=decision.get("alert_rate"),

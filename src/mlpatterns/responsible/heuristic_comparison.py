@@ -95,7 +95,8 @@ def compare_with_heuristic(report: dict[str, Any], model_metrics: dict[str, floa
         closer = result["mae_gain"]
         in_units = f" {units}" if metric in ("rmse", "mae") else ""
         words = f"{abs(closer):.3g} {units} {'closer' if closer >= 0 else 'further'} per prediction on average"
-        result["message"] = (f"{name}: {words} than the heuristic '{chosen}' (MAE {model_metrics.get('mae', np.nan):.4g}"
+        model_mae = model_metrics.get("mae", np.nan)
+        result["message"] = (f"{name}: {words} than the heuristic '{chosen}' (MAE {model_mae:.4g}"
                              f" vs {heuristic_metrics['mae']:.4g} {units}; {metric_words}{in_units}); {verdict}")
         return result
     decision = report.get("decision")

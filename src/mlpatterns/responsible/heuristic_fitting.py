@@ -110,7 +110,7 @@ def _previous_period(plan: Any, statistic: str, what: str, parts: dict[str, pd.D
     for_test = fitted(pd.concat([parts["train"][columns], parts["valid"][columns]], ignore_index=True),
                       np.concatenate([y["train"], y["valid"]]))
     scores = {"valid": for_valid.predict(parts["valid"][columns]), "test": for_test.predict(parts["test"][columns])}
-    span = {None: "the latest time", "day": "the last day", "week": "the last 7 days",
+    span = {None: "the last time point (the last day, for dates)", "day": "the last day", "week": "the last 7 days",
             "month": "the last month"}.get(plan.period, f"the last {plan.period} (time units; days for dates)")
     segments = f" per segment by {_levels(levels)}, then that period's overall {what}" if levels else ""
     return scores, (f"the {what} over {span} before the scored split{segments} (for the test split: "

@@ -77,7 +77,8 @@ def parse_baseline(raw: Any, *, task: str | None = None, split: dict[str, Any] |
         expect(isinstance(names, list) and names and all(isinstance(n, str) for n in names), "baseline.heuristics",
                f"expected a list of some of {list(_HEURISTICS)}, got {baseline['heuristics']!r}")
         unknown = [n for n in names if n not in _HEURISTICS]
-        expect(not unknown, "baseline.heuristics", f"unknown heuristic(s) {unknown}; expected some of {list(_HEURISTICS)}")
+        expect(not unknown, "baseline.heuristics",
+               f"unknown heuristic(s) {unknown}; expected some of {list(_HEURISTICS)}")
         expect(len(set(names)) == len(names), "baseline.heuristics", f"a heuristic is named twice in {names}")
         baseline["heuristics"] = list(names)
     if "metric" in baseline:
