@@ -88,7 +88,8 @@ def test_changing_one_models_params_retrains_only_that_model(first, tmp_path):
     models["boosted"]["params"]["max_iter"] = 25
     result = run(carseats(folder, models=models))
     ran = {step for step, status in result.steps.items() if status == "ran"}
-    assert ran == {"train.boosted", "evaluate.boosted", "export.boosted", "verify.boosted", "diagnostics.boosted"}
+    assert ran == {"train.boosted", "evaluate.boosted", "export.boosted", "verify.boosted", "diagnostics.boosted",
+                   "explain.boosted"}
 
 
 def test_changing_a_feature_reruns_from_the_transform(first):
@@ -131,7 +132,7 @@ def test_a_cached_run_imports_neither_pandas_nor_scikit_learn(first):
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "COLUMNS": "200"})
     assert "RESULT 0 []" in done.stdout, done.stdout + done.stderr
-    assert "from the cache: 15 of 15 steps (all)" in done.stdout
+    assert "from the cache: 17 of 17 steps (all)" in done.stdout
 
 
 def test_every_steps_code_modules_exist():
@@ -144,7 +145,7 @@ def test_every_steps_code_modules_exist():
 def test_cache_list_and_clear_through_the_cli(tmp_path, capsys):
     path = carseats(tmp_path)
     assert main(["run", str(path), "--dry-run"]) == 0
-    assert "15 of 15 steps would run" in " ".join(capsys.readouterr().out.split())
+    assert "17 of 17 steps would run" in " ".join(capsys.readouterr().out.split())
     assert main(["run", str(path)]) == 0
     capsys.readouterr()
     assert main(["cache", "list", str(path)]) == 0

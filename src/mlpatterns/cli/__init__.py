@@ -574,7 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("bundle", type=Path, help="a bundle directory")
     sign.add_argument("--key", type=Path, required=True, help="the signing key written by 'mlpatterns keygen'")
     sign.set_defaults(handler=_sign)
+    from mlpatterns.cli.explain import add_explain_command
     from mlpatterns.cli.features import add_features_command
+    from mlpatterns.cli.patterns import add_patterns_command
     from mlpatterns.cli.monitor import add_monitor_command
     from mlpatterns.cli.registry import add_registry_commands
     from mlpatterns.cli.serve import add_serve_command
@@ -583,6 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(commands)
     add_monitor_command(commands)
     add_features_command(commands)
+    add_explain_command(commands)  # Explainable Predictions (29): counterfactuals and nearest examples
+    add_patterns_command(commands)  # chapter 8: the catalogue of the 30 patterns and their graph
     return parser
 
 

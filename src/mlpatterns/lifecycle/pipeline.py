@@ -49,6 +49,9 @@ STEP_CODE = {
                   "mlpatterns.serving.stateless_serving_function", "mlpatterns.bundles", "mlpatterns.spec.data",
                   "mlpatterns.lifecycle.artifacts"],
     "diagnostics": ["mlpatterns.lifecycle.report_plots", "mlpatterns.lifecycle.artifacts", "mlpatterns.metrics"],
+    "explain": ["mlpatterns.lifecycle.explanation_step", "mlpatterns.responsible.explainable_predictions",
+                "mlpatterns.spec.explainable_predictions", "mlpatterns.serving", "mlpatterns.bundles",
+                "mlpatterns.lifecycle.artifacts"],
     "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.bundles", "mlpatterns.tables",
                "mlpatterns.tolerance", "mlpatterns.input_types", "mlpatterns.reproducibility.transform",
                "mlpatterns.lifecycle.artifacts"],
@@ -149,6 +152,10 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
     tuned_model = spec.tuning.get("model") if spec.tuning else None
     from mlpatterns.lifecycle.report_plots import diagnostics
 
+    # on unless the spec says explain: false; attributions of one score (a class's share or a number)
+    explained = spec.explain.get("enabled", True) and spec.task in ("classification", "regression")
+    if explained:
+        from mlpatterns.lifecycle.explanation_step import explain
     if tuned_model:  # the study sees the tuned model's section only: editing another model keeps it
         pipeline.append(step("tune", steps.tune, training, ["tuned"], seed=seed,
                              sections={"models": {tuned_model: state["models"][tuned_model]}}))
@@ -178,6 +185,9 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
                  {"trained": f"trained.{name}", "features": "features", "prepared": "prepared"},
                  {"diagnostics": f"diagnostics.{name}"}, kind="diagnostics"),
         ]
+        if explained:  # Explainable Predictions (29): global importance by raw column, from the bundle
+            pipeline.append(step(f"explain.{name}", explain, {"bundle": f"bundle.{name}", **shared},
+                                 {"explanation": f"explain.{name}"}, kind="explain", model=name, seed=seed))
     if spec.two_phase and not train_only:  # Two-Phase Predictions (19): phase 1 for phase 2's bundle
         phase_two = spec.two_phase["model"]
         if models is None or phase_two in models:
