@@ -86,6 +86,11 @@ def test_tree_attributions_are_raw_columns_and_add_up_to_the_served_probability(
     assert explanation.max_error < 1e-6
     # the cross is reported as itself, and its equal split is what ShelveLoc and Urban hold beyond their own inputs
     assert set(explanation.crosses) == {"ShelveLoc_Urban"} and np.abs(explanation.crosses["ShelveLoc_Urban"]).max() > 0
+    # a column equal to the baseline's gets nothing, not even a share of a cross whose other column moved
+    conformed = serving.conform(rows)[0]
+    for column in ("ShelveLoc", "Urban"):
+        same = (conformed[column] == explainer.baseline[column].iloc[0]).to_numpy(dtype=bool)
+        assert 0 < same.sum() < len(rows) and np.all(explanation.attributions.loc[same, column] == 0)
 
 
 def test_permutation_explainer_maps_hashed_and_crossed_inputs_back_to_raw_columns(carseats):
@@ -183,6 +188,9 @@ def test_feature_sources_name_the_raw_columns():
     raw = to_raw_columns(values, sources, columns)
     assert raw.sum() == pytest.approx(values.sum())
     assert dict(zip(columns, raw[0], strict=True))["origin"] == 3 + 7 / 2
+    differs = np.array([[c != "dest" for c in columns]])  # dest equals the baseline: origin takes the whole cross
+    shared = dict(zip(columns, to_raw_columns(values, sources, columns, differs)[0], strict=True))
+    assert shared["origin"] == 3 + 7 and shared["dest"] == 4 and shared["date"] == 6 + 8 / 2
 
 
 def test_global_importance_and_its_plot(tmp_path):

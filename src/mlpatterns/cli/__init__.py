@@ -350,6 +350,8 @@ def _predict(args: argparse.Namespace) -> int:
     registered = _registered_version(args.bundle, args.registry) if args.log is not None else None
     bundle = resolve_bundle(registered[2] if registered else args.bundle, args.registry)  # a folder or models:/...
     serving = ServingFunction.load(bundle, public_key=args.public_key)  # refused before any reading
+    if args.explain:  # Explainable Predictions (29): attributions next to each prediction
+        serving = _predict_explaining(serving, args)
     if "feature_store" in serving.bundle.manifest or "windows" in serving.bundle.manifest:
         import tempfile
 
@@ -359,6 +361,44 @@ def _predict(args: argparse.Namespace) -> int:
             completed = _completed_input(serving, Path(args.input), Path(folder))
             return _predict_loaded(argparse.Namespace(**{**vars(args), "input": completed}), serving, registered)
     return _predict_loaded(args, serving, registered)
+
+
+def _predict_explaining(serving: Any, args: argparse.Namespace) -> Any:
+    """``serving`` whose predictions carry attributions (``predict --explain``), in chunks of EXPLAIN_CHUNK_ROWS."""
+    import json
+
+    from mlpatterns.responsible.explainable_predictions.explained_predictions import (
+        ExplainingServingFunction,
+    )
+
+    if args.engine != "local":
+        raise ValueError("--explain runs with --engine local")
+    text = args.explain_baseline.strip()
+    reference = None
+    if text == "mean":
+        baseline: Any = "mean"
+    elif text.startswith("row="):
+        from mlpatterns.tables import read_frame
+
+        if not text[4:].isdigit():
+            raise ValueError(f"--explain-baseline: expected row=N (a row of the input), got {text!r}")
+        baseline, reference = {"row": int(text[4:])}, read_frame(Path(args.input), null_values=serving.null_values)
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError:
+            values = None
+        if not isinstance(values, dict):
+            raise ValueError(f"--explain-baseline: expected 'mean', row=N or a JSON object of column values, "
+                             f"got {text!r}")
+        baseline = {"values": values}
+    args.chunk_rows = _or(args.chunk_rows, EXPLAIN_CHUNK_ROWS)
+    explaining = ExplainingServingFunction(serving, baseline, reference, method=args.explain_method)
+    unit = "log-odds" if explaining.explainer.space == "log_odds" else "the target's units"
+    print(f"explaining with {explaining.explainer.method} attributions in {unit}, relative to "
+          f"{explaining.baseline_description['kind']}: {json.dumps(explaining.baseline_description['values'])}",
+          file=sys.stderr)
+    return explaining
 
 
 def _completed_input(serving: Any, path: Path, folder: Path) -> Path:
@@ -476,6 +516,7 @@ def _quiet_ray_data() -> None:
 
 
 CHUNK_ROWS = 100_000  # rows `predict` reads, scores and writes at a time
+EXPLAIN_CHUNK_ROWS = 5_000  # with --explain (attributions cost far more than scoring): progress per chunk
 RAY_BLOCK_ROWS = 10_000  # rows per block one Ray actor scores with --engine ray
 
 
@@ -565,6 +606,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "`mlpatterns monitor`")
     predict.add_argument("--log-time-column", metavar="COLUMN", help="with --log: the input column whose value is "
                          "each prediction's event time (a replay or backfill; default: the time scored)")
+    predict.add_argument("--explain", action="store_true", help="add each row's attributions to the raw input "
+                         "columns: explain_<column> (log-odds for a classifier, the target's units for a regression), "
+                         "explain_baseline_score (row score = baseline + sum) and explain_check_error")
+    predict.add_argument("--explain-baseline", default="mean", metavar="BASELINE", help="with --explain: what "
+                         "attributions are relative to: 'mean' (the bundle's data statistics; default), row=N (row N "
+                         "of the input) or a JSON object of column values (the others: mean)")
+    predict.add_argument("--explain-method", choices=("auto", "tree", "permutation"), default="auto",
+                         help="with --explain: TreeSHAP from the bundle's ONNX trees, SHAP's permutation explainer "
+                         "over the serving function, or auto (tree where the bundle is one tree ensemble)")
     predict.set_defaults(handler=_predict)
     keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
     keygen.add_argument("private_key", type=Path, help="where to write the signing key (PEM, mode 0600)")

@@ -14,6 +14,11 @@ chosen in one of three documented ways:
 * ``{"values": {column: value}}``: per-column choices; a column not named keeps its
   ``"mean"`` value.
 
+Where the training rows are not at hand (``mlpatterns predict --explain``, the HTTP
+explanation), ``"mean"`` comes from the bundle's own data statistics
+(:func:`statistics_mean_row`): the mean of each numeric column and the most frequent value of
+each other column over the rows the run read, and the middle of a date column's range.
+
 The baseline goes through the serving function's own input checks, so a value it would
 refuse is refused here, naming the column.
 """
@@ -26,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BaselineError", "build_baseline", "training_mean_row"]
+__all__ = ["BaselineError", "build_baseline", "statistics_mean_row", "training_mean_row"]
 
 
 class BaselineError(ValueError):
@@ -64,7 +69,36 @@ def training_mean_row(train: pd.DataFrame, inputs: list[dict[str, Any]]) -> pd.D
     return pd.DataFrame([row], columns=[item["name"] for item in inputs])
 
 
-def build_baseline(serving: Any, how: Any, train: pd.DataFrame, reference: pd.DataFrame | None = None,
+def statistics_mean_row(serving: Any) -> pd.DataFrame:
+    """One row from the bundle's ``statistics.json`` (the run's data statistics); see the module's description."""
+    name = serving.bundle.manifest.get("statistics")
+    if not name:
+        raise BaselineError(f"baseline: the bundle '{serving.name}' carries no data statistics; give the baseline's "
+                            "values instead")
+    columns = serving.bundle.json(name)["columns"]
+    row: dict[str, Any] = {}
+    for item in serving.signature["inputs"]:
+        stats = columns.get(item["name"], {})
+        value: Any = None
+        if item.get("type") == "number" and not item.get("categorical") and "numeric" in stats:
+            value = float(stats["numeric"]["mean"])
+            if str(item.get("dtype", "")).startswith(("int", "uint", "Int", "UInt")):
+                value = int(round(value))
+        elif item.get("type") == "date" and "datetime" in stats:
+            low, high = (pd.Timestamp(stats["datetime"][k]) for k in ("min", "max"))
+            value = (low + (high - low) / 2).normalize()
+        elif stats.get("categories", {}).get("values"):
+            value = stats["categories"]["values"][0][0]
+        elif "numeric" in stats:  # a categorical number
+            value = stats["numeric"]["quantiles"][len(stats["numeric"]["quantiles"]) // 2][1]
+        if value is None:
+            raise BaselineError(f"baseline: the bundle's statistics give no typical value of {item['name']!r}; "
+                                "give the baseline's values instead")
+        row[item["name"]] = value
+    return pd.DataFrame([row], columns=[item["name"] for item in serving.signature["inputs"]])
+
+
+def build_baseline(serving: Any, how: Any, train: pd.DataFrame | None, reference: pd.DataFrame | None = None,
                    *, where: str = "explain.baseline") -> tuple[pd.DataFrame, dict[str, Any]]:
     """The baseline row (raw input columns, conformed by ``serving``) and a JSON description of it.
 
@@ -74,8 +108,9 @@ def build_baseline(serving: Any, how: Any, train: pd.DataFrame, reference: pd.Da
         The bundle whose signature names the input columns and checks the values.
     how : "mean" or dict
         ``"mean"``, ``{"row": i}`` or ``{"values": {column: value}}`` (see the module's description).
-    train : DataFrame
-        The training rows (raw columns) the ``"mean"`` baseline is computed from.
+    train : DataFrame or None
+        The training rows (raw columns) the ``"mean"`` baseline is computed from; None: the
+        bundle's data statistics (:func:`statistics_mean_row`).
     reference : DataFrame, optional
         The rows ``{"row": i}`` picks from (a run's test rows).
     where : str
@@ -83,8 +118,14 @@ def build_baseline(serving: Any, how: Any, train: pd.DataFrame, reference: pd.Da
     """
     inputs = serving.signature["inputs"]
     columns = [item["name"] for item in inputs]
+    if train is None:
+        mean_row, mean_kind = statistics_mean_row(serving), "the bundle's data statistics: mean (numbers), most " \
+            "frequent value (categories), middle of the range (dates)"
+    else:
+        mean_row, mean_kind = training_mean_row(train, inputs), "training mean (numbers), mode (categories), " \
+            "median (dates)"
     if how == "mean":
-        row, kind = training_mean_row(train, inputs), "training mean (numbers), mode (categories), median (dates)"
+        row, kind = mean_row, mean_kind
     elif isinstance(how, Mapping) and set(how) == {"row"}:
         index = how["row"]
         if reference is None or not isinstance(index, int) or isinstance(index, bool) \
@@ -99,10 +140,10 @@ def build_baseline(serving: Any, how: Any, train: pd.DataFrame, reference: pd.Da
         unknown = sorted(set(how["values"]) - set(columns))
         if unknown:
             raise BaselineError(f"{where}.values: unknown column(s) {unknown}; the inputs are {columns}")
-        row = training_mean_row(train, inputs)
+        row = mean_row.astype(object)
         for name, value in how["values"].items():
             row[name] = pd.Series([value], dtype=object)
-        kind = f"chosen values for {sorted(how['values'])}, training mean for the rest"
+        kind = f"chosen values for {sorted(how['values'])}; the others: {mean_kind}"
     else:
         raise BaselineError(f"{where}: expected 'mean', {{row: <index in test>}} or {{values: {{column: value}}}}, "
                             f"got {how!r}")

@@ -161,6 +161,17 @@ class BundleExplainer:
             return np.log(p) - np.log1p(-p)
         return served
 
+    def _differs(self, conformed: pd.DataFrame) -> np.ndarray:
+        """Rows x raw columns: True where the row's value is not the baseline's (two nulls are equal)."""
+        out = np.empty((len(conformed), len(self.columns)), dtype=bool)
+        for j, column in enumerate(self.columns):
+            value, mine = self.baseline[column].iloc[0], conformed[column]
+            if pd.isna(value):
+                out[:, j] = mine.notna().to_numpy()
+            else:
+                out[:, j] = ~(mine == value).fillna(False).to_numpy(dtype=bool)
+        return out
+
     # -- the served function over raw columns, for the permutation explainer ------------------------
     def _mixed_inputs(self, conformed: pd.DataFrame) -> list[np.ndarray]:
         """Per model input, its value for every way of taking its raw columns from the rows or the baseline.
@@ -254,7 +265,7 @@ class BundleExplainer:
         elif self.method == "tree":
             per_input = self.ensemble.shap_values(features.matrix(), self.serving.features(self.baseline).matrix())
             per_input = per_input[:, :len(self.sources)]
-            values = to_raw_columns(per_input, self.sources, self.columns)
+            values = to_raw_columns(per_input, self.sources, self.columns, self._differs(conformed))
             crosses = cross_attributions(per_input, self.sources)
         else:
             values = self.permutation_values(conformed, self.seed if seed is None else seed)

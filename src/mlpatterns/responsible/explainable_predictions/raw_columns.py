@@ -9,9 +9,11 @@ Solution: :func:`feature_sources` maps every model input of a fitted
 it is computed from (``distance`` and ``distance_missing`` from ``distance``, ``dep_hour_bin``
 from ``dep_hour``, ``date_dayofweek`` from ``date``, the cross ``origin_dest`` from ``origin``
 and ``dest``). :func:`to_raw_columns` adds attributions up by raw column; an input computed
-from several raw columns (a feature cross) has its attribution shared equally among them,
-which keeps the sum (the completeness check holds unchanged) and is reported as the pair too
-(:func:`cross_attributions`), so nobody has to take the equal split on faith.
+from several raw columns (a feature cross) has its attribution shared equally among those of
+them whose value differs from the baseline's (a column equal to the baseline cannot have
+moved the prediction), which keeps the sum (the completeness check holds unchanged). The
+cross's own attribution is reported too (:func:`cross_attributions`), so nobody has to take
+the split on faith; SHAP's permutation explainer over the raw columns needs no split at all.
 """
 
 from __future__ import annotations
@@ -55,19 +57,30 @@ def feature_sources(transform: Any, names: list[str]) -> dict[str, list[str]]:
     return sources
 
 
-def to_raw_columns(values: np.ndarray, sources: dict[str, list[str]], columns: list[str]) -> np.ndarray:
+def to_raw_columns(values: np.ndarray, sources: dict[str, list[str]], columns: list[str],
+                   differs: np.ndarray | None = None) -> np.ndarray:
     """Attributions per model input (rows x inputs, in ``sources``' order) summed into ``columns``.
 
-    An input from ``k`` raw columns gives each of them ``1/k`` of its attribution; every
-    row's total is unchanged.
+    An input from ``k`` raw columns gives each of them ``1/k`` of its attribution; with
+    ``differs`` (rows x ``columns``, True where a row's raw value is not the baseline's), only
+    the columns that differ share it (a column equal to the baseline cannot have moved the
+    prediction; an input none of whose columns differ has no attribution). Every row's total
+    is unchanged.
     """
     values = np.asarray(values, dtype=np.float64)
     position = {c: j for j, c in enumerate(columns)}
-    share = np.zeros((len(sources), len(columns)))
+    result = np.zeros((len(values), len(columns)))
     for i, raw in enumerate(sources.values()):
-        for column in raw:
-            share[i, position[column]] += 1.0 / len(raw)
-    return values @ share
+        at = [position[c] for c in raw]
+        if differs is None or len(at) == 1:
+            weights = np.full((len(values), len(at)), 1.0 / len(at))
+        else:
+            moved = np.asarray(differs, dtype=bool)[:, at].astype(np.float64)
+            count = moved.sum(axis=1, keepdims=True)
+            weights = np.where(count > 0, moved / np.maximum(count, 1.0), 1.0 / len(at))
+        for k, j in enumerate(at):
+            result[:, j] += values[:, i] * weights[:, k]
+    return result
 
 
 def cross_attributions(values: np.ndarray, sources: dict[str, list[str]]) -> dict[str, np.ndarray]:
