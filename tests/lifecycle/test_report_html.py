@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def minimal() -> dict:
     return {"name": "carseats", "task": "regression", "rows": {"train": 320, "valid": 40, "test": 40},
             "metrics": {"heuristic_benchmark": {"rmse": 2.5, "mae": 2.0},
                         "boosted": {"rmse": 1.9, "mae": 1.5}, "linear": {"rmse": 1.2, "mae": 0.95}},
-            "timings_seconds": {"load": 0.1, "train.boosted": 1.25}, "steps": {"load": "ran", "train.boosted": "cached"}}
+            "timings_seconds": {"load": 0.1, "train.boosted": 1.25},
+            "steps": {"load": "ran", "train.boosted": "cached"}}
 
 
 def full(folder: Path) -> dict:
@@ -73,14 +75,17 @@ def full(folder: Path) -> dict:
         "skew": {"boosted": {"features_identical": 1.0, "max_score_difference": 4.1e-06}},
         "plots": {"boosted": png(folder / "plots" / "boosted_learning_curves.png")},
         "heuristic_benchmark": {"metric": "rmse", "metric_direction": "minimize", "chosen": "lookup", "units": "lb",
-                                "margin": 0.0125, "heuristics": {"lookup": {"valid": {"rmse": 2.4}, "test": {"rmse": 2.5}},
-                                                                 "global_mean": {"valid": {"rmse": 2.9}, "test": {"rmse": 3.0}}},
+                                "margin": 0.0125,
+                                "heuristics": {"lookup": {"valid": {"rmse": 2.4}, "test": {"rmse": 2.5}},
+                                               "global_mean": {"valid": {"rmse": 2.9}, "test": {"rmse": 3.0}}},
                                 "models": {"linear": {"gain": 1.3, "units": "lb", "beats_margin": True,
                                                       "message": "linear: 1.05 lb closer per prediction"}}},
         "diagnostics": {"boosted": {"task": "regression", "rows": 40,
-                                    "residuals": {"mean": 0.01, "by_prediction": [{"count": 20, "mean_residual": 0.2},
-                                                                                  {"count": 20, "mean_residual": -0.2}]},
-                                    "plots": {"residuals": png(folder / "plots" / "boosted_diagnostics_residuals.png")}}},
+                                    "residuals": {"mean": 0.01,
+                                                  "by_prediction": [{"count": 20, "mean_residual": 0.2},
+                                                                    {"count": 20, "mean_residual": -0.2}]},
+                                    "plots": {"residuals": png(folder / "plots" /
+                                                               "boosted_diagnostics_residuals.png")}}},
         "explanations": {"boosted": {"baseline": "training mean", "importance": {"Price": 0.61, "ShelveLoc": 0.42},
                                      "completeness": {"max_abs_error": 2e-6, "tolerance": 1e-4, "passed": True}}},
         "fairness": {"data": {"slices": [{"slice": "Urban=Yes", "count": 282, "label_mean": 7.4},
@@ -239,3 +244,10 @@ def test_any_json_report_renders_and_every_number_traces_back(tmp_path, extra, m
         shown = json.loads(shown_json)
         assert shown == value or (isinstance(value, float) and math.isnan(value) and math.isnan(shown)), key
         assert text == format_value(value), key
+
+
+def test_without_jinja2_the_error_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    with pytest.raises(ImportError, match=r"pip install 'mlpatterns\[report\]'"):
+        write_report_html(minimal(), tmp_path)
+    assert list(tmp_path.iterdir()) == []

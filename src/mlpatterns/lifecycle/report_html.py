@@ -103,8 +103,11 @@ def lookup(report: Any, key: str) -> Any:
 
 def render_report_html(report: dict[str, Any], output_dir: Path) -> str:
     """The page for ``report`` (the dict written to ``report.json``) as text; plot paths that are relative
-    are read from ``output_dir``."""
-    import jinja2
+    are read from ``output_dir``. Needs jinja2 (the ``report`` extra)."""
+    try:
+        import jinja2
+    except ImportError as error:
+        raise ImportError("report.html needs jinja2: pip install 'mlpatterns[report]'") from error
 
     environment = jinja2.Environment(loader=jinja2.PackageLoader("mlpatterns.lifecycle", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,

@@ -25,6 +25,7 @@ figures drawn without pyplot (no global state).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,19 +133,29 @@ def diagnose(task: str, y: np.ndarray, output: np.ndarray, folder: Path, *, thre
     negative, neutral, positive), ``multilabel`` (``output`` = one probability per label,
     decided at ``thresholds``) or ``regression``.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     y, output = np.asarray(y), np.asarray(output, dtype=float)
     if task == "classification":
-        return _classification(y, output.ravel(), folder, threshold)
-    if task == "multiclass":
-        return _multiclass(y, output, folder, list(classes or range(output.shape[1])), neutral)
-    if task == "multilabel":
-        return _multilabel(y, output, folder, list(labels or range(output.shape[1])), thresholds)
-    if task == "regression":
+        result, drawings = _classification(y, output.ravel(), folder, threshold)
+    elif task == "multiclass":
+        result, drawings = _multiclass(y, output, folder, list(classes or range(output.shape[1])), neutral)
+    elif task == "multilabel":
+        result, drawings = _multilabel(y, output, folder, list(labels or range(output.shape[1])), thresholds)
+    elif task == "regression":
         if output.ndim == 2:  # several outputs: the report shows the first
             output = output[:, 0]
-        return _regression(y.astype(float), output, folder)
-    raise ValueError(f"diagnose: task must be classification, multiclass, multilabel or regression, not {task!r}")
+        result, drawings = _regression(y.astype(float), output, folder)
+    else:
+        raise ValueError(f"diagnose: task must be classification, multiclass, multilabel or regression, "
+                         f"not {task!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # the report extra is not installed: the numbers stay, the plots are left out
+        result["plots_left_out"] = "matplotlib is not installed (pip install 'mlpatterns[report]')"
+        return result
+    for draw in drawings:
+        draw()
+    return result
 
 
 def diagnostics(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
@@ -174,20 +185,25 @@ def diagnostics(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[
 
 
 # -- each task -------------------------------------------------------------------------------------------
-def _classification(y: np.ndarray, scores: np.ndarray, folder: Path, threshold: float | None) -> dict[str, Any]:
+Drawings = list[Callable[[], None]]  # each task's plots, drawn when matplotlib is there
+
+
+def _classification(y: np.ndarray, scores: np.ndarray, folder: Path,
+                    threshold: float | None) -> tuple[dict[str, Any], Drawings]:
     y = y.astype(int)
     cut = 0.5 if threshold is None else float(threshold)
     calibration = calibration_table(y, scores)
     confusion = confusion_table(y, (scores >= cut).astype(int), ["negative", "positive"])
-    _plot_calibration({"model": calibration}, folder / "calibration.png", "Calibration on the test split")
-    _plot_score_histogram(y, scores, cut, folder / "score_histogram.png")
-    _plot_confusion(confusion, folder / "confusion.png", f"Decisions at threshold {cut:.3g}")
     return {"task": "classification", "rows": int(len(y)), "threshold": cut,
             "threshold_from": "bundle" if threshold is not None else "default 0.5",
-            "calibration": calibration, "confusion": confusion}
+            "calibration": calibration, "confusion": confusion}, [
+        lambda: _plot_calibration({"model": calibration}, folder / "calibration.png", "Calibration on the test split"),
+        lambda: _plot_score_histogram(y, scores, cut, folder / "score_histogram.png"),
+        lambda: _plot_confusion(confusion, folder / "confusion.png", f"Decisions at threshold {cut:.3g}")]
 
 
-def _multiclass(y: np.ndarray, proba: np.ndarray, folder: Path, classes: list[str], neutral: bool) -> dict[str, Any]:
+def _multiclass(y: np.ndarray, proba: np.ndarray, folder: Path, classes: list[str],
+                neutral: bool) -> tuple[dict[str, Any], Drawings]:
     decided = np.argmax(proba, axis=1)
     if neutral:  # the truth is binary: negative is class 0, positive class 2; calibrate P(positive | decisive)
         truth = np.where(y.astype(float) > 0.5, 2, 0)
@@ -199,13 +215,13 @@ def _multiclass(y: np.ndarray, proba: np.ndarray, folder: Path, classes: list[st
         what = "top class probability"
     calibration = {**calibration_table(outcome, score), "of": what}
     confusion = confusion_table(truth, decided, classes, truth_rows=[0, 2] if neutral else None)
-    _plot_calibration({what: calibration}, folder / "calibration.png", f"Calibration of the {what}")
-    _plot_confusion(confusion, folder / "confusion.png", "Decisions: the most probable class")
-    return {"task": "multiclass", "rows": int(len(y)), "calibration": calibration, "confusion": confusion}
+    return {"task": "multiclass", "rows": int(len(y)), "calibration": calibration, "confusion": confusion}, [
+        lambda: _plot_calibration({what: calibration}, folder / "calibration.png", f"Calibration of the {what}"),
+        lambda: _plot_confusion(confusion, folder / "confusion.png", "Decisions: the most probable class")]
 
 
 def _multilabel(Y: np.ndarray, proba: np.ndarray, folder: Path, labels: list[str],
-                thresholds: list[float] | None) -> dict[str, Any]:
+                thresholds: list[float] | None) -> tuple[dict[str, Any], Drawings]:
     from sklearn.metrics import multilabel_confusion_matrix
 
     Y = Y.astype(int)
@@ -221,16 +237,16 @@ def _multilabel(Y: np.ndarray, proba: np.ndarray, folder: Path, labels: list[str
                                  "expected_calibration_error": calibration["expected_calibration_error"]}
         if j < _MAX_LABELS_PLOTTED:
             curves[str(label)] = calibration
-    _plot_calibration(curves, folder / "calibration.png", "Calibration of each label")
-    _plot_label_rates(per_label, folder / "label_rates.png")
     return {"task": "multilabel", "rows": int(len(Y)), "threshold_from": "bundle" if thresholds else "default 0.5",
-            "labels": per_label}
+            "labels": per_label}, [
+        lambda: _plot_calibration(curves, folder / "calibration.png", "Calibration of each label"),
+        lambda: _plot_label_rates(per_label, folder / "label_rates.png")]
 
 
-def _regression(y: np.ndarray, predicted: np.ndarray, folder: Path) -> dict[str, Any]:
+def _regression(y: np.ndarray, predicted: np.ndarray, folder: Path) -> tuple[dict[str, Any], Drawings]:
     summary = residual_summary(y, predicted)
-    _plot_residuals(y - predicted, predicted, summary, folder)
-    return {"task": "regression", "rows": int(len(y)), "residuals": summary}
+    return {"task": "regression", "rows": int(len(y)), "residuals": summary}, [
+        lambda: _plot_residuals(y - predicted, predicted, summary, folder)]
 
 
 # -- plots -----------------------------------------------------------------------------------------------
