@@ -116,6 +116,12 @@ def test_a_bundle_network_is_explained_by_raw_column(carseats_network):
     assert set(result.summary()["importance"]) == set(serving.input_columns)
     zeros = bundle_integrated_gradients(serving, rows.iloc[:5], baseline="zeros")
     assert zeros.check["completeness"]["passed"]
+    typical = bundle_integrated_gradients(serving, rows, frame, embedding_baseline="mean")
+    assert typical.check["completeness"]["passed"]
+    np.testing.assert_allclose(typical.output, result.output)  # same rows, another baseline
+    assert abs(typical.baseline_output[0] - served.mean()) < abs(result.baseline_output[0] - served.mean()) + 0.05
+    with pytest.raises(ValueError, match="embedding_baseline must be"):
+        bundle_integrated_gradients(serving, rows.iloc[:5], frame, embedding_baseline="median")
     with pytest.raises(ValueError, match="needs the training rows"):
         bundle_integrated_gradients(serving, rows.iloc[:5])
     with pytest.raises(ValueError, match="wide_and_deep network"):

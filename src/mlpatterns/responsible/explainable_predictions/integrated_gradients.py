@@ -16,8 +16,9 @@ to the inputs it can be differentiated by:
   share of missing values), or a row given by the caller;
 * each categorical column's deep **embedding vector** and its **wide** weight(s) (the
   lookups of its index), whose baseline is **zero**: "no information about this
-  column". A column's attribution is the sum over its embedding dimensions and its
-  wide weights.
+  column" (for a bundle, ``embedding_baseline="mean"`` takes their training mean
+  instead, whose output is closer to a typical prediction). A column's attribution is
+  the sum over its embedding dimensions and its wide weights.
 
 The attributed output is the one served: P(positive) (or a class or label probability,
 ``target``) for a classifier, the value for a regression (in the target's units).
@@ -176,8 +177,8 @@ class _Decomposed:
 
 
 def _attribute(parts: _Decomposed, numeric: np.ndarray, categorical: np.ndarray, numeric_baseline: np.ndarray,
-               steps: int, max_steps: int, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                      np.ndarray, int, dict[str, Any]]:
+               steps: int, max_steps: int, tolerance: float, dense_baseline: tuple[Any, Any] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any]]:
     import torch
     from captum.attr import IntegratedGradients
 
@@ -187,7 +188,11 @@ def _attribute(parts: _Decomposed, numeric: np.ndarray, categorical: np.ndarray,
         deep, wide = parts.dense_inputs(categorical_t)
     inputs = (numeric_t, deep, wide)
     base = torch.as_tensor(np.broadcast_to(np.asarray(numeric_baseline, dtype=np.float64), numeric.shape).copy())
-    baselines = (base, torch.zeros_like(deep), torch.zeros_like(wide))
+    if dense_baseline is None:  # "no information about the column": the zero vector
+        baselines = (base, torch.zeros_like(deep), torch.zeros_like(wide))
+    else:  # one row of mean embedding vectors and wide weights, for every row
+        baselines = (base, *(b.reshape(1, -1).expand_as(x).contiguous() for b, x in zip(dense_baseline, (deep, wide),
+                                                                                        strict=True)))
     with torch.no_grad():
         output = parts.forward(*inputs).numpy()
         baseline_output = parts.forward(*baselines).numpy()
@@ -332,7 +337,8 @@ def network_from_onnx(onnx_bytes: bytes, architecture: dict[str, Any], *, target
 
 def bundle_integrated_gradients(serving: Any, rows: pd.DataFrame, training: pd.DataFrame | None = None, *,
                                 baseline: Any = "mean", steps: int = 64, max_steps: int = 1024,
-                                tolerance: float = 0.01, target: int | None = None) -> IntegratedGradientsResult:
+                                tolerance: float = 0.01, target: int | None = None,
+                                embedding_baseline: str = "zeros") -> IntegratedGradientsResult:
     """Integrated gradients of a ``wide_and_deep`` bundle's served output for raw ``rows``.
 
     Parameters
@@ -350,6 +356,10 @@ def bundle_integrated_gradients(serving: Any, rows: pd.DataFrame, training: pd.D
         As :func:`integrated_gradients`.
     target : int, optional
         The output column explained for a multiclass or multilabel bundle (required there).
+    embedding_baseline : {"zeros", "mean"}
+        The categorical inputs' baseline: the zero embedding and wide weight (default), or
+        their mean over the training rows (needs ``training``), whose output is closer to
+        a typical prediction.
 
     The attributions are also added up by raw input column (:attr:`IntegratedGradientsResult.raw_attributions`).
     """
@@ -373,18 +383,32 @@ def bundle_integrated_gradients(serving: Any, rows: pd.DataFrame, training: pd.D
 
         raise InputError(f"{len({p.row for p in problems})} bad row(s) to explain", problems)
     features = serving.features(conformed)
-    if isinstance(baseline, str) and baseline == "mean":
-        if training is None:
-            raise ValueError("baseline='mean' needs the training rows (training=...); or pass baseline='zeros'")
+    training_features = None
+    if training is not None:
         good, problems = serving.conform(training.assign(**{k: v for k, v in keys.items() if k not in training}))
-        numeric_baseline = serving.features(good.drop(index=[p.row for p in problems])).numeric.mean(axis=0)
+        training_features = serving.features(good.drop(index=[p.row for p in problems]))
+    if isinstance(baseline, str) and baseline == "mean":
+        if training_features is None:
+            raise ValueError("baseline='mean' needs the training rows (training=...); or pass baseline='zeros'")
+        numeric_baseline = training_features.numeric.mean(axis=0)
     elif isinstance(baseline, str) and baseline == "zeros":
         numeric_baseline = np.zeros(features.numeric.shape[1], dtype=np.float32)
     else:
         numeric_baseline = _numeric_baseline(baseline, np.zeros(0), features.numeric.shape[1])
     parts = _Decomposed(network, head, pick)
+    dense_baseline = None
+    if embedding_baseline == "mean":
+        if training is None:
+            raise ValueError("embedding_baseline='mean' needs the training rows (training=...)")
+        import torch
+
+        with torch.no_grad():
+            deep, wide = parts.dense_inputs(torch.as_tensor(training_features.categorical))
+        dense_baseline = (deep.mean(dim=0), wide.mean(dim=0))
+    elif embedding_baseline != "zeros":
+        raise ValueError(f"embedding_baseline must be 'zeros' or 'mean', got {embedding_baseline!r}")
     attributions, output, baseline_output, delta, used, completeness = _attribute(
-        parts, features.numeric, features.categorical, numeric_baseline, steps, max_steps, tolerance)
+        parts, features.numeric, features.categorical, numeric_baseline, steps, max_steps, tolerance, dense_baseline)
     served = serving.predict_features(features)
     served = served if served.ndim == 1 else served[:, pick]
     names = features.numeric_names + features.categorical_names
