@@ -135,7 +135,9 @@ def test_every_number_on_the_page_is_the_value_at_its_key(tmp_path):
 def test_sections_present_only_when_the_report_holds_them(tmp_path):
     sections = ["summary", "metrics", "benchmark", "learning-curves", "diagnostics", "explanations", "model-cards",
                 "fairness", "drift", "skew", "lineage", "categorical-encodings", "steps", "more"]
-    assert _Page(render_report_html(full(tmp_path), tmp_path)).ids == sections
+    html = render_report_html(full(tmp_path), tmp_path)
+    assert _Page(html).ids == sections
+    assert re.findall(r'<li><a href="#([\w-]+)">', html) == sections  # the contents link every section
     assert _Page(render_report_html(minimal(), tmp_path)).ids == ["summary", "metrics", "steps"]
     assert _Page(render_report_html({"name": "bare"}, tmp_path)).ids == ["summary"]  # nothing else, no error
     html = render_report_html({**minimal(), "data_anomalies": []}, tmp_path)
