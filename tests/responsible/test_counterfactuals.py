@@ -108,6 +108,10 @@ def test_immutable_columns_never_change(us):
     row = frame.iloc[[0]].reset_index(drop=True)
     free = counterfactuals(serving, row, candidates, limit=20)
     assert not free.table.empty
+    margin = (free.table["score"] - serving.threshold).abs()
+    for distance in set(free.table["distance"]):  # ties: the change that goes furthest past the threshold first
+        assert list(margin[free.table["distance"] == distance]) == sorted(margin[free.table["distance"] == distance],
+                                                                          reverse=True)
     used = {c for columns in free.table["columns"] for c in columns}
     fixed = counterfactuals(serving, row, candidates, immutable=sorted(used), limit=50)
     assert all(not set(columns) & used for columns in fixed.table["columns"])

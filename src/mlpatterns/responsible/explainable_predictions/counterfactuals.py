@@ -21,7 +21,8 @@ How far a change goes (its *distance*):
 * a pair's distance is the sum of its two changes.
 
 Single-column changes are searched first; pairs only when no single change flips the
-decision (and ``max_changes=2``). Columns named ``immutable`` (e.g. sex, race, origin)
+decision (and ``max_changes=2``). Among equally near changes (two categories, say), the
+one whose served score lands furthest past the threshold (or target value) comes first. Columns named ``immutable`` (e.g. sex, race, origin)
 never change. Text inputs (a frozen text encoder's) are never changed.
 
 Examples
@@ -330,8 +331,11 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
             break
     columns = ["changes", "columns", "from", "to", "score", "prediction", "distance"]
     table = pd.DataFrame(found, columns=columns)
-    if len(table):
-        table = table.sort_values(["changes", "distance", "score"], kind="stable").head(limit).reset_index(drop=True)
+    if len(table):  # nearest first; among equally near changes, the one that goes furthest past the cut-off
+        cut = serving.threshold if serving.task == "classification" else target_value
+        table["margin"] = (table["score"] - cut).abs()
+        table = table.sort_values(["changes", "distance", "margin"], ascending=[True, True, False], kind="stable")
+        table = table.drop(columns="margin").head(limit).reset_index(drop=True)
     return CounterfactualExplanation(table, float(score), prediction, goal, searched,
                                      [c.name for c in mutable if c.name in options])
 
