@@ -213,6 +213,10 @@ def test_long_tables_are_cut_with_a_note(tmp_path):
     assert "… and 50 more in report.json" in html and 'data-key="data_anomalies.199.value"' in html
     assert 'data-key="data_anomalies.200.value"' not in html
     assert 'data-key="diagnostics.m.confusion.counts.1.1" data-value="1"' in html
+    html = render_report_html({"name": "long", "tuning": {"values": list(range(1000)), "plots": {"x": {"a": 1}}}},
+                              tmp_path)
+    assert "… and 800 more in report.json" in html and 'data-key="tuning.values.199"' in html
+    assert 'data-key="tuning.plots.x.a"' in html  # a "plots" that is not paths is shown as it is
 
 
 def test_a_confusion_matrix_is_labelled_by_truth_and_decision(tmp_path):

@@ -148,7 +148,7 @@ class _Page:
             return {"kind": "empty", "text": "none"}
         scalars, children, figures = [], [], None
         for name, item in value.items():
-            if name == "plots" and isinstance(item, dict):
+            if name == "plots" and isinstance(item, dict) and item and all(isinstance(v, str) for v in item.values()):
                 figures = self.figures(item, (*path, name))
             elif name == "counts" and _labels_fit(value, item):
                 children.append(("counts (rows: truth, columns: decision)", self._matrix(
@@ -168,7 +168,8 @@ class _Page:
         if not value:
             return {"kind": "empty", "text": "none"}
         if all(_scalar(item) for item in value):
-            return {"kind": "inline", "items": [self.value(item, (*path, i)) for i, item in enumerate(value)]}
+            return {"kind": "inline", "more": max(0, len(value) - _MAX_ROWS),
+                    "items": [self.value(item, (*path, i)) for i, item in enumerate(value[:_MAX_ROWS])]}
         if _is_matrix(value):
             return self._matrix(value, path)
         if all(isinstance(item, dict) for item in value) and _rows_of_records(dict(enumerate(value))):
