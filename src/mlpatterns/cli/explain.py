@@ -182,7 +182,7 @@ def _print(result: dict[str, Any]) -> None:
         table.add_column("this row")
         for i, item in enumerate(found["examples"], 1):
             table.add_column(f"#{i}: row {item['training_row']}")
-        table.add_row("[italic](label)[/italic]", str(found["outcome"]), *[str(e["outcome"]) for e in found["examples"]])
+        table.add_row("[italic](outcome: served / label)[/italic]", str(found["outcome"]), *[str(e["outcome"]) for e in found["examples"]])
         table.add_row("[italic](distance to the row)[/italic]", "0", *[f"{e['distance']:.4g}" for e in found["examples"]])
         for name, value in result["inputs"].items():
             table.add_row(name, _text(value), *[_text(e["inputs"].get(name)) for e in found["examples"]])
