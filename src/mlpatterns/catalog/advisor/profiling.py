@@ -27,7 +27,7 @@ __all__ = [
     "profile_target",
 ]
 
-CODE_MAX_DISTINCT = 20  # whole numbers with at most this many values are codes (categories)
+CODE_MAX_DISTINCT = 20  # whole numbers with at most this many scattered values are codes (categories)
 HIGH_CARDINALITY = 1000  # more distinct values: hashing (the transform's vocabulary cut-off)
 ID_DISTINCT_SHARE = 0.99  # whole numbers unique in >= 99 % of rows: a row id (sequential or not)
 TEXT_ID_DISTINCT_SHARE = 0.95  # short texts unique in >= 95 % of rows: an id
@@ -170,7 +170,9 @@ def profile_column(name: str, values: pd.Series, folder: Path | None = None) -> 
             return ColumnProfile(kind="id", facts={"distinct_share": round(share, 4), "sequential": sequential},
                                  **base)
         if whole and distinct <= CODE_MAX_DISTINCT:
-            return ColumnProfile(kind="categorical", facts={"codes": True}, **base)
+            low, high = float(present.min()), float(present.max())
+            if high - low + 1 > 2 * distinct:  # scattered values (1, 2, 9, 18, 28): codes, not amounts
+                return ColumnProfile(kind="categorical", facts={"codes": True}, **base)
         skew = float(pd.Series(present.to_numpy(dtype=float)).skew())
         return ColumnProfile(kind="numeric", facts={"skewness": round(skew, 2), "whole": whole}, **base)
     return _profile_text_column(name, values, present, folder, base)
@@ -180,7 +182,7 @@ UNSEEN_LATER_SHARE = 0.5  # categories of the latest 20 % of times unseen before
 
 
 def mark_unseen_later(frame: pd.DataFrame, profile: TableProfile, time_column: str) -> None:
-    """Record, per category column, the share of the latest 20 % of rows (by ``time_column``) whose value never
+    """Record, per category column (or whole numbers with few values), the share of the latest 20 % of rows (by ``time_column``) whose value never
     occurs in the earlier rows (``facts["unseen_later_share"]``).
 
     A split in time order trains on the past: a column such as a month or a season code,
@@ -196,7 +198,8 @@ def mark_unseen_later(frame: pd.DataFrame, profile: TableProfile, time_column: s
     later = frame.index.isin(order.index[order >= cut])
     earlier = frame.index.isin(order.index[order < cut])
     for column in profile.columns.values():
-        if column.kind not in ("categorical", "boolean"):
+        few_numbers = column.kind == "numeric" and column.facts.get("whole") and column.distinct <= CODE_MAX_DISTINCT
+        if column.kind not in ("categorical", "boolean") and not few_numbers:
             continue
         values = frame[column.name].astype(str)
         seen = set(values[earlier])

@@ -14,8 +14,8 @@ that chose it:
 - the model: gradient boosting, with a wide-and-deep network (Embeddings, 2) only when
   hashed high-cardinality columns and at least 50,000 rows give embeddings something to
   learn; Rebalancing (10) by moving the threshold when the minority class is under 30 %;
-- Heuristic Benchmark (28): the two low-cardinality columns that predict the target best
-  alone, as the lookup's segments;
+- Heuristic Benchmark (28): the two low-cardinality columns (categories, or whole numbers
+  with at most 50 values) that predict the target best alone, as the lookup's segments;
 - what is left out and why (leaks, ids, constants, copies, image paths).
 """
 
@@ -295,8 +295,10 @@ def _models(profile: TableProfile, target: dict[str, Any], hashed: list[str],
 
 def _baseline(profile: TableProfile, leaks: LeakReport, leaked: dict[str, Any],
               recommend: list[Recommendation]) -> Entry | None:
-    candidates = [c.name for c in profile.of_kind("categorical", "boolean")
+    candidates = [c.name for c in profile.of_kind("categorical", "boolean", "numeric")
                   if c.name not in leaked and c.distinct <= BASELINE_MAX_DISTINCT
+                  and (c.kind != "numeric" or c.facts.get("whole"))
+                  and c.facts.get("unseen_later_share", 0.0) <= UNSEEN_LATER_SHARE
                   and leaks.scores.get(c.name, float("nan")) == leaks.scores.get(c.name)]  # NaN-free
     ranked = sorted(candidates, key=lambda n: -leaks.scores[n])[:2]
     if not ranked:
