@@ -14,6 +14,7 @@ from mlpatterns.responsible.explainable_predictions.integrated_gradients import 
     bundle_integrated_gradients,
     integrated_gradients,
     network_from_onnx,
+    plot_integrated_gradients,
 )
 
 
@@ -103,7 +104,7 @@ def carseats_network(tmp_path_factory):
     return frame, ServingFunction.load(bundles["network"]), ServingFunction.load(bundles["linear"])
 
 
-def test_a_bundle_network_is_explained_by_raw_column(carseats_network):
+def test_a_bundle_network_is_explained_by_raw_column(carseats_network, tmp_path):
     frame, serving, linear = carseats_network
     rows = frame.iloc[:60]
     result = bundle_integrated_gradients(serving, rows, frame)
@@ -114,6 +115,8 @@ def test_a_bundle_network_is_explained_by_raw_column(carseats_network):
     assert "ShelveLoc_Urban" in result.names  # the cross, shared between its two raw columns
     np.testing.assert_allclose(result.raw_attributions.sum(axis=1), result.attributions.sum(axis=1), atol=1e-9)
     assert set(result.summary()["importance"]) == set(serving.input_columns)
+    plot_integrated_gradients(result, tmp_path / "ig.png", title="network")
+    assert (tmp_path / "ig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(list(tmp_path.iterdir())) == 1
     zeros = bundle_integrated_gradients(serving, rows.iloc[:5], baseline="zeros")
     assert zeros.check["completeness"]["passed"]
     typical = bundle_integrated_gradients(serving, rows, frame, embedding_baseline="mean")

@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["IntegratedGradientsResult", "bundle_integrated_gradients", "integrated_gradients", "network_from_onnx"]
+__all__ = ["IntegratedGradientsResult", "bundle_integrated_gradients", "integrated_gradients", "network_from_onnx",
+           "plot_integrated_gradients"]
 
 ONNX_TOLERANCE = 1e-5  # relative to max(1, |output|): float32 rounding of two evaluation orders
 
@@ -431,3 +432,36 @@ def _served_head(serving: Any, model: dict[str, Any], outputs: int, target: int 
     if target is None or not 0 <= int(target) < outputs:
         raise ValueError(f"a {task} bundle needs target: the output column to explain, 0 to {outputs - 1}")
     return ("softmax" if task == "multiclass" else "sigmoid"), int(target)
+
+
+def plot_integrated_gradients(result: IntegratedGradientsResult, path: Any, *, title: str = "") -> None:
+    """A bar chart of the mean absolute attribution per raw column (per input without a mapping), written
+    to ``path`` (PNG) through a temporary file renamed into place; the checks in its title."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    importance = result.importance(raw=result.raw_attributions is not None).iloc[:20][::-1]
+    checks = result.check
+    figure, axis = plt.subplots(figsize=(7, 0.35 * len(importance) + 1.6))
+    axis.barh(list(importance.index), importance.to_numpy(), color="#4c72b0")
+    axis.set_xlabel(f"mean |integrated gradients attribution|, {len(result.output)} rows")
+    axis.set_title(f"{title + ': ' if title else ''}f(baseline) {np.mean(result.baseline_output):.3g}, "
+                   f"mean f(x) {np.mean(result.output):.3g}\ncompleteness max |delta| "
+                   f"{checks['completeness']['max_abs_delta']:.1e} ({result.steps} steps); "
+                   f"torch vs ONNX {checks['onnx']['max_abs_difference']:.1e}", fontsize=9)
+    figure.tight_layout()
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=100)
+        os.replace(temporary, path)
+    finally:
+        plt.close(figure)
+        Path(temporary).unlink(missing_ok=True)
