@@ -90,3 +90,93 @@ def test_the_spec_carries_the_section_to_the_steps(tmp_path):
     spec["fairness"]["thresholds"] = {"model": {"roc_auc_gap": 0.1}}
     with pytest.raises(SpecError, match="fairness.thresholds.model.roc_auc_gap"):
         parse_spec(spec)
+
+
+# -- the steps, on the artifacts of a real run of an Adult sample --------------------------------------------------
+
+def _artifacts(output_dir):
+    """Each artifact of the run's cache by name (the Workflow Pipeline's record of the latest run of each step)."""
+    import json
+
+    cache = output_dir / "cache"
+    found = {}
+    for record in (cache / "latest").glob("*.json"):
+        for output in json.loads(record.read_text())["outputs"].values():
+            found[output["artifact"]] = cache / output["path"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def adult_run(tmp_path_factory):
+    import yaml
+
+    from mlpatterns.cli import main
+    from mlpatterns.datasets import load_adult
+
+    folder = tmp_path_factory.mktemp("adult-fairness")
+    load_adult().sample(6000, random_state=0).to_parquet(folder / "adult.parquet", index=False)
+    spec = copy.deepcopy(SPEC)
+    spec["data"]["path"] = str(folder / "adult.parquet")
+    spec["output"] = {"dir": str(folder / "run")}
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(folder / "spec.yaml")]) == 0
+    return folder, spec
+
+
+def _state(spec, **fairness):
+    from mlpatterns.lifecycle.pipeline import spec_state
+
+    spec = copy.deepcopy(spec)
+    spec["fairness"].update(fairness)
+    return spec_state(parse_spec(spec))
+
+
+def test_the_steps_measure_the_served_decisions_and_fail_on_a_crossed_threshold(adult_run, tmp_path):
+    import json
+
+    from mlpatterns.lifecycle.fairness_step import fairness, fairness_data
+    from mlpatterns.responsible.fairness_lens import FairnessThresholdError
+
+    folder, spec = adult_run
+    artifacts = _artifacts(folder / "run")
+    report = json.loads((folder / "run" / "report.json").read_text())
+    inputs = {"table": artifacts["table"], "prepared": artifacts["prepared"], "bundle": artifacts["bundle.gbm"]}
+    logged = []
+    runtime = {"log": logged.append}
+    fairness_data(inputs, {"fairness_data": tmp_path / "data"}, {"spec": _state(spec)}, runtime)
+    balance = json.loads((tmp_path / "data" / "result.json").read_text())
+    assert balance["split"] == "train" and balance["rows"] == report["rows"]["train"]
+    assert {s["slice"] for s in balance["columns"]["sex"]["slices"]} == {"Female", "Male"}
+    assert (tmp_path / "data" / "balance.png").stat().st_size > 1000
+
+    fairness(inputs, {"fairness": tmp_path / "model"}, {"spec": _state(spec), "model": "gbm"}, runtime)
+    result = json.loads((tmp_path / "model" / "result.json").read_text())
+    # the decisions are the bundle's own served output: its recall and ROC AUC are the run's test metrics
+    assert result["rows"] == report["rows"]["test"]
+    assert 1 - result["overall"]["false_negative_rate"] == pytest.approx(report["metrics"]["gbm"]["recall"], abs=1e-9)
+    assert result["overall"]["roc_auc"] == pytest.approx(report["metrics"]["gbm"]["roc_auc"], abs=1e-6)
+    assert result["threshold"] == 0.5 and result["crossings"] == []
+    methods = [row["method"] for row in result["mitigation"]["rows"]]
+    assert methods == ["served_model", "slice_thresholds", "unweighted_reference", "reweighting"]
+    assert sorted(p.name for p in (tmp_path / "model").glob("*.png")) == ["mitigation.png", "slices.png"]
+
+    gap = result["columns"]["sex"]["gaps"]["selection_rate"]
+    strict = _state(spec, thresholds={"data": {}, "model": {"selection_rate_difference": gap["difference"] / 2}})
+    with pytest.raises(FairnessThresholdError, match=r"selection_rate_difference across 'sex' is .*'Female'.*'Male'"
+                                                     r".*the spec allows at most"):
+        fairness(inputs, {"fairness": tmp_path / "strict"}, {"spec": strict, "model": "gbm"}, runtime)
+    share = min(s["share"] for s in balance["columns"]["race"]["slices"] if not s["tiny"])
+    data_limit = _state(spec, thresholds={"data": {"min_share": share * 1.5}, "model": {}})
+    with pytest.raises(FairnessThresholdError, match=r"the train split crosses .* min_share across 'race'"):
+        fairness_data(inputs, {"fairness_data": tmp_path / "data2"}, {"spec": data_limit}, runtime)
+
+
+def test_a_missing_sensitive_column_is_named(adult_run, tmp_path):
+    from mlpatterns.lifecycle.fairness_step import fairness_data
+
+    folder, spec = adult_run
+    artifacts = _artifacts(folder / "run")
+    state = _state(spec, sensitive=["sex", "religion"])
+    with pytest.raises(SpecError, match=r"fairness.sensitive\[1\]: column 'religion' is not in the data"):
+        fairness_data({"table": artifacts["table"], "prepared": artifacts["prepared"]},
+                      {"fairness_data": tmp_path / "data"}, {"spec": state}, {"log": print})

@@ -75,7 +75,7 @@ def plot_slices(result: dict[str, Any], metrics: list[str], path: str | Path, ti
 
 
 def plot_mitigations(table: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Each mitigation's overall accuracy against its gap between slices (lower-right is better)."""
+    """Each mitigation's overall accuracy against its gap between slices (upper left is better)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,7 +90,7 @@ def plot_mitigations(table: list[dict[str, Any]], path: str | Path, title: str =
                       fontsize=8)
     metric = table[0].get("gap_metric", "gap") if table else "gap"
     axis.set_xlabel(f"{metric} difference between slices (test)")
-    axis.set_ylabel("overall accuracy (test)")
+    axis.set_ylabel("overall accuracy (test; upper left is better)")
     axis.grid(alpha=0.3)
     if title:
         axis.set_title(title, fontsize=10)

@@ -113,7 +113,8 @@ def _gaps(frame: Any, tiny: dict[str, bool]) -> dict[str, dict[str, Any]]:
         if len(column) < 2:
             continue
         low, high = column.min(), column.max()
-        gaps[metric] = {"difference": _clean(high - low), "ratio": _clean(low / high) if high != 0 else 1.0,
+        ratio = None if low < 0 else (_clean(low / high) if high != 0 else 1.0)  # no ratio of signed values
+        gaps[metric] = {"difference": _clean(high - low), "ratio": ratio,
                         "lowest": str(column.idxmin()), "highest": str(column.idxmax())}
     return gaps
 
@@ -281,6 +282,8 @@ def model_slices(sensitive: dict[str, np.ndarray], y_true: Any, y_pred: Any, tas
                 for metric, values in (("mae", np.abs(errors)), ("mean_prediction", y_pred[mask]),
                                        ("mean_target", y_true[mask]), ("mean_error", errors)):
                     low, high = mean_interval(values, confidence)
+                    if metric == "mae" and math.isfinite(low):
+                        low = max(low, 0.0)  # an absolute error is never negative
                     item[f"{metric}_low"], item[f"{metric}_high"] = _clean(low), _clean(high)
                 low, high = mean_interval(errors ** 2, confidence)  # the interval of the mean squared error
                 item["rmse_low"] = _clean(math.sqrt(max(low, 0.0))) if math.isfinite(low) else None

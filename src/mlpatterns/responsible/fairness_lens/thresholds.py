@@ -33,7 +33,8 @@ DATA_THRESHOLDS = {
 
 def model_threshold_names(task: str) -> tuple[str, ...]:
     """Every threshold a model's slices can be held to: ``<metric>_difference`` and ``<metric>_ratio``."""
-    return tuple(f"{metric}_{gap}" for metric in MODEL_METRICS[task] for gap in ("difference", "ratio"))
+    return tuple(f"{metric}_{gap}" for metric in MODEL_METRICS[task] for gap in ("difference", "ratio")
+                 if not (gap == "ratio" and metric == "mean_error"))  # a ratio of signed errors means nothing
 
 
 class FairnessThresholdError(ValueError):
@@ -72,6 +73,8 @@ def _gap(slices: list[dict[str, Any]], metric: str, gap: str) -> tuple[float, di
     low, high = min(values, key=values.__getitem__), max(values, key=values.__getitem__)
     if gap == "difference":
         return values[high] - values[low], {low: values[low], high: values[high]}
+    if values[low] < 0:
+        return None  # a ratio of signed values (mean_error) means nothing
     if values[high] == 0:
         return 1.0, {low: values[low], high: values[high]}
     return values[low] / values[high], {low: values[low], high: values[high]}
