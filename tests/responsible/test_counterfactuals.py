@@ -164,6 +164,14 @@ def test_regression_moves_the_prediction_past_the_target(sales):
     assert (down.table["score"] < now - 1.0).all()
     with pytest.raises(ValueError, match="target_value"):
         counterfactuals(serving, row, candidates)
+    out_of_reach = counterfactuals(serving, row, candidates, target_value=now + 1000.0, immutable=["ShelveLoc"])
+    assert out_of_reach.table.empty and out_of_reach.closest is not None
+    best = out_of_reach.closest  # the highest prediction any searched change reaches
+    changed = serving.conform(row)[0]
+    for name, value in zip(best["columns"], best["to"], strict=True):
+        changed[name] = [value]
+    assert float(serving.predict(changed)["prediction"].iloc[0]) == pytest.approx(best["score"])
+    assert best["score"] > now and len(best["columns"]) == 2
 
 
 def test_from_the_bundle_statistics_and_bad_arguments(us):

@@ -58,7 +58,8 @@ def _explain(args: argparse.Namespace) -> int:
     if missing:
         raise ValueError(f"{args.input} lacks the input column(s) {missing} of the model '{serving.name}' "
                          f"(its inputs: {serving.input_columns})")
-    if serving.task == "regression" and args.target_value is None and (args.counterfactual or args.examples):
+    counterfactual = args.counterfactual or not (args.examples or args.integrated_gradients)
+    if serving.task == "regression" and args.target_value is None and (counterfactual or args.examples):
         raise ValueError(f"the model '{serving.name}' is a regression: give --target-value, the value a "
                          "counterfactual must move the prediction past and that splits the examples' outcomes")
     row = frame.iloc[[args.row]].reset_index(drop=True)
@@ -77,7 +78,7 @@ def _explain(args: argparse.Namespace) -> int:
                               "prediction": prediction.item() if hasattr(prediction, "item") else prediction}
     if serving.task == "classification":
         result["threshold"] = serving.threshold
-    if args.counterfactual or not (args.examples or args.integrated_gradients):
+    if counterfactual:
         result["counterfactual"] = _counterfactual(args, serving, row, training)
     if args.examples:
         from mlpatterns.responsible.explainable_predictions.example_based import nearest_examples
@@ -173,6 +174,11 @@ def _print(result: dict[str, Any]) -> None:
         if not found["counterfactuals"]:
             console.print(f"no change of at most {found.get('max_changes', 2)} column(s) among "
                           f"{found['columns_changed']} flips it")
+            closest = found.get("closest")
+            if closest:
+                console.print(f"closest: {' + '.join(closest['columns'])} "
+                              f"{', '.join(_text(v) for v in closest['from'])} -> "
+                              f"{', '.join(_text(v) for v in closest['to'])} gives {_text(closest['score'])}")
     if "examples" in result:
         found = result["examples"]
         wanted = {"other": "the other outcome", "same": "the same outcome"}.get(found["wanted"], "any outcome")

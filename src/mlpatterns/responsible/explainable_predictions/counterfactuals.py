@@ -203,6 +203,11 @@ class CounterfactualExplanation:
         What a counterfactual must reach, in words.
     searched : int
         How many changed rows were scored.
+    columns_changed : list of str
+        The columns the search could change.
+    closest : dict or None
+        When nothing flips: the change searched whose score came closest to the cut-off
+        (``columns``, ``from``, ``to``, ``score``, ``distance``), to show how far off it is.
     """
 
     table: pd.DataFrame
@@ -211,12 +216,14 @@ class CounterfactualExplanation:
     goal: str
     searched: int
     columns_changed: list[str] = field(default_factory=list)
+    closest: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy."""
         rows = [{key: _plain(value) for key, value in row.items()} for row in self.table.to_dict("records")]
         return {"score": float(self.score), "prediction": _plain(self.prediction), "goal": self.goal,
-                "searched": int(self.searched), "columns_changed": self.columns_changed, "counterfactuals": rows}
+                "searched": int(self.searched), "columns_changed": self.columns_changed, "counterfactuals": rows,
+                "closest": None if self.closest is None else {k: _plain(v) for k, v in self.closest.items()}}
 
 
 def _plain(value: Any) -> Any:
@@ -309,7 +316,9 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
         values = [v for v in column.values if not _same(v, current, column.kind)]
         if values:
             options[column.name] = (values, column.distances(current, values))
-    found, searched = [], 0
+    toward = -1.0 if (serving.task == "classification" and prediction == 1) or \
+        (serving.task == "regression" and score >= target_value) else 1.0  # the direction that flips it
+    found, searched, closest = [], 0, None
     for changes in range(1, max_changes + 1):
         for names in combinations(list(options), changes):
             grids = np.meshgrid(*[np.arange(len(options[n][0])) for n in names], indexing="ij")
@@ -322,6 +331,11 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
                 distance += distances[pick]
             scores, predictions = _served(serving, frame, batch_rows)
             searched += len(frame)
+            best = int(np.argmax(toward * scores)) if len(scores) else None
+            if best is not None and (closest is None or toward * scores[best] > toward * closest["score"]):
+                closest = {"columns": list(names), "from": [base.at[0, n] for n in names],
+                           "to": [options[n][0][pick[best]] for n, pick in zip(names, picks, strict=True)],
+                           "score": float(scores[best]), "distance": float(distance[best])}
             for i in np.flatnonzero(flips(scores, predictions)):
                 found.append({"changes": changes, "columns": list(names),
                               "from": [base.at[0, n] for n in names],
@@ -337,7 +351,7 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
         table = table.sort_values(["changes", "distance", "margin"], ascending=[True, True, False], kind="stable")
         table = table.drop(columns="margin").head(limit).reset_index(drop=True)
     return CounterfactualExplanation(table, float(score), prediction, goal, searched,
-                                     [c.name for c in mutable if c.name in options])
+                                     [c.name for c in mutable if c.name in options], None if found else closest)
 
 
 def _same(value: Any, current: Any, kind: str) -> bool:
