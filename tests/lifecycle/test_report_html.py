@@ -52,8 +52,8 @@ class _Page(HTMLParser):
             self.values.append(tuple(self.open.pop()))
 
 
-def png(path: Path) -> str:
-    figure = Figure(figsize=(2, 1.5))
+def png(path: Path, size: tuple[float, float] = (2, 1.5)) -> str:
+    figure = Figure(figsize=size, dpi=100)
     figure.add_subplot().plot([0, 1], [1, 0])
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -173,6 +173,10 @@ def test_the_page_is_self_contained_with_its_plots_embedded(tmp_path):
     assert "@import" not in html and "url(http" not in html
     images = _Page(html).images
     assert len(images) == 2 and all(image["src"].startswith("data:image/png;base64,") for image in images)
+    report["plots"]["wide"] = png(tmp_path / "plots" / "wide.png", size=(9, 2))  # 900 pixels: the page's width
+    html = render_report_html(report, tmp_path)
+    assert re.findall(r'<figure data-plot="plots\.(\w+)"( class="wide")?>', html) == [("boosted", ""),
+                                                                                    ("wide", ' class="wide"')]
 
 
 def test_a_missing_plot_is_a_note_not_an_error(tmp_path):

@@ -34,6 +34,7 @@ HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "r2": True, "accuracy": Tru
 _PRIMARY = ("roc_auc", "macro_roc_auc", "accuracy", "rmse", "mae", "macro_f1")  # without a benchmark section
 _IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 _MAX_IMAGE_BYTES = 20 * 2 ** 20
+_WIDE_PIXELS = 700  # a plot wider than this spans the page's width instead of one grid cell
 _MAX_ROWS = 200  # a longer list shows its first rows and says how many more report.json holds
 _PLAIN = re.compile(r"[A-Za-z0-9_\-]+")
 _SEGMENT = re.compile(r'\.?(?:\[("(?:[^"\\]|\\.)*")\]|([A-Za-z0-9_\-]+))')
@@ -210,24 +211,28 @@ class _Page:
         for name, where in plots.items():
             if not isinstance(where, str):
                 continue
-            uri, note = self._embed(where)
-            items.append({"title": _label(name), "key": key_of((*path, name)), "uri": uri, "note": note})
+            uri, note, wide = self._embed(where)
+            items.append({"title": _label(name), "key": key_of((*path, name)), "uri": uri, "note": note,
+                          "wide": wide})
         return {"kind": "figures", "items": items}
 
-    def _embed(self, where: str) -> tuple[str | None, str | None]:
+    def _embed(self, where: str) -> tuple[str | None, str | None, bool]:
+        """The plot as a data URI (or a note saying why not), and whether it is wider than a grid cell."""
         path = Path(where)
         candidates = [path] if path.is_absolute() else [self.output_dir / path]
         candidates.append(self.output_dir / "plots" / path.name)  # a report folder moved elsewhere
         mime = _IMAGES.get(path.suffix.lower())
         if mime is None:
-            return None, f"{where}: not an image the page can show"
+            return None, f"{where}: not an image the page can show", False
         for candidate in candidates:
             try:
                 if candidate.is_file() and candidate.stat().st_size <= _MAX_IMAGE_BYTES:
-                    return f"data:{mime};base64,{base64.b64encode(candidate.read_bytes()).decode('ascii')}", None
+                    content = candidate.read_bytes()
+                    return (f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}", None,
+                            _png_width(content) > _WIDE_PIXELS)
             except OSError:
                 continue
-        return None, f"plot file {where} is missing or unreadable; it is left out"
+        return None, f"plot file {where} is missing or unreadable; it is left out", False
 
     # -- the sections -------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -362,6 +367,13 @@ class _Page:
                                       "numeric": True}]))
         return {"kind": "table", "columns": ["status", "seconds"], "rows": rows, "labelled": True, "more": 0,
                 "corner": "step"}
+
+
+def _png_width(content: bytes) -> int:
+    """A PNG's width in pixels from its header (0 for anything else)."""
+    if content[:8] != b"\x89PNG\r\n\x1a\n" or len(content) < 24:
+        return 0
+    return int.from_bytes(content[16:20], "big")
 
 
 def _scalar(value: Any) -> bool:
