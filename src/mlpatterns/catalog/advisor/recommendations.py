@@ -103,7 +103,7 @@ def _target(profile: TableProfile, plan_recommend: list[Recommendation]) -> tupl
         (condition, number), = target.positive_when.items()
         section["positive_when"] = {condition: number}
         comment = (f"a value read as a class: positive when {condition.replace('_', ' ')} {number:g}; "
-                   f"{target.minority_share:.1%} of {_count(target.rows)} rows are the minority class")
+                   f"{target.minority_share:.1%} of the {_count(target.rows)} profiled rows with a value are the minority class")
         plan_recommend.append(Recommendation(5, f"the numeric target becomes a binary class "
                                              f"({condition} {number:g})", "target.positive_when"))
     elif target.task == "classification":
