@@ -91,7 +91,8 @@ def full(folder: Path) -> dict:
         "fairness": {"data": {"slices": [{"slice": "Urban=Yes", "count": 282, "label_mean": 7.4},
                                          {"slice": "Urban=No", "count": 118, "label_mean": 7.6}]},
                      "models": {"boosted": {"gaps": {"mae": 0.12}, "passed": True}}},
-        "model_cards": {"boosted": {"intended use": "a demonstration", "limitations": ["small data", "one year"]}},
+        "model_cards": {"boosted": {"intended use": "a demonstration", "limitations": [
+            "small data", "evaluated only on data like its training data (the same source)"]}},
         "data_anomalies": [{"column": "Price", "kind": "drift", "severity": "warning", "statistic": "psi",
                             "value": 0.31, "threshold": 0.2, "message": "Price drifted"}],
         "registered": {"boosted": "registered as version 3 of 'carseats'"},
@@ -150,6 +151,7 @@ def test_the_summary_names_the_best_model_against_the_heuristic(tmp_path):
     assert "<strong>linear</strong>, rmse" in summary and "(lower is better)" in summary
     assert 'data-key="heuristic_benchmark.models.linear.gain" data-value="1.3">1.3</span> in rmse' in summary
     assert "1.05 lb closer per prediction" in summary
+    assert re.search(r'<ul class="bullets"><li><span class="v" data-key="model_cards.boosted.limitations.0"', html)
     metrics = html[html.index('<section id="metrics">'):html.index('<section id="benchmark">')]
     assert re.search(r'class="v num best" data-key="metrics.linear.rmse"', metrics)  # the row's best is bold
     assert 'class="v num" data-key="metrics.boosted.rmse"' in metrics

@@ -168,8 +168,9 @@ class _Page:
     def _list(self, value: list[Any], path: tuple[Any, ...]) -> dict[str, Any]:
         if not value:
             return {"kind": "empty", "text": "none"}
-        if all(_scalar(item) for item in value):
-            return {"kind": "inline", "more": max(0, len(value) - _MAX_ROWS),
+        if all(_scalar(item) for item in value):  # sentences as bullets, short values on one line
+            sentences = any(isinstance(item, str) and len(item) > 40 for item in value)
+            return {"kind": "bullets" if sentences else "inline", "more": max(0, len(value) - _MAX_ROWS),
                     "items": [self.value(item, (*path, i)) for i, item in enumerate(value[:_MAX_ROWS])]}
         if _is_matrix(value):
             return self._matrix(value, path)
