@@ -230,7 +230,10 @@ def _positive(text: str) -> int:
 def add_explain_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``explain`` to the ``mlpatterns`` parser."""
     parser = subparsers.add_parser("explain", help="explain one prediction of a bundle: counterfactuals, nearest "
-                                   "training examples, integrated gradients", description=__doc__.split("\n\n")[0],
+                                   "training examples, integrated gradients",
+                                   description="Explain one served prediction (Explainable Predictions, 29): the "
+                                   "smallest changes that flip it, the nearest training rows with the other outcome, "
+                                   "integrated gradients of a network.",
                                    epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", type=Path, help="the serving bundle's folder")
     parser.add_argument("input", type=Path, help="a .csv or .parquet file holding the row to explain")
