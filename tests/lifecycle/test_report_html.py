@@ -212,6 +212,16 @@ def test_the_write_is_atomic_and_replaces_the_page_whole(tmp_path, monkeypatch):
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 
+def test_the_two_phase_folder_shows_its_plots(tmp_path):
+    png(tmp_path / "two_phase" / "tradeoff.png")
+    report = {"name": "t", "two_phase": {"folder": str(tmp_path / "two_phase"), "threshold": 0.31}}
+    html = render_report_html(report, tmp_path)
+    assert '<figure data-plot="two_phase.folder.tradeoff">' in html and len(_Page(html).images) == 1
+    assert 'data-key="two_phase.threshold" data-value="0.31"' in html
+    report["two_phase"]["folder"] = str(tmp_path / "gone")  # a folder since removed: no plot, no error
+    assert len(_Page(render_report_html(report, tmp_path)).images) == 0
+
+
 def test_long_tables_are_cut_with_a_note(tmp_path):
     report = {"name": "long", "data_anomalies": [{"column": f"c{i}", "value": float(i)} for i in range(250)],
               "diagnostics": {"m": {"confusion": {"labels": ["a", "b"], "counts": np.eye(2, dtype=int).tolist()}}}}

@@ -322,13 +322,25 @@ class _Page:
             add("lineage", "Registry and lineage", lineage)
         for key in ("tuning", "two_phase", "bridge", "categorical_encodings"):
             if key in report:
-                add(key.replace("_", "-"), _label(key).capitalize(), [self.value(report[key], (key,))])
+                add(key.replace("_", "-"), _label(key).capitalize(),
+                    [*self._folder_figures(report[key], (key,)), self.value(report[key], (key,))])
         if "steps" in report or "timings_seconds" in report:
             add("steps", "Steps and timings", [self._steps_table()])
         other = [self._titled(_label(k), self.value(v, (k,))) for k, v in report.items() if k not in _KNOWN]
         if other:
             add("more", "More", other)
         return sections
+
+    def _folder_figures(self, section: Any, path: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """The plots in a section's published ``folder`` (Two-Phase Predictions' trade-off curve)."""
+        folder = section.get("folder") if isinstance(section, dict) else None
+        if not isinstance(folder, str):
+            return []
+        try:
+            images = sorted(Path(folder).glob("*.png")) if Path(folder).is_dir() else []
+        except OSError:
+            return []
+        return [self.figures({image.stem: str(image) for image in images}, (*path, "folder"))] if images else []
 
     def _titled(self, title: str, node: dict[str, Any]) -> dict[str, Any]:
         return {"kind": "titled", "title": title, "node": node}
