@@ -116,3 +116,17 @@ def test_clear_errors(high_sales):
         nearest_examples(serving, row, frame.drop(columns=["Age"]))
     with pytest.raises(ValueError, match="labels has"):
         nearest_examples(serving, row, frame, labels=[1, 0])
+
+
+def test_a_regression_splits_outcomes_at_the_target_value(tmp_path_factory):
+    frame, serving = _bundle(tmp_path_factory.mktemp("sales"), {"column": "Sales"})
+    row = frame.iloc[[5]].reset_index(drop=True)
+    cut = float(serving.predict(row)["prediction"].iloc[0]) + 0.5  # the row is below it: outcome 0
+    found = nearest_examples(serving, row, frame, k=3, target_value=cut)
+    assert found.outcome == 0 and (frame["Sales"].to_numpy()[found.training_rows] >= cut).all()
+    assert found.candidates == int((frame["Sales"] >= cut).sum())
+    np.testing.assert_array_equal(training_outcomes(serving, frame, target_value=cut), frame["Sales"] >= cut)
+    given = nearest_examples(serving, row, frame, k=3, target_value=cut, labels=frame["Sales"].to_numpy())
+    np.testing.assert_array_equal(given.training_rows, found.training_rows)
+    with pytest.raises(ValueError, match="target_value"):
+        nearest_examples(serving, row, frame)
