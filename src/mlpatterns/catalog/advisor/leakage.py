@@ -16,7 +16,7 @@ never score the rows they were fitted on), never on column names:
    for an arrival delay).
 3. **Pair**: two numeric columns that together predict the target at least as well as
    the weakest leak found by 1-2 (less 0.05), or ``threshold`` when none was, and better
-   than either alone by at least 0.05: the target (or a leak) is a function of the two
+   than either alone by at least 0.15: the target (or a leak) is a function of the two
    (an arrival delay from the arrival time and the scheduled arrival time). Of the two,
    the one that predicts the target better alone is left out, and the test repeats.
 
@@ -40,7 +40,7 @@ __all__ = ["ALONE_THRESHOLD", "COPY_MIN_R2", "COPY_SLOPE", "PAIR_MIN_GAIN", "Lea
 ALONE_THRESHOLD = 0.95
 COPY_SLOPE = (0.8, 1.25)
 COPY_MIN_R2 = 0.6
-PAIR_MIN_GAIN = 0.05
+PAIR_MIN_GAIN = 0.15  # and at least this above either alone: an interaction, not two strong columns adding up
 PAIR_BELOW_LEAK = 0.05  # a pair within this of a leak's score rebuilds the leak
 PAIR_CANDIDATES = 8  # pairs among the numeric columns with the best single scores
 _CANDIDATE_KINDS = ("numeric", "categorical", "boolean", "time")
