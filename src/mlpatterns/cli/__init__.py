@@ -162,8 +162,9 @@ def _run_and_report(spec: Any, args: argparse.Namespace, console: Any, run_spec:
                       f"({'all' if len(cached) == len(result.steps) else ', '.join(cached)})")
     for name, outcome in result.registered.items():
         console.print(f"register {name}: {outcome}")
-    console.print(f"report: {result.output_dir / 'report.json'}; test rows for batch scoring: "
-                  f"{result.output_dir / 'test.parquet'}")
+    page = result.output_dir / "report.html"
+    console.print(f"report: {result.output_dir / 'report.json'}" + (f" and {page} (open it in a browser)"
+                  if page.is_file() else "") + f"; test rows for batch scoring: {result.output_dir / 'test.parquet'}")
     return 0
 
 
@@ -624,10 +625,11 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("bundle", type=Path, help="a bundle directory")
     sign.add_argument("--key", type=Path, required=True, help="the signing key written by 'mlpatterns keygen'")
     sign.set_defaults(handler=_sign)
+    from mlpatterns.cli.advise import add_advise_command
     from mlpatterns.cli.explain import add_explain_command
     from mlpatterns.cli.features import add_features_command
-    from mlpatterns.cli.patterns import add_patterns_command
     from mlpatterns.cli.monitor import add_monitor_command
+    from mlpatterns.cli.patterns import add_patterns_command
     from mlpatterns.cli.registry import add_registry_commands
     from mlpatterns.cli.serve import add_serve_command
 
@@ -637,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_features_command(commands)
     add_explain_command(commands)  # Explainable Predictions (29): counterfactuals and nearest examples
     add_patterns_command(commands)  # chapter 8: the catalogue of the 30 patterns and their graph
+    add_advise_command(commands)  # chapter 8: a starting spec from the data's profile, with the patterns and why
     return parser
 
 

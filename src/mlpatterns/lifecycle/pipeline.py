@@ -48,10 +48,15 @@ STEP_CODE = {
     "two_phase": ["mlpatterns.lifecycle.two_phase_step", "mlpatterns.serving.two_phase_predictions",
                   "mlpatterns.serving.stateless_serving_function", "mlpatterns.bundles", "mlpatterns.spec.data",
                   "mlpatterns.lifecycle.artifacts"],
-    "diagnostics": ["mlpatterns.lifecycle.report_plots", "mlpatterns.lifecycle.artifacts", "mlpatterns.metrics"],
+    "diagnostics": ["mlpatterns.lifecycle.report_plots", "mlpatterns.lifecycle.artifacts", "mlpatterns.spec.models"],
     "explain": ["mlpatterns.lifecycle.explanation_step", "mlpatterns.responsible.explainable_predictions",
                 "mlpatterns.spec.explainable_predictions", "mlpatterns.serving", "mlpatterns.bundles",
                 "mlpatterns.lifecycle.artifacts"],
+    "fairness_data": ["mlpatterns.lifecycle.fairness_step", "mlpatterns.responsible.fairness_lens",
+                      "mlpatterns.spec.fairness_lens", "mlpatterns.lifecycle.artifacts"],
+    "fairness": ["mlpatterns.lifecycle.fairness_step", "mlpatterns.responsible.fairness_lens",
+                 "mlpatterns.spec.fairness_lens", "mlpatterns.serving", "mlpatterns.bundles",
+                 "mlpatterns.lifecycle.artifacts"],
     "verify": ["mlpatterns.lifecycle.evaluation", "mlpatterns.serving", "mlpatterns.bundles", "mlpatterns.tables",
                "mlpatterns.tolerance", "mlpatterns.input_types", "mlpatterns.reproducibility.transform",
                "mlpatterns.lifecycle.artifacts"],
@@ -145,6 +150,10 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
         step("split", steps.split, {"table": "table"}, ["prepared"]),
         step("transform", steps.transform, {**shared, **data_input}, ["transform", "features", "signature"]),
     ]
+    if spec.fairness and not train_only:  # Fairness Lens (30): the data's balance by slice, before training
+        from mlpatterns.lifecycle.fairness_step import fairness, fairness_data
+
+        pipeline.append(step("fairness_data", fairness_data, shared, ["fairness_data"]))
     if not train_only:
         pipeline.append(step("benchmark", steps.benchmark,
                              {**shared, "features": "features", "transform": "transform"},
@@ -183,11 +192,14 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
                  {"verified": f"verified.{name}"}, kind="verify"),
             step(f"diagnostics.{name}", diagnostics,  # the report's calibration, confusion or residual plots
                  {"trained": f"trained.{name}", "features": "features", "prepared": "prepared"},
-                 {"diagnostics": f"diagnostics.{name}"}, kind="diagnostics"),
+                 {"diagnostics": f"diagnostics.{name}"}, kind="diagnostics", model=name),
         ]
         if explained:  # Explainable Predictions (29): global importance by raw column, from the bundle
             pipeline.append(step(f"explain.{name}", explain, {"bundle": f"bundle.{name}", **shared},
                                  {"explanation": f"explain.{name}"}, kind="explain", model=name, seed=seed))
+        if spec.fairness:  # Fairness Lens (30): the bundle's errors and decisions by slice, on the test split
+            pipeline.append(step(f"fairness.{name}", fairness, {"bundle": f"bundle.{name}", **shared},
+                                 {"fairness": f"fairness.{name}"}, kind="fairness", model=name, seed=seed))
     if spec.two_phase and not train_only:  # Two-Phase Predictions (19): phase 1 for phase 2's bundle
         phase_two = spec.two_phase["model"]
         if models is None or phase_two in models:

@@ -80,7 +80,7 @@ def model_cards(spec: Any, report: dict[str, Any], registered: dict[str, Any]) -
             continue
         cards[name] = model_card(
             name=f"{spec.name}/{name}", description=spec.description, task=spec.task, rows=report["rows"],
-            data=report.get("data_source"), metrics=report["metrics"][name],
+            data=spec.data.get("dataset") or spec.data.get("path"), metrics=report["metrics"][name],
             heuristic=(report.get("heuristic_benchmark") or {}).get("models", {}).get(name),
             fairness_data=fairness.get("data"), fairness=fairness.get("models", {}).get(name),
             intended_use=(spec.fairness or {}).get("intended_use"), registered=registered.get(name))

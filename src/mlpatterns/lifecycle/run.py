@@ -133,10 +133,16 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     if ranks is not None:
         run.rank, run.world_size = ranks.rank, ranks.world_size
     report["steps"] = run.steps
+    from mlpatterns.lifecycle.report_sections import model_cards
+
+    report["model_cards"] = model_cards(spec, report, run.registered)  # Fairness Lens (30): one per model
     write_text_atomically(output_dir / "report.json", json.dumps(report, indent=2) + "\n")
     from mlpatterns.lifecycle.report_html import write_report_html
 
-    write_report_html(report, output_dir)  # the same report, for a browser
+    try:  # the same report, for a browser
+        write_report_html(report, output_dir)
+    except ImportError as error:  # without the report extra (jinja2): report.json holds it all
+        log(f"report.html not written: {error}")
     return run
 
 
