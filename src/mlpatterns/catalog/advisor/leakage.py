@@ -5,7 +5,7 @@ model must predict (a flight's departure delay and arrival time when the questio
 whether it will arrive late). A model trained with them scores near perfectly on held-out
 rows and is useless in serving, where those columns do not exist yet.
 
-Solution: three content-based tests, each on a held-out part of a row sample (the models
+Solution: four content-based tests, each on a held-out part of a row sample (the models
 never score the rows they were fitted on), never on column names:
 
 1. **Alone**: a column whose one-feature gradient-boosted model reaches a held-out score
@@ -14,8 +14,11 @@ never score the rows they were fitted on), never on column names:
    least-squares line ``target ~ column`` with slope in [0.8, 1.25] and R² >= 0.6 (the
    same quantity measured at an earlier stage of the outcome, such as a departure delay
    for an arrival delay).
-3. **Pair**: two numeric columns that together predict the target at least as well as
-   the weakest leak found by 1-2 (less 0.05), or ``threshold`` when none was, and better
+3. **Derived**: a column of at most 20 categories (or 0/1) that the numeric target alone
+   predicts with a held-out ROC AUC of at least 0.99: a band or flag computed from the
+   outcome (a low-birth-weight flag next to the birth weight).
+4. **Pair**: two numeric columns that together predict the target at least as well as
+   the weakest leak found by 1-3 (less 0.05), or ``threshold`` when none was, and better
    than either alone by at least 0.15: the target (or a leak) is a function of the two
    (an arrival delay from the arrival time and the scheduled arrival time). Of the two,
    the one that predicts the target better alone is left out, and the test repeats.
@@ -35,13 +38,15 @@ import pandas as pd
 
 from mlpatterns.catalog.advisor.profiling import TableProfile, apply_positive_when
 
-__all__ = ["ALONE_THRESHOLD", "COPY_MIN_R2", "COPY_SLOPE", "PAIR_MIN_GAIN", "Leak", "LeakReport", "find_leaks"]
+__all__ = ["ALONE_THRESHOLD", "COPY_MIN_R2", "COPY_SLOPE", "DERIVED_THRESHOLD", "PAIR_MIN_GAIN", "Leak", "LeakReport", "find_leaks"]
 
 ALONE_THRESHOLD = 0.95
 COPY_SLOPE = (0.8, 1.25)
 COPY_MIN_R2 = 0.6
 PAIR_MIN_GAIN = 0.15  # and at least this above either alone: an interaction, not two strong columns adding up
 PAIR_BELOW_LEAK = 0.05  # a pair within this of a leak's score rebuilds the leak
+DERIVED_THRESHOLD = 0.99  # the target predicts a few-valued column this well: the column is computed from it
+DERIVED_MAX_VALUES = 20
 PAIR_CANDIDATES = 8  # pairs among the numeric columns with the best single scores
 _CANDIDATE_KINDS = ("numeric", "categorical", "boolean", "time")
 
@@ -51,7 +56,7 @@ class Leak:
     """A column left out, the test that caught it, its held-out score and the reason in words."""
 
     column: str
-    rule: str  # alone, copy or pair
+    rule: str  # alone, copy, derived or pair
     score: float
     reason: str
 
@@ -118,10 +123,25 @@ def _score(x: np.ndarray, y: np.ndarray, fit: np.ndarray, task: str, seed: int) 
     proba = model.predict_proba(x[held])
     if task == "classification":
         return float(roc_auc_score(y[held], proba[:, 1]))
-    try:
-        return float(roc_auc_score(y[held], proba, multi_class="ovr", labels=model.classes_))
-    except ValueError:  # a class absent from the held-out rows
-        return float("nan")
+    import warnings
+
+    with warnings.catch_warnings():  # a class absent from the held-out rows: undefined, NaN
+        warnings.simplefilter("ignore")
+        try:
+            return float(roc_auc_score(y[held], proba, multi_class="ovr", labels=model.classes_))
+        except ValueError:
+            return float("nan")
+
+
+def _derived_score(values: pd.Series, raw: np.ndarray, fit: np.ndarray, seed: int) -> float | None:
+    """How well the numeric target alone predicts a column of few categories (held-out ROC AUC), or None."""
+    present = values.notna().to_numpy() & np.isfinite(raw)
+    codes, uniques = pd.factorize(values.astype(str).where(values.notna(), None))
+    if not 2 <= len(uniques) <= DERIVED_MAX_VALUES or present.sum() < 50:
+        return None
+    task = "classification" if len(uniques) == 2 else "multiclass"
+    score = _score(raw[present][:, None], codes[present], fit[present], task, seed)
+    return None if np.isnan(score) else round(score, 4)
 
 
 def _copy_fit(x: np.ndarray, raw: np.ndarray) -> tuple[float, float] | None:
@@ -187,6 +207,12 @@ def _find_leaks(frame: pd.DataFrame, profile: TableProfile, *, sample_rows: int,
             report.leaks.append(Leak(name, "copy", score, f"the target in its own units (slope {copy[0]:.2f}, "
                                      f"R² {copy[1]:.2f}): the outcome measured at an earlier stage; held-out "
                                      f"{report.metric} alone {score:.3f}"))
+            continue
+        derived = _derived_score(rows[name], raw, fit, seed) if raw is not None else None
+        if derived is not None and derived >= DERIVED_THRESHOLD:
+            report.leaks.append(Leak(name, "derived", derived, f"the target alone predicts it with held-out ROC AUC "
+                                     f"{derived:.3f} >= {DERIVED_THRESHOLD}: computed from the outcome (a band or "
+                                     f"flag of the target); {report.metric} alone {score:.3f}"))
     _pair_leaks(report, encoded, candidates, y, fit, task, seed, threshold)
     return report
 
