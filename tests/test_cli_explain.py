@@ -92,6 +92,11 @@ def test_counterfactual_with_training_rows_immutable_columns_and_tables(carseats
     assert explain(argv[:-1]) == 0
     out = capsys.readouterr().out
     assert "counterfactuals: the served decision becomes" in out and "distance" in out
+    assert explain([*argv[:7], "--linked", "Price,Age", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)["counterfactual"]
+    assert found["linked"] == [["Price", "Age"]] and "Price+Age" in found["columns_changed"]
+    assert explain([argv[0], argv[1], "--row", "3", "--linked", "Price,Age"]) == 2
+    assert "--linked needs training rows" in capsys.readouterr().err
 
 
 def test_examples_and_integrated_gradients(carseats, capsys):

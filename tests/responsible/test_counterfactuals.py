@@ -14,6 +14,7 @@ import yaml
 from mlpatterns.lifecycle import run_spec
 from mlpatterns.responsible.explainable_predictions.counterfactuals import (
     ColumnCandidates,
+    LinkedCandidates,
     candidate_values,
     candidate_values_from_statistics,
     counterfactuals,
@@ -150,6 +151,36 @@ def test_pairs_only_when_no_single_change_flips(us):
         assert not result.table.empty and set(result.table["changes"]) == {1}
     one = counterfactuals(serving, frame.iloc[[4]], candidates, immutable=immutable, max_changes=1)
     assert one.table.empty or set(one.table["changes"]) == {1}
+
+
+def test_linked_columns_change_together_to_combinations_seen_in_training(us):
+    frame, serving = us
+    candidates = candidate_values(serving, frame, quantiles=10, linked=[("Price", "Age")])
+    group = candidates["Price+Age"]
+    assert isinstance(group, LinkedCandidates) and "Price" not in candidates and "Age" not in candidates
+    seen = set(zip(frame["Price"], frame["Age"], strict=True))
+    assert set(group.values) <= seen and len(group.values) >= 5
+    linked_changes = 0
+    for i in range(12):
+        row = frame.iloc[[i]].reset_index(drop=True)
+        result = counterfactuals(serving, row, candidates, limit=50, immutable=["Income", "Advertising", "Urban"])
+        for columns, old, new, distance in zip(result.table["columns"], result.table["from"], result.table["to"],
+                                               result.table["distance"], strict=True):
+            if "Price+Age" not in columns:
+                continue
+            linked_changes += 1
+            j = columns.index("Price+Age")
+            assert old[j] == (row["Price"].iloc[0], row["Age"].iloc[0]) and tuple(new[j]) in seen
+            if len(columns) == 1:  # its distance: both members' IQR units
+                assert distance == pytest.approx(abs(new[j][0] - old[j][0]) / group.parts[0].scale
+                                                 + abs(new[j][1] - old[j][1]) / group.parts[1].scale)
+    assert linked_changes
+    fixed = counterfactuals(serving, frame.iloc[[0]], candidates, immutable=["Age"], limit=50)
+    assert all("Price+Age" not in columns for columns in fixed.table["columns"])
+    with pytest.raises(ValueError, match="more than one group"):
+        candidate_values(serving, frame, linked=[("Price", "Age"), ("Age", "Income")])
+    with pytest.raises(ValueError, match="two or more"):
+        candidate_values(serving, frame, linked=[("Price", "Sales")])
 
 
 def test_regression_moves_the_prediction_past_the_target(sales):

@@ -7,8 +7,9 @@ Parquet file ``INPUT`` with the bundle and explains it:
   one, then two, raw inputs that flip the served decision (a regression's prediction
   past ``--target-value``), from candidate values of the training rows (``--training
   FILE``, else the ``--examples`` file, else the bundle's recorded training statistics);
-  ``--immutable COL ...`` never changes those columns; ``--max-changes 1`` searches
-  single changes only.
+  ``--immutable COL ...`` never changes those columns; ``--linked a,b ...`` changes each
+  group together, to combinations seen in training; ``--max-changes 1`` searches single
+  changes only.
 * ``--examples TRAINING_FILE``: the ``--k`` nearest training rows whose label (by the
   bundle's target rule) is the other outcome (``--same``: the same one), in the model's
   feature space or by Gower's distance over raw columns (``--space gower``).
@@ -125,8 +126,12 @@ def _counterfactual(args: argparse.Namespace, serving: Any, row: Any, training: 
         counterfactuals,
     )
 
+    linked = [tuple(c.strip() for c in group.split(",") if c.strip()) for group in args.linked or []]
     if training is not None:
-        candidates, source = candidate_values(serving, training), "training rows"
+        candidates, source = candidate_values(serving, training, linked=linked), "training rows"
+    elif linked:
+        raise ValueError("--linked needs training rows (--training FILE or --examples FILE): the combinations "
+                         "its columns take are read from them")
     else:
         statistics = serving.bundle.manifest.get("statistics")
         if statistics is None:
@@ -137,6 +142,7 @@ def _counterfactual(args: argparse.Namespace, serving: Any, row: Any, training: 
     found = counterfactuals(serving, row, candidates, immutable=args.immutable or (), max_changes=args.max_changes,
                             target_value=args.target_value, limit=args.limit)
     return {**found.to_dict(), "candidates_from": source, "immutable": list(args.immutable or []),
+            "linked": [list(group) for group in linked],
             "max_changes": args.max_changes}
 
 
@@ -241,6 +247,8 @@ def add_explain_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--counterfactual", action="store_true", help="the smallest changes that flip the decision "
                         "(the default when nothing else is asked)")
     parser.add_argument("--immutable", nargs="+", metavar="COL", help="input columns a counterfactual must not change")
+    parser.add_argument("--linked", nargs="+", metavar="COL,COL", help="columns that only change together, "
+                        "to combinations seen in the training rows (e.g. sched_dep_time,dep_hour dest,distance)")
     parser.add_argument("--max-changes", type=_changes, default=2, metavar="1|2",
                         help="change at most this many columns (default 2; pairs only when no single change flips)")
     parser.add_argument("--limit", type=_positive, default=5, metavar="N", help="counterfactuals shown (default 5)")

@@ -21,7 +21,10 @@ How far a change goes (its *distance*):
 * a pair's distance is the sum of its two changes.
 
 Single-column changes are searched first; pairs only when no single change flips the
-decision (and ``max_changes=2``). Among equally near changes (two categories, say), the
+decision (and ``max_changes=2``). Columns that only make sense together (one derived from
+another, such as ``sched_dep_time`` and ``dep_hour``, or a route's ``dest`` and ``distance``)
+can be *linked*: they change as one, to combinations observed in training
+(:class:`LinkedCandidates`). Among equally near changes (two categories, say), the
 one whose served score lands furthest past the threshold (or target value) comes first. Columns named ``immutable`` (e.g. sex, race, origin)
 never change. Text inputs (a frozen text encoder's) are never changed.
 
@@ -41,8 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ColumnCandidates", "CounterfactualExplanation", "candidate_values", "candidate_values_from_statistics",
-           "column_kinds", "counterfactuals"]
+__all__ = ["ColumnCandidates", "CounterfactualExplanation", "LinkedCandidates", "candidate_values",
+           "candidate_values_from_statistics", "column_kinds", "counterfactuals"]
 
 KINDS = ("numeric", "date", "categorical", "text")
 
@@ -68,6 +71,46 @@ class ColumnCandidates:
         if np.isnan(old_value):
             return np.ones(len(new))
         return np.abs(new_values - old_value) / self.scale
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def same(self, value: Any, current: Any) -> bool:
+        return _same(value, current, self.kind)
+
+
+@dataclass(frozen=True)
+class LinkedCandidates:
+    """Columns that only change together, e.g. ``sched_dep_time`` and the ``dep_hour`` derived from it.
+
+    Their candidates are combinations observed in the training rows (``values``, one tuple
+    each), and a change costs the sum of its members' distances (``parts`` give each
+    member's kind and scale).
+    """
+
+    parts: tuple[ColumnCandidates, ...]
+    values: list[tuple[Any, ...]]
+    kind: str = "linked"
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.columns)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(part.name for part in self.parts)
+
+    def same(self, value: tuple[Any, ...], current: tuple[Any, ...]) -> bool:
+        return all(part.same(v, c) for part, v, c in zip(self.parts, value, current, strict=True))
+
+    def distances(self, old: tuple[Any, ...], new: Sequence[tuple[Any, ...]]) -> np.ndarray:
+        total = np.zeros(len(new))
+        for j, part in enumerate(self.parts):
+            values = [combination[j] for combination in new]
+            moved = np.array([not part.same(v, old[j]) for v in values], dtype=bool)
+            total += np.where(moved, part.distances(old[j], values), 0.0)
+        return total
 
 
 def _as_numbers(kind: str, values: Sequence[Any]) -> np.ndarray:
@@ -105,8 +148,8 @@ def _scale(numbers: np.ndarray) -> float:
     return std if std > 0 else 1.0
 
 
-def candidate_values(serving: Any, training: pd.DataFrame, *, quantiles: int = 20,
-                     max_categories: int = 50) -> dict[str, ColumnCandidates]:
+def candidate_values(serving: Any, training: pd.DataFrame, *, quantiles: int = 20, max_categories: int = 50,
+                     linked: Sequence[Sequence[str]] = ()) -> dict[str, ColumnCandidates | LinkedCandidates]:
     """The candidate values of every changeable input column, from training rows.
 
     Parameters
@@ -120,6 +163,10 @@ def candidate_values(serving: Any, training: pd.DataFrame, *, quantiles: int = 2
         quantiles ``0, 1/quantiles, ..., 1`` (the nearest observed value at each level).
     max_categories : int, default=50
         A categorical column's candidates are its most frequent training values, at most this many.
+    linked : sequence of sequences of str
+        Groups of columns that change together (:class:`LinkedCandidates`, keyed ``a+b``): their
+        observed combinations, at the quantiles of the first column when it is a number or
+        date, else the ``max_categories`` most frequent.
     """
     missing = [c for c in serving.input_columns if c not in training.columns]
     if missing:
@@ -150,6 +197,26 @@ def candidate_values(serving: Any, training: pd.DataFrame, *, quantiles: int = 2
                 seen.add(numbers[position])
                 picked.append(observed.iloc[position])
         result[name] = ColumnCandidates(name, kind, picked, _scale(numbers))
+    grouped = [column for group in linked for column in group]
+    repeated = sorted({c for c in grouped if grouped.count(c) > 1})
+    if repeated:
+        raise ValueError(f"linked: the column(s) {repeated} are in more than one group")
+    for group in linked:
+        unknown = [c for c in group if c not in result]
+        if len(group) < 2 or unknown:
+            raise ValueError(f"linked: {list(group)} must name two or more changeable input columns of the model "
+                             f"'{serving.name}'" + (f"; not {unknown}" if unknown else ""))
+        parts = tuple(result.pop(c) for c in group)
+        rows = conformed[list(group)].dropna()
+        if parts[0].kind == "categorical":
+            combinations_seen = rows.value_counts(sort=True).index[:max_categories].tolist()
+        else:
+            order = np.argsort(_as_numbers(parts[0].kind, rows[group[0]].tolist()), kind="stable")
+            rows = rows.iloc[order]
+            positions = np.round(np.linspace(0, 1, quantiles + 1) * max(len(rows) - 1, 0)).astype(int)
+            combinations_seen = list(dict.fromkeys(tuple(rows.iloc[p]) for p in positions)) if len(rows) else []
+        candidates = LinkedCandidates(parts, [tuple(c) for c in combinations_seen])
+        result[candidates.name] = candidates
     return result
 
 
@@ -227,7 +294,7 @@ class CounterfactualExplanation:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
@@ -251,7 +318,7 @@ def _served(serving: Any, frame: pd.DataFrame, batch_rows: int) -> tuple[np.ndar
     return np.concatenate(scores), np.concatenate(predictions)
 
 
-def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, ColumnCandidates], *,
+def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, ColumnCandidates | LinkedCandidates], *,
                     immutable: Sequence[str] = (), max_changes: int = 2, target_value: float | None = None,
                     limit: int = 5, batch_rows: int = 20_000) -> CounterfactualExplanation:
     """The smallest changes to one or two raw inputs that flip the served decision of ``row``.
@@ -262,10 +329,12 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
         A classification or regression bundle.
     row : pandas.DataFrame
         One row with the bundle's input columns (its key columns too, if it has them).
-    candidates : dict of str to ColumnCandidates
+    candidates : dict of str to ColumnCandidates or LinkedCandidates
         From :func:`candidate_values` (training rows) or :func:`candidate_values_from_statistics`.
+        A :class:`LinkedCandidates` group counts as one change (a ``column`` ``a+b`` whose
+        ``from`` and ``to`` are tuples).
     immutable : sequence of str
-        Input columns that must not change.
+        Input columns that must not change (a linked group with one of them does not change).
     max_changes : {1, 2}
         At most this many columns change; pairs are searched only when no single change flips.
     target_value : float, optional
@@ -309,13 +378,18 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
 
         def flips(scores: np.ndarray, predictions: np.ndarray) -> np.ndarray:
             return (scores >= target_value) != above
-    mutable = [candidates[c] for c in serving.input_columns if c in candidates and c not in set(immutable)]
-    options = {}
+    fixed = set(immutable)
+    mutable = [c for c in candidates.values() if not fixed & set(c.columns)]
+    unknown = sorted({column for c in mutable for column in c.columns} - set(serving.input_columns))
+    if unknown:
+        raise KeyError(f"candidates for {unknown}, which are not inputs of the model '{serving.name}'")
+    options, current = {}, {}
     for column in mutable:
-        current = base.at[0, column.name]
-        values = [v for v in column.values if not _same(v, current, column.kind)]
+        value = base.at[0, column.name] if len(column.columns) == 1 else tuple(base.at[0, c] for c in column.columns)
+        values = [v for v in column.values if not column.same(v, value)]
         if values:
-            options[column.name] = (values, column.distances(current, values))
+            options[column.name] = (values, column.distances(value, values), column.columns)
+            current[column.name] = value
     toward = -1.0 if (serving.task == "classification" and prediction == 1) or \
         (serving.task == "regression" and score >= target_value) else 1.0  # the direction that flips it
     found, searched, closest = [], 0, None
@@ -326,19 +400,23 @@ def counterfactuals(serving: Any, row: pd.DataFrame, candidates: Mapping[str, Co
             frame = base.loc[np.zeros(len(picks[0]), dtype=int)].reset_index(drop=True)
             distance = np.zeros(len(picks[0]))
             for name, pick in zip(names, picks, strict=True):
-                values, distances = options[name]
-                frame[name] = pd.Series([values[i] for i in pick], dtype=object)
+                values, distances, columns = options[name]
+                if len(columns) == 1:
+                    frame[name] = pd.Series([values[i] for i in pick], dtype=object)
+                else:  # linked columns move together
+                    for j, column in enumerate(columns):
+                        frame[column] = pd.Series([values[i][j] for i in pick], dtype=object)
                 distance += distances[pick]
             scores, predictions = _served(serving, frame, batch_rows)
             searched += len(frame)
             best = int(np.argmax(toward * scores)) if len(scores) else None
             if best is not None and (closest is None or toward * scores[best] > toward * closest["score"]):
-                closest = {"columns": list(names), "from": [base.at[0, n] for n in names],
+                closest = {"columns": list(names), "from": [current[n] for n in names],
                            "to": [options[n][0][pick[best]] for n, pick in zip(names, picks, strict=True)],
                            "score": float(scores[best]), "distance": float(distance[best])}
             for i in np.flatnonzero(flips(scores, predictions)):
                 found.append({"changes": changes, "columns": list(names),
-                              "from": [base.at[0, n] for n in names],
+                              "from": [current[n] for n in names],
                               "to": [options[n][0][pick[i]] for n, pick in zip(names, picks, strict=True)],
                               "score": float(scores[i]), "prediction": predictions[i], "distance": float(distance[i])})
         if found:  # pairs only when no single change flips
