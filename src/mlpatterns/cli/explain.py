@@ -147,6 +147,8 @@ def _counterfactual(args: argparse.Namespace, serving: Any, row: Any, training: 
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, list):  # linked columns' values
+        return "(" + ", ".join(_text(v) for v in value) + ")"
     if isinstance(value, float):
         return f"{value:.4g}"
     return "(missing)" if value is None else str(value)

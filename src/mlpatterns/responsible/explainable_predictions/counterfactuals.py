@@ -215,7 +215,8 @@ def candidate_values(serving: Any, training: pd.DataFrame, *, quantiles: int = 2
             rows = rows.iloc[order]
             positions = np.round(np.linspace(0, 1, quantiles + 1) * max(len(rows) - 1, 0)).astype(int)
             combinations_seen = list(dict.fromkeys(tuple(rows.iloc[p]) for p in positions)) if len(rows) else []
-        candidates = LinkedCandidates(parts, [tuple(c) for c in combinations_seen])
+        candidates = LinkedCandidates(parts, [tuple(v.item() if isinstance(v, np.generic) else v for v in c)
+                                              for c in combinations_seen])
         result[candidates.name] = candidates
     return result
 
