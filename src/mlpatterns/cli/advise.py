@@ -10,6 +10,7 @@ atomically, never over an existing file without ``--force``.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,6 @@ def _advise(args: argparse.Namespace) -> int:
                     sample_rows=args.sample_rows, null_values=args.null_values, seed=args.seed)
     console = Console(stderr=True)
     _print_advice(advice, console)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as folder:  # check the spec with the loader before it replaces anything
         check = Path(folder) / output.name
         check.write_text(advice.spec_text, encoding="utf-8")

@@ -38,7 +38,8 @@ import pandas as pd
 
 from mlpatterns.catalog.advisor.profiling import TableProfile, apply_positive_when
 
-__all__ = ["ALONE_THRESHOLD", "COPY_MIN_R2", "COPY_SLOPE", "DERIVED_THRESHOLD", "PAIR_MIN_GAIN", "Leak", "LeakReport", "find_leaks"]
+__all__ = ["ALONE_THRESHOLD", "COPY_MIN_R2", "COPY_SLOPE", "DERIVED_THRESHOLD", "PAIR_MIN_GAIN", "Leak", "LeakReport",
+           "find_leaks"]
 
 ALONE_THRESHOLD = 0.95
 COPY_SLOPE = (0.8, 1.25)

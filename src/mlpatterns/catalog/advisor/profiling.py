@@ -182,8 +182,8 @@ UNSEEN_LATER_SHARE = 0.5  # categories of the latest 20 % of times unseen before
 
 
 def mark_unseen_later(frame: pd.DataFrame, profile: TableProfile, time_column: str) -> None:
-    """Record, per category column (or whole numbers with few values), the share of the latest 20 % of rows (by ``time_column``) whose value never
-    occurs in the earlier rows (``facts["unseen_later_share"]``).
+    """Record, per category column (or whole numbers with few values), the share of the latest 20 % of rows
+    (by ``time_column``) whose value never occurs in the earlier rows (``facts["unseen_later_share"]``).
 
     A split in time order trains on the past: a column such as a month or a season code,
     whose recent values never occurred before, gives the model nothing it learned.

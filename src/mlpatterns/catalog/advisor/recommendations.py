@@ -103,7 +103,8 @@ def _target(profile: TableProfile, plan_recommend: list[Recommendation]) -> tupl
         (condition, number), = target.positive_when.items()
         section["positive_when"] = {condition: number}
         comment = (f"a value read as a class: positive when {condition.replace('_', ' ')} {number:g}; "
-                   f"{target.minority_share:.1%} of the {_count(target.rows)} profiled rows with a value are the minority class")
+                   f"{target.minority_share:.1%} of the {_count(target.rows)} profiled rows with a value are the "
+                   "minority class")
         plan_recommend.append(Recommendation(5, f"the numeric target becomes a binary class "
                                              f"({condition} {number:g})", "target.positive_when"))
     elif target.task == "classification":
@@ -232,8 +233,9 @@ def plan_spec(profile: TableProfile, leaks: LeakReport) -> Plan:
             categorical.append(Entry(name, {"encoding": "vocabulary"},
                                      f"{column.distinct} {what} -> a vocabulary from the train split{missing}"))
         elif column.kind == "time":
-            date_parts.append(Entry(name, _date_parts(column, time_split), f"a {column.facts['resolution']} column: its "
-                                    f"calendar parts as categories{missing}"))
+            date_parts.append(Entry(name, _date_parts(column, time_split),
+                                    f"a {column.facts['resolution']} column: its calendar parts as categories"
+                                    f"{missing}"))
         elif column.kind == "text":
             text.append(Entry(name, {"encoder": TEXT_ENCODER}, f"free text, {column.facts['mean_words']} words on "
                               f"average -> {pattern_label(13)}: a frozen sentence encoder (mlpatterns[text])"))
