@@ -180,3 +180,68 @@ def test_a_missing_sensitive_column_is_named(adult_run, tmp_path):
     with pytest.raises(SpecError, match=r"fairness.sensitive\[1\]: column 'religion' is not in the data"):
         fairness_data({"table": artifacts["table"], "prepared": artifacts["prepared"]},
                       {"fairness_data": tmp_path / "data"}, {"spec": state}, {"log": print})
+
+
+# -- end to end: `mlpatterns run` on the example spec, a 10 % sample of Adult ---------------------------------------
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    from pathlib import Path
+
+    import yaml
+
+    from mlpatterns.cli import main
+
+    folder = tmp_path_factory.mktemp("adult-example")
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "adult_fairness.yaml").read_text())
+    spec["data"]["sample_fraction"] = 0.1  # whole rows by hash of row_id, the time split's column
+    spec["models"]["gradient_boosting"]["params"]["max_iter"] = 60
+    spec["fairness"]["mitigation"]["methods"] = ["slice_thresholds", "reweighting"]
+    spec["fairness"]["thresholds"]["model"] = {"accuracy_difference": 0.3}  # a sample's gaps are wider
+    spec["output"] = {"dir": str(folder / "run")}
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(folder / "spec.yaml")]) == 0
+    return folder, spec
+
+
+def test_mlpatterns_run_publishes_the_lens_and_the_model_card(example_run):
+    import json
+    from pathlib import Path
+
+    folder, _ = example_run
+    report = json.loads((folder / "run" / "report.json").read_text())
+    rows = report["rows"]
+    assert rows["test"] / sum(rows.values()) == pytest.approx(16_281 / 48_842, abs=0.02)  # adult.test is the test
+    assert report["metrics"]["gradient_boosting"]["positive_rate"] == pytest.approx(0.236, abs=0.03)
+    data = report["fairness"]["data"]
+    assert data["rows"] == rows["train"] and data["crossings"] == []
+    model = report["fairness"]["models"]["gradient_boosting"]
+    assert model["rows"] == rows["test"] and model["threshold"] == 0.5
+    assert 1 - model["overall"]["false_negative_rate"] == pytest.approx(
+        report["metrics"]["gradient_boosting"]["recall"], abs=1e-9)
+    sex = {s["slice"]: s for s in model["columns"]["sex"]["slices"]}
+    assert sex["Female"]["selection_rate"] < sex["Male"]["selection_rate"]
+    assert [r["method"] for r in model["mitigation"]["rows"]][:2] == ["served_model", "slice_thresholds"]
+    for plots in (data["plots"], model["plots"]):
+        for path in plots.values():
+            assert Path(path).read_bytes()[:4] == b"\x89PNG"
+    card = report["model_cards"]["gradient_boosting"]
+    assert card["intended_use"].startswith("Teaching and auditing")
+    assert {r["sensitive"] for r in card["metrics_by_slice"]} == {"sex", "race"}
+    assert any("false negative rate differs" in line for line in card["limitations"])
+
+
+def test_a_crossed_threshold_fails_the_run_with_its_message(example_run, capsys):
+    import yaml
+
+    from mlpatterns.cli import main
+
+    folder, spec = example_run
+    spec = copy.deepcopy(spec)
+    spec["fairness"]["thresholds"]["model"]["selection_rate_ratio"] = 0.8  # the four-fifths rule
+    (folder / "strict.yaml").write_text(yaml.safe_dump(spec))
+    capsys.readouterr()
+    assert main(["run", str(folder / "strict.yaml")]) == 2
+    error = capsys.readouterr().err
+    assert "mlpatterns run: error: Fairness Lens: the model 'gradient_boosting' on the test split crosses" in error
+    assert "selection_rate_ratio across 'sex'" in error and "'Female'" in error and "at least 0.8" in error

@@ -94,3 +94,18 @@ def test_compare_mitigations_refuses_unknown_names():
     with pytest.raises(ValueError, match="metric must be one of"):
         compare_mitigations(y_test=[0, 1], scores_test=[0.1, 0.9], sensitive_test=["a", "b"], threshold=0.5,
                             metric="accuracy")
+
+
+def test_the_python_example_runs_on_a_sample(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "fairness_lens_adult.py"
+    spec = importlib.util.spec_from_file_location("fairness_lens_adult", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(str(tmp_path), rows=4000)
+    assert result["slices"]["rows"] == 2000
+    assert [row["method"] for row in result["mitigation"]["rows"]][0] == "served_model"
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "fairness_adult_balance.png", "fairness_adult_mitigation.png", "fairness_adult_slices.png"]

@@ -12,10 +12,10 @@ from mlpatterns.responsible.model_card import model_card
 
 def _fairness():
     rng = np.random.default_rng(0)
-    sex = rng.choice(["Female", "Male"], size=800, p=[0.35, 0.65])
-    race = np.where(rng.random(800) < 0.02, "Other", "White")
-    y = (rng.random(800) < np.where(sex == "Male", 0.3, 0.1)).astype(int)
-    pred = ((y == 1) & (rng.random(800) < np.where(sex == "Male", 0.7, 0.4))).astype(int)
+    sex = rng.choice(["Female", "Male"], size=2000, p=[0.35, 0.65])
+    race = np.where(rng.random(2000) < 0.01, "Other", "White")
+    y = (rng.random(2000) < np.where(sex == "Male", 0.3, 0.1)).astype(int)
+    pred = ((y == 1) & (rng.random(2000) < np.where(sex == "Male", 0.7, 0.4))).astype(int)
     result = model_slices({"sex": sex, "race": race}, y, pred, "classification", min_rows=30)
     result["split"] = "test"
     result["crossings"] = [c.to_dict() for c in check_thresholds(result, {"false_negative_rate_difference": 0.1})]

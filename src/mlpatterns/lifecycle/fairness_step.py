@@ -96,7 +96,7 @@ def _served(serving: Any, rows: Any) -> dict[str, Any]:
             "features": features, "rows": rows.iloc[good].reset_index(drop=True)}
 
 
-def _mitigations(serving: Any, frame: Any, target: Any, masks: dict, section: dict, test: dict,
+def _mitigations(serving: Any, frame: Any, target: Any, masks: dict, section: dict, test: dict, seed: int,
                  log: Any) -> dict[str, Any]:
     """The spec's mitigations compared on the test rows (classification)."""
     from mlpatterns.responsible.fairness_lens import compare_mitigations, sensitive_slices
@@ -114,7 +114,8 @@ def _mitigations(serving: Any, frame: Any, target: Any, masks: dict, section: di
         threshold=serving.threshold, methods=tuple(chosen["methods"]), metric=chosen["metric"],
         y_valid=parts["valid"]["y"], scores_valid=parts["valid"]["scores"], sensitive_valid=parts["valid"]["slices"],
         X_train=parts["train"]["features"], y_train=parts["train"]["y"], sensitive_train=parts["train"]["slices"],
-        X_test=test["features"].matrix(), min_rows=section["min_rows"], log=log) | {"sensitive": column}
+        X_test=test["features"].matrix(), min_rows=section["min_rows"], random_state=seed,
+        log=log) | {"sensitive": column}
 
 
 def fairness(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str, Any],
@@ -147,11 +148,12 @@ def fairness(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str
                   threshold=serving.threshold if classification else None,
                   decisions="the bundle's served output" + (f" at its threshold {serving.threshold:.4g}"
                                                             if classification else ""))
-    folder = outputs[next(iter(outputs))]
+    folder = outputs["fairness"]
     folder.mkdir(parents=True)
     if section.get("mitigation") and classification:
         test = {"y": y_test, "scores": scores, "slices": slices, "features": served["features"]}
-        result["mitigation"] = _mitigations(serving, frame, target, masks, section, test, log)
+        result["mitigation"] = _mitigations(serving, frame, target, masks, section, test,
+                                            params.get("seed", 0), log)
         plot_mitigations(result["mitigation"]["rows"], folder / "mitigation.png",
                          title=f"{params['model']}: mitigations by {result['mitigation']['sensitive']}")
     crossings = check_thresholds(result, section["thresholds"]["model"])

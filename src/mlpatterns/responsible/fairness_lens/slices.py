@@ -59,15 +59,12 @@ def mean_interval(values: Any, confidence: float = 0.95) -> tuple[float, float]:
 
 
 def _label(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is getattr(np, "nan", None):
-        return MISSING_SLICE
-    try:
-        import pandas as pd
+    """A slice's name: the value as text, a whole float without its ``.0`` (a code read as a float), missing as
+    :data:`MISSING_SLICE`."""
+    import pandas as pd
 
-        if pd.isna(value):
-            return MISSING_SLICE
-    except (TypeError, ValueError):
-        pass
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return MISSING_SLICE
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
@@ -99,17 +96,22 @@ def _clean(value: Any) -> Any:
     return value if math.isfinite(value) else None
 
 
-def _gaps(frame: Any, tiny: dict[str, bool]) -> dict[str, dict[str, Any]]:
+def _gaps(frame: Any, tiny: dict[str, bool], counted: dict[str, dict[str, int]] | None = None,
+          min_rows: int = 0) -> dict[str, dict[str, Any]]:
     """Difference (largest - smallest) and ratio (smallest / largest) of each metric over the slices that are
     not tiny, read from the MetricFrame's ``by_group`` table (fairlearn's own ``difference``/``ratio`` would
-    count the tiny slices too)."""
+    count the tiny slices too). A rate over part of a slice's rows (the false negative rate counts its
+    positives) also leaves out the slices where that part has fewer than ``min_rows`` rows (``counted``)."""
     kept = [name for name, is_tiny in tiny.items() if not is_tiny]
     gaps: dict[str, dict[str, Any]] = {}
     if len(kept) < 2:
         return gaps
     by_group = frame.by_group.loc[kept]
     for metric in by_group.columns:
-        column = by_group[metric].astype(float).dropna()
+        column = by_group[metric].astype(float)
+        if counted and metric in counted:
+            column = column[[counted[metric][str(name)] >= min_rows for name in column.index]]
+        column = column.dropna()
         if len(column) < 2:
             continue
         low, high = column.min(), column.max()
@@ -301,7 +303,10 @@ def model_slices(sensitive: dict[str, np.ndarray], y_true: Any, y_pred: Any, tas
         slices.sort(key=lambda s: -s["rows"])
         tiny = {s["slice"]: s["tiny"] for s in slices}
         table_metrics = [m for m in metrics if m not in ("rows", "positives", "negatives")]
-        gaps = _gaps(frame, tiny)
+        counted = {m: {s["slice"]: s[f"{m}_rows"] for s in slices} for m in ("false_positive_rate",
+                                                                            "false_negative_rate")} \
+            if classification else None
+        gaps = _gaps(frame, tiny, counted, min_rows)
         gaps = {m: g for m, g in gaps.items() if m in table_metrics}
         if classification and y_score is not None:
             aucs = {s["slice"]: s["roc_auc"] for s in slices if not s["tiny"] and s["roc_auc"] is not None}

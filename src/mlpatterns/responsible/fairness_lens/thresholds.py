@@ -5,8 +5,10 @@ the run when it is crossed is not. A threshold is named after the metric and the
 bounds: ``<metric>_difference`` is the largest allowed gap (largest slice value minus the
 smallest) and ``<metric>_ratio`` the smallest allowed ratio (smallest over largest, the
 "four-fifths rule" at 0.8). ``min_share`` bounds the smallest slice's share of the rows.
-Only slices with at least ``min_rows`` rows take part: a gap measured on a handful of
-rows is noise, and the tiny slices are reported as such instead.
+Only slices with at least ``min_rows`` rows take part, and for a rate over part of a slice
+(the false negative rate counts its positives, the false positive rate its negatives) at
+least ``min_rows`` rows in that part: a gap measured on a handful of rows is noise, and the
+tiny slices are reported as such instead.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ class ThresholdCrossing:
                 "slices": self.slices, "message": self.message()}
 
 
-def _gap(slices: list[dict[str, Any]], metric: str, gap: str) -> tuple[float, dict[str, float]] | None:
-    values = {s["slice"]: s[metric] for s in slices if not s["tiny"] and s.get(metric) is not None}
+def _gap(slices: list[dict[str, Any]], metric: str, gap: str, min_rows: int) -> tuple[float, dict[str, float]] | None:
+    """The gap over the slices that are not tiny, nor tiny in the rows the metric counts (``<metric>_rows``)."""
+    values = {s["slice"]: s[metric] for s in slices if not s["tiny"] and s.get(metric) is not None
+              and s.get(f"{metric}_rows", min_rows) >= min_rows}
     if len(values) < 2:
         return None
     low, high = min(values, key=values.__getitem__), max(values, key=values.__getitem__)
@@ -88,7 +92,8 @@ def check_thresholds(result: dict[str, Any], thresholds: dict[str, float]) -> li
     result : dict
         A data balance or model slice result (:func:`data_balance`, :func:`model_slices`):
         ``result["columns"][column]["slices"]`` lists the slices with their metrics and
-        ``tiny`` flag.
+        ``tiny`` flag (and ``result["min_rows"]``: a rate over part of a slice, such as the false negative
+        rate over its positives, also needs that many rows in the part).
     thresholds : dict
         Threshold name to limit: ``<metric>_difference`` (largest allowed gap),
         ``<metric>_ratio`` (smallest allowed ratio), ``min_share`` (smallest allowed share
@@ -112,7 +117,7 @@ def check_thresholds(result: dict[str, Any], thresholds: dict[str, float]) -> li
                                                            {smallest["slice"]: smallest["share"]}))
                 continue
             metric, _, gap = name.rpartition("_")
-            measured = _gap(slices, metric, gap)
+            measured = _gap(slices, metric, gap, result.get("min_rows", 0))
             if measured is None:
                 continue
             value, ends = measured
