@@ -142,3 +142,17 @@ def test_min_share_threshold_names_the_smallest_slice():
     (crossing,) = check_thresholds(result, {"min_share": 0.1})
     assert crossing.slices == {"b": 0.05} and math.isclose(crossing.value, 0.05)
     assert "at least 0.1" in crossing.message()
+
+
+def test_a_rate_over_few_positives_stays_out_of_its_gap():
+    # slice b has 200 rows but only 5 positives: its false negative rate (4 of 5 missed) is noise
+    group = np.array(["a"] * 400 + ["b"] * 200)
+    y = np.r_[np.tile([1, 0], 200), np.ones(5), np.zeros(195)].astype(int)
+    pred = np.r_[np.tile([1, 0], 200), [1, 0, 0, 0, 0], np.zeros(195)].astype(int)
+    result = model_slices({"g": group}, y, pred, "classification", y_score=pred * 0.8 + 0.1, min_rows=30)
+    b = next(s for s in result["columns"]["g"]["slices"] if s["slice"] == "b")
+    assert b["false_negative_rate"] == pytest.approx(0.8) and not b["tiny"] and b["false_negative_rate_rows"] == 5
+    gaps = result["columns"]["g"]["gaps"]
+    assert "false_negative_rate" not in gaps and "roc_auc" not in gaps  # only slice a counts enough positives
+    assert gaps["selection_rate"]["difference"] == pytest.approx(0.5 - 1 / 200)
+    assert not check_thresholds(result, {"false_negative_rate_difference": 0.01})

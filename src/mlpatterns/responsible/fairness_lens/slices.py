@@ -309,7 +309,8 @@ def model_slices(sensitive: dict[str, np.ndarray], y_true: Any, y_pred: Any, tas
         gaps = _gaps(frame, tiny, counted, min_rows)
         gaps = {m: g for m, g in gaps.items() if m in table_metrics}
         if classification and y_score is not None:
-            aucs = {s["slice"]: s["roc_auc"] for s in slices if not s["tiny"] and s["roc_auc"] is not None}
+            aucs = {s["slice"]: s["roc_auc"] for s in slices if not s["tiny"] and s["roc_auc"] is not None
+                    and min(s["positives"], s["negatives"]) >= min_rows}  # both classes counted enough
             if len(aucs) >= 2:
                 low, high = min(aucs, key=aucs.__getitem__), max(aucs, key=aucs.__getitem__)
                 gaps["roc_auc"] = {"difference": aucs[high] - aucs[low], "ratio": aucs[low] / aucs[high],
