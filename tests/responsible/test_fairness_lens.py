@@ -37,6 +37,9 @@ def test_adult_loader_reads_both_files_as_uci_ships_them(adult):
     assert test.iloc[0]["age"] == 25 and test.iloc[0]["race"] == "Black"  # the first data line, not "|1x3 ..."
     assert adult["workclass"].isna().sum() == 2_799  # '?' is a missing value, not a category
     assert not (adult == "?").any().any()
+    from mlpatterns.datasets import dataset_files
+
+    assert [p.name for p in dataset_files("adult")] == ["adult.data.gz", "adult.test.gz"]
 
 
 def _small_case(seed: int = 0, rows: int = 600):
