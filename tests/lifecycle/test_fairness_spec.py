@@ -44,7 +44,7 @@ def test_defaults_are_filled_in():
     ({"sensitive": "sex", "thresholds": {"data": {"label_rate_difference": "big"}}}, CLASSIFICATION,
      "fairness.thresholds.data.label_rate_difference: expected a number, got 'big'"),
     ({"sensitive": "sex", "thresholds": {"later": {}}}, CLASSIFICATION, r"fairness.thresholds: unknown field"),
-    ({"sensitive": "sex", "mitigation": ["threshold_optimizer"]}, CLASSIFICATION,
+    ({"sensitive": "sex", "mitigation": ["calibrated_equalized_odds"]}, CLASSIFICATION,
      r"fairness.mitigation.methods\[0\]: expected one of"),
     ({"sensitive": "sex", "mitigation": {"methods": ["reweighting"], "metric": "accuracy"}}, CLASSIFICATION,
      "fairness.mitigation.metric: expected one of"),

@@ -12,7 +12,7 @@
         model: {false_negative_rate_difference: 0.1,   # after training, per model
                 selection_rate_ratio: 0.8}
       mitigation:                   # compared in one table (classification); or a plain list of methods
-        methods: [slice_thresholds, reweighting, exponentiated_gradient]
+        methods: [slice_thresholds, threshold_optimizer, reweighting, exponentiated_gradient]
         metric: false_negative_rate # the gap to close: false_negative_rate, false_positive_rate, selection_rate
         sensitive: sex              # the column it is closed for (default: the first)
       intended_use: "..."           # the model card's intended use (default: the spec's description)

@@ -19,8 +19,12 @@ equalized metric between the slices that are not tiny) and how much of the gap i
   equalized metric. Its ``predict`` draws each decision at random from a mixture of models,
   which a stateless serving function must not do; here the decision is made deterministic
   (the mixture's weighted vote, positive when it reaches 0.5) and the row is for analysis
-  only. fairlearn's ThresholdOptimizer randomizes in the same way; ``slice_thresholds`` is
-  its deterministic counterpart.
+  only.
+* ``threshold_optimizer``: fairlearn's :class:`~fairlearn.postprocessing.ThresholdOptimizer`
+  on the served scores, fitted on the validation split. Its decisions are randomized between
+  two thresholds per slice: the table gives them with a fixed seed (repeatable) and counts
+  the test decisions that another seed changes. Analysis only; ``slice_thresholds`` is its
+  deterministic counterpart.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EQUALIZED_METRICS", "MITIGATIONS", "compare_mitigations", "reweighting_weights", "slice_thresholds"]
+__all__ = ["EQUALIZED_METRICS", "MITIGATIONS", "THRESHOLD_CONSTRAINTS", "compare_mitigations", "reweighting_weights", "slice_thresholds"]
 
 #: the methods compare_mitigations knows
-MITIGATIONS = ("slice_thresholds", "reweighting", "exponentiated_gradient")
+MITIGATIONS = ("slice_thresholds", "threshold_optimizer", "reweighting", "exponentiated_gradient")
+
+#: the metric a mitigation equalizes -> the fairlearn ThresholdOptimizer constraint that bounds its gap
+THRESHOLD_CONSTRAINTS = {"false_negative_rate": "true_positive_rate_parity", "selection_rate": "demographic_parity",
+                         "false_positive_rate": "false_positive_rate_parity"}
 
 #: the metric a mitigation equalizes -> the fairlearn reductions constraint that bounds its gap
 EQUALIZED_METRICS = {"false_negative_rate": "TruePositiveRateParity", "selection_rate": "DemographicParity",
@@ -93,6 +101,44 @@ def slice_thresholds(scores: Any, y: Any, slices: Any, threshold: float, metric:
         chosen[name] = float(np.quantile(values, min(max(share_below, 0.0), 1.0), method="inverted_cdf")) \
             if 0 < share_below < 1 else float(threshold)
     return chosen, target
+
+
+def _score_column() -> Any:
+    """A fitted classifier whose P(positive) is its input's first column: the served scores, for fairlearn's
+    post-processing (a private adapter, not an estimator to fit)."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class ScoreColumn(ClassifierMixin, BaseEstimator):
+        def fit(self, X: Any, y: Any = None) -> Any:
+            self.classes_ = np.array([0, 1])
+            return self
+
+        def predict_proba(self, X: Any) -> np.ndarray:
+            scores = np.asarray(X, dtype=np.float64)[:, 0]
+            return np.column_stack([1 - scores, scores])
+
+    return ScoreColumn().fit(None)
+
+
+def _threshold_optimizer_row(y_valid: Any, scores_valid: Any, sensitive_valid: Any, y_test: np.ndarray,
+                             scores_test: np.ndarray, s_test: np.ndarray, metric: str, min_rows: int,
+                             random_state: int) -> dict[str, Any]:
+    from fairlearn.postprocessing import ThresholdOptimizer
+
+    optimizer = ThresholdOptimizer(estimator=_score_column(), constraints=THRESHOLD_CONSTRAINTS[metric],
+                                   objective="accuracy_score", prefit=True, predict_method="predict_proba")
+    optimizer.fit(np.asarray(scores_valid, dtype=np.float64).reshape(-1, 1), np.asarray(y_valid, dtype=np.int64),
+                  sensitive_features=np.asarray(sensitive_valid, dtype=object))
+    scores = scores_test.reshape(-1, 1)
+    decided = np.asarray(optimizer.predict(scores, sensitive_features=s_test, random_state=random_state))
+    again = np.asarray(optimizer.predict(scores, sensitive_features=s_test, random_state=random_state + 1))
+    changed = int(np.sum(decided != again))
+    row = _measure("threshold_optimizer", y_test, decided.astype(int), s_test, metric, min_rows)
+    row.update(deterministic=False, needs_sensitive_at_serving=True, servable=False, randomized_decisions=changed,
+               note=f"fairlearn ThresholdOptimizer ({THRESHOLD_CONSTRAINTS[metric]}) on the served scores, fitted "
+                    f"on valid; randomized: another seed changes {changed} of {len(decided)} test decisions "
+                    f"(seed {random_state} here); analysis only")
+    return row
 
 
 def reweighting_weights(y: Any, slices: Any) -> np.ndarray:
@@ -188,7 +234,8 @@ def compare_mitigations(*, y_test: Any, scores_test: Any, sensitive_test: Any, t
     metric : str
         The metric whose gap is closed (a key of :data:`EQUALIZED_METRICS`).
     y_valid, scores_valid, sensitive_valid : array-like
-        Validation rows, where ``slice_thresholds`` chooses its thresholds.
+        Validation rows, where ``slice_thresholds`` chooses its thresholds (and
+        ``threshold_optimizer`` fits).
     X_train, y_train, sensitive_train, X_test : array-like
         Transformed features and labels, for the retrained copies (``reweighting``,
         ``exponentiated_gradient``).
@@ -230,6 +277,9 @@ def compare_mitigations(*, y_test: Any, scores_test: Any, sensitive_test: Any, t
                    note=f"served scores, one threshold per slice chosen on valid for {metric} {target:.3f}; "
                         "serving needs the sensitive column as a bundle input")
         rows.append(row)
+    if "threshold_optimizer" in methods:
+        rows.append(_threshold_optimizer_row(y_valid, scores_valid, sensitive_valid, y_test, scores_test, s_test,
+                                             metric, min_rows, random_state))
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=n_threads):  # OpenMP threads fighting over shared cores cost 50x here
