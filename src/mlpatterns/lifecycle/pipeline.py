@@ -105,8 +105,9 @@ def data_sources(spec: Any) -> dict[str, Path]:
     path = data_path(spec)
     if path is not None:
         return {"data": path, **stored}
-    files = dataset_files(spec.data["dataset"])
-    return {**({"data": files[0]} if files else {}), **stored}
+    files = dataset_files(spec.data["dataset"])  # adult: adult.data, then adult.test
+    return {**({"data": files[0]} if files else {}), **{f"data_{i}": f for i, f in enumerate(files[1:], 1)},
+            **stored}
 
 
 def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = None, models: list[str] | None = None,
@@ -125,7 +126,7 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
     sources = data_sources(spec)
     lineage = {"data": _sections(state, "load")["data"],
                "data_sha256": file_digest(sources["data"]) if "data" in sources else None}
-    data_input = {"data": "data"} if "data" in sources else {}
+    data_input = {name: name for name in sources if name == "data" or name.startswith("data_")}
     store_input = {name: name for name in sources if name.startswith("feature_")}  # their bytes key the load
     if store_input:
         lineage["feature_repository_sha256"] = file_digest(sources["feature_repository"])

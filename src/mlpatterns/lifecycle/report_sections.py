@@ -83,5 +83,6 @@ def model_cards(spec: Any, report: dict[str, Any], registered: dict[str, Any]) -
             data=spec.data.get("dataset") or spec.data.get("path"), metrics=report["metrics"][name],
             heuristic=(report.get("heuristic_benchmark") or {}).get("models", {}).get(name),
             fairness_data=fairness.get("data"), fairness=fairness.get("models", {}).get(name),
-            intended_use=(spec.fairness or {}).get("intended_use"), registered=registered.get(name))
+            intended_use=(spec.fairness or {}).get("intended_use"),
+            limitations=(spec.fairness or {}).get("limitations"), registered=registered.get(name))
     return cards

@@ -50,8 +50,8 @@ STEP_SECTIONS = {
     "two_phase": ("name", "target", "keys", "two_phase"),  # Two-Phase Predictions (19): lifecycle.two_phase_step
     "diagnostics": ("target",),  # the report's calibration, confusion and residual plots: lifecycle.report_plots
     "explain": ("target", "features", "explain"),  # Explainable Predictions (29): lifecycle.explanation_step
-    "fairness_data": ("target", "features", "fairness"),  # Fairness Lens (30), before training: fairness_step
-    "fairness": ("name", "target", "features", "fairness"),  # Fairness Lens (30), each model: fairness_step
+    "fairness_data": ("target", "fairness"),  # Fairness Lens (30), before training: fairness_step
+    "fairness": ("name", "target", "fairness"),  # Fairness Lens (30), each model: fairness_step
 }
 
 
