@@ -110,11 +110,12 @@ def test_the_benchmark_of_a_time_split_spec_on_flights():
 
 
 def test_a_spec_that_asks_for_what_does_not_apply_is_refused_by_name():
-    spec = parse_spec({**SPEC, "split": {"key": "date"}, "baseline": {"heuristics": ["global", "previous_period"]}})
-    parts, data = _flights_parts(spec)
     with pytest.raises(SpecError, match="baseline.heuristics: 'previous_period' needs a time split"):
-        heuristic_benchmark(spec, parts, data, ["distance"])
+        parse_spec({**SPEC, "split": {"key": "date"}, "baseline": {"heuristics": ["global", "previous_period"]}})
     spec = parse_spec({**SPEC, "baseline": {"threshold_columns": ["carrier"]}})
+    parts, data = _flights_parts(spec)
+    with pytest.raises(SpecError, match="baseline.threshold_columns.0.: expected a numeric column"):
+        spec.check_columns(parts["train"].dtypes.to_dict())
     with pytest.raises(SpecError, match="baseline.threshold_columns: expected numeric columns, got 'carrier'"):
         heuristic_benchmark(spec, parts, data, ["distance"])
 

@@ -20,6 +20,8 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "PreviousPeriodHeuristic": "heuristic_rules",
     "ThresholdHeuristic": "heuristic_rules",
     "select_heuristic": "heuristic_selection",
+    "HeuristicPlan": "heuristic_selection",
+    "share_caught": "heuristic_selection",
     "compare_with_heuristic": "heuristic_comparison",
     "BundleExplainer": "explainable_predictions.bundle_explainer",
     "Explanation": "explainable_predictions.bundle_explainer",

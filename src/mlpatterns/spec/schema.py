@@ -146,6 +146,9 @@ class Spec:
                 known(column, f"baseline.levels[{i}]")
         numeric_needed = {c: f"features.numeric.{c}" for c in self.features.get("numeric", [])}
         numeric_needed.update({c: f"features.bucketize.{c}" for c in self.features.get("bucketize", {})})
+        for i, column in enumerate(self.baseline.get("threshold_columns", [])):  # the one cut of a number
+            known(column, f"baseline.threshold_columns[{i}]")
+            numeric_needed.setdefault(column, f"baseline.threshold_columns[{i}]")
         if self.task == "regression" or "positive_when" in self.target:
             numeric_needed[self.target["column"]] = "target.column"
         for i, column in enumerate(self.target.get("columns", [])):
@@ -620,9 +623,9 @@ def parse_spec(raw: Any, source: str | os.PathLike[str] | None = None, *, check_
     keys = string_list(spec.get("keys", []), "keys")
     from mlpatterns.spec.heuristic_benchmark import parse_baseline
 
-    baseline = parse_baseline(spec.get("baseline"))  # Heuristic Benchmark (28)
     target = _parse_target(spec["target"])
     split, features = _parse_split(spec["split"]), _parse_features(spec["features"])
+    baseline = parse_baseline(spec.get("baseline"), task=target["task"], split=split)  # Heuristic Benchmark (28)
     models = _parse_models(spec["models"], target, check_params)
     _check_emulators(models, target, split, features, data)
     tuning: dict[str, Any] = {}
