@@ -25,7 +25,7 @@ from mlpatterns.responsible.explainable_predictions.baselines import build_basel
 from mlpatterns.responsible.explainable_predictions.bundle_explainer import BundleExplainer
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-__all__ = ["EXPLAIN_PREFIX", "ExplainingServingFunction", "explanation_columns"]
+__all__ = ["EXPLAIN_PREFIX", "ExplainingServingFunction", "explanation_columns", "explanation_rows"]
 
 EXPLAIN_PREFIX = "explain_"
 
@@ -34,6 +34,20 @@ def explanation_columns(serving: Any) -> list[str]:
     """The columns an explained prediction adds, in order."""
     return [f"{EXPLAIN_PREFIX}{c}" for c in serving.input_columns] + [f"{EXPLAIN_PREFIX}baseline_score",
                                                                          f"{EXPLAIN_PREFIX}check_error"]
+
+
+def explanation_rows(explainer: BundleExplainer, frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """The explanation columns (:func:`explanation_columns`) of ``frame``'s rows as lists of JSON numbers.
+
+    Raises the serving function's ``InputError`` for a bad row.
+    """
+    explanation = explainer.explain(frame)
+    columns = {f"{EXPLAIN_PREFIX}{c}": explanation.attributions[c].astype(float).tolist() for c in explainer.columns}
+    columns[f"{EXPLAIN_PREFIX}baseline_score"] = [float(explanation.baseline_score)] * len(frame)
+    errors = completeness_errors(explanation.attributions.to_numpy(), explanation.baseline_score,
+                                 explanation.served, explanation.space)
+    columns[f"{EXPLAIN_PREFIX}check_error"] = errors.astype(float).tolist()
+    return columns
 
 
 class ExplainingServingFunction(ServingFunction):

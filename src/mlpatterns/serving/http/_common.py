@@ -115,6 +115,8 @@ class ServedModel:
         self._fields = [*self._inputs, *self._keys]
         self.registered: tuple[str, str] | None = None  # (name, version) in the registry it was loaded from
         self._identity: tuple[str, str] | None = None
+        self._explainer: Any = None  # Explainable Predictions (29): built on the first request asking to explain
+        self._explain_lock = threading.Lock()
 
     def _load_serving(self) -> ServingFunction:
         from mlpatterns.serving.stateless_serving_function import ServingFunction
@@ -228,6 +230,50 @@ class ServedModel:
         names = dict.fromkeys([*self.online.key_columns, *self.online.output_columns])
         return {name: [_json_value(output[name]) for output in outputs] for name in names}
 
+    def explain(self, frame: pd.DataFrame) -> dict[str, list[Any]]:
+        """Explainable Predictions (29): each row's attributions to the raw input columns, as JSON columns.
+
+        ``explain_<column>`` per input (log-odds for a classifier, the target's units for a
+        regression), ``explain_baseline_score`` (the row's score is the baseline's plus the sum)
+        and ``explain_check_error`` (the completeness check against the served output), relative
+        to the bundle's data statistics (mean numbers, most frequent categories). The explainer
+        is built on the first request that asks (thread-safe); a 400 names a bad row, and a
+        model that cannot be explained (precomputed predictions, a multiclass task) says why.
+        """
+        from mlpatterns.responsible.explainable_predictions.explained_predictions import (
+            explanation_rows,
+        )
+
+        if self._explainer is None:
+            with self._explain_lock:  # not self._lock: building reads self.serving, which may take that one
+                if self._explainer is None:
+                    self._explainer = self._build_explainer()
+        try:
+            return explanation_rows(self._explainer, frame)
+        except InputError as error:
+            raise RequestError(str(error)) from error
+
+    def _build_explainer(self) -> Any:
+        from mlpatterns.responsible.explainable_predictions.baselines import (
+            BaselineError,
+            build_baseline,
+        )
+        from mlpatterns.responsible.explainable_predictions.bundle_explainer import (
+            BundleExplainer,
+            UnsupportedExplanation,
+        )
+        from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+        serving = self.serving
+        if not isinstance(serving, ServingFunction):
+            raise RequestError(f"model '{self.name}' version {self.version} serves precomputed predictions: "
+                               "it has no model to explain; 'explain' is answered by a bundle")
+        try:
+            baseline, _ = build_baseline(serving, "mean", None, where="explain")
+            return BundleExplainer(serving, baseline)
+        except (UnsupportedExplanation, BaselineError) as error:
+            raise RequestError(f"model '{self.name}' version {self.version} cannot explain: {error}") from error
+
     def __repr__(self) -> str:
         path = "online and batch" if self.online is not None else "batch"
         return f"ServedModel({self.name!r}, version {self.version!r}, {path})"
@@ -338,6 +384,14 @@ def _json_value(value: Any) -> Any:
     """A prediction of the online path as a JSON value (a non-finite float becomes null, as in :func:`json_value`)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    return value
+
+
+def explain_flag(body: Mapping[str, Any], where: str = "explain") -> bool:
+    """The request's optional ``explain`` (default false), or a 400 unless it is true or false."""
+    value = body.get("explain", False)
+    if not isinstance(value, bool):
+        raise RequestError(f"'{where}' must be true or false, got {json.dumps(value)[:60]}")
     return value
 
 

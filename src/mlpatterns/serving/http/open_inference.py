@@ -13,10 +13,14 @@ the bundle's key columns travel as input tensors of the same names and come back
 output tensors (Keyed Predictions, 20); the request's ``id`` is echoed. The body is
 read raw, since ``tritonclient.http`` sends no Content-Type, and the binary tensor
 extension (``Inference-Header-Content-Length``) is accepted for inputs; answers are JSON.
+With ``"parameters": {"explain": true}`` (Explainable Predictions, 29) the answer adds one FP64
+output tensor per attribution (``explain_<column>``, ``explain_baseline_score``,
+``explain_check_error``); the default answer is unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
@@ -27,6 +31,8 @@ from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
+    explain_flag,
+    frame_of,
     json_answer,
     note_answer,
     note_rows,
@@ -222,9 +228,19 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
     rows = lengths.pop()
     note_rows(request, rows)
     limits.check_rows(rows)
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise RequestError(f"'parameters' must be an object, got {type(parameters).__name__}")
+    explain = explain_flag(parameters, "parameters.explain")
     result, used = await route.answer_json(None, columns, rows)
     note_answer(request, route.name, model.version, rows, used)
     _, described = _tensors(model)
+    if explain:  # Explainable Predictions (29): each row's attributions, as more output tensors
+        if used is not None:
+            raise RequestError("'parameters.explain' is answered by one version: ask /versions/V, not a traffic split")
+        explained = await asyncio.to_thread(model.explain, frame_of(model.fields, columns))
+        result.update(explained)
+        described = [*described, *({"name": n, "datatype": "FP64"} for n in explained)]
     wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]
     unknown = [n for n in wanted if n not in result]
     if unknown:

@@ -10,6 +10,9 @@ format, answered with ``predictions``, each row carrying its key columns: Keyed
 Predictions, 20) or ``inputs`` (columnar format, answered with ``outputs``). Without a
 version the latest answers, or the name's traffic split, which adds the version that
 answered each row (``model_version`` in each prediction, or an output list of that name).
+With ``"explain": true`` in the body (Explainable Predictions, 29) each prediction also carries
+its attributions to the raw input columns (``explain_<column>``, ``explain_baseline_score``,
+``explain_check_error``; see :meth:`ServedModel.explain`); the default answer is unchanged.
 Errors take TF Serving's shape, ``{"error": "..."}``: 400 for a malformed body or a bad
 row (the message names the row and the field), 404 for an unknown model, version or
 label, 413 beyond the request limits.
@@ -18,6 +21,7 @@ label, 413 beyond the request limits.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -26,6 +30,8 @@ from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
+    explain_flag,
+    frame_of,
     json_answer,
     note_answer,
     note_rows,
@@ -72,6 +78,7 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         if ("instances" in body) == ("inputs" in body):
             raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
         rows = "instances" in body
+        explain = explain_flag(body)
         if rows:
             instances, inputs = _rows(route.model, body["instances"], limits), None
             count = len(instances)
@@ -80,6 +87,12 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         note_rows(request, count)
         columns, used = await route.answer_json(instances, inputs, count)
         note_answer(request, route.name, route.model.version, count, used)
+        if explain:  # Explainable Predictions (29): each row's attributions next to its prediction
+            if used is not None:
+                raise RequestError("'explain' is answered by one version: ask /versions/N or a label, not a "
+                                   "traffic split")
+            given = inputs if inputs is not None else {f: [row[f] for row in instances] for f in route.model.fields}
+            columns.update(await asyncio.to_thread(route.model.explain, frame_of(route.model.fields, given)))
         if used is not None:
             columns[VERSION_FIELD] = used
         if rows:
