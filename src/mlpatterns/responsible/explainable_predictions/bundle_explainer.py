@@ -116,6 +116,7 @@ class BundleExplainer:
         self.baseline = serving.conform(_with_keys(serving, baseline[self.columns]))[0][self.columns]
         self.space = "log_odds" if serving.task == "classification" else "value"
         self.ensemble = None
+        self._tree_explainer: Any = None
         if method in ("auto", "tree"):
             self.ensemble = self._tree_ensemble(method == "tree")
         if self.ensemble is not None:
@@ -263,7 +264,11 @@ class BundleExplainer:
         if not len(conformed):
             values = np.zeros((0, len(self.columns)))
         elif self.method == "tree":
-            per_input = self.ensemble.shap_values(features.matrix(), self.serving.features(self.baseline).matrix())
+            if self._tree_explainer is None:  # built once: SHAP prepares the trees for each explainer it makes
+                self._tree_explainer = self.ensemble.explainer(self.serving.features(self.baseline).matrix())
+            matrix = features.matrix().astype(np.float64)
+            per_input = np.asarray(self._tree_explainer.shap_values(matrix, check_additivity=False),
+                                   dtype=np.float64).reshape(len(matrix), -1)
             per_input = per_input[:, :len(self.sources)]
             values = to_raw_columns(per_input, self.sources, self.columns, self._differs(conformed))
             crosses = cross_attributions(per_input, self.sources)
