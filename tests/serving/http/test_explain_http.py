@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from mlpatterns.responsible.explainable_predictions.explained_predictions import (
+    explainer_for_serving,
+)
 from mlpatterns.serving.http import Limits, create_app
 
 INPUTS = ["Price", "Income", "Advertising", "ShelveLoc", "Urban"]
@@ -15,7 +18,8 @@ EXPLAINED = [f"explain_{c}" for c in INPUTS] + ["explain_baseline_score", "expla
 @pytest.fixture(scope="module")
 def client(carseats):
     _, bundles = carseats
-    return TestClient(create_app(bundles, limits=Limits(max_body_bytes=200_000, max_rows=50)))
+    return TestClient(create_app(bundles, limits=Limits(max_body_bytes=200_000, max_rows=50),
+                                 explainer=explainer_for_serving))
 
 
 def _rows(frame, n=5):
@@ -77,3 +81,12 @@ def test_a_bad_explain_field_is_refused(client, carseats):
     rows[1]["Price"] = "cheap"
     answer = client.post("/v1/models/us:predict", json={"instances": rows, "explain": True})
     assert answer.status_code == 400 and "row 1, field 'Price'" in answer.json()["error"]
+
+
+def test_a_server_without_an_explainer_says_so(carseats):
+    frame, bundles = carseats
+    plain = TestClient(create_app({"us": bundles["us"]}))
+    rows = _rows(frame, 2)
+    assert plain.post("/v1/models/us:predict", json={"instances": rows}).status_code == 200
+    answer = plain.post("/v1/models/us:predict", json={"instances": rows, "explain": True})
+    assert answer.status_code == 400 and "does not answer 'explain'" in answer.json()["error"]

@@ -10,7 +10,8 @@ classifier and in the target's units for a regression), ``explain_baseline_score
 baseline's score in the same units: the row's score is the baseline's plus the sum of its
 attributions) and ``explain_check_error`` (that row's completeness error, against the served
 output). Anything that scores with a serving function (``mlpatterns predict``'s chunked
-batch scoring, with its progress) explains with it unchanged.
+batch scoring, with its progress) explains with it unchanged. :func:`explainer_for_serving`
+gives an HTTP server the same columns for ``explain: true``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from mlpatterns.responsible.explainable_predictions.baselines import build_basel
 from mlpatterns.responsible.explainable_predictions.bundle_explainer import BundleExplainer
 from mlpatterns.serving.stateless_serving_function import ServingFunction
 
-__all__ = ["EXPLAIN_PREFIX", "ExplainingServingFunction", "explanation_columns", "explanation_rows"]
+__all__ = ["EXPLAIN_PREFIX", "ExplainingServingFunction", "explainer_for_serving", "explanation_columns",
+           "explanation_rows"]
 
 EXPLAIN_PREFIX = "explain_"
 
@@ -48,6 +50,21 @@ def explanation_rows(explainer: BundleExplainer, frame: pd.DataFrame) -> dict[st
                                  explanation.served, explanation.space)
     columns[f"{EXPLAIN_PREFIX}check_error"] = errors.astype(float).tolist()
     return columns
+
+
+def explainer_for_serving(serving: ServingFunction, **options: Any) -> Any:
+    """A function from raw rows to their explanation columns (:func:`explanation_rows`) for ``serving``.
+
+    The baseline is the bundle's data statistics (``"mean"``); ``options`` go to
+    :class:`.bundle_explainer.BundleExplainer`. This is what an HTTP server is given to answer
+    ``explain: true`` (``mlpatterns.serving.http.create_app(explainer=explainer_for_serving)``).
+    Raises ``ValueError`` (:class:`.bundle_explainer.UnsupportedExplanation`,
+    :class:`.baselines.BaselineError`) for a bundle it cannot explain.
+    """
+    from functools import partial
+
+    baseline, _ = build_baseline(serving, "mean", None, where="explain")
+    return partial(explanation_rows, BundleExplainer(serving, baseline, **options))
 
 
 class ExplainingServingFunction(ServingFunction):

@@ -24,7 +24,7 @@ import math
 import sys
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -230,49 +230,34 @@ class ServedModel:
         names = dict.fromkeys([*self.online.key_columns, *self.online.output_columns])
         return {name: [_json_value(output[name]) for output in outputs] for name in names}
 
-    def explain(self, frame: pd.DataFrame) -> dict[str, list[Any]]:
+    def explain(self, frame: pd.DataFrame, explainer_for: Callable[[Any], Any]) -> dict[str, list[Any]]:
         """Explainable Predictions (29): each row's attributions to the raw input columns, as JSON columns.
 
-        ``explain_<column>`` per input (log-odds for a classifier, the target's units for a
-        regression), ``explain_baseline_score`` (the row's score is the baseline's plus the sum)
-        and ``explain_check_error`` (the completeness check against the served output), relative
-        to the bundle's data statistics (mean numbers, most frequent categories). The explainer
-        is built on the first request that asks (thread-safe); a 400 names a bad row, and a
-        model that cannot be explained (precomputed predictions, a multiclass task) says why.
+        ``explainer_for(serving)`` (the app's ``explainer``, e.g.
+        :func:`mlpatterns.responsible.explainable_predictions.explained_predictions.explainer_for_serving`)
+        makes, once per served version (on the first request that asks; thread-safe), the
+        function from the rows to their explanation columns; it raises ``ValueError`` for a
+        model it cannot explain (a multiclass task) and the rows' own ``ValueError`` for a bad
+        row: each is a 400 that says why. Precomputed predictions have no model to explain.
         """
-        from mlpatterns.responsible.explainable_predictions.explained_predictions import (
-            explanation_rows,
-        )
-
         if self._explainer is None:
-            with self._explain_lock:  # not self._lock: building reads self.serving, which may take that one
+            from mlpatterns.serving.stateless_serving_function import ServingFunction
+
+            with self._explain_lock:  # not self._lock: self.serving may take that one
                 if self._explainer is None:
-                    self._explainer = self._build_explainer()
+                    serving = self.serving
+                    if not isinstance(serving, ServingFunction):
+                        raise RequestError(f"model '{self.name}' version {self.version} serves precomputed "
+                                           "predictions: it has no model to explain")
+                    try:
+                        self._explainer = explainer_for(serving)
+                    except ValueError as error:
+                        raise RequestError(f"model '{self.name}' version {self.version} cannot explain: "
+                                           f"{error}") from error
         try:
-            return explanation_rows(self._explainer, frame)
-        except InputError as error:
+            return self._explainer(frame)
+        except ValueError as error:  # a bad row (InputError), or an explanation that does not add up
             raise RequestError(str(error)) from error
-
-    def _build_explainer(self) -> Any:
-        from mlpatterns.responsible.explainable_predictions.baselines import (
-            BaselineError,
-            build_baseline,
-        )
-        from mlpatterns.responsible.explainable_predictions.bundle_explainer import (
-            BundleExplainer,
-            UnsupportedExplanation,
-        )
-        from mlpatterns.serving.stateless_serving_function import ServingFunction
-
-        serving = self.serving
-        if not isinstance(serving, ServingFunction):
-            raise RequestError(f"model '{self.name}' version {self.version} serves precomputed predictions: "
-                               "it has no model to explain; 'explain' is answered by a bundle")
-        try:
-            baseline, _ = build_baseline(serving, "mean", None, where="explain")
-            return BundleExplainer(serving, baseline)
-        except (UnsupportedExplanation, BaselineError) as error:
-            raise RequestError(f"model '{self.name}' version {self.version} cannot explain: {error}") from error
 
     def __repr__(self) -> str:
         path = "online and batch" if self.online is not None else "batch"
@@ -393,6 +378,15 @@ def explain_flag(body: Mapping[str, Any], where: str = "explain") -> bool:
     if not isinstance(value, bool):
         raise RequestError(f"'{where}' must be true or false, got {json.dumps(value)[:60]}")
     return value
+
+
+def app_explainer(request: Any) -> Callable[[Any], Any]:
+    """The app's ``explainer`` (``create_app(explainer=...)``), or a 400 saying this server does not explain."""
+    explainer = getattr(request.app.state, "explainer", None)
+    if explainer is None:
+        raise RequestError("this server does not answer 'explain': it was started without an explainer "
+                           "(create_app(explainer=...))")
+    return explainer
 
 
 def column_values(frame: pd.DataFrame, column: str) -> list[Any]:

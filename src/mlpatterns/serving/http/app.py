@@ -60,7 +60,7 @@ def create_app(
     split: Mapping[str, Any] | None = None, reload_interval: float = DEFAULT_RELOAD_INTERVAL,
     limits: Limits | None = None, token: str | None = None, metrics: bool = True, access_log: bool = True,
     online_rows: int = ONLINE_MAX_ROWS, drain: float = DEFAULT_DRAIN_SECONDS, prediction_log: Any = None,
-    online_store: str | None = None, window_state: str | None = None,
+    online_store: str | None = None, window_state: str | None = None, explainer: Any = None,
 ) -> FastAPI:
     """A FastAPI app serving ``models``.
 
@@ -83,6 +83,13 @@ def create_app(
     :mod:`~mlpatterns.serving.http.traffic_split`). Every ``reload_interval`` seconds
     (0: never) while the app runs, a background task re-resolves the aliases and swaps in
     the versions they now point at (``app.state.models.reload()`` does it at once).
+
+    ``explainer`` (Explainable Predictions, 29), a function from a served version's
+    :class:`ServingFunction` to a function from rows to their attribution columns (e.g.
+    :func:`mlpatterns.responsible.explainable_predictions.explained_predictions.explainer_for_serving`),
+    lets a request ask ``"explain": true`` (TF Serving) or ``"parameters": {"explain": true}``
+    (Open Inference Protocol); without it, such a request is a 400. It is given here, not
+    imported, because the explanations (chapter 7) are built on serving, not the reverse.
 
     Every bundle is loaded and verified here, before the app exists: one that fails
     raises :class:`ModelLoadError` and nothing is served. ``limits`` bounds each request
@@ -182,6 +189,7 @@ def create_app(
     app.state.ready = served.ready  # every version is loaded and verified
     app.state.drain = grace
     app.state.prediction_log = recorder  # a PredictionRecorder, or None
+    app.state.explainer = explainer  # Explainable Predictions (29): answers `explain: true`, or None
 
     def stop_being_ready() -> None:
         app.state.ready = False

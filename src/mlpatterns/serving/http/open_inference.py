@@ -31,6 +31,7 @@ from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
+    app_explainer,
     explain_flag,
     frame_of,
     json_answer,
@@ -231,14 +232,14 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise RequestError(f"'parameters' must be an object, got {type(parameters).__name__}")
-    explain = explain_flag(parameters, "parameters.explain")
+    explainer_for = app_explainer(request) if explain_flag(parameters, "parameters.explain") else None
     result, used = await route.answer_json(None, columns, rows)
     note_answer(request, route.name, model.version, rows, used)
     _, described = _tensors(model)
-    if explain:  # Explainable Predictions (29): each row's attributions, as more output tensors
+    if explainer_for is not None:  # Explainable Predictions (29): each row's attributions, as more output tensors
         if used is not None:
             raise RequestError("'parameters.explain' is answered by one version: ask /versions/V, not a traffic split")
-        explained = await asyncio.to_thread(model.explain, frame_of(model.fields, columns))
+        explained = await asyncio.to_thread(model.explain, frame_of(model.fields, columns), explainer_for)
         result.update(explained)
         described = [*described, *({"name": n, "datatype": "FP64"} for n in explained)]
     wanted = [o.get("name") if isinstance(o, dict) else o for o in body.get("outputs") or []]

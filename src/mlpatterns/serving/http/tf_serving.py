@@ -30,6 +30,7 @@ from mlpatterns.serving.http._common import (
     Limits,
     RequestError,
     ServedModel,
+    app_explainer,
     explain_flag,
     frame_of,
     json_answer,
@@ -78,7 +79,7 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         if ("instances" in body) == ("inputs" in body):
             raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
         rows = "instances" in body
-        explain = explain_flag(body)
+        explainer_for = app_explainer(request) if explain_flag(body) else None
         if rows:
             instances, inputs = _rows(route.model, body["instances"], limits), None
             count = len(instances)
@@ -87,12 +88,13 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         note_rows(request, count)
         columns, used = await route.answer_json(instances, inputs, count)
         note_answer(request, route.name, route.model.version, count, used)
-        if explain:  # Explainable Predictions (29): each row's attributions next to its prediction
+        if explainer_for is not None:  # Explainable Predictions (29): each row's attributions next to its prediction
             if used is not None:
                 raise RequestError("'explain' is answered by one version: ask /versions/N or a label, not a "
                                    "traffic split")
             given = inputs if inputs is not None else {f: [row[f] for row in instances] for f in route.model.fields}
-            columns.update(await asyncio.to_thread(route.model.explain, frame_of(route.model.fields, given)))
+            frame = frame_of(route.model.fields, given)
+            columns.update(await asyncio.to_thread(route.model.explain, frame, explainer_for))
         if used is not None:
             columns[VERSION_FIELD] = used
         if rows:
