@@ -90,3 +90,18 @@ def test_a_server_without_an_explainer_says_so(carseats):
     assert plain.post("/v1/models/us:predict", json={"instances": rows}).status_code == 200
     answer = plain.post("/v1/models/us:predict", json={"instances": rows, "explain": True})
     assert answer.status_code == 400 and "does not answer 'explain'" in answer.json()["error"]
+
+
+def test_a_server_configuration_names_its_explainer(carseats):
+    from mlpatterns.serving.http.served_models import ModelLoadError
+    from mlpatterns.serving.http.workers import ServerConfig
+
+    frame, bundles = carseats
+    reference = "mlpatterns.responsible.explainable_predictions.explained_predictions:explainer_for_serving"
+    config = ServerConfig.from_json(ServerConfig(models=(("sales", str(bundles["sales"]), None),),
+                                                 explainer=reference).to_json())
+    answer = TestClient(config.app()).post("/v1/models/sales:predict",
+                                           json={"instances": _rows(frame, 3), "explain": True})
+    assert answer.status_code == 200 and "explain_Price" in answer.json()["predictions"][0]
+    with pytest.raises(ModelLoadError, match="explainer: 'mlpatterns.nothing:here' names no function"):
+        ServerConfig(models=(("sales", str(bundles["sales"]), None),), explainer="mlpatterns.nothing:here").app()

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class ServerConfig:
     log_time_column: str | None = None
     online_store: str | None = None
     window_state: str | None = None
+    explainer: str | None = None  # "module:function" answering `explain: true` (create_app's explainer), or None
 
     @classmethod
     def of(cls, sources: list[ModelSource], **options: Any) -> ServerConfig:
@@ -110,6 +112,24 @@ class ServerConfig:
         return ServedModels(self.sources(), registry=self.registry, labels=self.labels, split=self.split,
                             online_store=self.online_store, window_state=self.window_state)
 
+    def explainer_function(self) -> Any:
+        """The app's ``explainer`` option: None, or the function ``explainer`` names as ``module:function``.
+
+        The configuration names it (each worker process imports it) so that the layer that
+        starts the server chooses it, as ``mlpatterns serve`` does with Explainable
+        Predictions' (29) ``explainer_for_serving``; serving itself depends on no explainer.
+        """
+        if self.explainer is None:
+            return None
+        module, _, name = self.explainer.partition(":")
+        try:
+            function = getattr(import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ModelLoadError(f"explainer: {self.explainer!r} names no function ({error})") from None
+        if not callable(function):
+            raise ModelLoadError(f"explainer: {self.explainer!r} is not a function")
+        return function
+
     def prediction_log(self) -> Any:
         """The app's ``prediction_log`` option: None, or a
         :class:`~mlpatterns.serving.http.prediction_logging.PredictionLogging` (checked here)."""
@@ -130,7 +150,8 @@ class ServerConfig:
         options: dict[str, Any] = {"reload_interval": self.reload_interval, "metrics": self.metrics,
                                    "token": token_from_file(self.token_file) if self.token_file else None,
                                    "limits": Limits(self.max_body_bytes, self.max_rows), "access_log": self.access_log,
-                                   "drain": self.drain, "prediction_log": self.prediction_log()}
+                                   "drain": self.drain, "prediction_log": self.prediction_log(),
+                                   "explainer": self.explainer_function()}
         if served is not None:
             return create_app(served, **options)
         return create_app(self.sources(), registry=self.registry, labels=self.labels, split=self.split,
