@@ -98,6 +98,8 @@ def test_mlpatterns_run_explains_every_model(tmp_path):
         result = explanations[model]
         assert result["method"] == method and result["space"] == "value" and result["rows_explained"] == 30
         assert set(result["importance"]) == {"Price", "Income", "Advertising", "ShelveLoc", "Urban"}
+        ranked = [result["importance"][c] for c in result["ranking"]]
+        assert sorted(result["ranking"]) == sorted(result["importance"]) and ranked == sorted(ranked, reverse=True)
         assert result["completeness"]["max_error"] <= result["completeness"]["tolerance"] == 1e-4
         assert result["baseline"]["values"]["ShelveLoc"] == "Medium"
         assert result["stability"]["same_seed"] == 0.0

@@ -93,6 +93,7 @@ def explain(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str,
         "space": explanation.space,
         "rows_explained": len(sample),
         "importance": importance,
+        "ranking": list(importance),  # the columns by importance (the JSON's keys are sorted by name)
         "crossed_inputs": {name: float(abs(values).mean()) for name, values in explanation.crosses.items()},
         "baseline": {**described, "served": explainer.baseline_served, "score": explanation.baseline_score},
         "completeness": {"max_error": explanation.max_error, "tolerance": settings["tolerance"],
