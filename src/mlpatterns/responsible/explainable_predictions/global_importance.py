@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["global_importance", "plot_global_importance"]
+__all__ = ["global_importance", "importance_unit", "plot_global_importance"]
 
 
 def global_importance(attributions: pd.DataFrame) -> dict[str, float]:
