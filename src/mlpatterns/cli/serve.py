@@ -40,6 +40,8 @@ __all__ = ["add_serve_command", "parse_labels", "parse_models", "parse_splits", 
 URI_PREFIX = "models:/"
 DEFAULT_RELOAD_INTERVAL = 10.0  # as mlpatterns.serving.http.app's (not imported here: the CLI starts fast; tested equal)
 DEFAULT_DRAIN_SECONDS = 1.0  # as mlpatterns.serving.http.graceful_drain's (tested equal)
+# Explainable Predictions (29): what answers a request's `explain: true` (serving imports no explainer itself)
+EXPLAINER = "mlpatterns.responsible.explainable_predictions.explained_predictions:explainer_for_serving"
 
 
 def _source(name: str, path: str, version: int | None, item: str) -> Any:
@@ -178,7 +180,8 @@ def _serve(args: argparse.Namespace) -> int:
                                  log_flush_s=getattr(args, "log_flush_s", 1.0),
                                  log_time_column=getattr(args, "log_time_column", None),
                                  online_store=getattr(args, "online_store", None),
-                                 window_state=getattr(args, "window_state", None))
+                                 window_state=getattr(args, "window_state", None),
+                                 explainer=EXPLAINER)
         run_server(config, host=args.host, port=args.port, workers=getattr(args, "workers", 1),
                    log_level=args.log_level)
     except ModelLoadError as error:

@@ -7,7 +7,7 @@
 * Explainable Predictions (29): :mod:`.explainable_predictions` (attributions of a served
   bundle in raw columns, counterfactuals, nearest examples, integrated gradients).
 * Fairness Lens (30): :mod:`.fairness_lens` (slices before and after training, thresholds,
-  mitigations) and :mod:`.model_card`.
+  mitigations) and :mod:`.model_card` (``from mlpatterns.responsible.model_card import model_card``).
 
 Importing this package imports none of its modules (so neither pandas nor scikit-learn);
 each name loads its module on first use.
@@ -27,6 +27,11 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "Explanation": "explainable_predictions.bundle_explainer",
     "ExplainingServingFunction": "explainable_predictions.explained_predictions",
     "build_baseline": "explainable_predictions.baselines",
+    "BaselineError": "explainable_predictions.baselines",
+    "CompletenessError": "explainable_predictions.attribution_checks",
+    "UnsupportedExplanation": "explainable_predictions.bundle_explainer",
+    "explainer_for_serving": "explainable_predictions.explained_predictions",
+    "plot_global_importance": "explainable_predictions.global_importance",
     "check_completeness": "explainable_predictions.attribution_checks",
     "global_importance": "explainable_predictions.global_importance",
     "read_onnx_tree_ensemble": "explainable_predictions.onnx_tree_shap",
@@ -46,7 +51,6 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "compare_mitigations": "fairness_lens.mitigation",
     "slice_thresholds": "fairness_lens.mitigation",
     "reweighting_weights": "fairness_lens.mitigation",
-    "model_card": "model_card",
 }
 
 __all__ = sorted(_EXPORTS)

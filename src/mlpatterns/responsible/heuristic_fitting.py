@@ -98,7 +98,8 @@ def _previous_period(plan: Any, statistic: str, what: str, parts: dict[str, pd.D
                      y: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
     from mlpatterns.responsible.heuristic_rules import PreviousPeriodHeuristic
 
-    levels = plan.levels or None
+    # a segment is keyed by the other columns: the time column places rows in the period, it is no segment
+    levels = [kept for level in (plan.levels or []) if (kept := [c for c in level if c != plan.time_column])] or None
     columns = [plan.time_column, *sorted({c for level in (levels or []) for c in level} - {plan.time_column})]
 
     def fitted(history: pd.DataFrame, target: np.ndarray) -> PreviousPeriodHeuristic:

@@ -78,7 +78,7 @@ def _limitations(task: str, rows: dict[str, int], fairness_data: dict[str, Any] 
 def model_card(*, name: str, task: str, rows: dict[str, int], metrics: dict[str, Any],
                description: str | None = None, intended_use: str | None = None, data: Any = None,
                heuristic: dict[str, Any] | None = None, fairness_data: dict[str, Any] | None = None,
-               fairness: dict[str, Any] | None = None, registered: dict[str, Any] | None = None,
+               fairness: dict[str, Any] | None = None, registered: str | dict[str, Any] | None = None,
                limitations: list[str] | None = None, time_range: dict[str, Any] | None = None) -> dict[str, Any]:
     """A model card: intended use, data, metrics overall and by slice, limitations.
 
@@ -103,8 +103,9 @@ def model_card(*, name: str, task: str, rows: dict[str, int], metrics: dict[str,
     fairness_data, fairness : dict, optional
         The Fairness Lens results before training (data balance) and for this model
         (:func:`~mlpatterns.responsible.fairness_lens.model_slices` plus ``crossings``).
-    registered : dict, optional
-        The registry entry (name, version), when the model was registered.
+    registered : str or dict, optional
+        What the registry did with the model (a sentence such as "registered as version 1 of
+        'carseats-sales'", or the entry's fields), when the run registered it.
     limitations : list of str, optional
         Limitations the user declares (``fairness.limitations``); measured ones are added.
     time_range : dict, optional
@@ -142,5 +143,5 @@ def model_card(*, name: str, task: str, rows: dict[str, int], metrics: dict[str,
                                  for s in part["slices"]]
     card["limitations"] = _limitations(task, rows, fairness_data, fairness, heuristic, declared)
     if registered:
-        card["registered"] = _flat(registered)
+        card["registered"] = registered if isinstance(registered, str) else _flat(registered)
     return card

@@ -96,8 +96,11 @@ def test_a_server_configuration_names_its_explainer(carseats):
     from mlpatterns.serving.http.served_models import ModelLoadError
     from mlpatterns.serving.http.workers import ServerConfig
 
+    from mlpatterns.cli.serve import EXPLAINER
+
     frame, bundles = carseats
     reference = "mlpatterns.responsible.explainable_predictions.explained_predictions:explainer_for_serving"
+    assert EXPLAINER == reference  # what `mlpatterns serve` gives its workers
     config = ServerConfig.from_json(ServerConfig(models=(("sales", str(bundles["sales"]), None),),
                                                  explainer=reference).to_json())
     answer = TestClient(config.app()).post("/v1/models/sales:predict",
