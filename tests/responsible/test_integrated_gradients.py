@@ -133,3 +133,18 @@ def test_a_bundle_network_is_explained_by_raw_column(carseats_network, tmp_path)
         bundle_integrated_gradients(serving, rows.iloc[:5])
     with pytest.raises(ValueError, match="wide_and_deep network"):
         bundle_integrated_gradients(linear, rows.iloc[:5], frame)
+
+
+def test_a_run_reports_the_integrated_gradients_of_its_network(carseats_network):
+    """``mlpatterns run`` explains a wide-and-deep bundle with SHAP and with Captum, both in report.json."""
+    import json
+
+    frame, serving, linear = carseats_network
+    run = serving.bundle.path.parents[1]
+    explanations = json.loads((run / "report.json").read_text())["explanations"]
+    ig = explanations["network"]["integrated_gradients"]
+    assert ig["check"]["completeness"]["passed"] and ig["check"]["onnx"]["passed"]
+    assert set(ig["importance"]) == set(serving.input_columns) and ig["space"] == "probability"
+    assert ig["rows"] == explanations["network"]["rows_explained"]
+    assert (run / "plots" / "network_explain_integrated_gradients.png").is_file()
+    assert "integrated_gradients" not in explanations["linear"]

@@ -6,7 +6,9 @@ step                      reads                           writes
 ``explain.<model>``       ``bundle.<model>``, ``table``,  ``explanation.<model>``: ``result.json`` (global
                           ``prepared``                    importance by raw column, the baseline, the
                                                           completeness and stability figures) and
-                                                          ``importance.png``
+                                                          ``importance.png``; a wide-and-deep bundle's
+                                                          integrated gradients too
+                                                          (``integrated_gradients.png``)
 ========================  ==============================  ====================================================
 
 The bundle is explained as it is served (:class:`~mlpatterns.responsible.explainable_predictions.bundle_explainer.BundleExplainer`):
@@ -14,8 +16,10 @@ TreeSHAP from its ONNX trees where it is one tree ensemble, SHAP's permutation e
 over the serving function otherwise, relative to the spec's baseline (the training mean by
 default), on a bounded sample of test rows (``explain.rows``) so that the step stays cheap
 enough to run for every model of every run. A model whose task has no attributions here
-(multiclass, multilabel) gets a result that says so instead of failing the run; an
-explanation that fails the completeness check fails the step.
+(multiclass, multilabel) gets a result that says so instead of failing the run. With
+``method: auto``, TreeSHAP that fails the completeness check is set aside (logged, and kept
+in ``result.json["tree_refused"]``) for the permutation explainer; with an explicit method,
+an explanation that fails the check fails the step.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def explain(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str,
 
     from mlpatterns.lifecycle.artifacts import read_prepared, read_table, write_json
     from mlpatterns.lifecycle.steps import STEP_SECTIONS, step_spec
-    from mlpatterns.responsible.explainable_predictions.attribution_checks import stability
+    from mlpatterns.responsible.explainable_predictions.attribution_checks import CompletenessError, stability
     from mlpatterns.responsible.explainable_predictions.baselines import build_baseline
     from mlpatterns.responsible.explainable_predictions.bundle_explainer import (
         BundleExplainer,
@@ -80,7 +84,20 @@ def explain(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str,
         write_json(folder / "result.json", result)
         log(f"{model}: no explanation ({error})")
         return result
-    explanation = explainer.explain(sample)
+    try:
+        explanation = explainer.explain(sample)
+    except CompletenessError as error:
+        if settings["method"] != "auto":
+            raise
+        # auto: TreeSHAP that does not add up to the served output is not used; the permutation explainer
+        # evaluates the serving function itself
+        log(f"{model}: TreeSHAP refused ({error}); explaining with the permutation explainer")
+        fallback = str(error)
+        explainer = BundleExplainer(serving, baseline, method="permutation", permutations=settings["permutations"],
+                                    seed=settings["seed"], tolerance=settings["tolerance"])
+        explanation = explainer.explain(sample)
+    else:
+        fallback = None
     importance = global_importance(explanation.attributions)
     few = sample.head(_STABILITY_ROWS)
     moved = stability(lambda frame, seed: explainer.explain(frame, seed=seed).attributions.to_numpy(), few,
@@ -102,9 +119,33 @@ def explain(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str,
                          else "baseline + sum"},
         "stability": {"rows": len(few), **moved},
         "settings": {k: settings[k] for k in ("method", "permutations", "seed", "background_rows")},
+        **({"tree_refused": fallback} if fallback else {}),
         "seconds": {"explain": explanation.seconds, "total": time.perf_counter() - started},
     }
+    if serving.bundle.manifest["model"].get("type") == "wide_and_deep":
+        result["integrated_gradients"] = _integrated_gradients(serving, sample, background, folder, model, log)
     write_json(folder / "result.json", result)
     top = ", ".join(f"{k} {v:.3g}" for k, v in list(importance.items())[:3])
     log(f"{model}: explained {len(sample)} test rows ({explanation.method}, {unit}); most important: {top}")
     return {"method": explanation.method, "max_error": explanation.max_error, "rows": len(sample)}
+
+
+def _integrated_gradients(serving: Any, sample: Any, background: Any, folder: Path, model: str,
+                          log: Any) -> dict[str, Any]:
+    """Captum's integrated gradients of a wide-and-deep bundle's network (rebuilt from its ONNX file) over the
+    explained rows, relative to the training rows' mean numbers and zero embeddings, checked for completeness
+    and against the ONNX network's served output; ``integrated_gradients.png`` draws them."""
+    from mlpatterns.responsible.explainable_predictions.integrated_gradients import (
+        bundle_integrated_gradients,
+        plot_integrated_gradients,
+    )
+
+    started = time.perf_counter()
+    ig = bundle_integrated_gradients(serving, sample, background)
+    plot_integrated_gradients(ig, folder / "integrated_gradients.png",
+                              title=f"{model}: integrated gradients ({len(sample)} test rows)")
+    checks = ig.check
+    log(f"{model}: integrated gradients over {len(sample)} rows, completeness max |delta| "
+        f"{checks['completeness']['max_abs_delta']:.1e}, torch vs ONNX {checks['onnx']['max_abs_difference']:.1e}")
+    return {**ig.summary(), "space": "probability" if serving.task == "classification" else "value",
+            "seconds": time.perf_counter() - started}
