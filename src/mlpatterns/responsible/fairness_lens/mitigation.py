@@ -253,7 +253,8 @@ def compare_mitigations(*, y_test: Any, scores_test: Any, sensitive_test: Any, t
     Returns
     -------
     dict
-        ``{"metric", "rows": [...]}``: one row per method (the served model first) with ``accuracy``,
+        ``{"metric", "served_threshold", "rows": [...]}`` (and a ``message`` when no gap can be measured,
+        naming each slice's count): one row per method (the served model first) with ``accuracy``,
         ``accuracy_cost``, ``gap``, ``gap_reduction``, ``by_slice``, ``deterministic``,
         ``needs_sensitive_at_serving``, ``servable`` and a ``note``.
     """
@@ -289,4 +290,11 @@ def compare_mitigations(*, y_test: Any, scores_test: Any, sensitive_test: Any, t
         row["accuracy_cost"] = served["accuracy"] - row["accuracy"]
         row["gap_reduction"] = (served["gap"] - row["gap"]) if served["gap"] is not None and row["gap"] is not None \
             else None
-    return {"metric": metric, "served_threshold": float(threshold), "rows": rows}
+    result = {"metric": metric, "served_threshold": float(threshold), "rows": rows}
+    if served["gap"] is None:  # say why every gap is empty rather than leave a table of nulls
+        counted = {str(name): int(_rows_of(metric, y_test[s_test == name]).sum()) for name in np.unique(s_test)}
+        result["message"] = (f"no {metric} gap measured: fewer than two slices have {min_rows} test rows counted "
+                             f"for it ({', '.join(f'{k}: {v}' for k, v in counted.items())}); lower min_rows or "
+                             "test on more rows")
+        log(result["message"])
+    return result
