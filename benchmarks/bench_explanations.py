@@ -103,17 +103,17 @@ def run() -> list[dict[str, Any]]:
             train = frame[~frame["row_id"].isin(test["row_id"])]
             rows = test.head(ROWS)
             baseline, _ = build_baseline(serving, "mean", train, test)
-            predict = _best(lambda rows=rows: serving.predict(rows)) / len(rows)
+            predict = _best(lambda s=serving, r=rows: s.predict(r)) / len(rows)
             timings = {"predict": (predict, len(rows), None)}
             tree = BundleExplainer(serving, baseline, method="tree", background=train.head(100))
             explained = tree.explain(rows)
-            timings["tree (ours, checked)"] = (_best(lambda t=tree: t.explain(rows)) / len(rows), len(rows),
+            timings["tree (ours, checked)"] = (_best(lambda t=tree, r=rows: t.explain(r)) / len(rows), len(rows),
                                                explained.max_error)
             permutation = BundleExplainer(serving, baseline, method="permutation", permutations=4)
             few = rows.head(PERMUTATION_ROWS)
             explained = permutation.explain(few)
             timings["permutation (ours, checked)"] = (
-                _best(lambda p=permutation: p.explain(few), 1) / len(few), len(few), explained.max_error)
+                _best(lambda p=permutation, r=few: p.explain(r), 1) / len(few), len(few), explained.max_error)
             y = train[table["spec"]["target"]["column"]]
             y = (y.astype(str).str.lower() == "yes").to_numpy() if serving.task == "classification" else y.to_numpy()
             timings["sklearn shap (reference)"] = (_sklearn_reference(serving, train, y, baseline, rows) / len(rows),

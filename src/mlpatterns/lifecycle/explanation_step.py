@@ -40,7 +40,10 @@ def explain(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str,
 
     from mlpatterns.lifecycle.artifacts import read_prepared, read_table, write_json
     from mlpatterns.lifecycle.steps import STEP_SECTIONS, step_spec
-    from mlpatterns.responsible.explainable_predictions.attribution_checks import CompletenessError, stability
+    from mlpatterns.responsible.explainable_predictions.attribution_checks import (
+        CompletenessError,
+        stability,
+    )
     from mlpatterns.responsible.explainable_predictions.baselines import build_baseline
     from mlpatterns.responsible.explainable_predictions.bundle_explainer import (
         BundleExplainer,

@@ -108,8 +108,8 @@ def parse_baseline(raw: Any, *, task: str | None = None, split: dict[str, Any] |
 
 def check_baseline(baseline: dict[str, Any], task: str, split: dict[str, Any]) -> None:
     """Check a parsed ``baseline:`` section against the target's task and the split."""
-    if "metric" in baseline:
-        from mlpatterns.metrics import TASK_METRICS  # numpy: only when a metric is named (spec loading stays light)
+    if "metric" in baseline:  # imports numpy: only when a metric is named, so loading a spec stays light
+        from mlpatterns.metrics import TASK_METRICS
 
         expect(baseline["metric"] in TASK_METRICS[task], "baseline.metric",
                f"a {task} target is scored by one of {list(TASK_METRICS[task])}, got {baseline['metric']!r}")

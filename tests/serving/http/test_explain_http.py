@@ -93,14 +93,13 @@ def test_a_server_without_an_explainer_says_so(carseats):
 
 
 def test_a_server_configuration_names_its_explainer(carseats):
+    from mlpatterns.cli.serve import EXPLAINER
     from mlpatterns.serving.http.served_models import ModelLoadError
     from mlpatterns.serving.http.workers import ServerConfig
 
-    from mlpatterns.cli.serve import EXPLAINER
-
     frame, bundles = carseats
     reference = "mlpatterns.responsible.explainable_predictions.explained_predictions:explainer_for_serving"
-    assert EXPLAINER == reference  # what `mlpatterns serve` gives its workers
+    assert reference == EXPLAINER  # what `mlpatterns serve` gives its workers
     config = ServerConfig.from_json(ServerConfig(models=(("sales", str(bundles["sales"]), None),),
                                                  explainer=reference).to_json())
     answer = TestClient(config.app()).post("/v1/models/sales:predict",
