@@ -108,6 +108,27 @@ def test_network_on_a_large_target_exports(ames):
     torch_to_onnx(model.network_, *model.onnx_inputs(X[2000:]), "regression")
 
 
+@pytest.mark.parametrize("shift", [0.0, -12.0])
+def test_a_network_classifier_with_tiny_probabilities_exports(ames, shift):
+    """ONNX Runtime's float32 Sigmoid is accurate to about one rounding of 1, not of p (a relative error of
+    1.7 % at p = 8e-6): a network whose probabilities are near 0 exports (found on UCI Adult, p = 5.5e-5)."""
+    import torch
+
+    from mlpatterns.models.wide_and_deep import WideAndDeep
+
+    X, _ = ames
+    torch.manual_seed(0)
+    network = WideAndDeep(n_numeric=len(NUMERIC), cardinalities=[40, 8, 6, 9], hidden=[32, 16]).eval()
+    with torch.no_grad():
+        network.bias += shift
+    numeric = ((X[:, :len(NUMERIC)] - X[:, :len(NUMERIC)].mean(0)) / X[:, :len(NUMERIC)].std(0)).astype(np.float32)
+    categorical = X[:, len(NUMERIC):].astype(np.int64)
+    with torch.no_grad():
+        p = torch.sigmoid(network(torch.as_tensor(numeric), torch.as_tensor(categorical))).numpy()
+    assert (p.max() < 1e-4) == (shift < 0)
+    torch_to_onnx(network, numeric, categorical, "classification")
+
+
 def test_composed_model_on_a_large_target_exports(ames):
     X, y = ames
     stack = KeyedStackingRegressor([("linear", linear()), ("forest", RandomForestRegressor(n_estimators=20,
