@@ -158,6 +158,7 @@ def test_the_steps_measure_the_served_decisions_and_fail_on_a_crossed_threshold(
     assert result["threshold"] == 0.5 and result["crossings"] == []
     methods = [row["method"] for row in result["mitigation"]["rows"]]
     assert methods == ["served_model", "slice_thresholds", "unweighted_reference", "reweighting"]
+    assert result["mitigation"]["valid_scores"].startswith("the served model's")  # no trained model given
     assert sorted(p.name for p in (tmp_path / "model").glob("*.png")) == ["mitigation.png", "slices.png"]
 
     gap = result["columns"]["sex"]["gaps"]["selection_rate"]
@@ -222,6 +223,9 @@ def test_mlpatterns_run_publishes_the_lens_and_the_model_card(example_run):
     sex = {s["slice"]: s for s in model["columns"]["sex"]["slices"]}
     assert sex["Female"]["selection_rate"] < sex["Male"]["selection_rate"]
     assert [r["method"] for r in model["mitigation"]["rows"]][:2] == ["served_model", "slice_thresholds"]
+    # the model was refit on train + valid: the slices' thresholds are chosen on its scores from before
+    assert model["mitigation"]["valid_scores"] == ("the trained model's before any refit on train + valid "
+                                                   "(out of sample)")
     for plots in (data["plots"], model["plots"]):
         for path in plots.values():
             assert Path(path).read_bytes()[:4] == b"\x89PNG"

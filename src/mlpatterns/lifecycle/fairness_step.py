@@ -4,7 +4,7 @@ model's served decisions by slice after it, with the spec's thresholds enforced.
 ``fairness_data`` (reads ``table``, ``prepared``) measures the train split's rows, shares and
 label rates (or target means) per slice of each ``fairness.sensitive`` column and fails the
 run when a ``fairness.thresholds.data`` limit is crossed. ``fairness.<model>`` (reads
-``bundle``, ``prepared``, ``table``) scores the raw test rows through the bundle itself
+``bundle``, ``trained``, ``prepared``, ``table``) scores the raw test rows through the bundle itself
 (:class:`~mlpatterns.serving.stateless_serving_function.ServingFunction`, at the bundle's own
 threshold), reads the sensitive columns from the same rows of the table (they need not be
 model inputs), measures the slices, compares the spec's mitigations and fails the run when a
@@ -96,9 +96,24 @@ def _served(serving: Any, rows: Any) -> dict[str, Any]:
             "features": features, "rows": rows.iloc[good].reset_index(drop=True)}
 
 
+def _valid_output(trained: Path | None, rows: int) -> Any:
+    """The model's validation output before any refit on train + valid (out of sample), or None."""
+    import numpy as np
+
+    if trained is None or not (trained / "outputs.npz").is_file():
+        return None
+    with np.load(trained / "outputs.npz", allow_pickle=False) as arrays:
+        output = arrays["valid_output"] if "valid_output" in arrays.files else None
+    return output if output is not None and output.ndim == 1 and len(output) == rows else None
+
+
 def _mitigations(serving: Any, frame: Any, target: Any, masks: dict, section: dict, test: dict, seed: int,
-                 log: Any) -> dict[str, Any]:
-    """The spec's mitigations compared on the test rows (classification)."""
+                 log: Any, trained: Path | None = None) -> dict[str, Any]:
+    """The spec's mitigations compared on the test rows (classification).
+
+    The per-slice thresholds are chosen on validation scores. A model refit on train + valid (gradient
+    boosting, the default) has seen those rows, so its served scores there are in-sample; the scores the
+    training step kept from before the refit are used instead when they are there."""
     from mlpatterns.responsible.fairness_lens import compare_mitigations, sensitive_slices
 
     chosen = section["mitigation"]
@@ -108,8 +123,13 @@ def _mitigations(serving: Any, frame: Any, target: Any, masks: dict, section: di
         served = _served(serving, frame.loc[masks[split]].reset_index(drop=True))
         parts[split] = {"y": target[masks[split]][served["good"]], "scores": served["scores"],
                         "features": served["features"].matrix() if split == "train" else None,
-                        "slices": sensitive_slices(served["rows"], [column])[column]}
-    return compare_mitigations(
+                        "slices": sensitive_slices(served["rows"], [column])[column], "good": served["good"]}
+    before_refit = _valid_output(trained, int(masks["valid"].sum()))
+    valid_scores = "the served model's (it was not refit on train + valid, or its earlier scores were not kept)"
+    if before_refit is not None:
+        parts["valid"]["scores"] = before_refit[parts["valid"]["good"]]
+        valid_scores = "the trained model's before any refit on train + valid (out of sample)"
+    return {"valid_scores": valid_scores} | compare_mitigations(
         y_test=test["y"], scores_test=test["scores"], sensitive_test=test["slices"][column],
         threshold=serving.threshold, methods=tuple(chosen["methods"]), metric=chosen["metric"],
         y_valid=parts["valid"]["y"], scores_valid=parts["valid"]["scores"], sensitive_valid=parts["valid"]["slices"],
@@ -153,7 +173,7 @@ def fairness(inputs: dict[str, Path], outputs: dict[str, Path], params: dict[str
     if section.get("mitigation") and classification:
         test = {"y": y_test, "scores": scores, "slices": slices, "features": served["features"]}
         result["mitigation"] = _mitigations(serving, frame, target, masks, section, test,
-                                            params.get("seed", 0), log)
+                                            params.get("seed", 0), log, inputs.get("trained"))
         plot_mitigations(result["mitigation"]["rows"], folder / "mitigation.png",
                          title=f"{params['model']}: mitigations by {result['mitigation']['sensitive']}")
     crossings = check_thresholds(result, section["thresholds"]["model"])

@@ -200,7 +200,8 @@ def build_pipeline(spec: Any, *, seed: int, runtime: dict[str, Any] | None = Non
             pipeline.append(step(f"explain.{name}", explain, {"bundle": f"bundle.{name}", **shared},
                                  {"explanation": f"explain.{name}"}, kind="explain", model=name, seed=seed))
         if spec.fairness:  # Fairness Lens (30): the bundle's errors and decisions by slice, on the test split
-            pipeline.append(step(f"fairness.{name}", fairness, {"bundle": f"bundle.{name}", **shared},
+            pipeline.append(step(f"fairness.{name}", fairness, {"bundle": f"bundle.{name}",
+                                                                "trained": f"trained.{name}", **shared},
                                  {"fairness": f"fairness.{name}"}, kind="fairness", model=name, seed=seed))
     if spec.two_phase and not train_only:  # Two-Phase Predictions (19): phase 1 for phase 2's bundle
         phase_two = spec.two_phase["model"]

@@ -81,13 +81,14 @@ def plot_mitigations(table: list[dict[str, Any]], path: str | Path, title: str =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(5.5, 4))
+    figure, axis = plt.subplots(figsize=(7, 4))
     for row in table:
         if row.get("gap") is None or row.get("accuracy") is None:
             continue
-        axis.scatter(row["gap"], row["accuracy"], s=50, marker="o" if row["deterministic"] else "x")
-        axis.annotate(row["method"], (row["gap"], row["accuracy"]), textcoords="offset points", xytext=(5, 4),
-                      fontsize=8)
+        label = row["method"] if row["deterministic"] else f"{row['method']} (randomized)"
+        axis.scatter(row["gap"], row["accuracy"], s=50, marker="o" if row["deterministic"] else "x", label=label)
+    if axis.collections:  # a legend: the methods' points often sit close together, and labels would overlap
+        axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     metric = table[0].get("gap_metric", "gap") if table else "gap"
     axis.set_xlabel(f"{metric} difference between slices (test)")
     axis.set_ylabel("overall accuracy (test; upper left is better)")
