@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,3 +140,13 @@ def test_mlpatterns_run_publishes_the_heuristics_tried(tmp_path):
     assert linear["beats_margin"] == (linear["gain"] > 0.02)
     assert linear["message"].startswith("linear: flagging the") and "of late flights" in linear["message"]
     assert 0 <= linear["model_share_caught"] <= 1
+    # drawn: the rules and the model side by side, and the share caught (a binary target): two panels
+    plot = Path(section["plots"]["heuristic_benchmark"])
+    assert plot == tmp_path / "run" / "plots" / "heuristic_benchmark.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and _png_size(plot)[0] > _png_size(plot)[1]
+
+
+def _png_size(path):
+    import struct
+
+    return struct.unpack(">II", path.read_bytes()[16:24])  # the IHDR chunk: width, height

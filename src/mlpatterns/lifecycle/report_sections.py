@@ -53,9 +53,11 @@ def model_step_sections(artifacts: dict[str, Path], output_dir: Path, models: li
     return report
 
 
-def benchmark_section(spec: Any, artifacts: dict[str, Path], log: Any) -> dict[str, Any] | None:
+def benchmark_section(spec: Any, artifacts: dict[str, Path], log: Any,
+                      output_dir: Path | None = None) -> dict[str, Any] | None:
     """Heuristic Benchmark (28): the heuristics tried, the one chosen on the valid split, and each model's
-    gain over it in the problem's own units (the evaluate steps'); a model short of the margin is logged."""
+    gain over it in the problem's own units (the evaluate steps'); a model short of the margin is logged.
+    With ``output_dir``, the comparison is drawn to ``plots/heuristic_benchmark.png``."""
     if "benchmark_report" not in artifacts:
         return None
     section = _read_json(artifacts["benchmark_report"])
@@ -65,6 +67,13 @@ def benchmark_section(spec: Any, artifacts: dict[str, Path], log: Any) -> dict[s
         if not comparison.get("beats_margin", True):
             log(f"{name}: {comparison['message']}")
     section["models"] = compared
+    if output_dir is not None and section.get("heuristics"):
+        from mlpatterns.responsible.heuristic_comparison import plot_heuristic_benchmark
+
+        (output_dir / "plots").mkdir(exist_ok=True)
+        path = plot_heuristic_benchmark(section, output_dir / "plots" / "heuristic_benchmark.png",
+                                        title=f"{spec.name}: the models against the simple rules")
+        section["plots"] = {"heuristic_benchmark": str(path)}
     return section
 
 

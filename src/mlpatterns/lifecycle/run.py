@@ -248,7 +248,7 @@ def _publish(spec: Any, result: Any, anomalies: list[dict[str, Any]], log: Any) 
     }
     from mlpatterns.lifecycle.report_sections import benchmark_section, model_step_sections
 
-    benchmark = benchmark_section(spec, artifacts, log)  # Heuristic Benchmark (28)
+    benchmark = benchmark_section(spec, artifacts, log, output_dir)  # Heuristic Benchmark (28)
     if benchmark is not None:
         report["heuristic_benchmark"] = benchmark
     report.update(model_step_sections(artifacts, output_dir, list(spec.models)))  # plots, 29, 30
