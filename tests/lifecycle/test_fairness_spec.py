@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -54,6 +55,8 @@ def test_defaults_are_filled_in():
      "fairness.mitigation: mitigations apply to a classification target"),
     ({"sensitive": "sex", "intended_use": ""}, CLASSIFICATION, "fairness.intended_use: expected a sentence"),
     ({"sensitive": "sex"}, {"columns": ["a", "b"], "task": "multilabel"}, "fairness: the Fairness Lens measures"),
+    ({"sensitive": "sex"}, {"column": "income", "task": "classification", "neutral": {"column": "agreement"}},
+     r"fairness: the Fairness Lens measures binary decisions; a target with a neutral class \(target.neutral\)"),
 ])
 def test_every_mistake_names_its_field(section, target, message):
     with pytest.raises(SpecError, match=message):
@@ -163,13 +166,43 @@ def test_the_steps_measure_the_served_decisions_and_fail_on_a_crossed_threshold(
 
     gap = result["columns"]["sex"]["gaps"]["selection_rate"]
     strict = _state(spec, thresholds={"data": {}, "model": {"selection_rate_difference": gap["difference"] / 2}})
-    with pytest.raises(FairnessThresholdError, match=r"selection_rate_difference across 'sex' is .*'Female'.*'Male'"
-                                                     r".*the spec allows at most"):
-        fairness(inputs, {"fairness": tmp_path / "strict"}, {"spec": strict, "model": "gbm"}, runtime)
+    fairness(inputs, {"fairness": tmp_path / "strict"}, {"spec": strict, "model": "gbm"}, runtime)
+    crossed = json.loads((tmp_path / "strict" / "result.json").read_text())["crossings"]  # the run fails on it
+    (sex,) = [c for c in crossed if c["column"] == "sex"]
+    assert sex["threshold"] == "selection_rate_difference"
+    assert re.search(r"selection_rate_difference across 'sex' is .*'Female'.*'Male'.*the spec allows at most",
+                     sex["message"])
     share = min(s["share"] for s in balance["columns"]["race"]["slices"] if not s["tiny"])
     data_limit = _state(spec, thresholds={"data": {"min_share": share * 1.5}, "model": {}})
     with pytest.raises(FairnessThresholdError, match=r"the train split crosses .* min_share across 'race'"):
         fairness_data(inputs, {"fairness_data": tmp_path / "data2"}, {"spec": data_limit}, runtime)
+
+
+def test_a_run_whose_model_crosses_a_threshold_fails_after_writing_its_report(adult_run, tmp_path):
+    """The slices, plots and mitigations are kept (the report is written) and nothing is registered."""
+    import json
+
+    import yaml
+
+    from mlpatterns.cli import main
+    from mlpatterns.lifecycle import run_spec
+    from mlpatterns.responsible.fairness_lens import FairnessThresholdError
+    from mlpatterns.spec import load_spec
+
+    folder, spec = adult_run
+    strict = copy.deepcopy(spec)
+    strict["fairness"]["thresholds"] = {"model": {"selection_rate_ratio": 0.99}}
+    strict["register"] = {"name": "adult-fairness", "registry": f"sqlite:///{tmp_path / 'registry.db'}"}
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    said = []
+    with pytest.raises(FairnessThresholdError, match=r"the model 'gbm' on the test split crosses .* "
+                                                     r"selection_rate_ratio across 'sex' is .*nothing was registered"):
+        run_spec(load_spec(tmp_path / "strict.yaml"), log=lambda *a, **k: said.append(" ".join(map(str, a))))
+    report = json.loads((folder / "run" / "report.json").read_text())
+    assert report["fairness"]["models"]["gbm"]["crossings"] and "registered" not in report
+    assert (folder / "run" / "report.html").is_file()
+    assert "not registered: a fairness threshold is crossed (below)" in said
+    assert main(["run", str(tmp_path / "strict.yaml")]) != 0  # again from the cache: still refused
 
 
 def test_a_missing_sensitive_column_is_named(adult_run, tmp_path):

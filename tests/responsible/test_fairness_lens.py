@@ -159,3 +159,19 @@ def test_a_rate_over_few_positives_stays_out_of_its_gap():
     assert "false_negative_rate" not in gaps and "roc_auc" not in gaps  # only slice a counts enough positives
     assert gaps["selection_rate"]["difference"] == pytest.approx(0.5 - 1 / 200)
     assert not check_thresholds(result, {"false_negative_rate_difference": 0.01})
+
+
+def test_thresholds_leave_out_what_the_gaps_leave_out_and_min_share_sees_every_slice():
+    """A 1,000-row slice with 3 positives has no ROC AUC in the gaps, so no ROC AUC threshold fails on it; a
+    10-row slice is too small for a gap but its share is a count, so min_share does see it."""
+    rng = np.random.default_rng(0)
+    labels = np.array(["a"] * 2000 + ["b"] * 1000 + ["c"] * 10, dtype=object)
+    y = np.concatenate([rng.random(2000) < 0.3, np.arange(1000) < 3, np.zeros(10, bool)]).astype(int)
+    score = np.clip(0.5 * y + 0.5 * rng.random(len(y)), 0, 1)
+    result = model_slices({"g": labels}, y, (score > 0.5).astype(int), "classification", y_score=score,
+                          min_rows=30)
+    assert "roc_auc" not in result["columns"]["g"]["gaps"]
+    assert check_thresholds(result, {"roc_auc_difference": 0.0001}) == []
+    balance = data_balance({"g": labels}, y, "classification", min_rows=30)
+    (crossing,) = check_thresholds(balance, {"min_share": 0.01})
+    assert crossing.slices == {"c": pytest.approx(10 / 3010)}

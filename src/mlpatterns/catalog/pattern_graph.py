@@ -10,8 +10,6 @@ one pattern.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -179,19 +177,12 @@ def draw_pattern_graph(output: str | Path, catalogue: Catalogue | None = None, *
     axes.margins(0.06)
     figure.tight_layout(rect=(0, 0.05, 1, 1))  # the legend below the graph
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        umask = os.umask(0)  # mkstemp makes the file 0600; give the image the mode any new file gets
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        from matplotlib import rc_context
+    from matplotlib import rc_context
 
-        kind = path.suffix.lower().lstrip(".")
-        with rc_context({"svg.hashsalt": "mlpatterns"}):  # the same graph, the same bytes (no random ids, no date)
-            figure.savefig(temporary, format=kind, metadata={"Date": None} if kind == "svg" else None)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    from mlpatterns.atomic_files import replace_atomically
+
+    kind = path.suffix.lower().lstrip(".")
+    with rc_context({"svg.hashsalt": "mlpatterns"}):  # the same graph, the same bytes (no random ids, no date)
+        replace_atomically(path, lambda temporary: figure.savefig(
+            temporary, format=kind, metadata={"Date": None} if kind == "svg" else None))
     return path

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+from mlpatterns.atomic_files import replace_atomically
 
 __all__ = ["OWNED", "check_output_folder", "clear_checkpoints", "plot_learning_curves", "remove_stale_bundles",
            "replace_atomically", "replace_folder", "write_text_atomically"]
@@ -41,21 +42,6 @@ def check_output_folder(spec: Any) -> None:
     if any(data == output / place or output / place in data.parents for place in OWNED):
         raise SpecError(f"data.path: {path} is where the run writes its own output in {spec.output_dir}; "
                         "move the data or choose another output.dir")
-
-
-def replace_atomically(path: Path, write: Any) -> None:
-    """``write(temporary)`` a file beside ``path``, then rename it into place: a reader never sees half a file,
-    and a failure leaves the old one. The file gets the usual permissions (``mkstemp`` makes it private)."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def write_text_atomically(path: Path, text: str) -> None:

@@ -123,7 +123,10 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
                          rank=ranks.rank, world_size=ranks.world_size)
     run, report = _publish(spec, result, anomalies, log)
     run.steps.update(ran_first)  # what the validation phase ran is "cached" in the second
-    if spec.register and register:
+    crossed = _fairness_crossings(report)  # Fairness Lens (30): fail the run, after the report is written
+    if spec.register and register and crossed:
+        log("not registered: a fairness threshold is crossed (below)")
+    elif spec.register and register:
         from mlpatterns.lifecycle.registration import register_run
 
         run.registered = register_run(spec, run, result.artifacts["features"] / "test.npz",
@@ -143,7 +146,30 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
         write_report_html(report, output_dir)
     except ImportError as error:  # without the report extra (jinja2): report.json holds it all
         log(f"report.html not written: {error}")
+    if crossed:
+        from mlpatterns.responsible.fairness_lens.thresholds import FairnessThresholdError
+
+        models = [name for name, part in report["fairness"]["models"].items() if part.get("crossings")]
+        what = f"the model {models[0]!r}" if len(models) == 1 else f"the models {', '.join(map(repr, models))}"
+        raise FairnessThresholdError(
+            f"Fairness Lens: {what} on the test split crosses {len(crossed)} threshold(s): "
+            + "; ".join(c.message() for c in crossed)
+            + f" (the report, with every slice, is in {output_dir}; nothing was registered)", crossed)
     return run
+
+
+def _fairness_crossings(report: dict[str, Any]) -> list[Any]:
+    """The fairness thresholds the models cross on the test split (``report["fairness"]["models"]``); the
+    column names its model when several models cross."""
+    models = {name: part["crossings"] for name, part in ((report.get("fairness") or {}).get("models") or {}).items()
+              if part.get("crossings")}
+    if not models:
+        return []
+    from mlpatterns.responsible.fairness_lens.thresholds import ThresholdCrossing
+
+    return [ThresholdCrossing(c["threshold"], c["column"] if len(models) == 1 else f"{name}: {c['column']}",
+                              c["value"], c["limit"], c["slices"])
+            for name, crossings in models.items() for c in crossings]
 
 
 def _check_params_to_train(spec: Any, pipeline: Any, force: Any, codes: Any) -> None:

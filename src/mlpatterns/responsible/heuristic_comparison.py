@@ -124,14 +124,12 @@ def plot_heuristic_benchmark(report: dict[str, Any], path: str | Path, *, title:
     under ``"models"``, :func:`compare_with_heuristic`'s result per model. The chosen heuristic's bar is
     outlined; the band above it (below, for an error) is the margin a model must clear.
     """
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mlpatterns.training.checkpoints.atomic import atomic_write
+    from mlpatterns.atomic_files import save_figure
 
     metric, chosen = report["metric"], report["chosen"]
     heuristics = report["heuristics"]
@@ -181,9 +179,4 @@ def plot_heuristic_benchmark(report: dict[str, Any], path: str | Path, *, title:
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    path = Path(path)
-    atomic_write(path, buffer.getvalue(), sync_directory=False)
-    return path
+    return save_figure(figure, path, dpi=100)

@@ -107,6 +107,9 @@ def parse_fairness(raw: Any, target: dict[str, Any], features: dict[str, Any]) -
     task = target.get("task")
     expect(task in ("classification", "regression"), "fairness",
            f"the Fairness Lens measures a classification or regression target, not a {task} one")
+    expect(not target.get("neutral"), "fairness",
+           "the Fairness Lens measures binary decisions; a target with a neutral class (target.neutral) is served "
+           "as three classes: leave out one of the two sections")
     expect("sensitive" in section, "fairness.sensitive", "missing: the sensitive column(s) to slice by, e.g. [sex]")
     sensitive = section["sensitive"]
     if isinstance(sensitive, str):

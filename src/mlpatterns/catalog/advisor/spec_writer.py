@@ -11,10 +11,10 @@ text is read back with :func:`yaml.safe_load` before it is returned.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlpatterns.atomic_files import replace_atomically
 from mlpatterns.catalog.advisor.recommendations import Entry, Plan
 
 __all__ = ["render_spec", "write_spec"]
@@ -109,12 +109,5 @@ def write_spec(text: str, path: str | os.PathLike[str], *, force: bool = False) 
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
     return path

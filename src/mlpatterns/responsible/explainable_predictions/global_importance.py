@@ -35,6 +35,8 @@ def plot_global_importance(importance: dict[str, float], path: str | os.PathLike
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mlpatterns.atomic_files import save_figure
+
     path = Path(path)
     names = list(importance)[::-1]
     values = np.array([importance[n] for n in names])
@@ -47,12 +49,10 @@ def plot_global_importance(importance: dict[str, float], path: str | os.PathLike
             axes.text(value, y, f" {value:.3g}", va="center", fontsize=8)
         axes.set_xlim(0, max(float(values.max(initial=0.0)) * 1.2, 1e-12))
         figure.tight_layout()
-        temporary = path.with_name(f".{path.name}.tmp")
-        figure.savefig(temporary, dpi=110, format="png")
-        os.replace(temporary, path)
-    finally:
+    except BaseException:
         plt.close(figure)
-    return path
+        raise
+    return save_figure(figure, path, dpi=110)
 
 
 def importance_unit(space: Any) -> str:

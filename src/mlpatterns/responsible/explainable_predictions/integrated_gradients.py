@@ -465,14 +465,13 @@ def _served_head(serving: Any, model: dict[str, Any], outputs: int, target: int 
 def plot_integrated_gradients(result: IntegratedGradientsResult, path: Any, *, title: str = "") -> None:
     """A bar chart of the mean absolute attribution per raw column (per input without a mapping), written
     to ``path`` (PNG) through a temporary file renamed into place; the checks in its title."""
-    import os
-    import tempfile
-    from pathlib import Path
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from mlpatterns.atomic_files import save_figure
 
     importance = result.importance(raw=result.raw_attributions is not None).iloc[:20][::-1]
     checks = result.check
@@ -484,12 +483,4 @@ def plot_integrated_gradients(result: IntegratedGradientsResult, path: Any, *, t
                    f"{checks['completeness']['max_abs_delta']:.1e} ({result.steps} steps); "
                    f"torch vs ONNX {checks['onnx']['max_abs_difference']:.1e}", fontsize=9)
     figure.tight_layout()
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, dpi=100)
-        os.replace(temporary, path)
-    finally:
-        plt.close(figure)
-        Path(temporary).unlink(missing_ok=True)
+    save_figure(figure, path, dpi=100)

@@ -6,7 +6,6 @@ which gap is real and which slice is too small to tell (hatched: fewer than ``mi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,9 @@ __all__ = ["plot_mitigations", "plot_slices"]
 
 
 def _save(figure: Any, path: Path) -> Path:
-    """Write the figure through a temporary file, renamed into place."""
-    import matplotlib.pyplot as plt
+    from mlpatterns.atomic_files import save_figure
 
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 def plot_slices(result: dict[str, Any], metrics: list[str], path: str | Path, title: str = "") -> Path:

@@ -298,7 +298,8 @@ def model_slices(sensitive: dict[str, np.ndarray], y_true: Any, y_pred: Any, tas
                 auc = _roc_auc(y_true[mask], score[mask]) if mask.sum() >= min_rows else math.nan
                 low, high = _auc_interval(auc, int(np.sum(y_true[mask] == 1)), int(np.sum(y_true[mask] == 0)),
                                           confidence)
-                item.update(roc_auc=_clean(auc), roc_auc_low=_clean(low), roc_auc_high=_clean(high))
+                item.update(roc_auc=_clean(auc), roc_auc_low=_clean(low), roc_auc_high=_clean(high),
+                            roc_auc_rows=min(item["positives"], item["negatives"]))  # both classes count
             result["overall"]["roc_auc"] = _clean(_roc_auc(y_true, score))
         slices.sort(key=lambda s: -s["rows"])
         tiny = {s["slice"]: s["tiny"] for s in slices}

@@ -5,7 +5,7 @@ the run when it is crossed is not. A threshold is named after the metric and the
 bounds: ``<metric>_difference`` is the largest allowed gap (largest slice value minus the
 smallest) and ``<metric>_ratio`` the smallest allowed ratio (smallest over largest, the
 "four-fifths rule" at 0.8). ``min_share`` bounds the smallest slice's share of the rows.
-Only slices with at least ``min_rows`` rows take part, and for a rate over part of a slice
+Only slices with at least ``min_rows`` rows take part in a gap, and for a rate over part of a slice
 (the false negative rate counts its positives, the false positive rate its negatives) at
 least ``min_rows`` rows in that part: a gap measured on a handful of rows is noise, and the
 tiny slices are reported as such instead.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from mlpatterns.responsible.fairness_lens.slices import MISSING_SLICE
 
 __all__ = ["DATA_THRESHOLDS", "MODEL_METRICS", "FairnessThresholdError", "ThresholdCrossing", "check_thresholds",
            "model_threshold_names", "raise_on_crossings"]
@@ -97,19 +99,19 @@ def check_thresholds(result: dict[str, Any], thresholds: dict[str, float]) -> li
     thresholds : dict
         Threshold name to limit: ``<metric>_difference`` (largest allowed gap),
         ``<metric>_ratio`` (smallest allowed ratio), ``min_share`` (smallest allowed share
-        of rows of a slice that is not tiny).
+        of rows of any slice but the missing values').
 
     Returns
     -------
     list of ThresholdCrossing
-        Empty when every threshold holds. Tiny slices never count.
+        Empty when every threshold holds. Tiny slices never count in a gap.
     """
     crossings = []
     for column, section in result["columns"].items():
         slices = section["slices"]
         for name, limit in thresholds.items():
-            if name == "min_share":
-                kept = [s for s in slices if not s["tiny"]]
+            if name == "min_share":  # a share is a count: measurable for every slice, tiny ones included
+                kept = [s for s in slices if s["slice"] != MISSING_SLICE]
                 if kept:
                     smallest = min(kept, key=lambda s: s["share"])
                     if smallest["share"] < limit:

@@ -18,7 +18,6 @@ renamed into place, so a reader never sees half a picture.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,20 +43,11 @@ def _pyplot() -> Any:
 
 def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
     """Write the figure as a PNG next to ``path`` under a temporary name, then rename it into place."""
-    plt = _pyplot()
+    from mlpatterns.atomic_files import save_figure
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, dpi=110, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def _thresholds(thresholds: float | Mapping[str, float] | None) -> dict[str, float]:
