@@ -39,6 +39,10 @@ def test_serve_passes_references_and_registry_to_the_server(tmp_path, monkeypatc
     config = started["config"]
     assert config.models == (("flights", "models:/flights@champion", None), ("new", "models:/flights/2", None))
     assert (config.registry, config.token_file, config.reload_interval, started["workers"]) == (url, None, 10.0, 1)
+    assert config.explainer is None  # explanations cost hundreds of predictions a row: only with --explain
+    args = build_parser().parse_args(["serve", "models:/flights@champion", "--registry", url, "--explain"])
+    assert args.handler(args) == 0
+    assert started["config"].explainer.endswith("explained_predictions:explainer_for_serving")
     secret = tmp_path / "token"
     secret.write_text("s3cret\n")
     secret.chmod(0o600)

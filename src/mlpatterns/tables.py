@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlpatterns.input_types import (  # serving-time conversion
@@ -37,7 +38,7 @@ from mlpatterns.input_types import (  # serving-time conversion
 
 __all__ = [
     "BadValue", "TableError", "boolean_texts", "conform_column", "describe_bad_values",
-    "input_description", "iter_frames", "quote_identifier", "read_frame", "to_boolean",
+    "input_description", "iter_frames", "label_text", "label_texts", "quote_identifier", "read_frame", "to_boolean",
 ]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
@@ -268,3 +269,20 @@ def _csv_line(path: Path, row: int) -> int | None:
             if data_rows == row:
                 return skip + start
     return None
+
+
+def label_text(value: Any) -> str:
+    """A target label as the text a user sees: ``Yes``, ``3`` (not ``3.0``), ``true``."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def label_texts(column: pd.Series) -> pd.Series:
+    """Every label of a target column as text (see :func:`label_text`), one conversion per distinct value."""
+    texts = {value: label_text(value) for value in column.unique()}
+    return column.map(texts).astype(object)

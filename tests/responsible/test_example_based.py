@@ -130,3 +130,25 @@ def test_a_regression_splits_outcomes_at_the_target_value(tmp_path_factory):
     np.testing.assert_array_equal(given.training_rows, found.training_rows)
     with pytest.raises(ValueError, match="target_value"):
         nearest_examples(serving, row, frame)
+
+
+def test_training_outcomes_read_labels_as_the_spec_made_them():
+    """1.0 is the label 1, a boolean True the label true, and a Yes/No column read as booleans keeps its Yes."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from mlpatterns.responsible.explainable_predictions.example_based import training_outcomes
+
+    def bundle(label):
+        return SimpleNamespace(name="m", task="classification", bundle=SimpleNamespace(
+            manifest={"target": {"column": "y", "positive_label": label}}))
+
+    numbers = pd.DataFrame({"y": [1.0, 0.0, None, 1.0]})  # a 0/1 column with a blank is read as floats
+    np.testing.assert_array_equal(training_outcomes(bundle("1"), numbers), [1.0, 0.0, np.nan, 1.0])
+    flags = pd.DataFrame({"y": [True, False, True]})
+    np.testing.assert_array_equal(training_outcomes(bundle("true"), flags), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(training_outcomes(bundle("Yes"), flags), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(training_outcomes(bundle("No"), flags), [0.0, 1.0, 0.0])
+    texts = pd.DataFrame({"y": ["Yes", "No", "Yes"]})
+    np.testing.assert_array_equal(training_outcomes(bundle("Yes"), texts), [1.0, 0.0, 1.0])

@@ -69,10 +69,8 @@ def _explain(args: argparse.Namespace) -> int:
             row[key] = 0  # keys only pass through
     served = serving.predict(row)
     score_column = "probability" if serving.task == "classification" else "prediction"
-    training = None
-    training_path = args.training or args.examples
-    if training_path is not None:
-        training = _read(Path(training_path), serving, "training file")
+    examples = _read(Path(args.examples), serving, "examples file") if args.examples else None
+    training = _read(Path(args.training), serving, "training file") if args.training else examples
     prediction = served["prediction"].iloc[0]
     result: dict[str, Any] = {"model": serving.name, "bundle": str(args.bundle), "row": args.row,
                               "score": float(served[score_column].iloc[0]),
@@ -85,10 +83,10 @@ def _explain(args: argparse.Namespace) -> int:
         from mlpatterns.responsible.explainable_predictions.example_based import nearest_examples
 
         target = (serving.bundle.manifest.get("target") or {}).get("column")
-        if target is not None and target not in training.columns:
+        if target is not None and target not in examples.columns:
             raise ValueError(f"the training file {args.examples} lacks the target column {target!r} that the "
                              f"model '{serving.name}' was trained on (needed for the examples' outcomes)")
-        found = nearest_examples(serving, row, training, k=args.k, outcome="same" if args.same else "other",
+        found = nearest_examples(serving, row, examples, k=args.k, outcome="same" if args.same else "other",
                                  space=args.space, target_value=args.target_value)
         result["examples"] = found.to_dict()
     if args.integrated_gradients:

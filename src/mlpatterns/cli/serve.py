@@ -181,7 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
                                  log_time_column=getattr(args, "log_time_column", None),
                                  online_store=getattr(args, "online_store", None),
                                  window_state=getattr(args, "window_state", None),
-                                 explainer=EXPLAINER)
+                                 explainer=EXPLAINER if getattr(args, "explain", False) else None)
         run_server(config, host=args.host, port=args.port, workers=getattr(args, "workers", 1),
                    log_level=args.log_level)
     except ModelLoadError as error:
@@ -284,6 +284,10 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--window-state", metavar="URL", help="where models with window features (data.windows) "
                         "keep their stream's state, per event: sqlite:///PATH.db or redis://HOST:PORT/DB (default: in "
                         "memory, lost at a restart)")
+    parser.add_argument("--explain", action="store_true",
+                        help="answer 'explain: true' in a request with each row's attributions (Explainable "
+                             "Predictions; a permutation explanation costs hundreds of predictions a row, so it is "
+                             "off unless asked for)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=serve)
     return parser

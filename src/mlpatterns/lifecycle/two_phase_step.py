@@ -145,7 +145,7 @@ def coarse_truth(spec: Any, frame: pd.DataFrame, target: np.ndarray) -> np.ndarr
     import numpy as np
     import pandas as pd
 
-    from mlpatterns.spec.data import label_text, label_texts
+    from mlpatterns.tables import label_text, label_texts
 
     coarse = spec.two_phase["coarse"]
     if coarse is None:
@@ -194,7 +194,7 @@ def _negative(spec: Any, others: np.ndarray) -> Any:
     if "negative" in section:
         negative = section["negative"]
         if spec.task == "multiclass":
-            from mlpatterns.spec.data import label_text
+            from mlpatterns.tables import label_text
 
             classes = spec.target["classes"]
             if label_text(negative) not in classes:

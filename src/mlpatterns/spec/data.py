@@ -18,10 +18,9 @@ import pandas as pd
 from mlpatterns.input_types import to_boolean
 from mlpatterns.spec._checks import SpecError
 from mlpatterns.spec.schema import COMPARISONS, Spec, data_path
-from mlpatterns.tables import read_frame
+from mlpatterns.tables import label_text, label_texts, read_frame
 
-__all__ = ["data_path", "explain_text_columns", "join_stored_features", "label_text", "label_texts", "load_data",
-           "make_target",
+__all__ = ["data_path", "explain_text_columns", "join_stored_features", "load_data", "make_target",
            "neutral_mask", "read_data", "with_spec_option"]
 
 
@@ -172,23 +171,6 @@ def make_target(spec: Spec, frame: pd.DataFrame, reading: dict[str, Any] | None 
         spec.target["labels"] = labels
         target = (texts == label).to_numpy()
     return frame, target.astype(np.float64), int((~known).sum())
-
-
-def label_text(value: Any) -> str:
-    """A target label as the text a user sees: ``Yes``, ``3`` (not ``3.0``), ``true``."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value)
-
-
-def label_texts(column: pd.Series) -> pd.Series:
-    """Every label of a target column as text (see :func:`label_text`), one conversion per distinct value."""
-    texts = {value: label_text(value) for value in column.unique()}
-    return column.map(texts).astype(object)
 
 
 def _sorted_labels(column: pd.Series, texts: pd.Series) -> list[str]:

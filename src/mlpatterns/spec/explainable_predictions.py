@@ -9,7 +9,8 @@
                                  # {row: 12}: the 13th test row; {values: {carrier: UA, dep_hour: 9}}:
                                  # chosen values, the training mean for the other columns
       rows: 200                  # test rows explained for the global importance
-      background_rows: 100       # training rows whose counts become the trees' covers
+      background_rows: 100       # training rows: the integrated gradients' mean baseline (networks) and the
+                                 # trees' covers (which interventional TreeSHAP does not read)
       permutations: 4            # permutation explainer: forward-and-backward permutations per row
       seed: 0                    # the permutations' seed
       tolerance: 1.0e-4          # completeness check: |served - (baseline + sum)| <= tolerance x max(1, |served|)

@@ -107,3 +107,24 @@ def test_a_server_configuration_names_its_explainer(carseats):
     assert answer.status_code == 200 and "explain_Price" in answer.json()["predictions"][0]
     with pytest.raises(ModelLoadError, match="explainer: 'mlpatterns.nothing:here' names no function"):
         ServerConfig(models=(("sales", str(bundles["sales"]), None),), explainer="mlpatterns.nothing:here").app()
+
+
+def test_an_explanation_that_does_not_add_up_is_the_servers_error_and_a_bad_row_the_clients(carseats):
+    from mlpatterns.responsible.explainable_predictions.attribution_checks import CompletenessError
+
+    frame, bundles = carseats
+
+    def broken(serving):
+        def explain(rows):
+            raise CompletenessError("the tree explanation does not give the served output")
+        return explain
+
+    app = create_app({"sales": bundles["sales"]}, explainer=broken)
+    with TestClient(app, raise_server_exceptions=False) as failing:
+        answer = failing.post("/v1/models/sales:predict", json={"instances": _rows(frame, 2), "explain": True})
+    assert answer.status_code == 500  # not a 400 "bad request": the client did nothing wrong
+    with TestClient(create_app({"sales": bundles["sales"]}, explainer=explainer_for_serving)) as good:
+        bad = _rows(frame, 2)
+        bad[1]["Price"] = "cheap"
+        answer = good.post("/v1/models/sales:predict", json={"instances": bad, "explain": True})
+    assert answer.status_code == 400 and "Price" in answer.text

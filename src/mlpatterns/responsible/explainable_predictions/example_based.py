@@ -35,11 +35,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpatterns.input_types import to_boolean
+from mlpatterns.tables import label_text, label_texts
+
 __all__ = ["ExampleExplanation", "nearest_examples", "training_outcomes"]
 
 _RULES = {"greater_than": np.greater, "at_least": np.greater_equal, "less_than": np.less,
           "at_most": np.less_equal, "equals": np.equal}
 OUTCOMES = ("other", "same", "any")
+#: the texts DuckDB's CSV sniffer reads as booleans, beyond true/false/1/0 (mlpatterns.tables.boolean_texts)
+_BOOLEAN_WORDS = {"yes": True, "no": False, "y": True, "n": False, "t": True, "f": False}
 SPACES = ("features", "gower")
 
 
@@ -69,7 +74,16 @@ def training_outcomes(serving: Any, training: pd.DataFrame, *, target_value: flo
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
         outcome[known] = _RULES[rule](numbers[known], threshold)
     elif "positive_label" in target:
-        outcome[known] = values[known].astype(str).str.strip().to_numpy() == str(target["positive_label"])
+        label = label_text(target["positive_label"])
+        if pd.api.types.is_bool_dtype(values.dtype) or values[known].map(type).isin([bool, np.bool_]).all():
+            # a Yes/No column the reader took for booleans: the label's text says which side is positive
+            positive = to_boolean(label, _BOOLEAN_WORDS)
+            if positive is None:
+                raise ValueError(f"the target {column!r} holds true/false values; the positive label {label!r} "
+                                 "is neither")
+            outcome[known] = values[known].astype(bool).to_numpy() == positive
+        else:  # labels as the spec made them: 1 (not 1.0), true, Yes
+            outcome[known] = label_texts(values[known]).to_numpy() == label
     else:
         raise ValueError(f"the bundle of '{serving.name}' records no rule that makes {column!r} a label "
                          "(positive_when or positive_label); pass the labels explicitly")

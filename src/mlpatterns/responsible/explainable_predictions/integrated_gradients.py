@@ -414,8 +414,12 @@ def bundle_integrated_gradients(serving: Any, rows: pd.DataFrame, training: pd.D
     features = serving.features(conformed)
     training_features = None
     if training is not None:
-        good, problems = serving.conform(training.assign(**{k: v for k, v in keys.items() if k not in training}))
-        training_features = serving.features(good.drop(index=[p.row for p in problems]))
+        from mlpatterns.serving.stateless_serving_function import good_rows
+
+        conformed_training, problems = serving.conform(
+            training.reset_index(drop=True).assign(**{k: v for k, v in keys.items() if k not in training}))
+        kept = good_rows(len(conformed_training), problems)  # a problem names a position, not an index label
+        training_features = serving.features(conformed_training[kept].reset_index(drop=True))
     if isinstance(baseline, str) and baseline == "mean":
         if training_features is None:
             raise ValueError("baseline='mean' needs the training rows (training=...); or pass baseline='zeros'")

@@ -237,8 +237,9 @@ class ServedModel:
         :func:`mlpatterns.responsible.explainable_predictions.explained_predictions.explainer_for_serving`)
         makes, once per served version (on the first request that asks; thread-safe), the
         function from the rows to their explanation columns; it raises ``ValueError`` for a
-        model it cannot explain (a multiclass task) and the rows' own ``ValueError`` for a bad
-        row: each is a 400 that says why. Precomputed predictions have no model to explain.
+        model it cannot explain (a multiclass task) and ``InputError`` for a bad row: each is a
+        400 that says why. Any other failure (an explanation that does not add up to the served
+        output) is the server's, a 500. Precomputed predictions have no model to explain.
         """
         if self._explainer is None:
             from mlpatterns.serving.stateless_serving_function import ServingFunction
@@ -256,8 +257,8 @@ class ServedModel:
                                            f"{error}") from error
         try:
             return self._explainer(frame)
-        except ValueError as error:  # a bad row (InputError), or an explanation that does not add up
-            raise RequestError(str(error)) from error
+        except InputError as error:  # a bad row: the client's to fix (an explanation that does not add up is the
+            raise RequestError(str(error)) from error  # server's: it stays an error, a 500)
 
     def __repr__(self) -> str:
         path = "online and batch" if self.online is not None else "batch"

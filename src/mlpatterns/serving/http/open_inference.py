@@ -233,12 +233,12 @@ async def _infer(route: Route, request: Request, limits: Limits) -> dict[str, An
     if not isinstance(parameters, dict):
         raise RequestError(f"'parameters' must be an object, got {type(parameters).__name__}")
     explainer_for = app_explainer(request) if explain_flag(parameters, "parameters.explain") else None
+    if explainer_for is not None and route.split is not None:  # refused before any row is scored or logged
+        raise RequestError("'parameters.explain' is answered by one version: ask /versions/V, not a traffic split")
     result, used = await route.answer_json(None, columns, rows)
     note_answer(request, route.name, model.version, rows, used)
     _, described = _tensors(model)
     if explainer_for is not None:  # Explainable Predictions (29): each row's attributions, as more output tensors
-        if used is not None:
-            raise RequestError("'parameters.explain' is answered by one version: ask /versions/V, not a traffic split")
         explained = await asyncio.to_thread(model.explain, frame_of(model.fields, columns), explainer_for)
         result.update(explained)
         described = [*described, *({"name": n, "datatype": "FP64"} for n in explained)]

@@ -80,6 +80,9 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
             raise RequestError("the body must hold exactly one of 'instances' (row format) or 'inputs' (columnar format)")
         rows = "instances" in body
         explainer_for = app_explainer(request) if explain_flag(body) else None
+        if explainer_for is not None and route.split is not None:  # refused before any row is scored or logged
+            raise RequestError("'explain' is answered by one version: ask /versions/N or a label, not a "
+                               "traffic split")
         if rows:
             instances, inputs = _rows(route.model, body["instances"], limits), None
             count = len(instances)
@@ -89,9 +92,6 @@ def tf_serving_router(models: ServedModels, limits: Limits) -> APIRouter:
         columns, used = await route.answer_json(instances, inputs, count)
         note_answer(request, route.name, route.model.version, count, used)
         if explainer_for is not None:  # Explainable Predictions (29): each row's attributions next to its prediction
-            if used is not None:
-                raise RequestError("'explain' is answered by one version: ask /versions/N or a label, not a "
-                                   "traffic split")
             given = inputs if inputs is not None else {f: [row[f] for row in instances] for f in route.model.fields}
             frame = frame_of(route.model.fields, given)
             columns.update(await asyncio.to_thread(route.model.explain, frame, explainer_for))
