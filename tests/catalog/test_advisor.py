@@ -214,3 +214,21 @@ def test_mlpatterns_advise_reports_errors_with_exit_status_2(advisor_small_csv, 
     output = tmp_path / "births.yaml"
     assert main(["advise", str(advisor_small_csv), "--target", "weight_pounds", "--output", str(output)]) == 0
     assert main(["validate", str(output)]) == 0
+
+
+def test_column_names_with_markup_or_line_breaks_stay_names(tmp_path, capsys):
+    """A name such as ``weight[/kg]`` is not console markup, and a line break in a name cannot add a line to
+    the written spec (every comment line is commented)."""
+    from mlpatterns.cli import main
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"weight[/kg]": rng.normal(70, 10, 400), "height [cm]": rng.normal(170, 10, 400),
+                          "k\nname: hijacked #": ["same"] * 400})
+    frame["y"] = frame["weight[/kg]"] * 0.3 + rng.normal(0, 1, 400)
+    data = tmp_path / "people.parquet"
+    frame.to_parquet(data)
+    output = tmp_path / "people.yaml"
+    assert main(["advise", str(data), "--target", "y", "--output", str(output)]) == 0
+    spec = yaml.safe_load(output.read_text())
+    assert spec["name"] == "people" and "weight[/kg]" in spec["features"]["numeric"]
+    assert "weight[/" in capsys.readouterr().err.replace("\n", "")  # shown as written (the table may wrap it)

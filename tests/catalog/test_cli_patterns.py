@@ -106,6 +106,16 @@ def test_graph_writes_a_png(capsys, tmp_path):
     with image.open(output) as opened:
         assert opened.format == "PNG"
         assert len(opened.convert("L").getcolors(maxcolors=1 << 16) or ()) > 10  # not blank
+    before = output.read_bytes()
+    code, _, err = _run(capsys, "graph", "--output", str(output))  # an existing file is not replaced silently
+    assert code == 2 and "exists; pass --force" in err and output.read_bytes() == before
+    code, out, _ = _run(capsys, "graph", "--output", str(output), "--force")
+    assert code == 0 and out.strip() == f"wrote {output} (30 patterns, 44 links)"
+
+
+def test_json_before_or_after_the_subcommand(capsys):
+    first = json.loads(_run(capsys, "--json", "search", "hashing")[1])
+    assert first == json.loads(_run(capsys, "search", "hashing", "--json")[1]) and first[0]["number"] == 1
 
 
 def test_graph_refuses_bad_outputs(capsys, tmp_path):

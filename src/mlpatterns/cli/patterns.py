@@ -6,7 +6,7 @@
 * ``patterns show NAME|NUMBER``: everything about one pattern: problem, solution, trade-offs,
   related patterns both ways, life-cycle stages, use cases, and where it lives in mlpatterns, its
   commands, the spec and the docs.
-* ``patterns graph [--output FILE.png|FILE.svg] [--chapter N] [--around NAME --depth K]``: draw the
+* ``patterns graph [--output FILE.png|FILE.svg] [--force] [--chapter N] [--around NAME --depth K]``: draw the
   book's pattern graph (networkx and matplotlib: ``mlpatterns[plot]``).
 
 ``--json`` on list, search and show prints the same as JSON, for programs.
@@ -151,6 +151,8 @@ def _graph(args: argparse.Namespace) -> int:
     )
 
     output = check_graph_output(args.output)  # before loading anything: a wrong path fails fast
+    if output.exists() and not args.force:
+        raise FileExistsError(f"--output: {output} exists; pass --force to replace it")
     if args.depth is not None and args.around is None:
         raise ValueError("--depth: only with --around NAME")
     depth = 1 if args.depth is None else args.depth
@@ -178,7 +180,7 @@ def add_patterns_command(subparsers: Any) -> argparse.ArgumentParser:
         return parser
 
     listing = command("list", _list, "a table of the 30 patterns (the default)")
-    listing.add_argument("--json", action="store_true", help="print as JSON")
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print as JSON")
     search = command("search", _search, "find patterns by words and filters, best match first")
     search.add_argument("text", nargs="?", default="", help="words to look for (none: every pattern that passes "
                         "the filters)")
@@ -187,13 +189,15 @@ def add_patterns_command(subparsers: Any) -> argparse.ArgumentParser:
     search.add_argument("--use-case", metavar="U", help="computer vision, natural language, predictive analytics, "
                         "recommender systems, fraud and anomaly detection")
     search.add_argument("--data-type", metavar="T", help="tabular, text, image, time series, audio")
-    search.add_argument("--json", action="store_true", help="print as JSON (with each match's score)")
+    search.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print as JSON (with each match's score)")
     show = command("show", _show, "everything about one pattern")
     show.add_argument("pattern", metavar="NAME|NUMBER", help="a name (any case, spaces, '_' or '-') or number")
-    show.add_argument("--json", action="store_true", help="print as JSON")
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print as JSON")
     graph = command("graph", _graph, "draw the graph of how the patterns relate (mlpatterns[plot])")
     graph.add_argument("--output", type=Path, default=Path("patterns_graph.png"), metavar="FILE",
-                       help="a .png or .svg file, replaced if it exists (default: patterns_graph.png)")
+                       help="a .png or .svg file (default: patterns_graph.png); an existing file only with --force")
+    graph.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     graph.add_argument("--chapter", metavar="N", help="only the chapter's patterns and those they link to")
     graph.add_argument("--around", metavar="NAME", help="only the patterns near this one")
     graph.add_argument("--depth", type=int, metavar="K", help="with --around: links away (default 1)")

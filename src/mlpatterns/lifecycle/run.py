@@ -145,6 +145,7 @@ def run_spec(spec: Any, *, progress: Any = None, seed: int = 0, log: Any = print
     try:  # the same report, for a browser
         write_report_html(report, output_dir)
     except ImportError as error:  # without the report extra (jinja2): report.json holds it all
+        (output_dir / "report.html").unlink(missing_ok=True)  # an earlier run's page would describe that run
         log(f"report.html not written: {error}")
     if crossed:
         from mlpatterns.responsible.fairness_lens.thresholds import FairnessThresholdError

@@ -63,7 +63,7 @@ def render_spec(plan: Plan, *, name: str, data_path: str, source: str, rows: int
     import yaml
 
     sampled = f", profiled on {sample_rows:,} sampled rows" if sample_rows and sample_rows < rows else ""
-    lines = [f"# Written by `mlpatterns advise` from {source} ({rows:,} rows{sampled}).",
+    lines = [*_comment(f"Written by `mlpatterns advise` from {source} ({rows:,} rows{sampled}).", 0),
              "# Each choice says which pattern it applies and why; edit freely, then `mlpatterns run` this file.",
              f"name: {_flow(name)}", "data:", f"  path: {_flow(data_path)}",
              *([f"  null_values: {_flow(null_values)}"] if null_values is not None else []),
@@ -91,9 +91,12 @@ def render_spec(plan: Plan, *, name: str, data_path: str, source: str, rows: int
         lines += [f"  {key}: {_flow(value)}" for key, value in plan.baseline.value.items()]
     if plan.left_out:
         lines += ["", "# Left out:"]
-        lines += [f"# - {entry.name} ({entry.value}): {entry.comment}" for entry in plan.left_out]
+        for entry in plan.left_out:  # every line through _comment: a column name may hold a line break
+            lines += _comment(f"- {entry.name} ({entry.value}): {entry.comment}", 0)
     text = "\n".join(lines) + "\n"
-    yaml.safe_load(text)  # a bug here must not reach the user's file
+    parsed = yaml.safe_load(text)  # a bug here must not reach the user's file
+    if parsed.get("name") != name:
+        raise AssertionError(f"the written spec's name is {parsed.get('name')!r}, not {name!r}")
     return text
 
 
