@@ -24,14 +24,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mlpatterns.metrics import HEADLINE_METRICS, METRIC_DIRECTIONS
+
 __all__ = ["format_value", "key_of", "lookup", "render_report_html", "write_report_html"]
 
-#: metric name -> True when higher is better (the metrics table marks the best of each row)
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "r2": True, "accuracy": True, "macro_f1": True,
-                    "micro_f1": True, "f1": True, "precision": True, "recall": True, "macro_roc_auc": True,
-                    "subset_accuracy": True, "decisive_accuracy": True, "rmse": False, "mae": False,
-                    "log_loss": False, "brier": False, "hamming_loss": False}
-_PRIMARY = ("roc_auc", "macro_roc_auc", "accuracy", "rmse", "mae", "macro_f1")  # without a benchmark section
+#: metric name -> True when higher is better (the metrics table marks the best of each row): mlpatterns.metrics's
+HIGHER_IS_BETTER = {name: direction == "maximize" for name, direction in METRIC_DIRECTIONS.items()}
 _IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 _MAX_IMAGE_BYTES = 20 * 2 ** 20
 _WIDE_PIXELS = 700  # a plot wider than this spans the page's width instead of one grid cell
@@ -256,8 +254,8 @@ class _Page:
                                                                           dict) else {}
         metric = benchmark.get("metric")
         higher = benchmark.get("metric_direction", "maximize") == "maximize" if metric else None
-        if metric is None:
-            metric = next((m for m in _PRIMARY if any(_number(v.get(m)) for v in models.values())), None)
+        if metric is None:  # no benchmark section: the task's headline metric
+            metric = HEADLINE_METRICS.get(str(self.report.get("task")))
             higher = HIGHER_IS_BETTER.get(metric, True)
         scored = {name: values[metric] for name, values in models.items() if _number(values.get(metric))}
         if not scored:
