@@ -149,3 +149,16 @@ def test_multiclass_penguins_share_per_island():
     assert metrics["accuracy"] > report["heuristics"]["global"]["test"]["accuracy"]
     result = compare_with_heuristic(report, {"log_loss": metrics["log_loss"] - 0.5}, name="m")
     assert result["beats_margin"] and result["gain"] == pytest.approx(0.5)
+
+
+def test_the_rules_and_a_model_are_drawn_in_one_panel_for_a_regression(natality, tmp_path):
+    from mlpatterns.responsible.heuristic_plots import plot_heuristic_benchmark
+
+    parts, targets = natality
+    plan = HeuristicPlan(task="regression", target="weight_pounds", levels=[["plurality"]],
+                         threshold_columns=["gestation_weeks"], units="lb")
+    metrics, report = select_heuristic(plan, parts, targets)
+    report["models"] = {"gbm": compare_with_heuristic(report, dict(metrics, rmse=metrics["rmse"] * 0.9,
+                                                                    mae=metrics["mae"] * 0.9), name="gbm")}
+    path = plot_heuristic_benchmark(report, tmp_path / "benchmark.png", title="natality")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["benchmark.png"]

@@ -68,7 +68,7 @@ def benchmark_section(spec: Any, artifacts: dict[str, Path], log: Any,
             log(f"{name}: {comparison['message']}")
     section["models"] = compared
     if output_dir is not None and section.get("heuristics"):
-        from mlpatterns.responsible.heuristic_comparison import plot_heuristic_benchmark
+        from mlpatterns.responsible.heuristic_plots import plot_heuristic_benchmark
 
         (output_dir / "plots").mkdir(exist_ok=True)
         path = plot_heuristic_benchmark(section, output_dir / "plots" / "heuristic_benchmark.png",

@@ -3,7 +3,8 @@
 * Heuristic Benchmark (28): :mod:`.heuristic_benchmark` (the lookup with back-off),
   :mod:`.heuristic_rules` (the previous period's value, one threshold on one feature),
   :mod:`.heuristic_selection` (the best rule chosen on the valid split) and
-  :mod:`.heuristic_comparison` (a model's gain over it in the problem's own units).
+  :mod:`.heuristic_comparison` (a model's gain over it in the problem's own units) and
+  :mod:`.heuristic_plots` (the rules against the models, drawn).
 * Explainable Predictions (29): :mod:`.explainable_predictions` (attributions of a served
   bundle in raw columns, counterfactuals, nearest examples, integrated gradients).
 * Fairness Lens (30): :mod:`.fairness_lens` (slices before and after training, thresholds,
@@ -23,6 +24,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     "HeuristicPlan": "heuristic_selection",
     "share_caught": "heuristic_selection",
     "compare_with_heuristic": "heuristic_comparison",
+    "plot_heuristic_benchmark": "heuristic_plots",
     "BundleExplainer": "explainable_predictions.bundle_explainer",
     "Explanation": "explainable_predictions.bundle_explainer",
     "ExplainingServingFunction": "explainable_predictions.explained_predictions",
