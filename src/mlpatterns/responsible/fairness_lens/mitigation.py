@@ -9,9 +9,10 @@ equalized metric between the slices that are not tiny) and how much of the gap i
   the validation split so that each slice's metric (e.g. false negative rate) equals the
   served model's overall value there. Deterministic, but serving must know the sensitive
   column: it has to be an input of the bundle's signature (the table says so).
-* ``reweighting``: a copy of the model retrained with sample weights that give every
-  slice x label cell the same total weight (Kamiran and Calders' reweighing, in its
-  equal-cells form). The copy is a scikit-learn HistGradientBoostingClassifier on the
+* ``reweighting``: a copy of the model retrained with Kamiran and Calders' reweighing:
+  each (slice, label) cell weighted ``P(slice) P(label) / P(slice, label)``, so that in the
+  weighted training rows the label is independent of the slice while every slice keeps its
+  share and the label its overall rate. The copy is a scikit-learn HistGradientBoostingClassifier on the
   bundle's transformed features, compared with the same learner unweighted (the
   ``unweighted_reference`` row), so the weights' own effect is visible.
 * ``exponentiated_gradient``: fairlearn's reductions approach
@@ -142,11 +143,21 @@ def _threshold_optimizer_row(y_valid: Any, scores_valid: Any, sensitive_valid: A
 
 
 def reweighting_weights(y: Any, slices: Any) -> np.ndarray:
-    """Sample weights that give every (slice, label) cell the same total weight; they sum to the row count."""
+    """Kamiran and Calders' reweighing: each row of cell (s, y) weighs ``P(s) P(y) / P(s, y)``.
+
+    In the weighted rows every slice has the overall label rate (the label is independent of
+    the slice), each slice keeps its share of the rows and each label its overall rate; the
+    weights sum to the row count.
+
+    >>> reweighting_weights([1, 0, 0, 0, 1, 1, 1, 0], ["a", "a", "a", "a", "b", "b", "b", "b"]).round(3).tolist()
+    [2.0, 0.667, 0.667, 0.667, 0.667, 0.667, 0.667, 2.0]
+    """
     y, slices = np.asarray(y), np.asarray(slices, dtype=object)
-    cells = [f"{s}\x00{label}" for s, label in zip(slices.tolist(), y.tolist(), strict=True)]
-    names, inverse, counts = np.unique(np.asarray(cells, dtype=object), return_inverse=True, return_counts=True)
-    return len(y) / (len(names) * counts[inverse])
+    _, slice_of, slice_counts = np.unique(slices, return_inverse=True, return_counts=True)
+    _, label_of, label_counts = np.unique(y, return_inverse=True, return_counts=True)
+    cell = slice_of * len(label_counts) + label_of
+    cell_counts = np.bincount(cell, minlength=len(slice_counts) * len(label_counts))
+    return slice_counts[slice_of] * label_counts[label_of] / (len(y) * cell_counts[cell])
 
 
 def _measure(method: str, y: np.ndarray, decision: np.ndarray, slices: np.ndarray, metric: str,
@@ -188,12 +199,13 @@ def _retrained_rows(methods: tuple[str, ...], X_train: Any, y_train: Any, sensit
                     "of the retrained rows)")
     rows.append(row)
     if "reweighting" in methods:
-        log("fairness: retraining with equal slice x label weights")
+        log("fairness: retraining with Kamiran-Calders weights (the label independent of the slice)")
         weights = reweighting_weights(y_train, s_train)
         model = _hist_gradient_boosting(random_state).fit(X_train, y_train, sample_weight=weights)
         row = _measure("reweighting", y_test, model.predict(X_test), s_test, metric, min_rows)
         row.update(deterministic=True, needs_sensitive_at_serving=False, servable=False,
-                   note="HistGradientBoosting retrained with equal total weight per slice x label cell")
+                   note="HistGradientBoosting retrained with Kamiran-Calders weights P(slice) P(label) / "
+                        "P(slice, label): the label independent of the slice")
         rows.append(row)
     if "exponentiated_gradient" in methods:
         import fairlearn.reductions as reductions
