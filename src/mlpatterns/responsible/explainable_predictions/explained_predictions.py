@@ -38,18 +38,22 @@ def explanation_columns(serving: Any) -> list[str]:
                                                                          f"{EXPLAIN_PREFIX}check_error"]
 
 
+def _columns_of(explanation: Any, inputs: list[str]) -> dict[str, np.ndarray]:
+    """The explanation columns (:func:`explanation_columns`) of an explanation, as float arrays."""
+    columns = {f"{EXPLAIN_PREFIX}{c}": explanation.attributions[c].to_numpy(dtype=np.float64) for c in inputs}
+    columns[f"{EXPLAIN_PREFIX}baseline_score"] = np.full(len(explanation.served), float(explanation.baseline_score))
+    columns[f"{EXPLAIN_PREFIX}check_error"] = completeness_errors(
+        explanation.attributions.to_numpy(), explanation.baseline_score, explanation.served, explanation.space)
+    return columns
+
+
 def explanation_rows(explainer: BundleExplainer, frame: pd.DataFrame) -> dict[str, list[Any]]:
     """The explanation columns (:func:`explanation_columns`) of ``frame``'s rows as lists of JSON numbers.
 
     Raises the serving function's ``InputError`` for a bad row.
     """
-    explanation = explainer.explain(frame)
-    columns = {f"{EXPLAIN_PREFIX}{c}": explanation.attributions[c].astype(float).tolist() for c in explainer.columns}
-    columns[f"{EXPLAIN_PREFIX}baseline_score"] = [float(explanation.baseline_score)] * len(frame)
-    errors = completeness_errors(explanation.attributions.to_numpy(), explanation.baseline_score,
-                                 explanation.served, explanation.space)
-    columns[f"{EXPLAIN_PREFIX}check_error"] = errors.astype(float).tolist()
-    return columns
+    return {name: values.astype(float).tolist()
+            for name, values in _columns_of(explainer.explain(frame), explainer.columns).items()}
 
 
 def explainer_for_serving(serving: ServingFunction, **options: Any) -> Any:
@@ -96,9 +100,6 @@ class ExplainingServingFunction(ServingFunction):
         """The bundle's predictions of good rows, with their attributions (see the module's description)."""
         result = super().predict_conformed(raw, conformed, features=features)
         explanation = self.explainer.explain(conformed[self.input_columns].reset_index(drop=True))
-        for column in self.input_columns:
-            result[f"{EXPLAIN_PREFIX}{column}"] = explanation.attributions[column].to_numpy()
-        result[f"{EXPLAIN_PREFIX}baseline_score"] = np.full(len(result), explanation.baseline_score)
-        result[f"{EXPLAIN_PREFIX}check_error"] = completeness_errors(
-            explanation.attributions.to_numpy(), explanation.baseline_score, explanation.served, explanation.space)
+        for name, values in _columns_of(explanation, self.input_columns).items():
+            result[name] = values
         return result
